@@ -1,0 +1,105 @@
+"""GPU (accelerator) profiles: datasheet figures with sources, plus efficiency tables.
+
+Profiles live in ``hwprofiles/<name>.yaml``. All FLOP/s figures are **dense** (no 2:4 sparsity),
+except ``sparse_tflops``, which is kept apart and used only by the 2:4 sparse weight format.
+"""
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, PositiveFloat
+
+Dtype = Literal["fp32", "tf32", "bf16", "fp16", "fp8", "int8", "fp4"]
+
+
+class Figure(BaseModel):
+    """One datasheet number with where it came from."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    value: PositiveFloat
+    source: str = Field(min_length=1)
+    date: str = Field(min_length=4)
+
+
+class Curve(BaseModel):
+    """Achievable fraction of the roofline (ideal time / real time) over log2 shape features.
+
+    1-D when ``y`` is empty (``values`` has one row), 2-D otherwise (``values[i][j]`` at ``x[j]``, ``y[i]``).
+    Interpolated linearly in log2 space and clamped at the edges.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    x_feature: str
+    x: list[float]
+    y_feature: str | None = None
+    y: list[float] = []
+    values: list[list[float]]
+
+
+class CollectiveFit(BaseModel):
+    """t(bytes) = latency_s + bytes / bus_bandwidth factor, per group size (alpha-beta model)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    latency_s: PositiveFloat
+    bandwidth_Bps: PositiveFloat            # algorithm bandwidth at large messages (bytes per second)
+
+
+class Efficiency(BaseModel):
+    """How close real kernels come to the roofline on this device."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    status: Literal["default", "calibrated", "transferred"] = "default"
+    source: str = "documented defaults (docs/time-model.md)"
+    transferred_from: str | None = None
+    launch_overhead_s: PositiveFloat = 4e-6        # per kernel when launched eagerly
+    graph_launch_overhead_s: PositiveFloat = 1e-6  # per kernel inside a CUDA graph replay
+    min_kernel_s: PositiveFloat = 2e-6             # shortest time any kernel takes on the device
+    curves: dict[str, Curve] = {}                  # op kind -> curve; missing kinds use defaults
+    collectives: dict[str, dict[int, CollectiveFit]] = {}  # "all-reduce" -> {gpus: fit}
+    collectives_graph: dict[str, dict[int, CollectiveFit]] = {}
+
+
+class GPUProfile(BaseModel):
+    """An accelerator: peak rates, memory, links, and efficiency."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    name: str
+    display_name: str
+    vendor: str
+    kind: Literal["gpu", "tpu", "cpu", "apple"] = "gpu"
+    dense_tflops: dict[Dtype, Figure]
+    sparse_tflops: dict[Dtype, Figure] = {}
+    memory_gb: Figure                       # device memory, GiB-sized as datasheets print it
+    memory_bandwidth_tbps: Figure           # TB/s (1e12 bytes/s)
+    scaleup_bandwidth_gbps: Figure | None = None  # per GPU, one direction, GB/s (NVLink, IF, ICI)
+    scaleup_latency_s: PositiveFloat = 5e-6
+    host_link_gbps: Figure                  # one direction, GB/s (PCIe, C2C)
+    tdp_w: Figure | None = None
+    efficiency: Efficiency = Efficiency()
+
+    # ---- derived, in SI units --------------------------------------------
+    def peak_flops(self, dtype: str) -> float:
+        """Dense peak FLOP/s for a compute dtype; KeyError if the device lacks it."""
+        return self.dense_tflops[dtype].value * 1e12  # type: ignore[index]
+
+    def has_dtype(self, dtype: str) -> bool:
+        return dtype in self.dense_tflops
+
+    @property
+    def memory_bytes(self) -> float:
+        return self.memory_gb.value * 2**30
+
+    @property
+    def memory_bandwidth(self) -> float:
+        """Bytes per second."""
+        return self.memory_bandwidth_tbps.value * 1e12
+
+    @property
+    def link_bandwidth(self) -> float:
+        """Scale-up link bytes per second per direction (host link when there is none)."""
+        fig = self.scaleup_bandwidth_gbps or self.host_link_gbps
+        return fig.value * 1e9
+
+    @property
+    def host_bandwidth(self) -> float:
+        return self.host_link_gbps.value * 1e9

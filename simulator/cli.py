@@ -1,0 +1,59 @@
+"""The ``servesim`` command line: one subcommand per job; bad input exits 2 with one line."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from .errors import ServesimError
+
+Handler = Callable[[argparse.Namespace], int]
+_REGISTRY: list[Callable[[argparse._SubParsersAction], None]] = []
+
+
+def subcommand(register: Callable[[argparse._SubParsersAction], None]) -> Callable[[argparse._SubParsersAction], None]:
+    """Decorator: a function that adds one subparser (and sets its ``handler``)."""
+    _REGISTRY.append(register)
+    return register
+
+
+def print_json(obj: Any) -> None:
+    """Print one JSON object (numpy scalars converted)."""
+    print(json.dumps(obj, indent=2, default=_json_default))
+
+
+def _json_default(o: Any) -> Any:
+    if hasattr(o, "item"):
+        return o.item()
+    if hasattr(o, "tolist"):
+        return o.tolist()
+    return str(o)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from . import commands  # noqa: F401  (registers the subcommands)
+
+    p = argparse.ArgumentParser(prog="servesim", description="Simulate and plan LLM inference serving.")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    for register in _REGISTRY:
+        register(sub)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the console script; returns the process exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "handler", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.handler(args) or 0)
+    except ServesimError as err:
+        print(f"servesim: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("servesim: interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,2 @@
+"""Subcommands of the ``servesim`` CLI (each module registers its own)."""
+from . import catalog_cmds, estimate_cmd, run_cmd  # noqa: F401

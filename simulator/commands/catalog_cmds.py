@@ -1,0 +1,60 @@
+"""``servesim models``, ``servesim gpus``, ``servesim engines``: list the catalogs."""
+from __future__ import annotations
+
+import argparse
+
+from ..cli import print_json, subcommand
+
+
+@subcommand
+def register(sub: argparse._SubParsersAction) -> None:
+    for name, helptext in (("models", "list catalog models"), ("gpus", "list GPU profiles"),
+                           ("engines", "list engine profiles")):
+        p = sub.add_parser(name, help=helptext)
+        p.add_argument("--json", action="store_true")
+        p.set_defaults(handler=run, what=name)
+
+
+def rows(what: str) -> list[dict]:
+    """One dict per catalog entry, for printing."""
+    if what == "models":
+        from ..catalog.models import list_models, load_model
+        from ..perf.memory import param_count
+
+        out = []
+        for n in list_models():
+            m = load_model(n)
+            pc = param_count(m)
+            out.append({"name": n, "params_b": round(pc.total / 1e9, 2), "active_b": round(pc.active / 1e9, 2),
+                        "layers": m.num_layers, "hidden": m.hidden_size, "kv_heads": m.num_kv_heads,
+                        "attention": "mla" if m.mla else "gqa", "moe": bool(m.moe)})
+        return out
+    if what == "gpus":
+        from ..catalog.gpus import list_gpus, load_gpu
+
+        out = []
+        for n in list_gpus():
+            g = load_gpu(n)
+            bf = g.dense_tflops.get("bf16") or g.dense_tflops.get("fp16") or g.dense_tflops.get("fp32")
+            out.append({"name": n, "bf16_dense_tflops": bf.value if bf else None,
+                        "memory_gb": g.memory_gb.value, "bandwidth_tbps": g.memory_bandwidth_tbps.value,
+                        "efficiency": g.efficiency.status})
+        return out
+    from ..catalog.engines import list_engines, load_engine
+
+    return [{"name": n, "description": load_engine(n).description} for n in list_engines()]
+
+
+def run(a: argparse.Namespace) -> int:
+    data = rows(a.what)
+    if a.json:
+        print_json(data)
+        return 0
+    if not data:
+        return 0
+    keys = list(data[0])
+    widths = {k: max(len(k), *(len(str(r[k])) for r in data)) for k in keys}
+    print("  ".join(k.ljust(widths[k]) for k in keys))
+    for r in data:
+        print("  ".join(str(r[k]).ljust(widths[k]) for k in keys))
+    return 0

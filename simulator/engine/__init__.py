@@ -1,0 +1,1 @@
+"""The serving engine: arrivals → router → replica schedulers → batches → step times."""

@@ -1,0 +1,259 @@
+"""Continuous (iteration-level) batching with chunked prefill, as in vLLM and Sarathi-Serve.
+
+Every step: running decodes take one token each; partially prefilled requests, then waiting
+ones (FIFO), share the rest of the token budget. KV blocks are allocated as tokens are stored;
+when a step cannot get the blocks it needs, the newest running request is preempted.
+Between events (an arrival or a completion) a decode-only batch evolves deterministically, so
+consecutive decode steps are advanced together as one *run* (interruptible by an arrival).
+"""
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING
+
+import numpy as np
+import simpy
+
+from ..perf.step import BatchShape, window_pairs
+from .decode_set import DecodeSet
+from .kvcache import blocks_for
+from .state import DONE, RUNNING
+
+if TYPE_CHECKING:
+    from .replica import Replica
+
+
+class ContinuousScheduler:
+    """One scheduling loop of a replica (a replica with pipeline parallelism runs ``pp`` of them)."""
+
+    def __init__(self, replica: "Replica") -> None:
+        self.r = replica
+        self.env: simpy.Environment = replica.env
+        self.dec = DecodeSet(replica.reqs, replica.pool)   # requests decoding
+        self.prefilling: list[int] = []                    # still prefilling, in admission order
+        self.idle = False
+        self.interruptible = False
+        self.wake_ev: simpy.Event | None = None
+        self.proc = self.env.process(self.loop())
+
+    @property
+    def running(self) -> int:
+        return len(self.dec) + len(self.prefilling)
+
+    # ---- the loop -------------------------------------------------------------
+    def loop(self):  # noqa: ANN201 (SimPy generator)
+        r = self.r
+        while True:
+            if not self.running and not r.waiting:
+                yield from self._sleep()
+                continue
+            if not self.prefilling and len(self.dec) and not self._can_admit():
+                steps = self._run_length()
+                if steps >= 2:
+                    yield from self._decode_run(steps)
+                    continue
+            chunks, swap_s = self._schedule()
+            if not chunks and not len(self.dec):
+                yield from self._sleep()   # nothing fits: wait until another loop frees memory
+                continue
+            yield from self._mixed_step(chunks, swap_s)
+
+    def _sleep(self):  # noqa: ANN202
+        self.idle = True
+        self.wake_ev = self.env.event()
+        yield self.wake_ev
+        self.idle = False
+
+    def wake(self) -> bool:
+        """Called on an arrival: wake an idle loop, or cut a decode run short. True if acted."""
+        if self.idle and self.wake_ev is not None and not self.wake_ev.triggered:
+            self.wake_ev.succeed()
+            return True
+        if self.interruptible:
+            self.interruptible = False
+            self.proc.interrupt()
+            return True
+        return False
+
+    # ---- admission and memory ------------------------------------------------------
+    def _can_admit(self) -> bool:
+        r = self.r
+        if not r.waiting or self.running >= r.max_batch_size:
+            return False
+        budget = r.max_tokens - len(self.dec)
+        if budget <= 0:
+            return False
+        rid = r.waiting[0]
+        req = r.reqs
+        rem = int(req.target[rid] - req.kv[rid])
+        c = min(rem, budget) if r.chunked else rem
+        if c > budget:
+            return False
+        return int(blocks_for(int(req.kv[rid]) + max(c, 1), r.pool.block_size)) <= r.pool.free
+
+    def _schedule(self) -> tuple[list[tuple[int, int]], float]:
+        """Allocate this step's blocks (preempting if needed) and pick prefill chunks."""
+        r, req, pool = self.r, self.r.reqs, self.r.pool
+        swap_s = 0.0
+        while len(self.dec) and not self.dec.reserve(1):
+            swap_s += self._preempt_newest()
+        budget = r.max_tokens - len(self.dec)
+        chunks: list[tuple[int, int]] = []
+        for rid in list(self.prefilling):
+            if budget <= 0:
+                break
+            rem = int(req.target[rid] - req.kv[rid])
+            c = min(rem, budget) if r.chunked else rem
+            if c > budget:
+                break
+            while rid in self.prefilling and not pool.grow(rid, int(req.kv[rid]) + c):
+                swap_s += self._preempt_newest()
+            if rid in self.prefilling:
+                chunks.append((rid, c))
+                budget -= c
+        now = self.env.now
+        while r.waiting and budget > 0 and self.running < r.max_batch_size:
+            rid = r.waiting[0]
+            kv0 = int(req.kv[rid])
+            rem = int(req.target[rid] - kv0)
+            if rem <= 0:  # swapped out while decoding: swap back in and decode next step
+                if not pool.grow(rid, kv0 + 1):
+                    break
+                swap_s += r.swap_seconds(kv0)
+                r.waiting.popleft()
+                req.status[rid] = RUNNING
+                self.dec.add(np.array([rid], dtype=np.int64))
+                budget -= 1
+                continue
+            c = min(rem, budget) if r.chunked else rem
+            if c > budget or not pool.grow(rid, kv0 + c):
+                break
+            if kv0:
+                swap_s += r.swap_seconds(kv0)
+            r.waiting.popleft()
+            req.status[rid] = RUNNING
+            r.admit_seq[rid] = r.next_seq()
+            if math.isnan(req.first_sched[rid]):
+                req.first_sched[rid] = now
+            self.prefilling.append(rid)
+            chunks.append((rid, c))
+            budget -= c
+        return chunks, swap_s
+
+    def _preempt_newest(self) -> float:
+        """Preempt the most recently admitted running request; returns swap-out seconds."""
+        r = self.r
+        seq = r.admit_seq
+        best_pre = max(self.prefilling, key=lambda x: seq[x]) if self.prefilling else None
+        i_dec = int(np.argmax(seq[self.dec.ids])) if len(self.dec) else -1
+        if best_pre is not None and (i_dec < 0 or seq[best_pre] > seq[self.dec.ids[i_dec]]):
+            self.prefilling.remove(best_pre)
+            return r.preempt(best_pre)
+        mask = np.zeros(len(self.dec), dtype=bool)
+        mask[i_dec] = True
+        victim = int(self.dec.remove(mask)[0])
+        return r.preempt(victim)
+
+    def _run_length(self) -> int:
+        """Decode steps until the first completion, limited by free KV blocks (0 if none fit)."""
+        d, free = self.dec, self.r.pool.free
+        j = int((d.out - d.gen).min())
+        if d.extra_blocks(j) <= free:
+            return j
+        lo, hi = 0, j
+        while lo < hi:
+            mid = (lo + hi + 1) // 2
+            if d.extra_blocks(mid) <= free:
+                lo = mid
+            else:
+                hi = mid - 1
+        return lo
+
+    # ---- executing steps -----------------------------------------------------------
+    def _decode_shape(self, extra: int) -> BatchShape:
+        s, win = self.dec.ctx_sums(extra, self.r.window)
+        return BatchShape(decode_seqs=len(self.dec), decode_ctx=s, decode_ctx_win=win)
+
+    def _decode_run(self, steps: int):  # noqa: ANN202
+        r, env = self.r, self.env
+        d0, f0, b0 = r.step_cost(self._decode_shape(0))
+        d1, f1, b1 = r.step_cost(self._decode_shape(steps - 1))
+        slope = (d1 - d0) / (steps - 1)
+        t0 = env.now
+        total = steps * d0 + slope * steps * (steps - 1) / 2
+        done = steps
+        self.interruptible = True
+        try:
+            yield env.timeout(total)
+        except simpy.Interrupt:
+            elapsed = env.now - t0
+            k = np.arange(1, steps + 1)
+            cum = k * d0 + slope * k * (k - 1) / 2
+            done = min(steps, int(np.searchsorted(cum, elapsed, side="right")) + 1)
+            rest = float(cum[done - 1]) - elapsed
+            self.interruptible = False
+            if rest > 0:
+                yield env.timeout(rest)
+        self.interruptible = False
+        t1 = env.now
+        n = len(self.dec)
+        self.dec.advance(done, t1, t0 + d0, d0 + slope * (done - 1))
+        f = done / steps
+        r.log.add(t0, t1, r.index, done, n, 0, d0, d0 + slope * (done - 1),
+                  (f0 + f1) / 2 * steps * f, (b0 + b1) / 2 * steps * f, n, len(r.waiting), r.pool.used)
+        self._finish_done()
+
+    def _mixed_step(self, chunks: list[tuple[int, int]], swap_s: float):  # noqa: ANN202
+        r, env, req = self.r, self.env, self.r.reqs
+        w = r.window
+        pt = pairs = kvr = pairs_w = kvr_w = 0.0
+        for rid, c in chunks:
+            p = int(req.kv[rid])
+            pt += c
+            pairs += c * p + c * (c + 1) / 2
+            kvr += p + c
+            if w:
+                pairs_w += window_pairs(c, p, w)
+                kvr_w += min(p + c, w + c)
+        n = len(self.dec)
+        ctx, ctx_w = self.dec.ctx_sums(0, w) if n else (0.0, 0.0)
+        shape = BatchShape(prefill_tokens=int(pt), prefill_seqs=len(chunks), prefill_pairs=pairs, prefill_kv=kvr,
+                           decode_seqs=n, decode_ctx=ctx, prefill_pairs_win=pairs_w if w else None,
+                           prefill_kv_win=kvr_w if w else None, decode_ctx_win=ctx_w if w else None)
+        wall, flops, nbytes = r.step_cost(shape)
+        dt = wall + swap_s
+        t0 = env.now
+        yield env.timeout(dt)
+        t1 = env.now
+        if n:
+            self.dec.advance(1, t1, t1, 0.0)
+        moved = []
+        for rid, c in chunks:
+            req.kv[rid] += c
+            req.prefill_computed[rid] += c
+            if req.kv[rid] >= req.target[rid]:
+                if not math.isnan(req.last_token[rid]):
+                    req.max_itl[rid] = max(req.max_itl[rid], t1 - req.last_token[rid])
+                req.generated[rid] += 1
+                req.last_token[rid] = t1
+                if math.isnan(req.first_token[rid]):
+                    req.first_token[rid] = t1
+                moved.append(rid)
+        if moved:
+            for rid in moved:
+                self.prefilling.remove(rid)
+            self.dec.add(np.asarray(moved, dtype=np.int64))
+        r.log.add(t0, t1, r.index, 1, n, int(pt), dt, dt, flops, nbytes, self.running, len(r.waiting), r.pool.used)
+        self._finish_done()
+
+    def _finish_done(self) -> None:
+        d = self.dec
+        if not len(d):
+            return
+        fin = d.gen >= d.out
+        if fin.any():
+            ids = d.remove(fin)
+            req = self.r.reqs
+            req.finish[ids] = req.last_token[ids]
+            req.status[ids] = DONE
+            self.r.finished(ids)

@@ -1,0 +1,99 @@
+"""The requests one scheduler is decoding, as contiguous numpy columns.
+
+A decode step touches every member, so the members' token counts, KV blocks and token times
+live in small aligned arrays that whole-batch updates can hit without fancy indexing. The
+global request columns are written back whenever a request leaves the set.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .kvcache import BlockPool
+from .state import Requests
+
+_I = np.zeros(0, dtype=np.int64)
+_F = np.zeros(0, dtype=np.float64)
+
+
+class DecodeSet:
+    """Aligned columns: ids, kv (cached tokens), gen, out, last (token time), maxitl, held (blocks)."""
+
+    def __init__(self, reqs: Requests, pool: BlockPool) -> None:
+        self.reqs, self.pool, self.bs = reqs, pool, pool.block_size
+        self.ids, self.kv, self.gen, self.out, self.held = _I, _I, _I, _I, _I
+        self.last, self.maxitl = _F, _F
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def add(self, ids: np.ndarray) -> None:
+        """Requests that start decoding (their global columns are current)."""
+        r = self.reqs
+        cat = np.concatenate
+        self.ids = cat([self.ids, ids])
+        self.kv = cat([self.kv, r.kv[ids]])
+        self.gen = cat([self.gen, r.generated[ids]])
+        self.out = cat([self.out, r.output[ids]])
+        self.held = cat([self.held, self.pool.held[ids]])
+        self.last = cat([self.last, r.last_token[ids]])
+        self.maxitl = cat([self.maxitl, r.max_itl[ids]])
+
+    def write_back(self, sel: np.ndarray | slice = slice(None)) -> np.ndarray:
+        """Copy members' columns (all, or a mask/index) to the global columns; returns their ids."""
+        r, ids = self.reqs, self.ids[sel]
+        r.kv[ids] = self.kv[sel]
+        r.generated[ids] = self.gen[sel]
+        r.last_token[ids] = self.last[sel]
+        r.max_itl[ids] = self.maxitl[sel]
+        self.pool.held[ids] = self.held[sel]
+        return ids
+
+    def remove(self, mask: np.ndarray) -> np.ndarray:
+        """Members selected by ``mask`` leave (written back first); returns their ids."""
+        ids = self.write_back(mask)
+        keep = ~mask
+        self.ids, self.kv, self.gen, self.out = self.ids[keep], self.kv[keep], self.gen[keep], self.out[keep]
+        self.held, self.last, self.maxitl = self.held[keep], self.last[keep], self.maxitl[keep]
+        return ids
+
+    def extra_blocks(self, steps: int) -> int:
+        """Blocks beyond those held that ``steps`` more decode steps need."""
+        need = (self.kv + (steps + self.bs - 1)) // self.bs - self.held
+        return int(need[need > 0].sum())
+
+    def reserve(self, steps: int) -> bool:
+        """Take the blocks the next ``steps`` steps need; False (nothing taken) if the pool is short."""
+        need = (self.kv + (steps + self.bs - 1)) // self.bs
+        extra = need - self.held
+        n = int(extra[extra > 0].sum())
+        if n > self.pool.free:
+            return False
+        if n:
+            self.pool.take(n)
+            self.held = np.maximum(self.held, need)
+        return True
+
+    def grow(self) -> None:
+        """Take from the pool the blocks that the current KV lengths need."""
+        need = (self.kv + (self.bs - 1)) // self.bs
+        extra = int((need - self.held).sum())
+        if extra:
+            self.pool.take(extra)
+            self.held = need
+
+    def ctx_sums(self, extra: int, window: int | None) -> tuple[float, float]:
+        """(Σ context, Σ context capped at the window) of a decode step ``extra`` steps ahead."""
+        n = len(self.ids)
+        s = float(self.kv.sum()) + n * (1 + extra)
+        if not window:
+            return s, s
+        return s, float(np.minimum(self.kv + (1 + extra), window).sum())
+
+    def advance(self, steps: int, t_end: float, first_gap: float, last_dt: float) -> None:
+        """``steps`` decode steps done: one token each per step, the last at ``t_end``."""
+        gap0 = first_gap - self.last
+        self.maxitl = np.maximum(self.maxitl, np.maximum(gap0, last_dt))
+        self.kv += steps
+        self.gen += steps
+        self.last[:] = t_end
+        self.grow()

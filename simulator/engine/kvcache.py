@@ -1,0 +1,75 @@
+"""Paged KV-cache memory: a pool of fixed-size blocks, counted per request."""
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import InputError
+
+
+def blocks_for(tokens: np.ndarray | int, block_size: int) -> np.ndarray | int:
+    """Blocks needed to hold ``tokens`` tokens (ceil division)."""
+    return -(-tokens // block_size)
+
+
+class BlockPool:
+    """``capacity`` blocks of ``block_size`` tokens; ``held[rid]`` blocks per request."""
+
+    def __init__(self, capacity: int, block_size: int, n_requests: int) -> None:
+        if capacity < 1:
+            raise InputError("kv_cache.num_blocks", capacity, "must be at least 1")
+        self.capacity = int(capacity)
+        self.block_size = int(block_size)
+        self.used = 0
+        self.peak = 0
+        self.held = np.zeros(n_requests, dtype=np.int64)
+
+    @property
+    def free(self) -> int:
+        return self.capacity - self.used
+
+    def grow(self, rid: int, tokens: int) -> bool:
+        """Make ``rid`` hold enough blocks for ``tokens`` tokens; False (nothing changed) if short."""
+        need = int(blocks_for(tokens, self.block_size)) - int(self.held[rid])
+        if need <= 0:
+            return True
+        if need > self.free:
+            return False
+        self.held[rid] += need
+        self.used += need
+        if self.used > self.peak:
+            self.peak = self.used
+        return True
+
+    def grow_many(self, rids: np.ndarray, tokens: np.ndarray) -> None:
+        """Grow several requests at once; the caller has checked :meth:`extra_for`."""
+        need = np.maximum(blocks_for(tokens, self.block_size) - self.held[rids], 0)
+        total = int(need.sum())
+        if total > self.free:
+            raise RuntimeError("KV block pool overcommitted")
+        self.held[rids] += need
+        self.used += total
+        if self.used > self.peak:
+            self.peak = self.used
+
+    def extra_for(self, rids: np.ndarray, tokens: np.ndarray) -> int:
+        """Blocks beyond those held that ``rids`` would need to hold ``tokens`` each."""
+        return int(np.maximum(blocks_for(tokens, self.block_size) - self.held[rids], 0).sum())
+
+    def take(self, n: int) -> None:
+        """Take ``n`` blocks for requests whose holdings the caller tracks."""
+        if n > self.free:
+            raise RuntimeError("KV block pool overcommitted")
+        self.used += n
+        if self.used > self.peak:
+            self.peak = self.used
+
+    def release(self, rid: int) -> int:
+        """Free all of ``rid``'s blocks; returns how many."""
+        n = int(self.held[rid])
+        self.held[rid] = 0
+        self.used -= n
+        return n
+
+    def release_many(self, rids: np.ndarray) -> None:
+        self.used -= int(self.held[rids].sum())
+        self.held[rids] = 0

@@ -1,0 +1,1 @@
+"""Recording what the engine did, and summarising it."""

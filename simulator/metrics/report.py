@@ -1,0 +1,62 @@
+"""Writing a run's results: summary JSON, per-request and time-series tables (Parquet + CSV)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..errors import InputError
+from .summary import per_request, summarize, time_series
+
+if TYPE_CHECKING:
+    from ..engine.simulate import SimulationResult
+
+
+def write_outputs(res: "SimulationResult", out: str | Path, summary: dict[str, Any] | None = None) -> Path:
+    """Write ``summary.json``, ``requests.{parquet,csv}``, ``timeseries.{parquet,csv}``, ``scenario.yaml``."""
+    from ..config.loader import scenario_to_yaml
+
+    d = Path(out)
+    try:
+        d.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise InputError("--out", str(out), f"cannot create the folder ({err.strerror})") from None
+    df = per_request(res)
+    ts = time_series(res)
+    summary = summary or summarize(res, df)
+    (d / "summary.json").write_text(json.dumps(summary, indent=2, default=float))
+    df.to_parquet(d / "requests.parquet", index=False)
+    df.to_csv(d / "requests.csv", index=False)
+    ts.to_parquet(d / "timeseries.parquet", index=False)
+    ts.to_csv(d / "timeseries.csv", index=False)
+    (d / "scenario.yaml").write_text(scenario_to_yaml(res.scenario))
+    return d
+
+
+def format_summary(s: dict[str, Any]) -> str:
+    """A readable multi-line summary for the terminal."""
+    def ms(block: dict[str, float | None]) -> str:
+        return "  ".join(f"{k} {v * 1e3:9.1f}" if v is not None else f"{k}      n/a" for k, v in block.items())
+
+    lines = [
+        f"requests      {s['requests']} ({s['completed']} completed, {s['rejected']} rejected)"
+        f" over {s['duration_s']:.1f} s",
+        f"throughput    {s['throughput_requests_per_s']:.2f} req/s, "
+        f"{s['throughput_output_tokens_per_s']:.0f} output tok/s, {s['throughput_input_tokens_per_s']:.0f} input tok/s",
+        f"goodput       {s['goodput_requests_per_s']:.2f} req/s meeting the SLOs "
+        f"(attainment {s['slo_attainment']:.1%})",
+        "latency (ms)  " + " " * 5 + "",
+        f"  TTFT        {ms(s['ttft_s'])}",
+        f"  TPOT        {ms(s['tpot_s'])}",
+        f"  ITL         {ms(s['itl_s'])}",
+        f"  E2E         {ms(s['e2e_s'])}",
+        f"utilisation   MFU {s['mfu']:.1%}  MBU {s['mbu']:.1%}  busy {s['busy_fraction']:.1%}  "
+        f"KV peak {s['kv_cache']['peak_used_fraction']:.1%}",
+        f"preemptions   {s['preemptions']}",
+        f"stable        {'yes' if s['stability']['stable'] else 'NO: the queue grew while requests arrived (overload)'}",
+    ]
+    if s.get("confidence"):
+        lines.append(f"replications  {s['confidence']['replications']} seeds (95% intervals in --json)")
+    for note in s.get("notes", []):
+        lines.append(f"note          {note}")
+    return "\n".join(lines)

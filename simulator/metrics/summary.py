@@ -1,0 +1,147 @@
+"""Summary metrics of a run: latency percentiles, throughput, goodput, utilisation, stability."""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from ..engine.state import DONE, REJECT_REASONS, REJECTED
+
+if TYPE_CHECKING:
+    from ..engine.simulate import SimulationResult
+
+PCTS = (50, 90, 99)
+ITL_POINTS = 8  # representative step durations sampled per decode run
+
+
+def stats(x: np.ndarray, w: np.ndarray | None = None) -> dict[str, float | None]:
+    """mean, p50, p90, p99 (weighted if ``w``); None for an empty array."""
+    x = np.asarray(x, dtype=float)
+    ok = ~np.isnan(x)
+    if w is not None:
+        w = np.asarray(w, dtype=float)[ok]
+    x = x[ok]
+    if not len(x) or (w is not None and w.sum() <= 0):
+        return {"mean": None, "p50": None, "p90": None, "p99": None}
+    if w is None:
+        ps = np.percentile(x, PCTS)
+        return {"mean": float(x.mean()), **{f"p{p}": float(v) for p, v in zip(PCTS, ps)}}
+    order = np.argsort(x)
+    xs, cw = x[order], np.cumsum(w[order])
+    cw /= cw[-1]
+    ps = [xs[min(len(xs) - 1, int(np.searchsorted(cw, p / 100.0)))] for p in PCTS]
+    return {"mean": float(np.average(x, weights=w)), **{f"p{p}": float(v) for p, v in zip(PCTS, ps)}}
+
+
+def per_request(res: "SimulationResult") -> pd.DataFrame:
+    """One row per request: times (seconds), lengths (tokens), replica and outcome."""
+    r = res.requests
+    slo = res.scenario.slo
+    ttft = r.first_token - r.arrival
+    multi = r.output > 1
+    tpot = np.where(multi, (r.finish - r.first_token) / np.maximum(r.output - 1, 1), np.nan)
+    e2e = r.finish - r.arrival
+    done = r.status == DONE
+    ok = done.copy()
+    if slo.ttft_s is not None:
+        ok &= ttft <= slo.ttft_s
+    if slo.tpot_s is not None:
+        ok &= np.where(multi, tpot <= slo.tpot_s, True)
+    if slo.e2e_s is not None:
+        ok &= e2e <= slo.e2e_s
+    reasons = np.asarray(REJECT_REASONS, dtype=object)[r.reject_reason]
+    return pd.DataFrame({
+        "request": np.arange(r.n), "replica": r.replica, "arrival_s": r.arrival,
+        "queue_s": r.first_sched - r.arrival, "ttft_s": ttft, "tpot_s": tpot, "e2e_s": e2e,
+        "max_itl_s": np.where(multi & done, r.max_itl, np.nan),
+        "prompt_tokens": r.prompt, "output_tokens": r.output, "generated_tokens": r.generated,
+        "prefill_tokens_computed": r.prefill_computed, "preemptions": r.preemptions,
+        "finished": done, "rejected": r.status == REJECTED, "reject_reason": reasons, "meets_slo": ok})
+
+
+def itl_samples(steps: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Inter-token latencies of decode tokens (seconds) with weights (tokens), from the step log."""
+    n = steps["steps"].astype(float)
+    d0, d1, seqs = steps["dt_first"], steps["dt_last"], steps["decode_seqs"].astype(float)
+    pts = np.linspace(0.0, 1.0, ITL_POINTS)
+    multi = n > 1
+    vals = np.where(multi[:, None], d0[:, None] + (d1 - d0)[:, None] * pts[None, :], d0[:, None])
+    wts = np.where(multi[:, None], (seqs * n / ITL_POINTS)[:, None], np.where(pts[None, :] == 0, seqs[:, None], 0.0))
+    return vals.ravel(), wts.ravel()
+
+
+def time_series(res: "SimulationResult") -> pd.DataFrame:
+    """Per replica over time: running batch, queue length, KV blocks in use, step durations."""
+    s = res.steps
+    return pd.DataFrame({"t_start_s": s["t_start"], "t_s": s["t_end"], "replica": s["replica"],
+                         "steps": s["steps"], "running": s["running"], "waiting": s["waiting"],
+                         "kv_blocks_used": s["kv_blocks"], "kv_used_fraction": s["kv_blocks"] / res.kv_blocks,
+                         "decode_seqs": s["decode_seqs"], "prefill_tokens": s["prefill_tokens"],
+                         "step_s": s["dt_first"]})
+
+
+def stability(res: "SimulationResult", df: pd.DataFrame) -> dict[str, Any]:
+    """Whether the waiting queue stayed bounded while requests arrived (open-loop arrivals).
+
+    Overload shows as a queueing delay that grows with arrival time: the least-squares slope of
+    queueing delay against arrival time over the second half of the arrival window (seconds of
+    delay per second) above 5%, with delays over a second by the end, marks the run unstable.
+    """
+    arr, q = df["arrival_s"].to_numpy(), df["queue_s"].to_numpy()
+    t_end = res.arrival_end_s
+    if t_end <= 0:
+        return {"stable": True, "queue_growth_per_s": 0.0, "reason": "no arrival window (offline or closed loop)"}
+    late = (arr >= t_end / 2) & ~np.isnan(q)
+    never = int(((arr >= t_end / 2) & np.isnan(q) & ~df["rejected"].to_numpy()).sum())
+    slope, q_end = 0.0, 0.0
+    if late.sum() >= 10:
+        x, y = arr[late], q[late]
+        slope = float(np.polyfit(x, y, 1)[0])
+        q_end = float(np.mean(y[x >= np.quantile(x, 0.9)]))
+    unstable = bool((slope > 0.05 and q_end > 1.0) or never > 0)
+    return {"stable": not unstable, "queue_growth_per_s": slope, "queue_s_at_end_of_arrivals": q_end}
+
+
+def summarize(res: "SimulationResult", df: pd.DataFrame | None = None) -> dict[str, Any]:
+    """The summary object printed by ``servesim run --json``."""
+    df = per_request(res) if df is None else df
+    s = res.steps
+    done = df["finished"].to_numpy()
+    start = float(np.nanmin(df["arrival_s"])) if len(df) else 0.0
+    end = float(np.nanmax(df["arrival_s"] + df["e2e_s"])) if done.any() else start
+    dur = max(end - start, 1e-12)
+    out_tok = float(df.loc[done, "output_tokens"].sum())
+    in_tok = float(df.loc[done, "prompt_tokens"].sum())
+    itl_v, itl_w = itl_samples(s)
+    d = res.scenario.deployment
+    gpus = d.replicas * res.gpus_per_replica
+    busy = np.bincount(s["replica"], weights=s["t_end"] - s["t_start"], minlength=d.replicas) / dur
+    n_ok = int(df["meets_slo"].sum())
+    return {
+        "scenario": res.scenario.name or None,
+        "requests": int(len(df)), "completed": int(done.sum()), "rejected": int(df["rejected"].sum()),
+        "duration_s": dur,
+        "throughput_requests_per_s": float(done.sum()) / dur,
+        "throughput_output_tokens_per_s": out_tok / dur,
+        "throughput_input_tokens_per_s": in_tok / dur,
+        "ttft_s": stats(df.loc[done, "ttft_s"].to_numpy()),
+        "tpot_s": stats(df.loc[done, "tpot_s"].to_numpy()),
+        "itl_s": stats(itl_v, itl_w),
+        "e2e_s": stats(df.loc[done, "e2e_s"].to_numpy()),
+        "queue_s": stats(df.loc[done, "queue_s"].to_numpy()),
+        "goodput_requests_per_s": n_ok / dur,
+        "slo_attainment": n_ok / max(len(df), 1),
+        "preemptions": int(df["preemptions"].sum()),
+        "mfu": float(s["flops"].sum()) / (dur * res.peak_flops * gpus),
+        "mbu": float(s["bytes"].sum()) / (dur * res.memory_bandwidth * gpus),
+        "busy_fraction": float(busy.mean()),
+        "kv_cache": {"blocks_per_replica": res.kv_blocks, "block_size": d.kv_cache.block_size,
+                     "peak_used_fraction": float(s["kv_blocks"].max() / res.kv_blocks) if len(s["kv_blocks"]) else 0.0,
+                     "mean_used_fraction": float(s["kv_blocks"].mean() / res.kv_blocks) if len(s["kv_blocks"]) else 0.0},
+        "prefill_tokens_computed": int(df["prefill_tokens_computed"].sum()),
+        "stability": stability(res, df),
+        "steps": int(s["steps"].sum()),
+        "simulation_wall_s": res.wall_time_s,
+        "notes": res.notes,
+    }

@@ -1,0 +1,191 @@
+"""FLOPs and bytes of every operation in a forward step, per GPU (after tensor-parallel sharding).
+
+Conventions: one multiply-add is 2 FLOPs; bytes are the minimum moved through device memory
+(each input read once, each output written once). Sizes are elements unless named ``*_bytes``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..catalog.engine import EngineProfile
+from ..catalog.model import ModelArch, dtype_bytes
+from ..errors import InputError
+
+#: Storage bytes per weight element, including quantisation scales (int4: fp16 scale per 128).
+WEIGHT_BYTES = {"fp32": 4.0, "bf16": 2.0, "fp16": 2.0, "fp8": 1.0, "int8": 1.0,
+                "int4": 0.5 + 2.0 / 128, "fp4": 0.5 + 1.0 / 32, "sparse24": 1.0 + 0.125}
+#: Tensor-core dtype that a weight format computes in (int4 is weight-only: bf16 math).
+COMPUTE_DTYPE = {"fp32": "tf32", "bf16": "bf16", "fp16": "fp16", "fp8": "fp8", "int8": "int8",
+                 "int4": "bf16", "fp4": "fp4", "sparse24": "bf16"}
+ACT_BYTES = 2.0  # activations are bf16/fp16 throughout
+
+
+@dataclass(frozen=True)
+class Gemm:
+    """One weight matrix [k, n] applied to the step's tokens, per GPU, in ``layers`` layers."""
+
+    name: str
+    kind: str         # breakdown group: qkv_proj | o_proj | mlp | moe | router | lm_head
+    k: int
+    n: int
+    layers: int
+    experts: int = 1  # >1: a grouped GEMM over this many experts (rows split by routing)
+    topk: int = 1     # experts each token visits
+    bias: bool = False
+
+    @property
+    def weight_elements(self) -> int:
+        return self.k * self.n * self.experts * self.layers
+
+
+@dataclass(frozen=True)
+class Shard:
+    """How a model's tensors are split over ``tp`` GPUs."""
+
+    tp: int
+    heads: int        # query heads per GPU
+    kv_heads: int     # KV heads per GPU (replicated when tp > KV heads)
+
+
+def shard(model: ModelArch, tp: int) -> Shard:
+    """Per-GPU head counts under tensor parallelism of degree ``tp``."""
+    if tp < 1:
+        raise InputError("tp", tp, "must be a positive integer")
+    if model.num_attention_heads % tp:
+        raise InputError("tp", tp, f"must divide {model.name}'s {model.num_attention_heads} attention heads")
+    kv = model.num_kv_heads
+    if model.mla is None and kv % tp and tp % kv:
+        raise InputError("tp", tp, f"must divide or be a multiple of {model.name}'s {kv} KV heads")
+    kv_per_gpu = model.num_attention_heads // tp if model.mla is not None else max(1, kv // tp)
+    return Shard(tp=tp, heads=model.num_attention_heads // tp, kv_heads=kv_per_gpu)
+
+
+def layer_gemms(model: ModelArch, tp: int, engine: EngineProfile) -> list[Gemm]:
+    """Every weight GEMM of the model on one GPU, grouped by shape (layers counts repeats)."""
+    s = shard(model, tp)
+    h, L = model.hidden_size, model.num_layers
+    g: list[Gemm] = []
+    if model.mla is not None:
+        m = model.mla
+        qk = m.qk_nope_head_dim + m.qk_rope_head_dim
+        if m.q_lora_rank:
+            g.append(Gemm("q_a_proj", "qkv_proj", h, m.q_lora_rank, L))
+            g.append(Gemm("q_b_proj", "qkv_proj", m.q_lora_rank, s.heads * qk, L))
+        else:
+            g.append(Gemm("q_proj", "qkv_proj", h, s.heads * qk, L))
+        g.append(Gemm("kv_a_proj", "qkv_proj", h, m.kv_lora_rank + m.qk_rope_head_dim, L))
+        g.append(Gemm("kv_b_proj", "qkv_proj", m.kv_lora_rank, s.heads * (m.qk_nope_head_dim + m.v_head_dim), L))
+        g.append(Gemm("o_proj", "o_proj", s.heads * m.v_head_dim, h, L, bias=model.o_bias))
+    else:
+        q, kv = s.heads * model.head_dim, s.kv_heads * model.head_dim
+        if engine.fused_qkv:
+            g.append(Gemm("qkv_proj", "qkv_proj", h, q + 2 * kv, L, bias=model.qkv_bias))
+        else:
+            g += [Gemm("q_proj", "qkv_proj", h, q, L, bias=model.qkv_bias),
+                  Gemm("k_proj", "qkv_proj", h, kv, L, bias=model.qkv_bias),
+                  Gemm("v_proj", "qkv_proj", h, kv, L, bias=model.qkv_bias)]
+        g.append(Gemm("o_proj", "o_proj", q, h, L, bias=model.o_bias))
+    g += _mlp_gemms("mlp", "mlp", h, model.dense_ffn_size // tp, model.num_dense_layers, model, engine)
+    if model.moe is not None and model.num_moe_layers:
+        e, nl = model.moe, model.num_moe_layers
+        g.append(Gemm("router", "router", h, e.num_experts, nl))
+        g += _mlp_gemms("experts", "moe", h, e.expert_intermediate_size // tp, nl, model, engine,
+                        experts=e.num_experts, topk=e.experts_per_token, bias=e.expert_bias)
+        if e.num_shared_experts:
+            ffn = (e.shared_expert_intermediate_size or e.expert_intermediate_size) * e.num_shared_experts
+            g += _mlp_gemms("shared_expert", "moe", h, ffn // tp, nl, model, engine)
+    g.append(Gemm("lm_head", "lm_head", h, model.vocab_size // tp, 1))
+    return [x for x in g if x.layers > 0 and x.n > 0]
+
+
+def _mlp_gemms(name: str, kind: str, h: int, ffn: int, layers: int, model: ModelArch,
+               engine: EngineProfile, experts: int = 1, topk: int = 1, bias: bool | None = None) -> list[Gemm]:
+    b = model.mlp_bias if bias is None else bias
+    if not model.gated_mlp:
+        return [Gemm(f"{name}.up", kind, h, ffn, layers, experts, topk, b),
+                Gemm(f"{name}.down", kind, ffn, h, layers, experts, topk, b)]
+    if engine.fused_gate_up:
+        up = [Gemm(f"{name}.gate_up", kind, h, 2 * ffn, layers, experts, topk, b)]
+    else:
+        up = [Gemm(f"{name}.gate", kind, h, ffn, layers, experts, topk, b),
+              Gemm(f"{name}.up", kind, h, ffn, layers, experts, topk, b)]
+    return up + [Gemm(f"{name}.down", kind, ffn, h, layers, experts, topk, b)]
+
+
+def gemm_cost(m: float, k: int, n: int, w_bytes: float) -> tuple[float, float]:
+    """(FLOPs, bytes) of x[m,k] @ w[k,n] with bf16 activations and ``w_bytes`` per weight."""
+    return 2.0 * m * k * n, (m * k + m * n) * ACT_BYTES + k * n * w_bytes
+
+
+def expected_active_experts(tokens: float, experts: int, topk: int) -> float:
+    """Experts that receive at least one of ``tokens`` tokens under uniform top-k routing."""
+    if tokens <= 0:
+        return 0.0
+    return experts * (1.0 - (1.0 - topk / experts) ** tokens)
+
+
+def attention_heads_dims(model: ModelArch, phase: str) -> tuple[int, int]:
+    """(qk dim, v dim) per head that attention multiplies by, for ``prefill`` or ``decode``.
+
+    MLA decodes in the absorbed form (attention over the compressed latent, as vLLM and SGLang do)
+    and prefills in the expanded form (ordinary attention with qk = nope + rope, v = v_head_dim).
+    """
+    if model.mla is None:
+        return model.head_dim, model.head_dim
+    m = model.mla
+    if phase == "decode":
+        return m.kv_lora_rank + m.qk_rope_head_dim, m.kv_lora_rank
+    return m.qk_nope_head_dim + m.qk_rope_head_dim, m.v_head_dim
+
+
+def attention_cost(model: ModelArch, tp: int, phase: str, pairs: float, q_tokens: float,
+                   kv_tokens: float, kv_dtype: str) -> tuple[float, float]:
+    """(FLOPs, bytes) of one layer's attention on one GPU.
+
+    ``pairs``: query-key pairs computed (causal: c·p + c(c+1)/2 per sequence; decode: context);
+    ``q_tokens``: new query tokens; ``kv_tokens``: cached + new KV entries read.
+    """
+    s = shard(model, tp)
+    dqk, dv = attention_heads_dims(model, phase)
+    flops = 2.0 * s.heads * (dqk + dv) * pairs
+    if model.mla is not None and phase == "decode":
+        kv_bytes = kv_tokens * model.kv_elements_per_token_per_layer() * dtype_bytes(kv_dtype)
+    elif model.mla is not None:  # expanded K and V per head, bf16
+        kv_bytes = kv_tokens * s.heads * (dqk + dv) * ACT_BYTES
+    else:
+        kv_bytes = kv_tokens * 2 * s.kv_heads * model.head_dim * dtype_bytes(kv_dtype)
+    io = q_tokens * s.heads * (dqk + dv) * ACT_BYTES
+    return flops, kv_bytes + io
+
+
+def elementwise_bytes_per_token(model: ModelArch, tp: int, engine: EngineProfile) -> tuple[float, int]:
+    """(bytes per token per layer, kernels per layer) of norms, residual adds, activation and RoPE."""
+    h, a = model.hidden_size, ACT_BYTES
+    s = shard(model, tp)
+    ffn = (model.dense_ffn_size if model.moe is None else model.moe.expert_intermediate_size
+           * model.moe.experts_per_token) // tp
+    kernels = 0
+    if engine.fused_norm_residual:
+        b = 2 * (3 * h * a)            # two fused add+norm: read x, residual; write both
+        kernels += 2
+    else:
+        norm_passes = 6 if engine.upcast_norm else 2  # fp32 cast, square-mean, scale, cast back
+        b = 2 * (norm_passes * h * a + 3 * h * a)
+        kernels += 2 * ((5 if engine.upcast_norm else 1) + 1)
+    if model.gated_mlp:
+        if engine.fused_act_mul:
+            b += 3 * ffn * a
+            kernels += 1
+        else:
+            b += 2 * ffn * a + 3 * ffn * a
+            kernels += 2
+    qk = (s.heads + s.kv_heads) * model.head_dim
+    if engine.fused_rope:
+        kernels += 0
+    else:
+        b += 2 * 2 * qk * a            # rotate-half and mul-add on q and k, read + write
+        kernels += 8                   # slicing, cat, mul, add for q and k
+    if model.qk_norm:
+        b += 2 * qk * a
+        kernels += 2 if engine.fused_norm_residual else 10
+    return b, kernels

@@ -1,0 +1,103 @@
+"""Roofline time of one operation: max(FLOPs / peak, bytes / bandwidth) / efficiency(shape).
+
+Efficiency is the achievable fraction of the roofline, read from the GPU profile's curves
+(calibrated from measured kernels) or, where a profile has none, from the documented defaults
+below. Curves are piecewise linear in log2 of their shape features and clamped at the edges.
+"""
+from __future__ import annotations
+
+import math
+from bisect import bisect_right
+from dataclasses import dataclass
+
+from ..catalog.gpu import Curve, GPUProfile
+
+#: Uncalibrated defaults (see docs/time-model.md): conservative fractions of the datasheet roofline.
+#: GEMM: x = log2(M tokens), y = log2(K*N weight elements).
+DEFAULT_CURVES: dict[str, Curve] = {
+    "gemm": Curve(x_feature="log2_m", x=[0, 4, 7, 9, 11, 14], y_feature="log2_kn", y=[18, 22, 26, 30],
+                  values=[[0.25, 0.25, 0.25, 0.30, 0.35, 0.40],
+                          [0.55, 0.55, 0.50, 0.50, 0.60, 0.65],
+                          [0.75, 0.75, 0.65, 0.65, 0.72, 0.75],
+                          [0.80, 0.80, 0.70, 0.70, 0.75, 0.78]]),
+    # attention prefill: x = log2(new tokens per sequence), y = log2(KV length per sequence)
+    "attention_prefill": Curve(x_feature="log2_q", x=[0, 7, 10, 13], y_feature="log2_kv", y=[7, 10, 13],
+                               values=[[0.15, 0.30, 0.45, 0.50],
+                                       [0.20, 0.40, 0.55, 0.60],
+                                       [0.25, 0.45, 0.60, 0.65]]),
+    # attention decode: x = log2(batch), y = log2(KV length per sequence); memory-bound
+    "attention_decode": Curve(x_feature="log2_batch", x=[0, 3, 6, 9], y_feature="log2_kv", y=[7, 10, 14],
+                              values=[[0.05, 0.15, 0.35, 0.50],
+                                      [0.20, 0.40, 0.60, 0.70],
+                                      [0.45, 0.65, 0.75, 0.80]]),
+    # elementwise and copies: x = log2(bytes moved)
+    "memory": Curve(x_feature="log2_bytes", x=[12, 18, 22, 26, 30], values=[[0.02, 0.25, 0.60, 0.80, 0.85]]),
+}
+#: Which curve an operation kind reads: fp8 GEMMs read "gemm_fp8" when the profile has it.
+CURVE_FOR = {"gemm": "gemm", "attention_prefill": "attention_prefill",
+             "attention_decode": "attention_decode", "memory": "memory"}
+
+
+def _interp1(xs: list[float], ys: list[float], x: float) -> float:
+    if x <= xs[0]:
+        return ys[0]
+    if x >= xs[-1]:
+        return ys[-1]
+    i = bisect_right(xs, x) - 1
+    t = (x - xs[i]) / (xs[i + 1] - xs[i])
+    return ys[i] + t * (ys[i + 1] - ys[i])
+
+
+def evaluate(curve: Curve, x: float, y: float | None = None) -> float:
+    """Curve value at log2 features (x, y); bilinear, clamped."""
+    if not curve.y:
+        return _interp1(curve.x, curve.values[0], x)
+    ys = curve.y
+    yy = ys[0] if y is None else y
+    if yy <= ys[0]:
+        return _interp1(curve.x, curve.values[0], x)
+    if yy >= ys[-1]:
+        return _interp1(curve.x, curve.values[-1], x)
+    j = bisect_right(ys, yy) - 1
+    t = (yy - ys[j]) / (ys[j + 1] - ys[j])
+    a = _interp1(curve.x, curve.values[j], x)
+    b = _interp1(curve.x, curve.values[j + 1], x)
+    return a + t * (b - a)
+
+
+def curve_for(gpu: GPUProfile, kind: str, dtype: str = "bf16") -> Curve:
+    """The profile's curve for an op kind (dtype-specific first, e.g. ``gemm_fp8``), else the default."""
+    curves = gpu.efficiency.curves
+    if curves:
+        for key in (f"{kind}_{dtype}", kind):
+            if key in curves:
+                return curves[key]
+    return DEFAULT_CURVES[kind]
+
+
+def log2(v: float) -> float:
+    return math.log2(v) if v > 1 else 0.0
+
+
+@dataclass(frozen=True)
+class OpTime:
+    """Predicted time of one operation (seconds) and what bounds it."""
+
+    seconds: float
+    flops: float
+    bytes: float
+    compute_s: float
+    memory_s: float
+
+    @property
+    def bound(self) -> str:
+        return "compute" if self.compute_s >= self.memory_s else "memory"
+
+
+def op_time(gpu: GPUProfile, kind: str, flops: float, nbytes: float, dtype: str,
+            x: float, y: float | None = None, kernels: int = 1) -> OpTime:
+    """Roofline time of ``kernels`` launches doing ``flops`` and ``nbytes`` in all, at features (x, y)."""
+    compute = flops / gpu.peak_flops(dtype) if flops else 0.0
+    memory = nbytes / gpu.memory_bandwidth
+    eff = max(1e-3, min(1.0, evaluate(curve_for(gpu, kind, dtype), x, y)))
+    return OpTime(max(compute, memory) / eff, flops, nbytes, compute, memory)

@@ -1,0 +1,29 @@
+"""Shared helpers for engine tests: scenarios built from dicts, runs summarised."""
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from simulator.config import scenario_from_dict
+from simulator.engine.simulate import SimulationResult, simulate
+
+
+def make_scenario(**over: Any):
+    """A small Llama-3.1-8B / H100 scenario with dotted-key overrides."""
+    base = {
+        "model": "llama-3.1-8b",
+        "deployment": {"gpu": "h100-sxm"},
+        "workload": {"arrival": {"process": "poisson", "rate": 5.0}, "requests": 200,
+                     "prompt_tokens": {"dist": "fixed", "value": 256},
+                     "output_tokens": {"dist": "fixed", "value": 32}},
+        "seed": 1,
+    }
+    return scenario_from_dict(base, over)
+
+
+@pytest.fixture
+def run():
+    def _run(**over: Any) -> SimulationResult:
+        return simulate(make_scenario(**over))
+    return _run

@@ -1,0 +1,107 @@
+"""Conservation laws over random scenarios: every request ends, tokens and KV blocks balance."""
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from simulator.engine.simulate import simulate
+from simulator.engine.state import DONE, REJECTED
+from simulator.metrics.summary import per_request, summarize
+
+from .conftest import make_scenario
+
+scenarios = st.fixed_dictionaries({
+    "workload.arrival.rate": st.floats(0.5, 60.0),
+    "workload.requests": st.integers(1, 120),
+    "workload.prompt_tokens": st.fixed_dictionaries({"dist": st.just("uniform"), "low": st.integers(1, 64),
+                                                     "high": st.integers(64, 3000)}),
+    "workload.output_tokens": st.fixed_dictionaries({"dist": st.just("uniform"), "low": st.integers(1, 8),
+                                                     "high": st.integers(8, 400)}),
+    "deployment.batching.policy": st.sampled_from(["continuous", "static", "dynamic"]),
+    "deployment.batching.max_batch_size": st.integers(1, 64),
+    "deployment.batching.max_batched_tokens": st.integers(64, 4096),
+    "deployment.batching.chunked_prefill": st.booleans(),
+    "deployment.kv_cache.block_size": st.sampled_from([1, 8, 16, 32]),
+    "deployment.kv_cache.num_blocks": st.integers(20, 3000),
+    "deployment.kv_cache.preemption": st.sampled_from(["recompute", "swap"]),
+    "deployment.replicas": st.integers(1, 3),
+    "deployment.router": st.sampled_from(["round_robin", "least_outstanding", "least_kv", "random"]),
+    "seed": st.integers(0, 10_000),
+})
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(scenarios)
+def test_conservation(over):
+    s = make_scenario(**over)
+    res = simulate(s)
+    r = res.requests
+    bs = s.deployment.kv_cache.block_size
+    # every request either finished or was rejected with a reason
+    assert np.isin(r.status, [DONE, REJECTED]).all()
+    rej = r.status == REJECTED
+    assert (r.reject_reason[rej] > 0).all()
+    fits = -(-(r.prompt + r.output) // bs) <= res.kv_blocks
+    assert not (rej & fits & (s.deployment.batching.chunked_prefill
+                              or s.deployment.batching.policy != "continuous")).any()
+    # tokens generated equal tokens asked for
+    done = r.status == DONE
+    assert (r.generated[done] == r.output[done]).all()
+    assert (r.prefill_computed[done] >= r.prompt[done]).all()
+    # KV blocks: never above capacity, all returned at the end
+    assert max(res.kv_blocks_peak) <= res.kv_blocks
+    assert (res.steps["kv_blocks"] <= res.kv_blocks).all()
+    assert res.kv_blocks_in_use_at_end == [0] * s.deployment.replicas
+    # times: ordered, non-negative, no NaN for finished requests
+    df = per_request(res)
+    fin = df[df["finished"]]
+    for col in ("queue_s", "ttft_s", "e2e_s"):
+        assert (fin[col] >= 0).all() and fin[col].notna().all()
+    assert (fin["ttft_s"] <= fin["e2e_s"] + 1e-12).all()
+    # the step log produced exactly the decode tokens: one per finished request from prefill, rest from decode
+    if s.deployment.batching.policy == "continuous" and not r.preemptions.any():
+        decode_tokens = int((res.steps["steps"] * res.steps["decode_seqs"]).sum())
+        assert decode_tokens == int((r.output[done] - 1).sum())
+    summ = summarize(res)
+    assert summ["completed"] + summ["rejected"] == summ["requests"]
+
+
+def test_same_seed_same_result():
+    a = summarize(simulate(make_scenario(**{"workload.requests": 300, "workload.arrival.rate": 20})))
+    b = summarize(simulate(make_scenario(**{"workload.requests": 300, "workload.arrival.rate": 20})))
+    a.pop("simulation_wall_s"), b.pop("simulation_wall_s")
+    assert a == b
+
+
+def test_preemption_happens_and_recomputes_prefill():
+    """With too few KV blocks for the running batch, the newest requests are preempted and redo prefill."""
+    s = make_scenario(**{"workload.requests": 40, "workload.arrival": {"process": "offline"},
+                         "workload.prompt_tokens.value": 512, "workload.output_tokens.value": 256,
+                         "deployment.kv_cache.num_blocks": 200, "deployment.kv_cache.block_size": 16})
+    res = simulate(s)
+    r = res.requests
+    assert r.preemptions.sum() > 0
+    pre = r.preemptions > 0
+    assert (r.prefill_computed[pre] > r.prompt[pre]).all()
+    assert (r.prefill_computed[~pre] == r.prompt[~pre]).all()
+    assert (r.generated == r.output).all()
+
+
+def test_swap_preemption_keeps_kv_and_costs_transfer_time():
+    base = {"workload.requests": 40, "workload.arrival": {"process": "offline"},
+            "workload.prompt_tokens.value": 512, "workload.output_tokens.value": 256,
+            "deployment.kv_cache.num_blocks": 200}
+    swap = simulate(make_scenario(**base, **{"deployment.kv_cache.preemption": "swap"}))
+    r = swap.requests
+    assert r.preemptions.sum() > 0
+    assert (r.prefill_computed == r.prompt).all()  # nothing recomputed
+    assert (r.generated == r.output).all()
+
+
+def test_request_that_can_never_fit_is_rejected_with_reason():
+    s = make_scenario(**{"workload.requests": 5, "workload.prompt_tokens.value": 4000,
+                         "deployment.kv_cache.num_blocks": 100, "deployment.kv_cache.block_size": 16})
+    df = per_request(simulate(s))
+    assert df["rejected"].all()
+    assert df["reject_reason"].str.contains("KV-cache capacity").all()
