@@ -1,9 +1,10 @@
 """Collective communication time: alpha-beta model per collective and group size.
 
-Calibrated profiles carry measured (latency, bandwidth) fits per group size, eager and
-CUDA-graph. Otherwise the ring formulas apply over the profile's scale-up link: an all-reduce
-of N bytes on G GPUs moves 2(G-1)/G * N bytes per GPU in 2(G-1) latency-bound steps; an
-all-gather (N bytes out per GPU) moves (G-1)/G * N bytes in G-1 steps.
+Message size N is the bytes each GPU contributes: the all-reduce buffer, one GPU's all-gather
+shard. Profiles carry (latency, bandwidth) fits per group size, eager and CUDA-graph: t = latency
++ N / bandwidth. Without a fit the ring formulas apply over the profile's scale-up link: an
+all-reduce moves 2(G-1)/G * N bytes per GPU, an all-gather (G-1) * N, an all-to-all (G-1)/G * N;
+latency grows by 1.5 us per GPU beyond the first, as NCCL's small-message times do.
 """
 from __future__ import annotations
 
@@ -11,9 +12,11 @@ from ..catalog.gpu import CollectiveFit, GPUProfile
 from ..errors import InputError
 
 COLLECTIVES = ("all-reduce", "all-gather", "all-to-all", "send")
-#: Per-step latency of a collective launched eagerly vs replayed inside a CUDA graph (seconds).
-EAGER_STEP_LATENCY_S = 8e-6
-GRAPH_STEP_LATENCY_S = 3e-6
+#: Small-message latency of a collective on 2 GPUs, launched eagerly vs replayed in a CUDA graph
+#: (seconds), and its growth per extra GPU.
+EAGER_LATENCY_S = 9.5e-6
+GRAPH_LATENCY_S = 4.5e-6
+LATENCY_PER_GPU_S = 1.5e-6
 LINK_EFFICIENCY = 0.8   # achievable fraction of the link's unidirectional datasheet bandwidth
 
 
@@ -25,16 +28,16 @@ def _fit(gpu: GPUProfile, collective: str, gpus: int, cuda_graph: bool) -> Colle
     return None
 
 
-def ring_factors(collective: str, gpus: int) -> tuple[float, int]:
-    """(bytes moved per GPU per message byte, latency-bound steps) of the ring algorithm."""
+def ring_factor(collective: str, gpus: int) -> float:
+    """Bytes each GPU sends per byte of its message, ring algorithm."""
     g = gpus
     if collective == "all-reduce":
-        return 2.0 * (g - 1) / g, 2 * (g - 1)
+        return 2.0 * (g - 1) / g
     if collective == "all-gather":
-        return (g - 1) / g, g - 1
+        return float(g - 1)
     if collective == "all-to-all":
-        return (g - 1) / g, 1
-    return 1.0, 1
+        return (g - 1) / g
+    return 1.0
 
 
 def collective_time(gpu: GPUProfile, collective: str, nbytes: float, gpus: int,
@@ -49,9 +52,9 @@ def collective_time(gpu: GPUProfile, collective: str, nbytes: float, gpus: int,
     fit = _fit(gpu, collective, gpus, cuda_graph)
     if fit is not None:
         return fit.latency_s + nbytes / fit.bandwidth_Bps
-    factor, steps = ring_factors(collective, gpus)
-    step_lat = GRAPH_STEP_LATENCY_S if cuda_graph else EAGER_STEP_LATENCY_S
-    return steps * step_lat + factor * nbytes / (gpu.link_bandwidth * LINK_EFFICIENCY)
+    base = GRAPH_LATENCY_S if cuda_graph else EAGER_LATENCY_S
+    latency = base + LATENCY_PER_GPU_S * (gpus - 2)
+    return latency + ring_factor(collective, gpus) * nbytes / (gpu.link_bandwidth * LINK_EFFICIENCY)
 
 
 def transfer_time(nbytes: float, bandwidth_Bps: float, latency_s: float) -> float:

@@ -1,0 +1,101 @@
+"""Engine profile catalog: how a serving framework runs a model (kernel fusion, KV layout, CPU cost).
+
+Profiles live in ``simulator/catalog/engines/<name>.yaml``; other names for them (``vllm``,
+``transformers``, ...) in ``engines/aliases.yaml``. Names match case-insensitively, with ``_`` and
+spaces read as ``-``.
+"""
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from ..errors import InputError, unknown_name
+from ..paths import catalog_dir
+from .engine import EngineProfile
+
+__all__ = ["list_engines", "load_engine", "resolve_engine_name"]
+
+ALIAS_FILE = "aliases.yaml"
+
+
+def _normalise(name: str) -> str:
+    return "-".join(name.strip().lower().replace("_", " ").split())
+
+
+def _dir() -> Path:
+    return catalog_dir("engines")
+
+
+def _files() -> dict[str, Path]:
+    return {p.stem: p for p in sorted(_dir().glob("*.yaml")) if p.name != ALIAS_FILE}
+
+
+def _read_yaml(path: Path) -> Any:
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as e:
+        raise InputError(f"engines/{path.name}", None, f"must be valid YAML ({' '.join(str(e).split())})") from None
+
+
+def list_engines() -> list[str]:
+    """Names of the engine profiles, sorted."""
+    return sorted(_files())
+
+
+@functools.lru_cache(maxsize=4)
+def _aliases(directory: str) -> dict[str, str]:
+    path = Path(directory) / ALIAS_FILE
+    if not path.is_file():
+        return {}
+    raw = _read_yaml(path) or {}
+    if not isinstance(raw, dict):
+        raise InputError(f"engines/{ALIAS_FILE}", type(raw).__name__, "must map alias -> engine name")
+    names = set(_files())
+    out: dict[str, str] = {}
+    for alias, target in raw.items():
+        if not isinstance(target, str) or target not in names:
+            raise InputError(f"engines/{ALIAS_FILE}:{alias}", target, f"must name an engine: {', '.join(sorted(names))}")
+        out[_normalise(str(alias))] = target
+    return out
+
+
+def resolve_engine_name(name: str) -> str:
+    """The engine profile name that ``name`` (a profile name or alias, any case) refers to."""
+    if not isinstance(name, str) or not name.strip():
+        raise InputError("engine", name, f"give an engine name; known: {', '.join(list_engines())}")
+    key = _normalise(name)
+    files = _files()
+    if key in files:
+        return key
+    aliases = _aliases(str(_dir()))
+    if key in aliases:
+        return aliases[key]
+    raise unknown_name("engine", name, [*files, *aliases])
+
+
+@functools.lru_cache(maxsize=None)
+def _load(path_str: str) -> EngineProfile:
+    path = Path(path_str)
+    raw = _read_yaml(path)
+    if not isinstance(raw, dict):
+        raise InputError(f"engines/{path.name}", type(raw).__name__, "must be a YAML mapping of one engine profile")
+    try:
+        profile = EngineProfile.model_validate(raw)
+    except ValidationError as e:
+        errs = e.errors()
+        err = errs[0]
+        where = ".".join(str(p) for p in err["loc"])
+        more = f" (and {len(errs) - 1} more)" if len(errs) > 1 else ""
+        raise InputError(f"engines/{path.name}:{where}", err.get("input"), err["msg"] + more) from None
+    if profile.name != path.stem:
+        raise InputError(f"engines/{path.name}:name", profile.name, f"must match the file name {path.stem!r}")
+    return profile
+
+
+def load_engine(name: str) -> EngineProfile:
+    """An engine profile by name or alias (case-insensitive)."""
+    return _load(str(_files()[resolve_engine_name(name)].resolve()))

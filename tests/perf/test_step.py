@@ -1,0 +1,122 @@
+"""The step-time model: roofline arithmetic by hand on a flat-efficiency GPU, and internal consistency."""
+from __future__ import annotations
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from simulator.catalog.engine import EngineProfile
+from simulator.errors import DoesNotFitError, InputError
+from simulator.perf.comm import collective_time
+from simulator.perf.memory import memory_plan, weight_bytes_per_gpu
+from simulator.perf.roofline import op_time
+from simulator.perf.step import BatchShape, StepModel, quantize
+
+
+def test_op_time_is_roofline_over_efficiency(flat_gpu):
+    # compute-bound: 1e12 FLOPs at 1000 TFLOP/s and efficiency 0.5 → 2 ms
+    t = op_time(flat_gpu, "gemm", 1e12, 1e6, "bf16", 10, 20)
+    assert t.seconds == pytest.approx(2e-3) and t.bound == "compute"
+    # memory-bound: 1e9 bytes at 2 TB/s and efficiency 0.5 → 1 ms
+    t = op_time(flat_gpu, "memory", 0.0, 1e9, "bf16", 30)
+    assert t.seconds == pytest.approx(1e-3) and t.bound == "memory"
+
+
+def test_decode_step_gemm_time_by_hand(llama8b, flat_gpu, fused):
+    """Batch-1 decode reads every weight once: the GEMM part is weight bytes / bandwidth / efficiency."""
+    sm = StepModel(llama8b, flat_gpu, fused)
+    t = sm.time(BatchShape.decode(1, 1000))
+    h, q, kv, f, L, V = 4096, 4096, 1024, 14336, 32, 128256
+    qkv_bytes = (h + q + 2 * kv) * 2 + h * (q + 2 * kv) * 2
+    assert t.breakdown["qkv_proj"] == pytest.approx(L * qkv_bytes / 2e12 / 0.5)
+    mlp_bytes = ((h + 2 * f) * 2 + h * 2 * f * 2) + ((f + h) * 2 + f * h * 2)
+    assert t.breakdown["mlp"] == pytest.approx(L * mlp_bytes / 2e12 / 0.5)
+    lm_bytes = (h + V) * 2 + h * V * 2
+    assert t.breakdown["lm_head"] == pytest.approx(lm_bytes / 2e12 / 0.5)
+    # decode attention reads the KV of 1001 tokens in each layer
+    attn_bytes = 1001 * 2 * 8 * 128 * 2 + 1 * 32 * 256 * 2
+    assert t.breakdown["attention_decode"] == pytest.approx(L * attn_bytes / 2e12 / 0.5)
+    assert t.gpu_s == pytest.approx(sum(t.breakdown.values()))
+
+
+def test_prefill_is_compute_bound_and_scales_with_tokens(llama8b, flat_gpu, fused):
+    sm = StepModel(llama8b, flat_gpu, fused)
+    a, b = sm.time(BatchShape.prefill(1, 2048)), sm.time(BatchShape.prefill(2, 2048))
+    assert a.bound["mlp"] == "compute"
+    assert b.breakdown["mlp"] == pytest.approx(2 * a.breakdown["mlp"], rel=0.01)
+    flops = 2 * 2048 * (4096 * 2 * 14336 + 14336 * 4096) * 32
+    assert a.breakdown["mlp"] == pytest.approx(flops / 1e15 / 0.5, rel=1e-6)
+
+
+def test_tensor_parallel_adds_ring_all_reduce(llama8b, flat_gpu, fused):
+    sm1, sm2 = StepModel(llama8b, flat_gpu, fused, tp=1), StepModel(llama8b, flat_gpu, fused, tp=2)
+    shape = BatchShape.decode(8, 512)
+    t1, t2 = sm1.time(shape), sm2.time(shape)
+    ar = collective_time(flat_gpu, "all-reduce", 8 * 4096 * 2, 2, cuda_graph=True)
+    ag = collective_time(flat_gpu, "all-gather", 8 * 128256 / 2 * 4, 2, cuda_graph=True)
+    assert t2.breakdown["communication"] == pytest.approx(ar * (2 * 32 + 1) + ag)
+    assert t2.breakdown["mlp"] < t1.breakdown["mlp"]          # each GPU holds half the MLP weights
+
+
+def test_ring_formula_by_hand(flat_gpu):
+    n, g = 1e8, 4
+    t = collective_time(flat_gpu, "all-reduce", n, g)
+    assert t == pytest.approx(9.5e-6 + 1.5e-6 * (g - 2) + 2 * (g - 1) / g * n / (400e9 * 0.8))
+    shard = collective_time(flat_gpu, "all-gather", n, g, cuda_graph=True)
+    assert shard == pytest.approx(4.5e-6 + 1.5e-6 * (g - 2) + (g - 1) * n / (400e9 * 0.8))
+    assert collective_time(flat_gpu, "all-reduce", n, 1) == 0.0
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(pt=st.integers(0, 4096), ps=st.integers(0, 8), n=st.integers(0, 256), ctx=st.integers(1, 4000))
+def test_fast_cost_equals_full_time(llama8b, flat_gpu, fused, pt, ps, n, ctx):
+    if pt == 0 or ps == 0:
+        pt = ps = 0
+    if pt + n == 0:
+        n = 1
+    sm = StepModel(llama8b, flat_gpu, fused)
+    b = quantize(BatchShape(prefill_tokens=pt, prefill_seqs=ps, prefill_pairs=pt * (pt + 1) / 2 / max(ps, 1),
+                            prefill_kv=pt, decode_seqs=n, decode_ctx=float(n * ctx)))
+    wall, flops, nbytes = sm.cost(b)
+    full = sm.time(b)
+    assert wall == pytest.approx(full.wall_s, rel=1e-12)
+    assert flops == pytest.approx(full.flops, rel=1e-12) and nbytes == pytest.approx(full.bytes, rel=1e-12)
+
+
+def test_quantize_changes_contexts_by_under_one_percent():
+    b = BatchShape(decode_seqs=37, decode_ctx=123457.0)
+    q = quantize(b)
+    assert q.decode_ctx == pytest.approx(b.decode_ctx, rel=0.0055)
+    assert q.decode_seqs == 37
+
+
+def test_unfused_engine_launches_more_kernels_and_copies_the_cache(llama8b, flat_gpu, fused):
+    eager = EngineProfile(name="eager", description="t", fused_qkv=False, fused_gate_up=False,
+                          fused_norm_residual=False, fused_act_mul=False, fused_rope=False,
+                          kv_cache="dynamic", cuda_graphs=False, upcast_norm=True)
+    a = StepModel(llama8b, flat_gpu, fused).time(BatchShape.decode(4, 2000))
+    b = StepModel(llama8b, flat_gpu, eager).time(BatchShape.decode(4, 2000))
+    assert b.kernels > 2 * a.kernels
+    # DynamicCache re-copies the whole cache each step: read + write of 2001 tokens of K and V per layer
+    copy = 2 * 4 * 2001 * (2 * 8 * 128 * 2) * 32
+    assert b.breakdown["kv_cache"] == pytest.approx(copy / 2e12 / 0.5)
+
+
+def test_memory_plan_and_does_not_fit(llama8b, flat_gpu):
+    plan = memory_plan(llama8b, flat_gpu, "bf16", "bf16", gpu_memory_utilization=0.9)
+    assert plan.weight_bytes == pytest.approx(8.03e9 * 2, rel=0.01)
+    assert plan.kv_bytes_per_token == 131072
+    assert plan.kv_tokens == int((80 * 2**30 * 0.9 - plan.weight_bytes - plan.activation_bytes) // 131072)
+    assert weight_bytes_per_gpu(llama8b, "int4") < weight_bytes_per_gpu(llama8b, "fp8") < plan.weight_bytes
+    big = llama8b.model_copy(update={"num_layers": 400, "name": "huge"})
+    with pytest.raises(DoesNotFitError, match="does not fit"):
+        memory_plan(big, flat_gpu, "bf16", "bf16")
+
+
+def test_bad_dtypes_and_pp(llama8b, flat_gpu, fused):
+    with pytest.raises(InputError, match="weight_dtype"):
+        StepModel(llama8b, flat_gpu, fused, weight_dtype="fp64")
+    with pytest.raises(InputError, match="kv_dtype"):
+        StepModel(llama8b, flat_gpu, fused, kv_dtype="int3")
+    with pytest.raises(InputError, match="pp"):
+        StepModel(llama8b, flat_gpu, fused, pp=64)
