@@ -45,7 +45,7 @@ def format_summary(s: dict[str, Any]) -> str:
         f"{s['throughput_output_tokens_per_s']:.0f} output tok/s, {s['throughput_input_tokens_per_s']:.0f} input tok/s",
         f"goodput       {s['goodput_requests_per_s']:.2f} req/s meeting the SLOs "
         f"(attainment {s['slo_attainment']:.1%})",
-        "latency (ms)  " + " " * 5 + "",
+        "latency in milliseconds:",
         f"  TTFT        {ms(s['ttft_s'])}",
         f"  TPOT        {ms(s['tpot_s'])}",
         f"  ITL         {ms(s['itl_s'])}",

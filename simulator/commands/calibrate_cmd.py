@@ -1,0 +1,28 @@
+"""``servesim calibrate``: measure kernels on this machine's GPU, or fit profiles from measurements.
+
+    servesim calibrate --out DIR [--device cuda|cpu] [--quick] [--name GPU]   (needs the calibrate extra)
+    servesim calibrate fit [--check] ...                                      (fit hwprofiles from CSVs)
+"""
+from __future__ import annotations
+
+import argparse
+
+from ..cli import subcommand
+
+
+@subcommand
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("calibrate", help="measure GPU kernels (needs torch) or fit profiles from measurements",
+                       add_help=False)
+    p.set_defaults(handler=run, pass_through=True)
+
+
+def run(a: argparse.Namespace) -> int:
+    args = list(getattr(a, "args", []))
+    if args and args[0] == "fit":
+        from calibration.fit import main as fit_main
+
+        return fit_main(args[1:])
+    from calibration.suite import main as suite_main
+
+    return suite_main(args)
