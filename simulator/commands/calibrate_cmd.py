@@ -20,7 +20,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(a: argparse.Namespace) -> int:
     args = list(getattr(a, "args", []))
     if args and args[0] == "fit":
-        from calibration.fit import main as fit_main
+        from calibration.profiles import main as fit_main
 
         return fit_main(args[1:])
     from calibration.suite import main as suite_main

@@ -65,7 +65,7 @@ def estimate_op(gpu_name: str, op: str, *, m: int | None = None, k: int | None =
             kind = "attention_prefill"
         else:
             s = positive("kv-len", kv_len)
-            pairs, q, kv, x = b * s, b, b * s, log2(b)
+            pairs, q, kv, x = b * s, b, b * s, log2(b * kvh)
             kind = "attention_decode"
         flops = 4.0 * h * d * pairs
         by = kv * 2 * kvh * d * 2.0 + q * 2 * h * d * 2.0

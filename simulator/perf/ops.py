@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+
 from ..catalog.engine import EngineProfile
 from ..catalog.model import ModelArch, dtype_bytes
 from ..errors import InputError
@@ -60,9 +62,13 @@ def shard(model: ModelArch, tp: int) -> Shard:
     return Shard(tp=tp, heads=model.num_attention_heads // tp, kv_heads=kv_per_gpu)
 
 
-def layer_gemms(model: ModelArch, tp: int, engine: EngineProfile) -> list[Gemm]:
-    """Every weight GEMM of the model on one GPU, grouped by shape (layers counts repeats)."""
+def layer_gemms(model: ModelArch, tp: int, engine: EngineProfile, expert_tp: int | None = None) -> list[Gemm]:
+    """Every weight GEMM of the model on one GPU, grouped by shape (layers counts repeats).
+
+    Routed experts are split ``expert_tp`` ways in width (default ``tp``; 1 under expert
+    parallelism, where each GPU holds whole experts and ``experts`` counts all of them)."""
     s = shard(model, tp)
+    etp = tp if expert_tp is None else expert_tp
     h, L = model.hidden_size, model.num_layers
     g: list[Gemm] = []
     if model.mla is not None:
@@ -89,7 +95,7 @@ def layer_gemms(model: ModelArch, tp: int, engine: EngineProfile) -> list[Gemm]:
     if model.moe is not None and model.num_moe_layers:
         e, nl = model.moe, model.num_moe_layers
         g.append(Gemm("router", "router", h, e.num_experts, nl))
-        g += _mlp_gemms("experts", "moe", h, e.expert_intermediate_size // tp, nl, model, engine,
+        g += _mlp_gemms("experts", "moe", h, e.expert_intermediate_size // etp, nl, model, engine,
                         experts=e.num_experts, topk=e.experts_per_token, bias=e.expert_bias)
         if e.num_shared_experts:
             ffn = (e.shared_expert_intermediate_size or e.expert_intermediate_size) * e.num_shared_experts
@@ -122,6 +128,54 @@ def expected_active_experts(tokens: float, experts: int, topk: int) -> float:
     if tokens <= 0:
         return 0.0
     return experts * (1.0 - (1.0 - topk / experts) ** tokens)
+
+
+@dataclass(frozen=True)
+class ExpertPlan:
+    """How routed experts run: token balance over experts, expert parallelism, attention layout."""
+
+    balance: str = "uniform"     # uniform | zipf
+    skew: float = 1.2            # zipf exponent of expert popularity
+    ep: int = 1                  # GPUs the experts are spread over (whole experts per GPU)
+    dp_attention: bool = False   # each GPU attends for 1/ep of the sequences with full weights
+
+
+class ExpertRouting:
+    """Expected routed rows and active experts on the busiest expert-parallel GPU.
+
+    Popularity is uniform, or Zipf (p ∝ 1/rank^skew) with ranks shuffled over expert ids by a fixed
+    permutation; experts sit on GPUs in contiguous id ranges (as vLLM and SGLang place them). A
+    token picks expert e with probability q_e = min(1, top-k · p_e); with T tokens, expert e is
+    active with probability 1 − (1 − q_e)^T and receives T·top-k·p_e rows on average.
+    """
+
+    def __init__(self, experts: int, topk: int, plan: ExpertPlan, name: str = "model") -> None:
+        if experts % plan.ep:
+            raise InputError("deployment.moe.expert_parallel", plan.ep, f"must divide {name}'s {experts} experts")
+        if plan.balance not in ("uniform", "zipf"):
+            raise InputError("deployment.moe.balance", plan.balance, "allowed: uniform, zipf")
+        self.experts, self.topk, self.plan = experts, topk, plan
+        if plan.balance == "uniform":
+            p = np.full(experts, 1.0 / experts)
+        else:
+            w = 1.0 / np.arange(1, experts + 1) ** plan.skew
+            p = (w / w.sum())[np.random.default_rng(0).permutation(experts)]
+        gpu_of = np.arange(experts) // (experts // plan.ep)
+        shares = np.bincount(gpu_of, weights=p, minlength=plan.ep)
+        busiest = int(np.argmax(shares))
+        self.popularity, self.shares = p, shares
+        self.share_max = 1.0 if plan.ep == 1 else float(shares[busiest])
+        self._q = np.minimum(1.0, topk * p[gpu_of == busiest])
+        self._closed = plan.balance == "uniform"
+
+    def load(self, tokens: float) -> tuple[float, float]:
+        """(routed rows, active experts) on the busiest GPU when the step has ``tokens`` tokens."""
+        if tokens <= 0:
+            return 0.0, 0.0
+        routed = tokens * self.topk * self.share_max
+        if self._closed:
+            return routed, expected_active_experts(tokens, self.experts, self.topk) / self.plan.ep
+        return routed, float((1.0 - (1.0 - self._q) ** tokens).sum())
 
 
 def attention_heads_dims(model: ModelArch, phase: str) -> tuple[int, int]:

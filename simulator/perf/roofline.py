@@ -38,6 +38,10 @@ CURVE_FOR = {"gemm": "gemm", "attention_prefill": "attention_prefill",
              "attention_decode": "attention_decode", "memory": "memory"}
 
 
+#: Dtypes that run on the same tensor-core path as a measured one.
+_SAME_CURVE = {"fp16": "bf16", "tf32": "bf16", "int8": "fp8", "fp4": "fp8"}
+
+
 def _interp1(xs: list[float], ys: list[float], x: float) -> float:
     if x <= xs[0]:
         return ys[0]
@@ -69,7 +73,8 @@ def curve_for(gpu: GPUProfile, kind: str, dtype: str = "bf16") -> Curve:
     """The profile's curve for an op kind (dtype-specific first, e.g. ``gemm_fp8``), else the default."""
     curves = gpu.efficiency.curves
     if curves:
-        for key in (f"{kind}_{dtype}", kind):
+        alias = _SAME_CURVE.get(dtype, dtype)
+        for key in (f"{kind}_{dtype}", f"{kind}_{alias}", kind):
             if key in curves:
                 return curves[key]
     return DEFAULT_CURVES[kind]

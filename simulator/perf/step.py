@@ -6,7 +6,6 @@ context lengths), so callers compute those with numpy and ask once.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 
 from ..catalog.engine import EngineProfile
@@ -14,69 +13,15 @@ from ..catalog.gpu import GPUProfile
 from ..catalog.model import ModelArch, dtype_bytes
 from ..errors import InputError
 from .comm import collective_time, transfer_time
-from .ops import (ACT_BYTES, COMPUTE_DTYPE, WEIGHT_BYTES, attention_cost, elementwise_bytes_per_token,
-                  expected_active_experts, gemm_cost, layer_gemms, shard)
-from .roofline import OpTime, log2, op_time
+from .ops import (ACT_BYTES, COMPUTE_DTYPE, WEIGHT_BYTES, ExpertPlan, ExpertRouting, Gemm, attention_cost,
+                  elementwise_bytes_per_token, gemm_cost, layer_gemms, shard)
+from .roofline import OpTime, curve_for, evaluate, log2, op_time
+from .shape import BatchShape, decode_pairs, quantize, window_pairs
 
 WEIGHT_DTYPES = tuple(k for k in WEIGHT_BYTES if k not in ("fp32", "fp4"))
 KV_DTYPES = ("bf16", "fp16", "fp8")
-
-
-@dataclass(frozen=True)
-class BatchShape:
-    """What a step's time depends on. Sums run over the sequences of the batch.
-
-    prefill: ``prefill_tokens`` new tokens from ``prefill_seqs`` sequences; ``prefill_pairs`` causal
-    query-key pairs (c·p + c(c+1)/2 for a chunk of c tokens after a prefix of p); ``prefill_kv``
-    KV entries read (p + c). decode: ``decode_seqs`` sequences with ``decode_ctx`` summed context.
-    ``*_win`` are the same sums with each sequence's context capped at the sliding window
-    (equal to the full sums for models without sliding-window layers).
-    """
-
-    prefill_tokens: int = 0
-    prefill_seqs: int = 0
-    prefill_pairs: float = 0.0
-    prefill_kv: float = 0.0
-    decode_seqs: int = 0
-    decode_ctx: float = 0.0
-    prefill_pairs_win: float | None = None
-    prefill_kv_win: float | None = None
-    decode_ctx_win: float | None = None
-
-    @property
-    def tokens(self) -> int:
-        return self.prefill_tokens + self.decode_seqs
-
-    @property
-    def seqs(self) -> int:
-        return self.prefill_seqs + self.decode_seqs
-
-    @staticmethod
-    def prefill(batch: int, seq: int, prefix: int = 0, window: int | None = None) -> "BatchShape":
-        """``batch`` sequences each prefilling ``seq`` new tokens after ``prefix`` cached ones."""
-        pairs = seq * prefix + seq * (seq + 1) / 2
-        win = window_pairs(seq, prefix, window) if window else pairs
-        kv_win = min(prefix + seq, window + seq) if window else prefix + seq
-        return BatchShape(prefill_tokens=batch * seq, prefill_seqs=batch, prefill_pairs=batch * pairs,
-                          prefill_kv=batch * (prefix + seq), prefill_pairs_win=batch * win,
-                          prefill_kv_win=batch * kv_win)
-
-    @staticmethod
-    def decode(batch: int, context: int, window: int | None = None) -> "BatchShape":
-        """``batch`` sequences each decoding one token against ``context`` cached tokens."""
-        ctx = context + 1  # the new token attends to itself too
-        win = min(ctx, window) if window else ctx
-        return BatchShape(decode_seqs=batch, decode_ctx=batch * ctx, decode_ctx_win=batch * win)
-
-
-def window_pairs(c: int, p: int, w: int) -> float:
-    """Query-key pairs of a causal chunk of c tokens after p, each query seeing at most w keys."""
-    total = 0.0
-    lo = p + 1          # query i (1..c) sees p + i keys, capped at w
-    full = max(0, min(c, w - p))                   # queries below the cap
-    total += full * lo + full * (full - 1) / 2 if full > 0 else 0.0
-    total += (c - max(full, 0)) * w
-    return total
+__all__ = ["BatchShape", "StepModel", "StepTime", "Part", "quantize", "window_pairs", "decode_pairs",
+           "WEIGHT_DTYPES", "KV_DTYPES"]
 
 
 @dataclass
@@ -93,10 +38,14 @@ class StepTime:
 
 
 class StepModel:
-    """Step-time predictor for one replica: model × GPU × engine × parallelism × precision."""
+    """Step-time predictor for one replica: model × GPU × engine × parallelism × precision.
+
+    ``experts`` sets MoE routing balance, expert parallelism and data-parallel attention; ``cp``
+    splits prefill attention over that many GPUs as ring attention (context parallelism)."""
 
     def __init__(self, model: ModelArch, gpu: GPUProfile, engine: EngineProfile, tp: int = 1,
-                 pp: int = 1, weight_dtype: str = "bf16", kv_dtype: str = "bf16") -> None:
+                 pp: int = 1, weight_dtype: str = "bf16", kv_dtype: str = "bf16",
+                 experts: ExpertPlan | None = None, cp: int = 1) -> None:
         if weight_dtype not in WEIGHT_DTYPES:
             raise InputError("weight_dtype", weight_dtype, f"allowed: {', '.join(WEIGHT_DTYPES)}")
         if kv_dtype not in KV_DTYPES:
@@ -106,16 +55,35 @@ class StepModel:
             ok = [d for d in WEIGHT_DTYPES if gpu.has_dtype(COMPUTE_DTYPE[d])]
             raise InputError("weight_dtype", weight_dtype,
                              f"{gpu.name} has no {cdt} tensor cores; allowed on it: {', '.join(ok)}")
+        self.sparse_peak = None
+        if weight_dtype == "sparse24":
+            if cdt not in gpu.sparse_tflops:
+                raise InputError("weight_dtype", weight_dtype, f"{gpu.name} lists no 2:4 sparse {cdt} rate "
+                                 "(sparse_tflops); use a dense weight_dtype")
+            self.sparse_peak = gpu.sparse_tflops[cdt].value * 1e12  # type: ignore[index]
         if pp < 1 or pp > model.num_layers:
             raise InputError("pp", pp, f"must be between 1 and {model.name}'s {model.num_layers} layers")
+        if cp < 1:
+            raise InputError("cp", cp, "must be a positive integer")
+        plan = experts or ExpertPlan()
+        if model.moe is None and (plan.ep > 1 or plan.balance != "uniform"):
+            raise InputError("deployment.moe", model.name, "applies to mixture-of-experts models only")
+        if plan.dp_attention and cp > 1:
+            raise InputError("cp", cp, "context parallelism with data-parallel attention is not modelled")
         shard(model, tp)
         self.model, self.gpu, self.engine = model, gpu, engine
-        self.tp, self.pp, self.weight_dtype, self.kv_dtype = tp, pp, weight_dtype, kv_dtype
+        self.tp, self.pp, self.cp, self.weight_dtype, self.kv_dtype = tp, pp, cp, weight_dtype, kv_dtype
+        self.experts = plan
+        self.dp = plan.ep if plan.dp_attention else 1        # attention ranks splitting the sequences
+        self.attn_tp = 1 if plan.dp_attention else tp        # GPUs one attention / dense layer is split over
+        self.routing = (ExpertRouting(model.moe.num_experts, model.moe.experts_per_token, plan, model.name)
+                        if model.moe is not None else None)
         self.compute_dtype = cdt
         self.act_dtype = "bf16" if gpu.has_dtype("bf16") else next(iter(gpu.dense_tflops))
-        self.gemms = layer_gemms(model, tp, engine)
-        self.elem_bytes, self.elem_kernels = elementwise_bytes_per_token(model, tp, engine)
+        self.gemms = layer_gemms(model, self.attn_tp, engine, expert_tp=1 if plan.ep > 1 else self.attn_tp)
+        self.elem_bytes, self.elem_kernels = elementwise_bytes_per_token(model, self.attn_tp, engine)
         self.swa_layers = model.sliding_window_layers if model.sliding_window else 0
+        self.kv_heads_gpu = 1 if model.mla is not None else shard(model, tp).kv_heads
         self.graph_gap = gpu.efficiency.graph_launch_overhead_s
         self.eager_gap = gpu.efficiency.launch_overhead_s
         self._memo: dict[tuple, Part] = {}
@@ -131,19 +99,27 @@ class StepModel:
             hit = self._memo[key] = Part.of(*build())
         return hit
 
-    def _gemm(self, g, rows: float) -> tuple[float, OpTime]:  # noqa: ANN001
+    def _gemm_time(self, fl: float, by: float, dt: str, x: float, y: float, sparse: bool) -> OpTime:
+        if not sparse or self.sparse_peak is None:
+            return op_time(self.gpu, "gemm", fl, by, dt, x, y)
+        eff = max(1e-3, min(1.0, evaluate(curve_for(self.gpu, "gemm", dt), x, y)))
+        compute, memory = fl / self.sparse_peak, by / self.gpu.memory_bandwidth
+        return OpTime(max(compute, memory) / eff, fl, by, compute, memory)
+
+    def _gemm(self, g: Gemm, rows: float) -> tuple[float, OpTime]:
+        """Seconds of ``g`` over all its layers for ``rows`` tokens (experts: the step's total tokens)."""
         wb = WEIGHT_BYTES[self.weight_dtype]
-        dt = self.act_dtype if g.kind in ("router", "lm_head") else self.compute_dtype
-        gw = 2.0 if g.kind in ("router", "lm_head") else wb
-        if g.experts > 1:
-            active = expected_active_experts(rows, g.experts, g.topk)
-            routed = rows * g.topk
+        plain = g.kind in ("router", "lm_head")
+        dt = self.act_dtype if plain else self.compute_dtype
+        gw = 2.0 if plain else wb
+        if g.experts > 1 and self.routing is not None:
+            routed, active = self.routing.load(rows)
             fl, by = gemm_cost(routed, g.k, g.n, 0.0)
             by += active * g.k * g.n * gw
-            t = op_time(self.gpu, "gemm", fl, by, dt, log2(routed / active), log2(g.k * g.n))
+            t = self._gemm_time(fl, by, dt, log2(routed / max(active, 1e-9)), log2(g.k * g.n), True)
         else:
             fl, by = gemm_cost(rows, g.k, g.n, gw)
-            t = op_time(self.gpu, "gemm", fl, by, dt, log2(rows), log2(g.k * g.n))
+            t = self._gemm_time(fl, by, dt, log2(rows), log2(g.k * g.n), not plain)
         return max(t.seconds, self.gpu.efficiency.min_kernel_s) * g.layers, t
 
     def _memory_op(self, acc: dict, ops: dict, kind: str, nbytes: float, kernels: int) -> int:
@@ -155,8 +131,9 @@ class StepModel:
         ops[kind] = _add(ops.get(kind), t, 1, sec)
         return kernels
 
-    def _tokens_part(self, m: int, graph: bool) -> "Part":
-        """Everything that scales with the step's token count: weight GEMMs, norms, KV writes, TP comm."""
+    def _tokens_part(self, m: float, m_all: int, graph: bool) -> "Part":
+        """Everything that scales with the token count: weight GEMMs, norms, KV writes, TP/EP comm.
+        ``m``: tokens on one GPU's dense path; ``m_all``: the step's tokens (routed to the experts)."""
         def build():  # noqa: ANN202
             acc: dict[str, float] = {}
             ops: dict[str, OpTime] = {}
@@ -164,7 +141,7 @@ class StepModel:
             for g in self.gemms:
                 if g.kind == "lm_head":
                     continue
-                sec, t = self._gemm(g, m)
+                sec, t = self._gemm(g, m_all if g.experts > 1 else m)
                 acc[g.kind] = acc.get(g.kind, 0.0) + sec
                 ops[g.kind] = _add(ops.get(g.kind), t, g.layers, sec)
                 kernels += g.layers
@@ -175,43 +152,49 @@ class StepModel:
             kernels += self._memory_op(acc, ops, "embedding", 2.0 * m * self.model.hidden_size * ACT_BYTES, 1)
             act = m * self.model.hidden_size * ACT_BYTES
             comm = 0.0
-            if self.tp > 1:
-                comm += collective_time(self.gpu, "all-reduce", act, self.tp, graph) * (2 * L + 1)
+            if self.attn_tp > 1:
+                comm += collective_time(self.gpu, "all-reduce", act, self.attn_tp, graph) * (2 * L + 1)
+            if self.dp > 1 and self.routing is not None and self.model.moe is not None:
+                k = self.model.moe.experts_per_token
+                send = m * k * self.model.hidden_size * ACT_BYTES
+                recv = m_all * k * self.routing.share_max * self.model.hidden_size * ACT_BYTES
+                comm += 2 * collective_time(self.gpu, "all-to-all", max(send, recv), self.dp, graph) \
+                    * self.model.num_moe_layers
             if self.pp > 1:
                 comm += (self.pp - 1) * transfer_time(act, self.gpu.link_bandwidth * 0.8, self.gpu.scaleup_latency_s)
             if comm:
                 acc["communication"] = comm
             return acc, ops, kernels
-        return self._part(("t", m, graph), build)
+        return self._part(("t", m, m_all, graph), build)
 
-    def _seqs_part(self, seqs: int, graph: bool) -> "Part":
-        """Per-sequence work: LM head on the last token, sampling, logits gather."""
+    def _seqs_part(self, rows: float, graph: bool) -> "Part":
+        """Per-token-with-logits work: LM head, sampling, logits gather (``rows`` on one GPU)."""
         def build():  # noqa: ANN202
             acc: dict[str, float] = {}
             ops: dict[str, OpTime] = {}
             kernels = 0
             for g in self.gemms:
                 if g.kind == "lm_head":
-                    sec, t = self._gemm(g, seqs)
+                    sec, t = self._gemm(g, rows)
                     acc["lm_head"], ops["lm_head"] = sec, _add(None, t, 1, sec)
                     kernels += 1
-            vocab = self.model.vocab_size / self.tp
-            samp = seqs * vocab * (4.0 if self.engine.logits_fp32 else ACT_BYTES) * 3
+            vocab = self.model.vocab_size / self.attn_tp
+            samp = rows * vocab * (4.0 if self.engine.logits_fp32 else ACT_BYTES) * 3
             kernels += self._memory_op(acc, ops, "sampling", samp, 4)
-            if self.tp > 1:
-                acc["communication"] = collective_time(self.gpu, "all-gather", seqs * vocab * 4.0, self.tp, graph)
+            if self.attn_tp > 1:
+                acc["communication"] = collective_time(self.gpu, "all-gather", rows * vocab * 4.0, self.attn_tp, graph)
             return acc, ops, kernels
-        return self._part(("s", seqs, graph), build)
+        return self._part(("s", rows, graph), build)
 
     def _kv_layer_bytes(self) -> float:
         kvb = self.model.kv_elements_per_token_per_layer() * dtype_bytes(self.kv_dtype)
         if self.model.mla is None:
-            kvb = kvb * shard(self.model, self.tp).kv_heads / self.model.num_kv_heads
+            kvb = kvb * shard(self.model, self.attn_tp).kv_heads / self.model.num_kv_heads
         return kvb
 
-    def _attn_part(self, kind: str, phase: str, q: float, seqs: int, pairs: float, kv: float,
-                   pairs_w: float, kv_w: float) -> "Part":
-        """Attention of all layers (full and sliding-window ones) for one phase."""
+    def _attn_part(self, kind: str, phase: str, q: float, seqs: float, pairs: float, kv: float,
+                   pairs_w: float, kv_w: float, graph: bool = False) -> "Part":
+        """Attention of all layers (full and sliding-window ones) for one phase, on one GPU."""
         def build():  # noqa: ANN202
             L, W = self.model.num_layers, self.swa_layers
             ops: dict[str, OpTime] = {}
@@ -219,46 +202,79 @@ class StepModel:
             for layers, pr, kvv in ((L - W, pairs, kv), (W, pairs_w, kv_w)):
                 if layers <= 0:
                     continue
-                fl, by = attention_cost(self.model, self.tp, phase, pr, q, kvv, self.kv_dtype)
-                x = log2(q / seqs) if phase == "prefill" else log2(seqs)
+                fl, by = attention_cost(self.model, self.attn_tp, phase, pr, q, kvv, self.kv_dtype)
+                # decode efficiency is read at log2(sequences × KV heads per GPU): the work units of
+                # a decode attention kernel (calibration/fit.py, decode feature batch_kv_heads)
+                x = log2(q / seqs) if phase == "prefill" else log2(seqs * self.kv_heads_gpu)
                 t = op_time(self.gpu, kind, fl, by, self.act_dtype, x, log2(kvv / seqs))
                 sec = max(t.seconds, self.gpu.efficiency.min_kernel_s) * layers
                 total += sec
                 ops[kind] = _add(ops.get(kind), t, layers, sec)
                 kernels += layers
             acc = {kind: total}
+            if self.cp > 1:
+                acc["communication"] = self._cp_comm(phase, q, seqs, kv, total / L, graph) * L
             if self.engine.kv_cache == "dynamic":  # torch.cat of K and V: read the old cache, write it all
                 moved = 2.0 * kv * self._kv_layer_bytes() * L
                 kernels += self._memory_op(acc, ops, "kv_cache", moved, 2 * L)
             return acc, ops, kernels
-        return self._part((kind, q, seqs, pairs, kv, pairs_w, kv_w), build)
+        return self._part((kind, q, seqs, pairs, kv, pairs_w, kv_w, graph), build)
+
+    def _cp_comm(self, phase: str, q: float, seqs: float, kv: float, attn_layer_s: float, graph: bool) -> float:
+        """Exposed communication of one layer under context parallelism (seconds).
+
+        prefill (ring attention): each GPU passes its 1/cp of the KV around the ring, cp − 1 hops,
+        overlapped with the attention math, so only the excess shows. decode: the cp partial outputs
+        (fp32, with their softmax sums) are gathered."""
+        if phase == "prefill":
+            shard_bytes = kv / self.cp * self._kv_layer_bytes()
+            ring = (self.cp - 1) * transfer_time(shard_bytes, self.gpu.link_bandwidth * 0.8, self.gpu.scaleup_latency_s)
+            return max(0.0, ring - attn_layer_s)
+        heads = shard(self.model, self.attn_tp).heads
+        part = seqs * heads * (self._v_dim() + 1) * 4.0
+        return collective_time(self.gpu, "all-gather", part, self.cp, graph)
+
+    def _v_dim(self) -> int:
+        m = self.model.mla
+        return self.model.head_dim if m is None else m.kv_lora_rank
 
     def _parts(self, b: BatchShape) -> tuple[list["Part"], bool]:
         if b.tokens <= 0:
             raise InputError("batch", 0, "a step needs at least one token")
         graph = self.engine.cuda_graphs and b.prefill_seqs == 0
-        parts = [self._tokens_part(b.tokens, graph), self._seqs_part(b.seqs, graph)]
+        cp, dp = self.cp, self.dp
+        dec_tokens = b.decode_seqs * b.decode_q
+        m = b.tokens if cp == 1 and dp == 1 else (-(-b.prefill_tokens // cp) + dec_tokens) / dp
+        parts = [self._tokens_part(m, b.tokens, graph), self._seqs_part(b.logit_rows / dp, graph)]
         if b.prefill_seqs:
-            parts.append(self._attn_part("attention_prefill", "prefill", b.prefill_tokens, b.prefill_seqs,
-                                         b.prefill_pairs, b.prefill_kv, _or(b.prefill_pairs_win, b.prefill_pairs),
-                                         _or(b.prefill_kv_win, b.prefill_kv)))
+            s = cp * dp   # queries split over cp ranks (ring attention) or sequences over dp ranks
+            parts.append(self._attn_part("attention_prefill", "prefill", b.prefill_tokens / s, b.prefill_seqs / dp,
+                                         b.prefill_pairs / s, b.prefill_kv / dp,
+                                         _or(b.prefill_pairs_win, b.prefill_pairs) / s,
+                                         _or(b.prefill_kv_win, b.prefill_kv) / dp))
         if b.decode_seqs:
             ctx_w = _or(b.decode_ctx_win, b.decode_ctx)
-            parts.append(self._attn_part("attention_decode", "decode", b.decode_seqs, b.decode_seqs,
-                                         b.decode_ctx, b.decode_ctx, ctx_w, ctx_w))
+            q, n = b.decode_q, b.decode_seqs
+            s = cp * dp   # KV split over cp ranks, or sequences over dp ranks
+            parts.append(self._attn_part("attention_decode", "decode", dec_tokens / dp, n / dp,
+                                         decode_pairs(n, b.decode_ctx, q) / s, b.decode_ctx / s,
+                                         decode_pairs(n, ctx_w, q) / s, ctx_w / s, graph))
         return parts, graph
 
     def _wall(self, gpu_s: float, kernels: int, seqs: int, graph: bool) -> float:
-        gap = self.graph_gap if graph else self.eager_gap
-        host = 0.0 if graph else kernels * self.engine.cpu_launch_per_kernel_s
-        return max(gpu_s + kernels * gap, host) + self.engine.cpu_overhead_per_step_s \
-            + seqs * self.engine.cpu_overhead_per_seq_s
+        """Wall seconds: kernels back to back (a small gap each, as in a graph replay), or the host's
+        eager launches if those are slower, plus the engine's CPU overhead per step and sequence.
+        Host cost per eager launch: the engine's own figure, else the GPU profile's measured one."""
+        queued = gpu_s + kernels * self.graph_gap
+        if not graph:
+            per = self.engine.cpu_launch_per_kernel_s or self.eager_gap
+            queued = max(queued, kernels * per)
+        return queued + self.engine.cpu_overhead_per_step_s + seqs * self.engine.cpu_overhead_per_seq_s
 
     # ---- public ---------------------------------------------------------------
     def cost(self, b: BatchShape) -> tuple[float, float, float]:
         """(wall seconds, FLOPs, bytes) of one step: the engine's fast path, same numbers as :meth:`time`."""
-        key = (b.prefill_tokens, b.prefill_seqs, b.prefill_pairs, b.prefill_kv, b.decode_seqs, b.decode_ctx,
-               b.prefill_pairs_win, b.prefill_kv_win, b.decode_ctx_win)
+        key = b.key()
         hit = self._costs.get(key)
         if hit is not None:
             return hit
@@ -278,8 +294,7 @@ class StepModel:
 
     def time(self, b: BatchShape) -> StepTime:
         """Predicted time of one forward step over all layers and stages, with its breakdown."""
-        key = (b.prefill_tokens, b.prefill_seqs, b.prefill_pairs, b.prefill_kv, b.decode_seqs, b.decode_ctx,
-               b.prefill_pairs_win, b.prefill_kv_win, b.decode_ctx_win)
+        key = b.key()
         hit = self._full.get(key)
         if hit is not None:
             return hit
@@ -307,6 +322,12 @@ class StepModel:
         """Wall seconds of a step, memoised on the shape rounded by :func:`quantize`."""
         return self.cost(quantize(b))[0]
 
+    def linear_cost(self, rows: float, k: int, n: int, layers: int = 1) -> tuple[float, float, float]:
+        """(seconds, FLOPs, bytes) of ``layers`` GEMMs x[rows, k] @ w[k, n] in this replica's weight format,
+        each taking at least one kernel (for small extra heads, e.g. Medusa)."""
+        sec, t = self._gemm(Gemm("extra", "mlp", k, n, layers), rows)
+        return sec, t.flops * layers, t.bytes * layers
+
 
 @dataclass(frozen=True)
 class Part:
@@ -325,27 +346,8 @@ class Part:
                     sum(o.flops for o in ops.values()), sum(o.bytes for o in ops.values()))
 
 
-def quantize(b: BatchShape) -> BatchShape:
-    """The shape with its context sums rounded to 64 steps per octave (under 0.55% change),
-    so that memoisation hits across steps whose contexts differ by a few tokens."""
-    return BatchShape(b.prefill_tokens, b.prefill_seqs, _q(b.prefill_pairs), _q(b.prefill_kv),
-                      b.decode_seqs, _q(b.decode_ctx), _q(b.prefill_pairs_win), _q(b.prefill_kv_win),
-                      _q(b.decode_ctx_win))
-
-
 def _or(v: float | None, default: float) -> float:
     return default if v is None else v
-
-
-def _q(v: float | None) -> float | None:
-    """Round to 64 steps per octave (relative error under 0.55%)."""
-    if v is None or v <= 64:
-        return v
-    return _POW[round(_log2(v) * 64)]
-
-
-_log2 = math.log2
-_POW = [2.0 ** (e / 64) for e in range(64 * 64)]
 
 
 def _merge(a: OpTime, b: OpTime) -> OpTime:

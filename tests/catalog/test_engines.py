@@ -66,7 +66,7 @@ def test_hf_eager_decode_step_is_host_bound_in_the_documented_range() -> None:
     e = load_engine("hf-eager")
     host = t.kernels * e.cpu_launch_per_kernel_s
     assert host > t.gpu_s                                        # dispatch, not the GPU, bounds the step
-    assert t.wall_s == pytest.approx(host + e.cpu_overhead_per_step_s, rel=1e-6)
+    assert t.wall_s == pytest.approx(host + e.cpu_overhead_per_step_s + e.cpu_overhead_per_seq_s, rel=1e-6)
     assert 10e-3 <= t.wall_s <= 30e-3                            # 10-30 ms per step, as documented
 
 

@@ -1,0 +1,141 @@
+"""Write fitted efficiency into ``hwprofiles/``, transfer it to unmeasured GPUs, and check it.
+
+    servesim calibrate fit --write     # refit from calibration/data/*, rewrite the profiles' efficiency blocks
+    servesim calibrate fit --check     # exit 1 if the committed profiles differ from what the fit produces
+
+Measured GPUs (those with ``calibration/data/<gpu>/`` kernel CSVs) get ``status: calibrated``.
+Transfer rule for the others: an NVIDIA data-center or workstation GPU takes the curves of the
+measured NVIDIA GPU whose memory bandwidth is closest on a log scale (efficiency is a fraction of
+each GPU's *own* datasheet roofline, so curves carry over between tensor-core GPUs of similar
+balance; launch figures, collectives and datasheet numbers stay its own), with ``status:
+transferred`` and ``transferred_from``. Other vendors and device kinds keep the documented defaults.
+The launch figures keep the GPU-side meaning the time model uses: ``launch_overhead_s`` is the
+host cost of one eager launch as measured (torch dispatch included), ``graph_launch_overhead_s``
+the per-kernel cost inside a CUDA-graph replay, ``min_kernel_s`` the shortest kernel.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from simulator.catalog.gpus import list_gpus, load_gpu
+from simulator.paths import hwprofiles_dir
+
+DATA = Path(__file__).resolve().parent / "data"
+DECODE_FEATURE = "batch_kv_heads"
+
+
+def measured_gpus() -> list[str]:
+    """GPUs with kernel CSVs under calibration/data/."""
+    return sorted(p.name for p in DATA.iterdir() if (p / "gemm.csv").exists()) if DATA.is_dir() else []
+
+
+def _collectives_extra(gpu: str) -> dict[str, Any]:
+    """Collective fits from multi-GPU runs (calibration/data/<gpu>-x*/collective_fits.json), if any."""
+    out: dict[str, Any] = {"collectives": {}, "collectives_graph": {}}
+    for path in sorted(DATA.glob(f"{gpu}-x*/collective_fits.json")):
+        data = json.loads(path.read_text())
+        for table in ("collectives", "collectives_graph"):
+            for coll, fits in data.get(table, {}).items():
+                out[table].setdefault(coll, {}).update({int(k): v for k, v in fits.items()})
+    return out
+
+
+def fitted(gpu: str) -> dict[str, Any]:
+    """The efficiency block of a measured GPU: the fit, merged over the profile's own collective defaults."""
+    from .fit import fit
+
+    eff = fit(DATA / gpu, gpu, decode_feature=DECODE_FEATURE)["efficiency"]
+    base = load_gpu(gpu).efficiency.model_dump(mode="json")
+    extra = _collectives_extra(gpu)
+    for table in ("collectives", "collectives_graph"):
+        merged = {c: {int(k): v for k, v in fits.items()} for c, fits in base.get(table, {}).items()}
+        for source in (extra[table], eff.get(table, {})):
+            for coll, fits in source.items():
+                merged.setdefault(coll, {}).update({int(k): v for k, v in fits.items()})
+        eff[table] = merged
+    return eff
+
+
+def transfer_source(gpu: str, measured: list[str]) -> str | None:
+    """The measured GPU whose curves ``gpu`` takes under the transfer rule, or None."""
+    g = load_gpu(gpu)
+    if g.kind != "gpu" or g.vendor.lower() != "nvidia" or not measured:
+        return None
+    bw = g.memory_bandwidth
+    return min(measured, key=lambda m: abs(math.log(load_gpu(m).memory_bandwidth / bw)))
+
+
+def efficiency_blocks() -> dict[str, dict[str, Any]]:
+    """Efficiency block for every profile that calibration changes (measured or transferred)."""
+    measured = measured_gpus()
+    blocks = {g: fitted(g) for g in measured}
+    for g in list_gpus():
+        if g in blocks:
+            continue
+        src = transfer_source(g, measured)
+        if src is None:
+            continue
+        own = load_gpu(g).efficiency.model_dump(mode="json")
+        own.update(status="transferred", transferred_from=src, curves=blocks[src]["curves"],
+                   source=f"curves transferred from {src} (calibration/profiles.py transfer rule); "
+                          f"launch figures and collectives are this profile's documented defaults")
+        own.pop("collectives_graph", None) if not own.get("collectives_graph") else None
+        blocks[g] = own
+    return blocks
+
+
+def _block_yaml(eff: dict[str, Any]) -> str:
+    body = yaml.safe_dump({"efficiency": eff}, sort_keys=False, default_flow_style=None, width=120)
+    return ("# efficiency: written by `servesim calibrate fit --write` (calibration/profiles.py); do not edit by hand\n"
+            + body)
+
+
+def rendered(path: Path, eff: dict[str, Any]) -> str:
+    """The profile's text with its efficiency block replaced (everything above it kept verbatim)."""
+    text = path.read_text()
+    lines = text.splitlines(keepends=True)
+    cut = next(i for i, ln in enumerate(lines) if ln.startswith("efficiency:"))
+    while cut > 0 and lines[cut - 1].startswith("# efficiency: written by"):
+        cut -= 1
+    return "".join(lines[:cut]) + _block_yaml(eff)
+
+
+def _path(gpu: str) -> Path:
+    return hwprofiles_dir() / f"{gpu}.yaml"
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="servesim calibrate fit", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    mode = ap.add_mutually_exclusive_group(required=True)
+    mode.add_argument("--write", action="store_true", help="rewrite the efficiency blocks in hwprofiles/")
+    mode.add_argument("--check", action="store_true", help="fail if hwprofiles/ differ from the fit")
+    a = ap.parse_args(argv)
+    stale = []
+    for gpu, eff in efficiency_blocks().items():
+        path = _path(gpu)
+        new = rendered(path, eff)
+        if path.read_text() != new:
+            stale.append(gpu)
+            if a.write:
+                path.write_text(new)
+    if a.write:
+        print(f"rewrote {len(stale)} profile(s): {', '.join(stale) or 'none'}")
+        return 0
+    if stale:
+        print(f"profiles differ from the calibration fit: {', '.join(stale)}; run `servesim calibrate fit --write`",
+              file=sys.stderr)
+        return 1
+    print("profiles match the calibration fit")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

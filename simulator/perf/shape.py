@@ -1,0 +1,100 @@
+"""What a step's time depends on: token counts and summed context lengths of its batch."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class BatchShape:
+    """What a step's time depends on. Sums run over the sequences of the batch.
+
+    prefill: ``prefill_tokens`` new tokens from ``prefill_seqs`` sequences; ``prefill_pairs`` causal
+    query-key pairs (c·p + c(c+1)/2 for a chunk of c tokens after a prefix of p); ``prefill_kv``
+    KV entries read (p + c). decode: ``decode_seqs`` sequences with ``decode_ctx`` summed KV entries
+    read; each sequence feeds ``decode_q`` tokens (1, or the k + 1 tokens a speculative verify step
+    checks; every one of them needs logits). ``*_win`` are the same sums with each sequence's
+    context capped at the sliding window (equal to the full sums for models without such layers).
+    """
+
+    prefill_tokens: int = 0
+    prefill_seqs: int = 0
+    prefill_pairs: float = 0.0
+    prefill_kv: float = 0.0
+    decode_seqs: int = 0
+    decode_ctx: float = 0.0
+    prefill_pairs_win: float | None = None
+    prefill_kv_win: float | None = None
+    decode_ctx_win: float | None = None
+    decode_q: int = 1
+
+    @property
+    def tokens(self) -> int:
+        return self.prefill_tokens + self.decode_seqs * self.decode_q
+
+    @property
+    def seqs(self) -> int:
+        return self.prefill_seqs + self.decode_seqs
+
+    @property
+    def logit_rows(self) -> int:
+        """Tokens whose logits are computed: the last of each prefill, every decode token."""
+        return self.prefill_seqs + self.decode_seqs * self.decode_q
+
+    def key(self) -> tuple:
+        return (self.prefill_tokens, self.prefill_seqs, self.prefill_pairs, self.prefill_kv, self.decode_seqs,
+                self.decode_ctx, self.prefill_pairs_win, self.prefill_kv_win, self.decode_ctx_win, self.decode_q)
+
+    @staticmethod
+    def prefill(batch: int, seq: int, prefix: int = 0, window: int | None = None) -> "BatchShape":
+        """``batch`` sequences each prefilling ``seq`` new tokens after ``prefix`` cached ones."""
+        pairs = seq * prefix + seq * (seq + 1) / 2
+        win = window_pairs(seq, prefix, window) if window else pairs
+        kv_win = min(prefix + seq, window + seq) if window else prefix + seq
+        return BatchShape(prefill_tokens=batch * seq, prefill_seqs=batch, prefill_pairs=batch * pairs,
+                          prefill_kv=batch * (prefix + seq), prefill_pairs_win=batch * win,
+                          prefill_kv_win=batch * kv_win)
+
+    @staticmethod
+    def decode(batch: int, context: int, window: int | None = None, q: int = 1) -> "BatchShape":
+        """``batch`` sequences each feeding ``q`` tokens (1: plain decode) after ``context`` cached ones."""
+        ctx = context + q  # the new tokens attend to themselves too
+        win = min(ctx, window) if window else ctx
+        return BatchShape(decode_seqs=batch, decode_ctx=batch * ctx, decode_ctx_win=batch * win, decode_q=q)
+
+
+def decode_pairs(seqs: float, ctx: float, q: int) -> float:
+    """Query-key pairs of ``seqs`` sequences feeding ``q`` tokens each with ``ctx`` summed KV entries
+    (cached + new): query j of q sees (cached + j) keys, so q·Σcached + seqs·q(q+1)/2."""
+    if q == 1:
+        return ctx
+    return q * (ctx - seqs * q) + seqs * q * (q + 1) / 2
+
+
+def window_pairs(c: int, p: int, w: int) -> float:
+    """Query-key pairs of a causal chunk of c tokens after p, each query seeing at most w keys."""
+    total = 0.0
+    lo = p + 1          # query i (1..c) sees p + i keys, capped at w
+    full = max(0, min(c, w - p))                   # queries below the cap
+    total += full * lo + full * (full - 1) / 2 if full > 0 else 0.0
+    total += (c - max(full, 0)) * w
+    return total
+
+
+def quantize(b: BatchShape) -> BatchShape:
+    """The shape with its context sums rounded to 64 steps per octave (under 0.55% change),
+    so that memoisation hits across steps whose contexts differ by a few tokens."""
+    return BatchShape(b.prefill_tokens, b.prefill_seqs, _q(b.prefill_pairs), _q(b.prefill_kv),
+                      b.decode_seqs, _q(b.decode_ctx), _q(b.prefill_pairs_win), _q(b.prefill_kv_win),
+                      _q(b.decode_ctx_win), b.decode_q)
+
+
+def _q(v: float | None) -> float | None:
+    """Round to 64 steps per octave (relative error under 0.55%)."""
+    if v is None or v <= 64:
+        return v
+    return _POW[round(_log2(v) * 64)]
+
+
+_log2 = math.log2
+_POW = [2.0 ** (e / 64) for e in range(64 * 64)]

@@ -1,0 +1,28 @@
+"""The committed GPU profiles are exactly what the calibration fit produces from the committed CSVs."""
+from __future__ import annotations
+
+from calibration.profiles import main, measured_gpus, transfer_source
+from simulator.catalog.gpus import load_gpu
+
+
+def test_committed_profiles_match_the_fit(capsys):
+    assert main(["--check"]) == 0, capsys.readouterr().err
+
+
+def test_measured_gpus_are_calibrated():
+    measured = measured_gpus()
+    assert {"h100-sxm", "h200-sxm"} <= set(measured)
+    for g in measured:
+        eff = load_gpu(g).efficiency
+        assert eff.status == "calibrated"
+        assert {"gemm_bf16", "gemm_fp8", "attention_prefill", "attention_decode", "memory"} <= set(eff.curves)
+        assert all(0 < v <= 1 for c in eff.curves.values() for row in c.values for v in row)
+
+
+def test_transfer_rule_picks_nearest_bandwidth_and_skips_other_vendors():
+    m = ["h100-sxm", "h200-sxm"]
+    assert transfer_source("a100-sxm-80gb", m) == "h100-sxm"      # 2.0 TB/s: closer to 3.35 than 4.8
+    assert transfer_source("b200", m) == "h200-sxm"               # 8 TB/s
+    assert transfer_source("mi300x", m) is None                   # AMD keeps documented defaults
+    assert transfer_source("epyc-9654", m) is None
+    assert load_gpu("b200").efficiency.transferred_from == "h200-sxm"
