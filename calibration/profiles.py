@@ -107,6 +107,26 @@ def rendered(path: Path, eff: dict[str, Any]) -> str:
     return "".join(lines[:cut]) + _block_yaml(eff)
 
 
+ENGINE_FILE = Path(__file__).resolve().parent.parent / "simulator" / "catalog" / "engines" / "hf-eager.yaml"
+
+
+def rendered_engine(text: str) -> str:
+    """hf-eager.yaml with its measured fields (calibration/engine_fit.py) set and status calibrated."""
+    from .engine_fit import fitted_hf_eager
+
+    fields = {k: v for k, v in fitted_hf_eager().items() if not k.startswith("_")}
+    fields["status"] = "calibrated"
+    lines = text.splitlines(keepends=True)
+    for key, value in fields.items():
+        line = f"{key}: {value}\n"
+        idx = [i for i, ln in enumerate(lines) if ln.startswith(f"{key}:")]
+        if idx:
+            lines[idx[0]] = line
+        else:
+            lines.append(line)
+    return "".join(lines)
+
+
 def _path(gpu: str) -> Path:
     return hwprofiles_dir() / f"{gpu}.yaml"
 
@@ -126,6 +146,13 @@ def main(argv: list[str] | None = None) -> int:
             stale.append(gpu)
             if a.write:
                 path.write_text(new)
+    if ENGINE_FILE.exists():
+        old = ENGINE_FILE.read_text()
+        new = rendered_engine(old)
+        if new != old:
+            stale.append("engine hf-eager")
+            if a.write:
+                ENGINE_FILE.write_text(new)
     if a.write:
         print(f"rewrote {len(stale)} profile(s): {', '.join(stale) or 'none'}")
         return 0

@@ -24,5 +24,7 @@ class EngineProfile(BaseModel):
     cpu_overhead_per_step_s: float = Field(0.0, ge=0)   # scheduler + launch bookkeeping
     cpu_overhead_per_seq_s: float = Field(0.0, ge=0)    # per sequence in the batch (sampling, detokenize)
     cpu_launch_per_kernel_s: float = Field(0.0, ge=0)   # host time to dispatch one kernel eagerly
+    kv_copy_Bps: float | None = Field(None, gt=0)      # dynamic cache: measured concatenation throughput, bytes/s
+    elementwise_kernel_s: float | None = Field(None, gt=0)  # measured shortest time of one small eager elementwise kernel
     status: Literal["default", "calibrated"] = "default"
     source: str = ""

@@ -20,6 +20,10 @@ WEIGHT_BYTES = {"fp32": 4.0, "bf16": 2.0, "fp16": 2.0, "fp8": 1.0, "int8": 1.0,
 COMPUTE_DTYPE = {"fp32": "tf32", "bf16": "bf16", "fp16": "fp16", "fp8": "fp8", "int8": "int8",
                  "int4": "bf16", "fp4": "fp4", "sparse24": "bf16"}
 ACT_BYTES = 2.0  # activations are bf16/fp16 throughout
+#: Eager RMSNorm with fp32 upcast (transformers' LlamaRMSNorm), counted from torch-profiler traces
+#: of calibration/data/*/whole_model_kernels.csv: kernels per norm and bytes moved per element.
+UPCAST_NORM_KERNELS = 8
+UPCAST_NORM_BYTES = 36.0
 
 
 @dataclass(frozen=True)
@@ -222,10 +226,14 @@ def elementwise_bytes_per_token(model: ModelArch, tp: int, engine: EngineProfile
     if engine.fused_norm_residual:
         b = 2 * (3 * h * a)            # two fused add+norm: read x, residual; write both
         kernels += 2
+    elif engine.upcast_norm:
+        # HF RMSNorm as the profiler shows it: to(fp32), pow, mean, +eps, rsqrt, mul, to(bf16), *weight
+        # = 8 kernels moving 36 bytes per element; then a separate residual add (6 bytes per element)
+        b = 2 * (UPCAST_NORM_BYTES * h + 3 * h * a)
+        kernels += 2 * (UPCAST_NORM_KERNELS + 1)
     else:
-        norm_passes = 6 if engine.upcast_norm else 2  # fp32 cast, square-mean, scale, cast back
-        b = 2 * (norm_passes * h * a + 3 * h * a)
-        kernels += 2 * ((5 if engine.upcast_norm else 1) + 1)
+        b = 2 * (2 * h * a + 3 * h * a)
+        kernels += 2 * 2
     if model.gated_mlp:
         if engine.fused_act_mul:
             b += 3 * ffn * a
@@ -234,12 +242,15 @@ def elementwise_bytes_per_token(model: ModelArch, tp: int, engine: EngineProfile
             b += 2 * ffn * a + 3 * ffn * a
             kernels += 2
     qk = (s.heads + s.kv_heads) * model.head_dim
-    if engine.fused_rope:
-        kernels += 0
-    else:
-        b += 2 * 2 * qk * a            # rotate-half and mul-add on q and k, read + write
-        kernels += 8                   # slicing, cat, mul, add for q and k
+    if not engine.fused_rope:
+        # HF apply_rotary_pos_emb on q and on k: x*cos, neg(half), cat, *sin, add = 5 kernels, 20 bytes/element
+        b += 10 * qk * a
+        kernels += 10
     if model.qk_norm:
-        b += 2 * qk * a
-        kernels += 2 if engine.fused_norm_residual else 10
+        if engine.fused_norm_residual:
+            b += 2 * qk * a
+            kernels += 2
+        else:
+            b += (UPCAST_NORM_BYTES if engine.upcast_norm else 2 * a) * qk
+            kernels += 2 * (UPCAST_NORM_KERNELS if engine.upcast_norm else 1)
     return b, kernels

@@ -126,7 +126,8 @@ class StepModel:
         if kernels <= 0:
             return 0
         t = op_time(self.gpu, "memory", 0.0, nbytes, self.act_dtype, log2(nbytes / kernels))
-        sec = max(t.seconds, self.gpu.efficiency.min_kernel_s * kernels)
+        floor = max(self.gpu.efficiency.min_kernel_s, self.engine.elementwise_kernel_s or 0.0)
+        sec = max(t.seconds, floor * kernels)
         acc[kind] = acc.get(kind, 0.0) + sec
         ops[kind] = _add(ops.get(kind), t, 1, sec)
         return kernels
@@ -216,7 +217,14 @@ class StepModel:
                 acc["communication"] = self._cp_comm(phase, q, seqs, kv, total / L, graph) * L
             if self.engine.kv_cache == "dynamic":  # torch.cat of K and V: read the old cache, write it all
                 moved = 2.0 * kv * self._kv_layer_bytes() * L
-                kernels += self._memory_op(acc, ops, "kv_cache", moved, 2 * L)
+                rate = self.engine.kv_copy_Bps
+                if rate:   # the concatenation kernel's measured throughput, not the memory roofline
+                    sec = max(moved / rate, 2 * L * self.gpu.efficiency.min_kernel_s)
+                    acc["kv_cache"] = acc.get("kv_cache", 0.0) + sec
+                    ops["kv_cache"] = _add(ops.get("kv_cache"), OpTime(sec, 0.0, moved, 0.0, moved / self.gpu.memory_bandwidth), 1, sec)
+                    kernels += 2 * L
+                else:
+                    kernels += self._memory_op(acc, ops, "kv_cache", moved, 2 * L)
             return acc, ops, kernels
         return self._part((kind, q, seqs, pairs, kv, pairs_w, kv_w, graph), build)
 
