@@ -49,3 +49,34 @@ def scenario_reference_markdown() -> str:
     pipe = "\\|"
     lines += [f"| `{k}` | {t} | {d.replace('|', pipe)} | {m} |" for k, t, d, m in rows]
     return "\n".join(lines)
+
+
+INTRO = """# Scenario files
+
+A scenario is one YAML file: what model is served (`model`: a catalog name from `servesim models`
+or a path to a Hugging Face `config.json`), on what (`deployment`), under which traffic
+(`workload`, see `docs/workload.md`), against which SLOs (`slo`), with which `seed`. Unknown keys
+are errors. Every key can be overridden on the command line with `--set dotted.key=value` (the
+value is read as YAML: `--set deployment.tp=2`, `--set deployment.batching={policy: static}`).
+
+    servesim run examples/chat-llama8b-h100.yaml --set workload.arrival.rate=12 --out out/
+
+`servesim run --out DIR` writes `DIR/scenario.yaml`, which reproduces the run exactly.
+
+## Every key
+
+This table is generated from the pydantic models (`python -m simulator.config.reference`); a test
+keeps it in sync.
+
+"""
+
+
+def write_doc(path: str = "docs/scenario.md") -> None:
+    """Write the scenario reference page."""
+    from pathlib import Path
+
+    Path(path).write_text(INTRO + scenario_reference_markdown() + "\n")
+
+
+if __name__ == "__main__":
+    write_doc()
