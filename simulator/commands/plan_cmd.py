@@ -1,0 +1,141 @@
+"""``servesim plan``: the cheapest deployments serving a target rate within the scenario's SLOs."""
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from ..cli import print_json, subcommand
+
+
+@subcommand
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("plan", help="rank deployments (GPU, TP, PP, dtype, batching) that serve a target rate")
+    p.add_argument("scenario", nargs="?", help="scenario YAML file (model, workload, SLOs); default: embedded")
+    p.add_argument("--target-rate", type=float, required=True, help="requests per second to serve in total")
+    p.add_argument("--gpus", help="comma-separated GPU profiles (default: every GPU with a price)")
+    p.add_argument("--max-gpus", type=int, help="GPUs the whole deployment may use")
+    p.add_argument("--attainment", type=float, default=0.99, help="share of requests meeting the SLOs (0..1)")
+    p.add_argument("--replications", type=int, default=0, help="seeds at the chosen rate for P(meet SLO)")
+    p.add_argument("--requests", type=int, default=400, help="requests per simulated evaluation")
+    p.add_argument("--tp", default="1,2,4,8", help="tensor-parallel degrees to try")
+    p.add_argument("--pp", default="1,2", help="pipeline-parallel degrees to try")
+    p.add_argument("--dtypes", default="bf16,fp8", help="weight dtypes to try (unsupported ones are pruned)")
+    p.add_argument("--batch-sizes", default="64,256", help="max_batch_size options")
+    p.add_argument("--batched-tokens", default="2048,8192", help="max_batched_tokens options")
+    p.add_argument("--price-kind", default="on-demand", help="on-demand | reserved | spot")
+    p.add_argument("--provider", help="only this provider's prices")
+    p.add_argument("--prices", help="price file replacing the built-in prices of its GPUs")
+    p.add_argument("--workers", type=int, help="worker processes (default: all CPUs)")
+    p.add_argument("--exhaustive", action="store_true", help="simulate every candidate (no pruning by cost)")
+    p.add_argument("--prune-factor", type=float, default=1.5,
+                   help="skip candidates whose best case costs this many times the best plan")
+    p.add_argument("--rel-tol", type=float, default=0.05, help="relative width at which bisection stops")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a key of the scenario")
+    p.add_argument("--top", type=int, default=15, help="rows of the ranked table to print")
+    p.add_argument("--json", action="store_true", help="print the result as one JSON object")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(handler=run)
+
+
+def _list(flag: str, text: str, kind: type) -> tuple[Any, ...]:
+    from ..errors import InputError
+
+    items = [t.strip() for t in str(text).split(",") if t.strip()]
+    if not items:
+        raise InputError(flag, text, "give a comma-separated list")
+    try:
+        return tuple(kind(t) for t in items)
+    except ValueError:
+        raise InputError(flag, text, f"give a comma-separated list of {kind.__name__} values") from None
+
+
+def settings_from_args(a: argparse.Namespace) -> Any:
+    """The :class:`PlanSettings` of the command line; bad values name their flag."""
+    from ..config.loader import validate
+    from ..errors import InputError
+    from ..planning.executors import default_workers
+    from ..planning.planner import PlanSettings
+
+    data = {"target_rate": a.target_rate, "attainment": a.attainment, "requests": a.requests, "rel_tol": a.rel_tol,
+            "max_gpus": a.max_gpus, "gpus": _list("--gpus", a.gpus, str) if a.gpus else None,
+            "tp": _list("--tp", a.tp, int), "pp": _list("--pp", a.pp, int),
+            "weight_dtypes": _list("--dtypes", a.dtypes, str),
+            "max_batch_sizes": _list("--batch-sizes", a.batch_sizes, int),
+            "max_batched_tokens": _list("--batched-tokens", a.batched_tokens, int),
+            "price_kind": a.price_kind, "provider": a.provider, "prices_file": a.prices,
+            "prune_factor": a.prune_factor, "exhaustive": a.exhaustive, "replications": a.replications,
+            "workers": a.workers if a.workers is not None else default_workers()}
+    try:
+        return validate(PlanSettings, data)
+    except InputError as err:
+        field, rest = str(err).split(":", 1)
+        key = field.split(".")[0]
+        flags = {"weight_dtypes": "--dtypes", "max_batch_sizes": "--batch-sizes",
+                 "max_batched_tokens": "--batched-tokens", "prices_file": "--prices"}
+        flag = flags.get(key, "--" + key.replace("_", "-"))
+        raise InputError(flag, data.get(key), rest.split(";", 1)[-1].strip()) from None
+
+
+def run(a: argparse.Namespace) -> int:
+    from ..config.loader import load_scenario, parse_set
+    from ..errors import ServesimError
+    from ..planning.planner import plan
+    from .sweep_cmd import points_progress
+
+    scenario = load_scenario(a.scenario, parse_set(a.set))
+    st = settings_from_args(a)
+    show = not a.no_progress and not a.json and sys.stderr.isatty()
+    with points_progress(show, "plan: candidates") as tick:
+        res = plan(scenario, st, progress=tick)
+    if a.json:
+        print_json(res)
+    else:
+        print(format_plan(res, a.top))
+    if res["binding"]:
+        raise ServesimError(f"no candidate can reach {st.target_rate:g} req/s: {res['binding']}")
+    return 0
+
+
+def _f(v: Any, spec: str) -> str:
+    return "-" if v is None else format(v, spec)
+
+
+def format_plan(res: dict[str, Any], top: int = 15) -> str:
+    """The ranked table (cheapest first), the Pareto front and the rejection counts, as text."""
+    rows = res["plans"]
+    c = res["counts"]
+    lines = [f"{res['model']}: {res['target_rate']:g} req/s at {res['attainment']:.1%} SLO attainment "
+             f"(SLO {', '.join(f'{k}={v:g}' for k, v in res['slo'].items() if v is not None)}), "
+             f"{res['price_kind']} prices",
+             f"{c['candidates']} candidates, {c['searched']} searched ({c['simulations']} simulations of "
+             f"{res['requests_per_evaluation']} requests), {c['plans']} plans, {c['wall_s']:.1f} s"]
+    pareto = {r["candidate"] for r in res["pareto"]}
+    if rows:
+        rep = "p_meet_slo" in rows[0]
+        head = (f"{'#':>3} {'deployment':<34} {'repl':>4} {'GPUs':>4} {'req/s/repl':>10} {'$/h':>8} {'$/M out':>8} "
+                f"{'TTFT p99':>9} {'TPOT p99':>9} {'attain':>7}" + ("  P(meet SLO) [95% CI]" if rep else ""))
+        lines += ["", head]
+        for i, r in enumerate(rows[:top], 1):
+            mark = "*" if r["candidate"] in pareto else " "
+            line = (f"{i:>3} {r['candidate']:<33}{mark} {r['replicas']:>4} {r['gpus']:>4} "
+                    f"{r['max_rate_per_replica']:>10.2f} {r['cost_per_hour']:>8.2f} "
+                    f"{r['cost_per_million_output_tokens']:>8.3f} {_f(r['ttft_p99'], '>9.3f')} "
+                    f"{_f(r['tpot_p99'], '>9.4f')} {r['slo_attainment']:>7.3f}")
+            if rep:
+                lo, hi = r["p_meet_slo_ci"]
+                line += f"  {r['p_meet_slo']:.2f} [{lo:.2f}, {hi:.2f}]"
+            lines.append(line)
+        if len(rows) > top:
+            lines.append(f"    ... {len(rows) - top} more (--top N, or --json for all)")
+        lines.append("    * on the Pareto front of cost vs p99 TTFT and TPOT; latencies at the operating rate "
+                     "(target / replicas); seconds")
+    if res["rejected"]:
+        lines.append("")
+        lines.append("rejected: " + ", ".join(f"{k} {v}" for k, v in c["rejected"].items()))
+        seen: set[str] = set()
+        for r in res["rejected"]:
+            if r["reason"] not in seen:
+                seen.add(r["reason"])
+                lines.append(f"  e.g. {r['candidate']}: {r['detail']}")
+    return "\n".join(lines)

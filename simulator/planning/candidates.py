@@ -1,0 +1,159 @@
+"""Deployment candidates for the planner, and the cheap checks that rule some out before simulating.
+
+A candidate is a GPU type × TP × PP × weight dtype × batching limits. Candidate kinds are generated
+by the functions in :data:`CANDIDATE_KINDS`; disaggregated prefill/decode candidates will be
+another kind with its own generator, screened and searched the same way.
+"""
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ..config.loader import scenario_from_dict
+from ..config.scenario import Scenario
+from ..errors import DoesNotFitError, ServesimError
+from .prices import PriceBook, PriceEntry
+from .search import Bound, throughput_bound, zero_load
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One deployment of one replica."""
+
+    gpu: str
+    tp: int
+    pp: int
+    weight_dtype: str
+    max_batch_size: int
+    max_batched_tokens: int
+    kind: str = "aggregated"
+
+    @property
+    def gpus(self) -> int:
+        """GPUs per replica."""
+        return self.tp * self.pp
+
+    def overrides(self) -> dict[str, Any]:
+        """Dotted scenario keys this candidate sets."""
+        return {"deployment.gpu": self.gpu, "deployment.tp": self.tp, "deployment.pp": self.pp,
+                "deployment.weight_dtype": self.weight_dtype, "deployment.replicas": 1,
+                "deployment.batching.max_batch_size": self.max_batch_size,
+                "deployment.batching.max_batched_tokens": self.max_batched_tokens}
+
+    def deployment(self) -> dict[str, Any]:
+        return {"kind": self.kind, "gpu": self.gpu, "tp": self.tp, "pp": self.pp, "weight_dtype": self.weight_dtype,
+                "max_batch_size": self.max_batch_size, "max_batched_tokens": self.max_batched_tokens}
+
+    def label(self) -> str:
+        return (f"{self.gpu} tp{self.tp} pp{self.pp} {self.weight_dtype} "
+                f"b{self.max_batch_size}/t{self.max_batched_tokens}")
+
+
+@dataclass(frozen=True)
+class Space:
+    """The grid of aggregated candidates (``gpus`` None: every GPU with a price of the chosen kind)."""
+
+    gpus: tuple[str, ...] | None = None
+    tp: tuple[int, ...] = (1, 2, 4, 8)
+    pp: tuple[int, ...] = (1, 2)
+    weight_dtypes: tuple[str, ...] = ("bf16", "fp8")
+    max_batch_sizes: tuple[int, ...] = (64, 256)
+    max_batched_tokens: tuple[int, ...] = (2048, 8192)
+    max_gpus_per_replica: int = 8
+
+
+def aggregated_candidates(space: Space, priced_gpus: list[str]) -> list[Candidate]:
+    """Every combination of the space with ``tp * pp <= max_gpus_per_replica``."""
+    gpus = list(space.gpus) if space.gpus is not None else priced_gpus
+    out = []
+    for g, tp, pp, dt, mb, mt in itertools.product(gpus, space.tp, space.pp, space.weight_dtypes,
+                                                   space.max_batch_sizes, space.max_batched_tokens):
+        if tp * pp <= space.max_gpus_per_replica:
+            out.append(Candidate(g, tp, pp, dt, mb, mt))
+    return out
+
+
+#: Candidate generators by kind; a disaggregated generator (prefill and decode pools) goes here.
+CANDIDATE_KINDS: dict[str, Callable[[Space, list[str]], list[Candidate]]] = {"aggregated": aggregated_candidates}
+
+
+@dataclass
+class Screened:
+    """A candidate that passed the cheap checks, with its price and bounds."""
+
+    candidate: Candidate
+    scenario: Scenario
+    price: PriceEntry
+    bound: Bound
+    min_replicas: int             # replicas needed even at the bound's rate
+    min_cost_per_hour: float      # their cost: no plan with this candidate costs less
+    zero_load: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def replica_cost(self) -> float:
+        """Dollars per hour of one replica."""
+        return self.price.usd_per_gpu_hour * self.candidate.gpus
+
+
+def rejection(c: Candidate, reason: str, detail: str) -> dict[str, Any]:
+    """A rejected candidate as reported: label, deployment, reason category, one-line detail."""
+    return {"candidate": c.label(), "deployment": c.deployment(), "reason": reason, "detail": detail}
+
+
+def screen(base: Scenario, cands: list[Candidate], book: PriceBook, *, target_rate: float, attainment: float,
+           prompt: np.ndarray, output: np.ndarray, price_kind: str = "on-demand", provider: str | None = None,
+           max_gpus: int | None = None) -> tuple[list[Screened], list[dict[str, Any]]]:
+    """Keep the candidates that could serve ``target_rate``; the others with the reason why.
+
+    Checks, in order: a price exists; the scenario is valid and the model shards on it (TP divides
+    the heads, the dtype is supported); the model fits in memory; the SLOs can be met on an idle
+    replica; the best-case replica count fits within ``max_gpus``.
+    """
+    from ..engine.simulate import build_step_model
+    from ..perf.memory import memory_plan
+
+    keep: list[Screened] = []
+    rejected: list[dict[str, Any]] = []
+    data = base.model_dump(mode="json", exclude_none=True)
+    p_mean, o_mean = float(np.mean(prompt)), float(np.mean(output))
+    for c in cands:
+        try:
+            price = book.offer(c.gpu, price_kind, provider)
+        except ServesimError as err:
+            rejected.append(rejection(c, "no price", str(err)))
+            continue
+        try:
+            s = scenario_from_dict(data, c.overrides())
+            sm = build_step_model(s)
+            d = s.deployment
+            mp = memory_plan(sm.model, sm.gpu, d.weight_dtype, d.kv_dtype, d.tp, d.pp,
+                             d.kv_cache.gpu_memory_utilization, d.batching.max_batched_tokens)
+        except DoesNotFitError as err:
+            rejected.append(rejection(c, "does not fit", str(err)))
+            continue
+        except ServesimError as err:
+            rejected.append(rejection(c, "unsupported", str(err)))
+            continue
+        z = zero_load(s, sm, prompt, output)
+        if z["all"] < attainment:
+            worst = min((k for k in z if k != "all"), key=lambda k: z[k])
+            rejected.append(rejection(c, "SLO unreachable at any rate",
+                                      f"{worst} binds: on an idle replica only {z['all']:.1%} of requests meet "
+                                      f"the SLOs "
+                                      f"({worst}: {z[worst]:.1%}), below the {attainment:.1%} target"))
+            continue
+        kv_tokens = d.kv_cache.num_blocks * d.kv_cache.block_size if d.kv_cache.num_blocks else mp.kv_tokens
+        b = throughput_bound(s, sm, kv_tokens, p_mean, o_mean)
+        reps = math.ceil(target_rate / b.rate)
+        if max_gpus is not None and reps * c.gpus > max_gpus:
+            rejected.append(rejection(c, "pruned by bound",
+                                      f"even at the best case of {b.rate:.3g} req/s per replica, {target_rate:g} req/s "
+                                      f"needs {reps} replicas x {c.gpus} GPUs > --max-gpus {max_gpus}"))
+            continue
+        keep.append(Screened(c, s, price, b, reps, reps * price.usd_per_gpu_hour * c.gpus, z))
+    return keep, rejected
