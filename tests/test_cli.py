@@ -107,3 +107,13 @@ def test_python_dash_m_and_listing():
                          check=True)
     names = {m["name"] for m in json.loads(out.stdout)}
     assert {"llama-3.1-8b", "deepseek-v3", "qwen3-235b-a22b", "gpt-oss-120b"} <= names
+
+
+def test_run_with_replications_reports_intervals(capsys):
+    s = run_json(capsys, "run", *SMALL, "--replications", "3", "--json")
+    c = s["confidence"]
+    assert c["replications"] == 3 and c["seeds"] == [0, 1, 2]
+    m = c["metrics"]["throughput_output_tokens_per_s"]
+    assert m["low"] <= m["mean"] <= m["high"]
+    # the interval is around the mean of three seeds, one of which is the run printed above
+    assert m["low"] < m["high"]

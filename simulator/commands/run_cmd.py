@@ -15,6 +15,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", help="folder for summary.json and the per-request and time-series tables")
     p.add_argument("--json", action="store_true", help="print the summary as one JSON object")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--replications", type=int, default=1, metavar="K",
+                   help="also run seeds seed+1..seed+K-1 and report 95%% confidence intervals")
     p.set_defaults(handler=run)
 
 
@@ -30,6 +32,13 @@ def run(a: argparse.Namespace) -> int:
     with progress_bar("simulating", enabled=show) as tick:
         res = simulate(scenario, progress=tick)
     summary = summarize(res)
+    if a.replications != 1:
+        from ..planning.executors import default_workers
+        from ..planning.uncertainty import replicate
+
+        rep = replicate(scenario, a.replications, workers=default_workers())
+        summary["confidence"] = {"replications": rep["replications"], "seeds": rep["seeds"],
+                                 "level": rep["confidence"], "metrics": rep["metrics"]}
     if a.out:
         write_outputs(res, a.out, summary)
     if a.json:

@@ -56,7 +56,12 @@ def format_summary(s: dict[str, Any]) -> str:
         f"stable        {'yes' if s['stability']['stable'] else 'NO: the queue grew while requests arrived (overload)'}",
     ]
     if s.get("confidence"):
-        lines.append(f"replications  {s['confidence']['replications']} seeds (95% intervals in --json)")
+        c = s["confidence"]
+        lines.append(f"replications  {c['replications']} seeds, {c['level']:.0%} confidence intervals:")
+        for key in ("throughput_output_tokens_per_s", "goodput_requests_per_s", "ttft_s.p99", "tpot_s.p50"):
+            m = c["metrics"].get(key)
+            if m and m.get("mean") is not None:
+                lines.append(f"  {key:<32} {m['mean']:.4g}  [{m['low']:.4g}, {m['high']:.4g}]")
     for note in s.get("notes", []):
         lines.append(f"note          {note}")
     return "\n".join(lines)
