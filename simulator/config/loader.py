@@ -145,4 +145,6 @@ def load_scenario(path: str | Path | None = None, overrides: dict[str, Any] | No
 
 def scenario_to_yaml(s: Scenario) -> str:
     """The scenario as YAML that :func:`load_scenario` reads back to an equal scenario."""
-    return yaml.safe_dump(s.model_dump(mode="json", exclude_none=True), sort_keys=False)
+    data = s.model_dump(mode="json", exclude_none=True)
+    data["slo"] = s.slo.model_dump(mode="json")   # an SLO of null means "none", not the default
+    return yaml.safe_dump(data, sort_keys=False)
