@@ -5,6 +5,9 @@ ones (FIFO), share the rest of the token budget. KV blocks are allocated as toke
 when a step cannot get the blocks it needs, the newest running request is preempted.
 Between events (an arrival or a completion) a decode-only batch evolves deterministically, so
 consecutive decode steps are advanced together as one *run* (interruptible by an arrival).
+With speculative decoding each step drafts and verifies; a run then draws every member's accepted
+tokens for all its steps at once (``speculative.py``). With a prefix cache, an admitted request
+first takes its cached leading blocks and prefills only the rest (``prefix_cache.py``).
 """
 from __future__ import annotations
 
@@ -29,7 +32,8 @@ class ContinuousScheduler:
     def __init__(self, replica: "Replica") -> None:
         self.r = replica
         self.env: simpy.Environment = replica.env
-        self.dec = DecodeSet(replica.reqs, replica.pool)   # requests decoding
+        self.loop_id = replica.itl.new_loop()
+        self.dec = DecodeSet(replica.reqs, replica.pool, replica.itl, self.loop_id)   # requests decoding
         self.prefilling: list[int] = []                    # still prefilling, in admission order
         self.idle = False
         self.interruptible = False
@@ -48,10 +52,15 @@ class ContinuousScheduler:
                 yield from self._sleep()
                 continue
             if not self.prefilling and len(self.dec) and not self._can_admit():
-                steps = self._run_length()
-                if steps >= 2:
-                    yield from self._decode_run(steps)
-                    continue
+                if r.spec is not None:
+                    done = yield from r.spec.run(self)
+                    if done:
+                        continue
+                else:
+                    steps = self._run_length()
+                    if steps >= 2:
+                        yield from self._decode_run(steps)
+                        continue
             chunks, swap_s = self._schedule()
             if not chunks and not len(self.dec):
                 yield from self._sleep()   # nothing fits: wait until another loop frees memory
@@ -80,24 +89,33 @@ class ContinuousScheduler:
         r = self.r
         if not r.waiting or self.running >= r.max_batch_size:
             return False
-        budget = r.max_tokens - len(self.dec)
+        budget = r.max_tokens - len(self.dec) * r.decode_q
         if budget <= 0:
             return False
         rid = r.waiting[0]
         req = r.reqs
-        rem = int(req.target[rid] - req.kv[rid])
+        kv = int(req.kv[rid])
+        rem = int(req.target[rid]) - kv
+        hit = 0
+        if r.cache is not None and kv == 0:
+            hit, idle = r.cache.match(rid)
+            rem -= hit * r.pool.block_size
         c = min(rem, budget) if r.chunked else rem
         if c > budget:
             return False
-        return int(blocks_for(int(req.kv[rid]) + max(c, 1), r.pool.block_size)) <= r.pool.free
+        need = int(blocks_for(kv + hit * r.pool.block_size + max(c, 1), r.pool.block_size))
+        if hit:
+            need -= hit - idle
+        return need <= r.pool.free
 
     def _schedule(self) -> tuple[list[tuple[int, int]], float]:
         """Allocate this step's blocks (preempting if needed) and pick prefill chunks."""
         r, req, pool = self.r, self.r.reqs, self.r.pool
         swap_s = 0.0
-        while len(self.dec) and not self.dec.reserve(1):
+        q = r.decode_q
+        while len(self.dec) and not self.dec.reserve(q):
             swap_s += self._preempt_newest()
-        budget = r.max_tokens - len(self.dec)
+        budget = r.max_tokens - len(self.dec) * q
         chunks: list[tuple[int, int]] = []
         for rid in list(self.prefilling):
             if budget <= 0:
@@ -116,20 +134,37 @@ class ContinuousScheduler:
             rid = r.waiting[0]
             kv0 = int(req.kv[rid])
             rem = int(req.target[rid] - kv0)
-            if rem <= 0:  # swapped out while decoding: swap back in and decode next step
-                if not pool.grow(rid, kv0 + 1):
+            if rem <= 0:  # KV already complete (swapped out, or sent by a prefill replica): decode next step
+                if not pool.grow(rid, kv0 + q):
                     break
-                swap_s += r.swap_seconds(kv0)
+                if req.on_host[rid]:
+                    swap_s += r.swap_seconds(kv0)
+                    req.on_host[rid] = False
+                if not r.admit_seq[rid]:
+                    r.admit_seq[rid] = r.next_seq()
                 r.waiting.popleft()
                 req.status[rid] = RUNNING
                 self.dec.add(np.array([rid], dtype=np.int64))
-                budget -= 1
+                budget -= q
                 continue
+            hit = 0
+            if r.cache is not None and kv0 == 0:
+                hit = r.cache.acquire(rid)
+                kv0, rem = hit, rem - hit
             c = min(rem, budget) if r.chunked else rem
-            if c > budget or not pool.grow(rid, kv0 + c):
+            alone = not chunks and not len(self.dec)   # a recompute may outgrow the budget: run it alone
+            if (c > budget and not alone) or not pool.grow(rid, kv0 + c):
+                if hit:
+                    r.cache.undo(rid, hit)  # type: ignore[union-attr]
                 break
-            if kv0:
+            if req.on_host[rid]:
                 swap_s += r.swap_seconds(kv0)
+                req.on_host[rid] = False
+            if hit:
+                req.kv[rid] = hit
+                req.cached[rid] += hit
+                if math.isnan(req.first_sched[rid]):
+                    req.first_cached[rid] = hit
             r.waiting.popleft()
             req.status[rid] = RUNNING
             r.admit_seq[rid] = r.next_seq()
@@ -180,6 +215,21 @@ class ContinuousScheduler:
         d1, f1, b1 = r.step_cost(self._decode_shape(steps - 1))
         slope = (d1 - d0) / (steps - 1)
         t0 = env.now
+        done = yield from self.timed_run(steps, d0, slope)
+        t1 = env.now
+        n = len(self.dec)
+        self.dec.advance(done, t1, t0 + d0, d0 + slope * (done - 1))
+        f = done / steps
+        r.log.add(t0, t1, r.index, done, n, 0, d0, d0 + slope * (done - 1),
+                  (f0 + f1) / 2 * steps * f, (b0 + b1) / 2 * steps * f, n, len(r.waiting), r.pool.used)
+        r.itl.row(self.loop_id, t0, d0, slope, done)
+        self.finish_done()
+
+    def timed_run(self, steps: int, d0: float, slope: float):  # noqa: ANN201
+        """Wait out ``steps`` steps of durations d0 + j·slope; an arrival cuts the run after the step
+        in progress. Returns the steps done."""
+        env = self.env
+        t0 = env.now
         total = steps * d0 + slope * steps * (steps - 1) / 2
         done = steps
         self.interruptible = True
@@ -195,13 +245,7 @@ class ContinuousScheduler:
             if rest > 0:
                 yield env.timeout(rest)
         self.interruptible = False
-        t1 = env.now
-        n = len(self.dec)
-        self.dec.advance(done, t1, t0 + d0, d0 + slope * (done - 1))
-        f = done / steps
-        r.log.add(t0, t1, r.index, done, n, 0, d0, d0 + slope * (done - 1),
-                  (f0 + f1) / 2 * steps * f, (b0 + b1) / 2 * steps * f, n, len(r.waiting), r.pool.used)
-        self._finish_done()
+        return done
 
     def _mixed_step(self, chunks: list[tuple[int, int]], swap_s: float):  # noqa: ANN202
         r, env, req = self.r, self.env, self.r.reqs
@@ -216,37 +260,54 @@ class ContinuousScheduler:
                 pairs_w += window_pairs(c, p, w)
                 kvr_w += min(p + c, w + c)
         n = len(self.dec)
-        ctx, ctx_w = self.dec.ctx_sums(0, w) if n else (0.0, 0.0)
+        q = r.decode_q
+        ctx, ctx_w = self.dec.ctx_sums(0, w, q) if n else (0.0, 0.0)
         shape = BatchShape(prefill_tokens=int(pt), prefill_seqs=len(chunks), prefill_pairs=pairs, prefill_kv=kvr,
                            decode_seqs=n, decode_ctx=ctx, prefill_pairs_win=pairs_w if w else None,
-                           prefill_kv_win=kvr_w if w else None, decode_ctx_win=ctx_w if w else None)
+                           prefill_kv_win=kvr_w if w else None, decode_ctx_win=ctx_w if w else None,
+                           decode_q=q if n else 1)
         wall, flops, nbytes = r.step_cost(shape)
+        if r.spec is not None:
+            ew, ef, eb = r.spec.extra_cost(shape)
+            wall, flops, nbytes = wall + ew, flops + ef, nbytes + eb
         dt = wall + swap_s
         t0 = env.now
         yield env.timeout(dt)
         t1 = env.now
         if n:
-            self.dec.advance(1, t1, t1, 0.0)
+            if r.spec is not None:
+                self.dec.advance_tokens(r.spec.one_step(self.dec), t1, t1, dt)
+            else:
+                self.dec.advance(1, t1, t1, 0.0)
         moved = []
         for rid, c in chunks:
             req.kv[rid] += c
             req.prefill_computed[rid] += c
+            if r.cache is not None:
+                r.cache.promote(rid, int(req.kv[rid]))
             if req.kv[rid] >= req.target[rid]:
                 if not math.isnan(req.last_token[rid]):
-                    req.max_itl[rid] = max(req.max_itl[rid], t1 - req.last_token[rid])
+                    gap = t1 - req.last_token[rid]
+                    req.max_itl[rid] = max(req.max_itl[rid], gap)
+                    r.itl.gaps(np.array([rid]), gap, 0.0, 1)
                 req.generated[rid] += 1
                 req.last_token[rid] = t1
                 if math.isnan(req.first_token[rid]):
                     req.first_token[rid] = t1
                 moved.append(rid)
+        r.log.add(t0, t1, r.index, 1, n, int(pt), dt, dt, flops, nbytes, self.running, len(r.waiting), r.pool.used)
+        r.itl.row(self.loop_id, t0, dt, 0.0, 1)
         if moved:
             for rid in moved:
                 self.prefilling.remove(rid)
-            self.dec.add(np.asarray(moved, dtype=np.int64))
-        r.log.add(t0, t1, r.index, 1, n, int(pt), dt, dt, flops, nbytes, self.running, len(r.waiting), r.pool.used)
-        self._finish_done()
+            ids = np.asarray(moved, dtype=np.int64)
+            if r.role == "prefill":
+                r.handoff(ids)
+            else:
+                self.dec.add(ids)
+        self.finish_done()
 
-    def _finish_done(self) -> None:
+    def finish_done(self) -> None:
         d = self.dec
         if not len(d):
             return

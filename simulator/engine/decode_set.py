@@ -2,12 +2,14 @@
 
 A decode step touches every member, so the members' token counts, KV blocks and token times
 live in small aligned arrays that whole-batch updates can hit without fancy indexing. The
-global request columns are written back whenever a request leaves the set.
+global request columns are written back whenever a request leaves the set, and the stretch of
+steps it spent here is logged for its inter-token latencies (``itl.ItlLog``).
 """
 from __future__ import annotations
 
 import numpy as np
 
+from .itl import ItlLog
 from .kvcache import BlockPool
 from .state import Requests
 
@@ -16,10 +18,12 @@ _F = np.zeros(0, dtype=np.float64)
 
 
 class DecodeSet:
-    """Aligned columns: ids, kv (cached tokens), gen, out, last (token time), maxitl, held (blocks)."""
+    """Aligned columns: ids, kv (cached tokens), gen, out, last (token time), maxitl, held (blocks).
+    For the ITL log, ``itl.row0``/``itl.last0`` keep the row each member joined at and its token time then."""
 
-    def __init__(self, reqs: Requests, pool: BlockPool) -> None:
+    def __init__(self, reqs: Requests, pool: BlockPool, itl: ItlLog, loop: int) -> None:
         self.reqs, self.pool, self.bs = reqs, pool, pool.block_size
+        self.itl, self.loop = itl, loop
         self.ids, self.kv, self.gen, self.out, self.held = _I, _I, _I, _I, _I
         self.last, self.maxitl = _F, _F
 
@@ -35,8 +39,10 @@ class DecodeSet:
         self.gen = cat([self.gen, r.generated[ids]])
         self.out = cat([self.out, r.output[ids]])
         self.held = cat([self.held, self.pool.held[ids]])
-        self.last = cat([self.last, r.last_token[ids]])
+        last = r.last_token[ids]
+        self.last = cat([self.last, last])
         self.maxitl = cat([self.maxitl, r.max_itl[ids]])
+        self.itl.join(ids, self.loop, last)
 
     def write_back(self, sel: np.ndarray | slice = slice(None)) -> np.ndarray:
         """Copy members' columns (all, or a mask/index) to the global columns; returns their ids."""
@@ -51,6 +57,7 @@ class DecodeSet:
     def remove(self, mask: np.ndarray) -> np.ndarray:
         """Members selected by ``mask`` leave (written back first); returns their ids."""
         ids = self.write_back(mask)
+        self.itl.leave(ids, self.loop)
         keep = ~mask
         self.ids, self.kv, self.gen, self.out = self.ids[keep], self.kv[keep], self.gen[keep], self.out[keep]
         self.held, self.last, self.maxitl = self.held[keep], self.last[keep], self.maxitl[keep]
@@ -74,20 +81,29 @@ class DecodeSet:
         return True
 
     def grow(self) -> None:
-        """Take from the pool the blocks that the current KV lengths need."""
+        """Take from the pool the blocks that the current KV lengths need (none held beyond them)."""
         need = (self.kv + (self.bs - 1)) // self.bs
         extra = int((need - self.held).sum())
         if extra:
             self.pool.take(extra)
             self.held = need
 
-    def ctx_sums(self, extra: int, window: int | None) -> tuple[float, float]:
-        """(Σ context, Σ context capped at the window) of a decode step ``extra`` steps ahead."""
+    def grow_ahead(self) -> None:
+        """:meth:`grow` when members may hold blocks beyond their KV (speculative look-ahead)."""
+        need = (self.kv + (self.bs - 1)) // self.bs
+        extra = need - self.held
+        n = int(extra[extra > 0].sum())
+        if n:
+            self.pool.take(n)
+            self.held = np.maximum(self.held, need)
+
+    def ctx_sums(self, extra: int, window: int | None, q: int = 1) -> tuple[float, float]:
+        """(Σ KV read, Σ capped at the window) of a step ``extra`` steps ahead feeding ``q`` tokens each."""
         n = len(self.ids)
-        s = float(self.kv.sum()) + n * (1 + extra)
+        s = float(self.kv.sum()) + n * (q + extra)
         if not window:
             return s, s
-        return s, float(np.minimum(self.kv + (1 + extra), window).sum())
+        return s, float(np.minimum(self.kv + (q + extra), window).sum())
 
     def advance(self, steps: int, t_end: float, first_gap: float, last_dt: float) -> None:
         """``steps`` decode steps done: one token each per step, the last at ``t_end``."""
@@ -97,3 +113,12 @@ class DecodeSet:
         self.gen += steps
         self.last[:] = t_end
         self.grow()
+
+    def advance_tokens(self, tokens: np.ndarray, t_end: float, first_gap: float, max_dt: float) -> None:
+        """Steps done in which member i got ``tokens[i]`` tokens in all (speculative decoding)."""
+        gap0 = first_gap - self.last
+        self.maxitl = np.maximum(self.maxitl, np.maximum(gap0, max_dt))
+        self.kv += tokens
+        self.gen += tokens
+        self.last[:] = t_end
+        self.grow_ahead()

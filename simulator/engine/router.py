@@ -11,7 +11,7 @@ from ..errors import InputError
 if TYPE_CHECKING:
     from .replica import Replica
 
-POLICIES = ("round_robin", "least_outstanding", "least_kv", "random")
+POLICIES = ("round_robin", "least_outstanding", "least_kv", "random", "prefix_aware")
 
 
 class Router:
@@ -38,4 +38,6 @@ class Router:
             return reps[int(self._rng.integers(len(reps)))]
         if self.policy == "least_outstanding":
             return min(reps, key=lambda r: (r.outstanding, r.index))
+        if self.policy == "prefix_aware":  # most cached leading blocks, then least outstanding
+            return min(reps, key=lambda r: (-r.cached_prefix(rid), r.outstanding, r.index))
         return min(reps, key=lambda r: (r.pool.used / r.pool.capacity, r.outstanding, r.index))

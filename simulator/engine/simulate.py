@@ -1,8 +1,7 @@
-"""Run one scenario: build replicas, drive arrivals through the router, collect the record."""
+"""Run one scenario: build the serving system(s), drive arrivals through the front door, collect the record."""
 from __future__ import annotations
 
 import time
-from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -12,21 +11,27 @@ import simpy
 from ..catalog.engines import load_engine
 from ..catalog.gpus import load_gpu
 from ..catalog.models import load_model
-from ..config.scenario import Scenario
+from ..config.scenario import Deployment, Scenario
 from ..errors import DoesNotFitError, InputError
 from ..metrics.recorder import StepLog
-from ..perf.memory import MemoryPlan, memory_plan
+from ..perf.memory import MemoryPlan
 from ..perf.step import StepModel
 from ..workload.config import ClosedLoopArrival
-from ..workload.generate import generate
-from .replica import Replica
-from .router import Router
-from .state import Requests
+from ..workload.generate import generate_plan
+from .itl import EXACT_MAX_REQUESTS, ItlLog
+from .prefix_cache import KeyStore
+from .service import SMALL, FrontDoor
+from .state import REJECTED, Requests
+from .system import ServingSystem, expert_plan
 
 
 @dataclass
 class SimulationResult:
-    """Everything a run recorded: request columns, the step log, and the deployment's figures."""
+    """Everything a run recorded: request columns, the step log, and the deployment's figures.
+
+    ``peak_flops``/``memory_bandwidth`` are one GPU's (of the first pool); ``total_gpus``,
+    ``peak_flops_total`` and ``bandwidth_total`` cover every GPU of every pool and model.
+    ``kv_blocks_by_replica`` indexes like the step log's ``replica`` column."""
 
     scenario: Scenario
     requests: Requests
@@ -41,84 +46,119 @@ class SimulationResult:
     notes: list[str] = field(default_factory=list)
     kv_blocks_in_use_at_end: list[int] = field(default_factory=list)
     kv_blocks_peak: list[int] = field(default_factory=list)
+    kv_blocks_by_replica: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    total_gpus: int = 0
+    peak_flops_total: float = 0.0
+    bandwidth_total: float = 0.0
+    features: dict[str, Any] = field(default_factory=dict)
+    itl_logs: list[ItlLog] = field(default_factory=list)
+    _itl: tuple[np.ndarray, np.ndarray] | None = None
+
+    def request_itl(self) -> tuple[np.ndarray, np.ndarray]:
+        """Per request (p50, p99) of its inter-token gaps in seconds, exact; NaN beyond
+        ``EXACT_MAX_REQUESTS`` requests and for requests with fewer than two token deliveries."""
+        if self._itl is None:
+            n = self.requests.n
+            out = np.full((n, 2), np.nan)
+            if n <= EXACT_MAX_REQUESTS and self.itl_logs:
+                out, _ = self.itl_logs[0].per_request(n)
+                if len(self.itl_logs) > 1:
+                    small, _ = self.itl_logs[1].per_request(n)
+                    sel = self.requests.served_by == SMALL
+                    out[sel] = small[sel]
+            self._itl = (out[:, 0], out[:, 1])
+        return self._itl
 
 
 def build_step_model(s: Scenario) -> StepModel:
     """The time model of one replica of the scenario's deployment."""
     d = s.deployment
     return StepModel(load_model(s.model), load_gpu(d.gpu), load_engine(d.engine), tp=d.tp, pp=d.pp,
-                     weight_dtype=d.weight_dtype, kv_dtype=d.kv_dtype)
+                     weight_dtype=d.weight_dtype, kv_dtype=d.kv_dtype, experts=expert_plan(d), cp=d.cp)
+
+
+def small_deployment(d: Deployment) -> Deployment:
+    """The deployment of a cascade's small model (unset keys inherited from the large one)."""
+    c = d.cascade
+    assert c is not None
+    m = c.small
+    return d.model_copy(update={"gpu": m.gpu or d.gpu, "tp": m.tp, "pp": m.pp, "cp": 1, "replicas": m.replicas,
+                                "weight_dtype": m.weight_dtype or d.weight_dtype, "batching": m.batching or d.batching,
+                                "kv_cache": m.kv_cache or d.kv_cache, "cascade": None, "service_cache": None,
+                                "disaggregation": None, "speculative": None, "moe": None,
+                                "max_outstanding_per_replica": None})
 
 
 def simulate(s: Scenario, progress: Any = None) -> SimulationResult:
     """Simulate the scenario to the last request's completion. ``progress(done, total)`` is optional."""
     t_wall = time.perf_counter()
     d = s.deployment
-    sm = build_step_model(s)
-    plan = memory_plan(sm.model, sm.gpu, d.weight_dtype, d.kv_dtype, d.tp, d.pp,
-                       d.kv_cache.gpu_memory_utilization, d.batching.max_batched_tokens)
-    kv_blocks = d.kv_cache.num_blocks or plan.blocks(d.kv_cache.block_size)
-    table = generate(s.workload, s.seed)
+    wp = generate_plan(s.workload, s.seed)
+    table, sessions = wp.table, wp.sessions
     n = len(table)
     if n == 0:
         raise InputError("workload.requests", 0, "the workload produced no requests")
     closed = isinstance(s.workload.arrival, ClosedLoopArrival)
-    reqs = Requests(table.prompt_tokens, table.output_tokens, None if closed else table.arrival_s)
+    reqs = Requests(table.prompt_tokens, table.output_tokens, None if closed or sessions else table.arrival_s)
     env = simpy.Environment()
     log = StepLog()
+    itl = ItlLog(n)
+    caching = d.kv_cache.prefix_caching or (d.cascade is not None and (d.cascade.small.kv_cache or d.kv_cache).prefix_caching)
+    keys = KeyStore(reqs, wp.segments) if caching else None
     done_count = [0]
     clients: list[Any] = []
+    next_turn = np.full(n, -1, dtype=np.int64)
+    if sessions is not None:
+        later = sessions.prev >= 0
+        next_turn[sessions.prev[later]] = np.flatnonzero(later)
 
-    held: deque[int] = deque()   # requests waiting at the router (max_outstanding_per_replica)
-    limit = d.max_outstanding_per_replica
-
-    def on_finish(ids: np.ndarray) -> None:
-        done_count[0] += len(ids)
-        while held:
-            free = [r for r in reps if r.outstanding < limit]
-            if not free:
-                break
-            dispatch(held.popleft(), free)
-        if progress is not None:
+    def completed(ids: np.ndarray) -> None:
+        """Requests that are over (answered or rejected): clients and sessions move on."""
+        fin = ids[reqs.status[ids] != REJECTED]
+        done_count[0] += len(fin)
+        if keys is not None:
+            for rid in ids.tolist():
+                keys.forget(rid)
+        if progress is not None and len(fin):
             progress(done_count[0], n)
         if closed:
-            for rid in ids:
+            for rid in ids.tolist():
                 clients[0](int(rid))
+        if sessions is not None:
+            for rid in ids.tolist():
+                nxt = int(next_turn[rid])
+                if nxt >= 0:
+                    delay = float(sessions.think_s[nxt])
+                    env.timeout(delay).callbacks.append(lambda _ev, nxt=nxt: issue_turn(nxt))
 
-    per_token = plan.kv_bytes_per_token  # each GPU moves its own share over its own host link
-    reps = [Replica(env, i, d, sm, kv_blocks, reqs, log, on_finish, per_token, sm.gpu.host_bandwidth)
-            for i in range(d.replicas)]
-    router = Router(d.router, reps, s.seed)
-    notes = list(table.notes)
-
-    def admit(rid: int) -> None:
-        if limit is not None:
-            free = [r for r in reps if r.outstanding < limit]
-            if not free or held:
-                held.append(rid)
-                return
-            dispatch(rid, free)
-        else:
-            dispatch(rid, None)
-
-    def dispatch(rid: int, candidates: list[Replica] | None) -> None:
-        rep = router.choose(rid, candidates)
-        need = int(reqs.prompt[rid] + reqs.output[rid])
-        if not rep.fits_ever(need):
-            reqs.replica[rid] = rep.index
-            reqs.reject(rid, 1, env.now)
-            return
-        if d.batching.policy == "continuous" and not d.batching.chunked_prefill \
-                and reqs.prompt[rid] > d.batching.max_batched_tokens:
-            reqs.replica[rid] = rep.index
-            reqs.reject(rid, 2, env.now)
-            return
-        rep.submit(rid)
+    front = FrontDoor(env, s, reqs, completed)
+    main = ServingSystem(env, s.model, d, reqs, log, itl, keys, s.seed, completed)
+    front.main = main
+    arrive_at = front.arrive if d.service_cache is not None or d.cascade is not None else main.admit
+    systems = [main]
+    itl_logs = [itl]
+    if d.cascade is not None:
+        small_reqs = Requests(table.prompt_tokens, table.output_tokens)
+        small_itl = ItlLog(n)
+        front.small = ServingSystem(env, d.cascade.small.model, small_deployment(d), small_reqs, log, small_itl,
+                                    keys, s.seed, front.small_done, first_index=len(main.replicas))
+        front.small_reqs = small_reqs
+        systems.append(front.small)
+        itl_logs.append(small_itl)
+    replicas = [r for sysm in systems for r in sysm.replicas]
 
     def finish_arrivals() -> None:
-        for rep in reps:
-            rep.arrivals_done = True
-            rep.wake()
+        for sysm in systems:
+            sysm.finish_arrivals()
+
+    issued = [0]
+
+    def issue_turn(rid: int) -> None:
+        reqs.arrival[rid] = env.now
+        issued[0] += 1
+        arrive_at(rid)
+        if issued[0] >= n:
+            finish_arrivals()
 
     if closed:
         cfg = s.workload.arrival
@@ -131,44 +171,55 @@ def simulate(s: Scenario, progress: Any = None) -> SimulationResult:
                 return
             state["next"] += 1
             reqs.arrival[rid] = env.now
-            admit(rid)
-            if reqs.status[rid] == 4:  # rejected at once: the client moves on
-                issue()
+            arrive_at(rid)
             if state["next"] >= n:
                 finish_arrivals()
 
         def after(rid: int) -> None:
-            delay = float(think[rid])
-            if delay > 0:
-                env.timeout(delay).callbacks.append(lambda _ev: issue())
-            else:
-                issue()
+            delay = 0.0 if reqs.status[rid] == REJECTED else float(think[rid])
+            env.timeout(delay).callbacks.append(lambda _ev: issue())
 
         clients.append(after)
         for _ in range(min(cfg.concurrency, n)):
             issue()
     else:
-        arrivals = reqs.arrival
+        starts = sessions.start_s if sessions is not None else reqs.arrival
+        first = np.flatnonzero(~np.isnan(starts)) if sessions is not None else np.arange(n)
 
         def arrive():  # noqa: ANN202
-            for rid in range(n):
-                t = arrivals[rid]
+            for rid in first.tolist():
+                t = starts[rid]
                 if t > env.now:
                     yield env.timeout(t - env.now)
-                admit(rid)
-            finish_arrivals()
+                if sessions is not None:
+                    issue_turn(rid)
+                else:
+                    reqs.arrival[rid] = env.now   # the clock, so that waits are never negative by rounding
+                    arrive_at(rid)
+            if sessions is None:
+                finish_arrivals()
 
         env.process(arrive())
     env.run()
+    notes = list(table.notes)
     if closed:
         notes.append(f"closed loop: {s.workload.arrival.concurrency} clients")
+    if n > EXACT_MAX_REQUESTS:
+        notes.append(f"per-request ITL percentiles not computed beyond {EXACT_MAX_REQUESTS} requests (NaN)")
+    features: dict[str, Any] = {**main.stats(), **front.stats()}
+    if front.small is not None:
+        features["cascade_small_model"] = front.small.stats()
     arrived = reqs.arrival[~np.isnan(reqs.arrival)]
+    pb = main.pools[0]
     return SimulationResult(
-        scenario=s, requests=reqs, steps=log.frame(), memory=plan, kv_blocks=kv_blocks,
-        gpus_per_replica=d.tp * d.pp, peak_flops=sm.gpu.peak_flops(sm.compute_dtype),
-        memory_bandwidth=sm.gpu.memory_bandwidth, arrival_end_s=float(arrived.max()) if len(arrived) else 0.0,
+        scenario=s, requests=reqs, steps=log.frame(), memory=pb.plan, kv_blocks=pb.kv_blocks,
+        gpus_per_replica=pb.gpus_per_replica, peak_flops=pb.sm.gpu.peak_flops(pb.sm.compute_dtype),
+        memory_bandwidth=pb.sm.gpu.memory_bandwidth, arrival_end_s=float(arrived.max()) if len(arrived) else 0.0,
         wall_time_s=time.perf_counter() - t_wall, notes=notes,
-        kv_blocks_in_use_at_end=[r.pool.used for r in reps], kv_blocks_peak=[r.pool.peak for r in reps])
+        kv_blocks_in_use_at_end=[r.pool.used for r in replicas], kv_blocks_peak=[r.pool.peak for r in replicas],
+        kv_blocks_by_replica=np.array([r.pool.capacity for r in replicas], dtype=np.int64),
+        total_gpus=sum(x.gpus() for x in systems), peak_flops_total=sum(x.peak_flops() for x in systems),
+        bandwidth_total=sum(x.bandwidth() for x in systems), features=features, itl_logs=itl_logs)
 
 
-__all__ = ["SimulationResult", "simulate", "build_step_model", "DoesNotFitError"]
+__all__ = ["SimulationResult", "simulate", "build_step_model", "small_deployment", "DoesNotFitError"]

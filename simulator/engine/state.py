@@ -5,6 +5,8 @@ import numpy as np
 
 # status codes
 PENDING, WAITING, RUNNING, DONE, REJECTED = 0, 1, 2, 3, 4
+#: Who answered a request (index into this tuple is stored in ``served_by``).
+SERVED_BY = ("gpu", "exact_cache", "semantic_cache", "small_model", "small_then_large")
 #: Why a request was rejected (index into this tuple is stored in ``reject_reason``).
 REJECT_REASONS = ("", "prompt + output exceed the replica's KV-cache capacity",
                   "prompt longer than max_batched_tokens without chunked prefill")
@@ -33,6 +35,11 @@ class Requests:
         self.preemptions = np.zeros(n, dtype=np.int32)
         self.status = np.zeros(n, dtype=np.int8)
         self.reject_reason = np.zeros(n, dtype=np.int8)
+        self.cached = np.zeros(n, dtype=np.int64)           # prompt tokens served from the prefix cache
+        self.first_cached = np.zeros(n, dtype=np.int64)     # of those, at the first admission
+        self.on_host = np.zeros(n, dtype=bool)              # KV swapped out to host memory
+        self.kv_transfer_s = np.full(n, np.nan)             # disaggregation: prefill-to-decode KV transfer
+        self.served_by = np.zeros(n, dtype=np.int8)
 
     def reject(self, rid: int, reason: int, now: float) -> None:
         """Mark a request rejected (it never runs) with a reason code."""

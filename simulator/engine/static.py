@@ -121,6 +121,7 @@ class StaticScheduler:
                       (f0 + f1) / 2 * steps, (b0 + b1) / 2 * steps, b,
                       len(r.waiting), r.pool.used)
             req.max_itl[ids] = np.where(k > 0, d0 + slope * np.maximum(k - 1, 0), 0.0)
+            r.itl.gaps(ids, d0, slope, k)
         req.generated[ids] = req.output[ids]
         req.kv[ids] = req.prompt[ids] + req.output[ids] - 1
         req.last_token[ids] = ends

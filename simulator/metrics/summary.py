@@ -6,7 +6,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from ..engine.state import DONE, REJECT_REASONS, REJECTED
+from ..engine.speculative import expected_tokens_per_step
+from ..engine.state import DONE, REJECT_REASONS, REJECTED, SERVED_BY
 
 if TYPE_CHECKING:
     from ..engine.simulate import SimulationResult
@@ -35,7 +36,12 @@ def stats(x: np.ndarray, w: np.ndarray | None = None) -> dict[str, float | None]
 
 
 def per_request(res: "SimulationResult") -> pd.DataFrame:
-    """One row per request: times (seconds), lengths (tokens), replica and outcome."""
+    """One row per request: times (seconds), lengths (tokens), replica and outcome.
+
+    ``itl_p50_s``/``itl_p99_s``: percentiles of the request's own inter-token gaps (exact; NaN with
+    fewer than two token deliveries, or beyond 200,000 requests). ``cached_prompt_tokens``: prompt
+    tokens its first admission took from the prefix cache. ``served_by``: gpu, exact_cache,
+    semantic_cache, small_model or small_then_large."""
     r = res.requests
     slo = res.scenario.slo
     ttft = r.first_token - r.arrival
@@ -51,12 +57,16 @@ def per_request(res: "SimulationResult") -> pd.DataFrame:
     if slo.e2e_s is not None:
         ok &= e2e <= slo.e2e_s
     reasons = np.asarray(REJECT_REASONS, dtype=object)[r.reject_reason]
+    p50, p99 = res.request_itl()
     return pd.DataFrame({
         "request": np.arange(r.n), "replica": r.replica, "arrival_s": r.arrival,
         "queue_s": r.first_sched - r.arrival, "ttft_s": ttft, "tpot_s": tpot, "e2e_s": e2e,
         "max_itl_s": np.where(multi & done, r.max_itl, np.nan),
+        "itl_p50_s": np.where(done, p50, np.nan), "itl_p99_s": np.where(done, p99, np.nan),
         "prompt_tokens": r.prompt, "output_tokens": r.output, "generated_tokens": r.generated,
         "prefill_tokens_computed": r.prefill_computed, "preemptions": r.preemptions,
+        "cached_prompt_tokens": r.first_cached, "kv_transfer_s": r.kv_transfer_s,
+        "served_by": np.asarray(SERVED_BY, dtype=object)[r.served_by],
         "finished": done, "rejected": r.status == REJECTED, "reject_reason": reasons, "meets_slo": ok})
 
 
@@ -76,9 +86,52 @@ def time_series(res: "SimulationResult") -> pd.DataFrame:
     s = res.steps
     return pd.DataFrame({"t_start_s": s["t_start"], "t_s": s["t_end"], "replica": s["replica"],
                          "steps": s["steps"], "running": s["running"], "waiting": s["waiting"],
-                         "kv_blocks_used": s["kv_blocks"], "kv_used_fraction": s["kv_blocks"] / res.kv_blocks,
+                         "kv_blocks_used": s["kv_blocks"], "kv_used_fraction": s["kv_blocks"] / _capacity(res),
                          "decode_seqs": s["decode_seqs"], "prefill_tokens": s["prefill_tokens"],
                          "step_s": s["dt_first"]})
+
+
+def _capacity(res: "SimulationResult") -> np.ndarray | int:
+    """KV blocks of the replica of each step-log row."""
+    caps = res.kv_blocks_by_replica
+    return caps[res.steps["replica"]] if len(caps) else res.kv_blocks
+
+
+def features(res: "SimulationResult", df: pd.DataFrame) -> dict[str, Any]:
+    """Summaries of the serving optimisations the scenario turned on (empty when none)."""
+    f = res.features
+    d = res.scenario.deployment
+    done = df["finished"].to_numpy()
+    out: dict[str, Any] = {}
+    pc = f.get("prefix_cache")
+    if pc is not None:
+        prompt = float(df["prompt_tokens"].sum())
+        cached = df["cached_prompt_tokens"].to_numpy()
+        hit, miss = done & (cached > 0), done & (cached == 0)
+        ttft = df["ttft_s"].to_numpy()
+        out["prefix_cache"] = {
+            "hit_rate": float(cached.sum()) / prompt if prompt else 0.0,
+            "block_hit_rate": pc["hit_blocks"] / pc["lookup_blocks"] if pc["lookup_blocks"] else 0.0,
+            "prefill_tokens_saved": int(res.requests.cached.sum()),
+            "requests_with_hits": int((cached > 0).sum()),
+            "ttft_hit_mean_s": float(ttft[hit].mean()) if hit.any() else None,
+            "ttft_miss_mean_s": float(ttft[miss].mean()) if miss.any() else None,
+            "evicted_blocks": pc["evicted_blocks"], "cached_blocks_at_end": pc["cached_blocks_at_end"],
+            "references_at_end": pc["references_at_end"], "peak_resident_fraction": pc["peak_resident_fraction"]}
+    sp = f.get("speculative")
+    if sp is not None and d.speculative is not None:
+        c = d.speculative
+        per = sp["tokens"] / sp["verify_seq_steps"] if sp["verify_seq_steps"] else None
+        out["speculative"] = {"method": c.method, "k": c.k, "acceptance": c.acceptance,
+                              "tokens_per_step": per, "expected_tokens_per_step": expected_tokens_per_step(c.k, c.acceptance),
+                              "draft_tokens_accepted_share": (per - 1) / c.k if per is not None else None}
+    dg = f.get("disaggregation")
+    if dg is not None:
+        out["disaggregation"] = {**dg, "kv_transfer_s": stats(df.loc[done, "kv_transfer_s"].to_numpy())}
+    for key in ("service_cache", "cascade"):
+        if key in f:
+            out[key] = f[key]
+    return out
 
 
 def stability(res: "SimulationResult", df: pd.DataFrame) -> dict[str, Any]:
@@ -115,8 +168,12 @@ def summarize(res: "SimulationResult", df: pd.DataFrame | None = None) -> dict[s
     in_tok = float(df.loc[done, "prompt_tokens"].sum())
     itl_v, itl_w = itl_samples(s)
     d = res.scenario.deployment
-    gpus = d.replicas * res.gpus_per_replica
-    busy = np.bincount(s["replica"], weights=s["t_end"] - s["t_start"], minlength=d.replicas) / dur
+    gpus = res.total_gpus or d.replicas * res.gpus_per_replica
+    peak = res.peak_flops_total or res.peak_flops * gpus
+    bw = res.bandwidth_total or res.memory_bandwidth * gpus
+    n_rep = max(d.replicas, len(res.kv_blocks_by_replica))
+    busy = np.bincount(s["replica"], weights=s["t_end"] - s["t_start"], minlength=n_rep) / dur
+    kv_frac = s["kv_blocks"] / _capacity(res)
     n_ok = int(df["meets_slo"].sum())
     return {
         "scenario": res.scenario.name or None,
@@ -133,15 +190,19 @@ def summarize(res: "SimulationResult", df: pd.DataFrame | None = None) -> dict[s
         "goodput_requests_per_s": n_ok / dur,
         "slo_attainment": n_ok / max(len(df), 1),
         "preemptions": int(df["preemptions"].sum()),
-        "mfu": float(s["flops"].sum()) / (dur * res.peak_flops * gpus),
-        "mbu": float(s["bytes"].sum()) / (dur * res.memory_bandwidth * gpus),
+        "itl_request_p50_s": stats(df.loc[done, "itl_p50_s"].to_numpy()),
+        "itl_request_p99_s": stats(df.loc[done, "itl_p99_s"].to_numpy()),
+        "gpus": int(gpus),
+        "mfu": float(s["flops"].sum()) / (dur * peak),
+        "mbu": float(s["bytes"].sum()) / (dur * bw),
         "busy_fraction": float(busy.mean()),
         "kv_cache": {"blocks_per_replica": res.kv_blocks, "block_size": d.kv_cache.block_size,
-                     "peak_used_fraction": float(s["kv_blocks"].max() / res.kv_blocks) if len(s["kv_blocks"]) else 0.0,
-                     "mean_used_fraction": float(s["kv_blocks"].mean() / res.kv_blocks) if len(s["kv_blocks"]) else 0.0},
+                     "peak_used_fraction": float(kv_frac.max()) if len(s["kv_blocks"]) else 0.0,
+                     "mean_used_fraction": float(kv_frac.mean()) if len(s["kv_blocks"]) else 0.0},
         "prefill_tokens_computed": int(df["prefill_tokens_computed"].sum()),
         "stability": stability(res, df),
         "steps": int(s["steps"].sum()),
         "simulation_wall_s": res.wall_time_s,
+        **features(res, df),
         "notes": res.notes,
     }

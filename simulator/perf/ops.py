@@ -145,12 +145,13 @@ class ExpertPlan:
 
 
 class ExpertRouting:
-    """Expected routed rows and active experts on the busiest expert-parallel GPU.
+    """Expected routed rows and active experts on each expert-parallel GPU.
 
     Popularity is uniform, or Zipf (p ∝ 1/rank^skew) with ranks shuffled over expert ids by a fixed
     permutation; experts sit on GPUs in contiguous id ranges (as vLLM and SGLang place them). A
     token picks expert e with probability q_e = min(1, top-k · p_e); with T tokens, expert e is
-    active with probability 1 − (1 − q_e)^T and receives T·top-k·p_e rows on average.
+    active with probability 1 − (1 − q_e)^T and receives T·top-k·p_e rows on average. The grouped
+    GEMM takes as long as its slowest GPU (most rows, or most expert weights to read).
     """
 
     def __init__(self, experts: int, topk: int, plan: ExpertPlan, name: str = "model") -> None:
@@ -164,22 +165,23 @@ class ExpertRouting:
         else:
             w = 1.0 / np.arange(1, experts + 1) ** plan.skew
             p = (w / w.sum())[np.random.default_rng(0).permutation(experts)]
-        gpu_of = np.arange(experts) // (experts // plan.ep)
-        shares = np.bincount(gpu_of, weights=p, minlength=plan.ep)
-        busiest = int(np.argmax(shares))
-        self.popularity, self.shares = p, shares
-        self.share_max = 1.0 if plan.ep == 1 else float(shares[busiest])
-        self._q = np.minimum(1.0, topk * p[gpu_of == busiest])
+        self.gpu_of = np.arange(experts) // (experts // plan.ep)
+        self.popularity = p
+        self.shares = np.ones(1) if plan.ep == 1 else np.bincount(self.gpu_of, weights=p, minlength=plan.ep)
+        self.share_max = float(self.shares.max())
+        self._q = np.minimum(1.0, topk * p)
         self._closed = plan.balance == "uniform"
 
-    def load(self, tokens: float) -> tuple[float, float]:
-        """(routed rows, active experts) on the busiest GPU when the step has ``tokens`` tokens."""
+    def load(self, tokens: float) -> tuple[np.ndarray, np.ndarray]:
+        """(routed rows, active experts) on each GPU when the step has ``tokens`` tokens."""
+        ep = self.plan.ep
         if tokens <= 0:
-            return 0.0, 0.0
-        routed = tokens * self.topk * self.share_max
+            return np.zeros(ep), np.zeros(ep)
+        routed = tokens * self.topk * self.shares
         if self._closed:
-            return routed, expected_active_experts(tokens, self.experts, self.topk) / self.plan.ep
-        return routed, float((1.0 - (1.0 - self._q) ** tokens).sum())
+            return routed, np.full(ep, expected_active_experts(tokens, self.experts, self.topk) / ep)
+        active = 1.0 - (1.0 - self._q) ** tokens
+        return routed, np.bincount(self.gpu_of, weights=active, minlength=ep)
 
 
 def attention_heads_dims(model: ModelArch, phase: str) -> tuple[int, int]:

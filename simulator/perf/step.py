@@ -112,11 +112,15 @@ class StepModel:
         plain = g.kind in ("router", "lm_head")
         dt = self.act_dtype if plain else self.compute_dtype
         gw = 2.0 if plain else wb
-        if g.experts > 1 and self.routing is not None:
-            routed, active = self.routing.load(rows)
-            fl, by = gemm_cost(routed, g.k, g.n, 0.0)
-            by += active * g.k * g.n * gw
-            t = self._gemm_time(fl, by, dt, log2(routed / max(active, 1e-9)), log2(g.k * g.n), True)
+        if g.experts > 1 and self.routing is not None:   # the slowest expert-parallel GPU sets the time
+            t = None
+            for routed, active in zip(*self.routing.load(rows)):
+                fl, by = gemm_cost(routed, g.k, g.n, 0.0)
+                by += active * g.k * g.n * gw
+                ti = self._gemm_time(fl, by, dt, log2(routed / max(active, 1e-9)), log2(g.k * g.n), True)
+                if t is None or ti.seconds > t.seconds:
+                    t = ti
+            assert t is not None
         else:
             fl, by = gemm_cost(rows, g.k, g.n, gw)
             t = self._gemm_time(fl, by, dt, log2(rows), log2(g.k * g.n), not plain)

@@ -214,6 +214,29 @@ LengthConfig = Annotated[
 ]
 
 
+# ---------------------------------------------------------------- shared prefixes
+
+
+class SharedPrefix(_Strict):
+    """A system prompt of ``system_prompt_tokens`` tokens put before the prompts of a ``share`` of the
+    requests; each such request uses one of ``prompts`` distinct system prompts, chosen uniformly."""
+
+    system_prompt_tokens: int = Field(ge=1, description="tokens of each system prompt")
+    share: float = Field(default=1.0, ge=0, le=1, allow_inf_nan=False, description="share of requests using one")
+    prompts: int = Field(default=1, ge=1, description="distinct system prompts")
+
+
+class Sessions(_Strict):
+    """Multi-turn conversations. The arrival process starts sessions; turn t + 1 arrives ``think_time_s``
+    after turn t ends, and its prompt is turn t's prompt + turn t's answer + new user tokens (drawn from
+    ``prompt_tokens``). ``requests`` counts turns over all sessions."""
+
+    turns: int = Field(ge=1, description="turns per session (mean when turns_dist is geometric)")
+    turns_dist: Literal["fixed", "geometric"] = "fixed"
+    think_time_s: float = Field(default=0.0, ge=0, allow_inf_nan=False, description="seconds (mean if exponential)")
+    think_time_dist: Literal["fixed", "exponential"] = "fixed"
+
+
 # ---------------------------------------------------------------- workload
 
 
@@ -222,16 +245,22 @@ class WorkloadConfig(_Strict):
 
     ``requests`` caps the number of requests; a trace replays all of its rows when it is absent.
     ``prompt_tokens``/``output_tokens`` are required except for a trace, whose own lengths are used
-    unless these are given.
+    unless these are given. ``prefix`` adds shared system prompts, ``sessions`` multi-turn chats.
     """
 
     arrival: ArrivalConfig
     requests: int | None = Field(default=None, ge=1, description="number of requests")
     prompt_tokens: LengthConfig | None = None
     output_tokens: LengthConfig | None = None
+    prefix: SharedPrefix | None = None
+    sessions: Sessions | None = None
 
     @model_validator(mode="after")
     def _complete(self) -> WorkloadConfig:
+        if self.sessions is not None and isinstance(self.arrival, (ClosedLoopArrival, TraceArrival)):
+            raise ValueError(f"sessions cannot be combined with arrival.process {self.arrival.process}")
+        if self.prefix is not None and isinstance(self.arrival, TraceArrival):
+            raise ValueError("prefix cannot be combined with a trace (Mooncake traces carry their own hash_ids)")
         if isinstance(self.arrival, TraceArrival):
             return self
         missing = [k for k in ("requests", "prompt_tokens", "output_tokens") if getattr(self, k) is None]

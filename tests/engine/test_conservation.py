@@ -105,3 +105,48 @@ def test_request_that_can_never_fit_is_rejected_with_reason():
     df = per_request(simulate(s))
     assert df["rejected"].all()
     assert df["reject_reason"].str.contains("KV-cache capacity").all()
+
+
+features = st.fixed_dictionaries({
+    "workload.arrival.rate": st.floats(0.5, 40.0),
+    "workload.requests": st.integers(1, 80),
+    "workload.prompt_tokens": st.fixed_dictionaries({"dist": st.just("uniform"), "low": st.integers(1, 64),
+                                                     "high": st.integers(64, 2000)}),
+    "workload.output_tokens": st.fixed_dictionaries({"dist": st.just("uniform"), "low": st.integers(1, 8),
+                                                     "high": st.integers(8, 300)}),
+    "deployment.batching.max_batch_size": st.integers(1, 64),
+    "deployment.kv_cache.num_blocks": st.integers(200, 3000),
+    "deployment.kv_cache.preemption": st.sampled_from(["recompute", "swap"]),
+    "deployment.pp": st.sampled_from([1, 2]),
+    "feature": st.sampled_from([
+        {"deployment.speculative": {"method": "ngram", "k": 3, "acceptance": 0.6}},
+        {"deployment.speculative": {"method": "draft_model", "draft_model": "llama-3.2-1b", "k": 2, "acceptance": 0.9}},
+        {"deployment.speculative": {"method": "eagle", "k": 4, "acceptance": 0.5, "tree_tokens": 8}},
+        {"deployment.disaggregation": {"prefill": {"replicas": 1}, "decode": {"replicas": 2},
+                                       "link": {"bandwidth_gbps": 20, "latency_s": 1e-4}}},
+        {"deployment.service_cache": {"exact": {"hit_rate": 0.3, "lookup_s": 0.001}}},
+        {"deployment.cascade": {"small": {"model": "llama-3.2-1b"}, "route": {"share": 0.5}, "escalate": 0.5}},
+        {"deployment.cp": 2},
+    ]),
+    "seed": st.integers(0, 10_000),
+})
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(features)
+def test_conservation_with_serving_optimisations(over):
+    feature = over.pop("feature")
+    if "deployment.disaggregation" in feature:
+        over.pop("deployment.kv_cache.num_blocks")   # per-pool memory from each pool's GPUs
+    s = make_scenario(**over, **feature)
+    res = simulate(s)
+    r = res.requests
+    assert np.isin(r.status, [DONE, REJECTED]).all()
+    done = r.status == DONE
+    assert (r.generated[done] == r.output[done]).all()
+    assert all(u == 0 for u in res.kv_blocks_in_use_at_end)
+    assert all(p <= c for p, c in zip(res.kv_blocks_peak, res.kv_blocks_by_replica))
+    df = per_request(res)
+    fin = df[df["finished"]]
+    assert (fin["ttft_s"] >= 0).all() and (fin["ttft_s"] <= fin["e2e_s"] + 1e-12).all()
+    assert summarize(res)["completed"] == int(done.sum())

@@ -1,0 +1,172 @@
+"""Speculative decoding: draft k tokens cheaply, verify them in one target step of k + 1 tokens.
+
+Each step of a decoding batch costs the drafting (k decode steps of a draft model on the same GPUs;
+k steps of an EAGLE head, one or more decoder layers of the target's width plus its LM head; one
+pass of k Medusa heads; or a small fixed cost for n-gram prompt lookup) plus one target step in
+which every sequence feeds ``q`` tokens (k + 1, or the tree's ``tree_tokens``) against its context,
+with logits for all of them. Draft tokens are accepted one after another, each with probability
+α, until the first rejection; the target then adds one token of its own, so a step yields
+1 + A tokens with P(A = j) = α^j (1 − α) for j < k and P(A = k) = α^k, and
+E[1 + A] = (1 − α^(k+1)) / (1 − α). A decode run draws A for every member and step at once.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from ..catalog.model import ModelArch
+from ..errors import InputError
+from ..perf.step import BatchShape, StepModel, quantize
+
+if TYPE_CHECKING:
+    from ..config.scenario import Speculative
+    from .continuous import ContinuousScheduler
+
+_FIRST_DRAW = 64
+
+
+def expected_tokens_per_step(k: int, alpha: float) -> float:
+    """Mean tokens a verify step yields per sequence: (1 − α^(k+1)) / (1 − α)."""
+    return float(k + 1) if alpha >= 1 else (1.0 - alpha ** (k + 1)) / (1.0 - alpha)
+
+
+def draw_tokens(rng: np.random.Generator, k: int, alpha: float, shape: tuple[int, ...]) -> np.ndarray:
+    """Tokens yielded per sequence per step: 1 + min(G − 1, k), G geometric with success 1 − α."""
+    if alpha <= 0:
+        return np.ones(shape, dtype=np.int64)
+    return 1 + np.minimum(rng.geometric(1.0 - alpha, size=shape) - 1, k)
+
+
+def eagle_head(model: ModelArch, layers: int) -> ModelArch:
+    """An EAGLE draft head: ``layers`` dense decoder layers of the target's width (LM head shared)."""
+    return model.model_copy(update={"name": f"{model.name}-eagle-head", "num_layers": layers, "moe": None,
+                                    "intermediate_size": model.dense_ffn_size, "sliding_window": None,
+                                    "sliding_window_layers": 0})
+
+
+@dataclass
+class SpecModels:
+    """What drafting runs on, shared by the replicas of a deployment."""
+
+    cfg: "Speculative"
+    target: StepModel
+    draft: StepModel | None     # draft model or EAGLE head
+
+    @property
+    def q(self) -> int:
+        c = self.cfg
+        return c.tree_tokens if c.tree_tokens is not None else c.k + 1
+
+
+def check_draft(cfg: "Speculative", model: ModelArch, draft: ModelArch) -> None:
+    """A draft model must share the target's vocabulary (its tokens are the target's tokens)."""
+    if draft.vocab_size != model.vocab_size:
+        raise InputError("deployment.speculative.draft_model", cfg.draft_model,
+                         f"vocab_size {draft.vocab_size} differs from model {model.name}'s {model.vocab_size}; "
+                         "a draft model must share the target's tokenizer")
+
+
+class Speculator:
+    """Drafting costs, acceptance draws and counters of one replica."""
+
+    def __init__(self, models: SpecModels, rng: np.random.Generator) -> None:
+        self.m, self.cfg, self.rng = models, models.cfg, rng
+        self.q = models.q
+        self.seq_steps = 0      # Σ over verify steps of sequences verified
+        self.tokens = 0         # tokens those steps yielded
+
+    def draw(self, steps: int, n: int) -> np.ndarray:
+        return draw_tokens(self.rng, self.cfg.k, self.cfg.acceptance, (steps, n))
+
+    def extra_cost(self, shape: BatchShape) -> tuple[float, float, float]:
+        """(seconds, FLOPs, bytes) of the drafting that goes with a target step of ``shape``."""
+        c, m = self.cfg, self.m
+        n = shape.decode_seqs
+        sec = fl = by = 0.0
+        if n:
+            if c.method == "ngram":
+                sec += c.ngram_cost_s
+            elif c.method == "medusa":
+                t = m.target
+                h, v = t.model.hidden_size, t.model.vocab_size // t.attn_tp
+                for kk, nn in ((h, h), (h, v)):
+                    s, f, b = t.linear_cost(n, kk, nn, c.k)
+                    sec, fl, by = sec + s, fl + f, by + b
+            else:
+                assert m.draft is not None
+                cached = shape.decode_ctx - n * shape.decode_q
+                for j in range(c.k):
+                    s, f, b = m.draft.cost(quantize(BatchShape(decode_seqs=n, decode_ctx=cached + n * (1 + j))))
+                    sec, fl, by = sec + s, fl + f, by + b
+        if shape.prefill_seqs and m.draft is not None:
+            s, f, b = m.draft.cost(quantize(BatchShape(prefill_tokens=shape.prefill_tokens,
+                                                       prefill_seqs=shape.prefill_seqs,
+                                                       prefill_pairs=shape.prefill_pairs, prefill_kv=shape.prefill_kv)))
+            sec, fl, by = sec + s, fl + f, by + b
+        return sec, fl, by
+
+    def one_step(self, dec) -> np.ndarray:  # noqa: ANN001
+        """Tokens each member of a decode set gets from one verify step (capped at what it has left)."""
+        tok = np.minimum(self.draw(1, len(dec))[0], dec.out - dec.gen)
+        self.seq_steps += len(dec)
+        self.tokens += int(tok.sum())
+        return tok
+
+    def _cost(self, s: "ContinuousScheduler", prev: np.ndarray) -> tuple[float, float, float]:
+        """Cost of a verify step (and its drafting) when members have ``prev`` extra tokens."""
+        dec, q, w = s.dec, self.q, s.r.window
+        kv = dec.kv + prev
+        ctx = float(kv.sum()) + len(kv) * q
+        ctx_w = float(np.minimum(kv + q, w).sum()) if w else None
+        shape = BatchShape(decode_seqs=len(kv), decode_ctx=ctx, decode_ctx_win=ctx_w, decode_q=q)
+        a, b, c = s.r.step_cost(shape)
+        x, y, z = self.extra_cost(shape)
+        return a + x, b + y, c + z
+
+    def run(self, s: "ContinuousScheduler"):  # noqa: ANN201
+        """A run of verify steps until the first completion (or free blocks run out); False if under 2."""
+        dec, r = s.dec, s.r
+        n, q, bs = len(dec), self.q, r.pool.block_size
+        rem = dec.out - dec.gen
+        cap = int(rem.min())
+        if cap < 2:
+            return False
+        tok = self.draw(min(cap, _FIRST_DRAW), n)
+        while True:
+            cum = np.cumsum(tok, axis=0)
+            fin = (cum >= rem).any(axis=1)
+            if fin.any() or len(tok) >= cap:
+                steps = int(np.argmax(fin)) + 1 if fin.any() else len(tok)
+                break
+            tok = np.vstack([tok, self.draw(min(len(tok), cap - len(tok)), n)])
+        before = np.vstack([np.zeros((1, n), dtype=np.int64), cum[: steps - 1]])
+        need = (dec.kv + before + (q + bs - 1)) // bs - dec.held
+        extra = np.maximum(need, 0).sum(axis=1)
+        fits = extra <= r.pool.free
+        if not fits.all():
+            steps = min(steps, int(np.argmin(fits)))
+        if steps < 2:
+            return False
+        last = (dec.kv + before[steps - 1] + (q + bs - 1)) // bs   # blocks for the whole run, taken now
+        take = int(np.maximum(last - dec.held, 0).sum())
+        if take:
+            r.pool.take(take)
+            dec.held = np.maximum(dec.held, last)
+        d0, f0, b0 = self._cost(s, before[0])
+        d1, f1, b1 = self._cost(s, before[steps - 1])
+        slope = (d1 - d0) / (steps - 1)
+        env = s.env
+        t0 = env.now
+        done = yield from s.timed_run(steps, d0, slope)
+        got = np.minimum(cum[done - 1], rem)
+        self.seq_steps += n * done
+        self.tokens += int(got.sum())
+        dec.advance_tokens(got, env.now, t0 + d0, d0 + slope * (done - 1))
+        f = done / steps
+        r.log.add(t0, env.now, r.index, done, n, 0, d0, d0 + slope * (done - 1), (f0 + f1) / 2 * steps * f,
+                  (b0 + b1) / 2 * steps * f, n, len(r.waiting), r.pool.used)
+        r.itl.row(s.loop_id, t0, d0, slope, done)
+        s.finish_done()
+        return True

@@ -1,0 +1,56 @@
+"""Summary and per-request table: new columns, feature blocks, GPU totals across pools and models."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from simulator.config import scenario_from_dict
+from simulator.engine.simulate import simulate
+from simulator.metrics.summary import per_request, summarize, time_series
+
+BASE = {"model": "llama-3.1-8b", "deployment": {"gpu": "h100-sxm"},
+        "workload": {"arrival": {"process": "poisson", "rate": 5.0}, "requests": 150,
+                     "prompt_tokens": {"dist": "fixed", "value": 300}, "output_tokens": {"dist": "fixed", "value": 40}},
+        "seed": 2}
+
+
+def _run(**over):
+    return simulate(scenario_from_dict(BASE, over))
+
+
+def test_per_request_has_itl_percentiles_and_feature_columns():
+    res = _run()
+    df = per_request(res)
+    for col in ("itl_p50_s", "itl_p99_s", "cached_prompt_tokens", "kv_transfer_s", "served_by"):
+        assert col in df
+    assert (df["itl_p50_s"] <= df["itl_p99_s"]).all() and (df["itl_p99_s"] <= df["max_itl_s"] + 1e-12).all()
+    assert (df["served_by"] == "gpu").all() and df["kv_transfer_s"].isna().all()
+    s = summarize(res, df)
+    assert s["itl_request_p99_s"]["p50"] == pytest.approx(float(np.median(df["itl_p99_s"])))
+    # no optimisation on: no feature blocks
+    assert not {"prefix_cache", "speculative", "disaggregation", "service_cache", "cascade"} & set(s)
+
+
+def test_mfu_counts_every_gpu_of_every_pool():
+    dis = {"prefill": {"replicas": 1, "tp": 2}, "decode": {"replicas": 2}, "link": {"bandwidth_gbps": 50}}
+    res = _run(**{"deployment.disaggregation": dis})
+    s = summarize(res)
+    assert s["gpus"] == 4 and res.total_gpus == 4
+    flops = float(res.steps["flops"].sum())
+    assert s["mfu"] == pytest.approx(flops / (s["duration_s"] * 4 * res.peak_flops))
+    ts = time_series(res)
+    cap = res.kv_blocks_by_replica[res.steps["replica"]]
+    assert np.allclose(ts["kv_used_fraction"], res.steps["kv_blocks"] / cap)
+    assert s["kv_cache"]["peak_used_fraction"] <= 1.0
+
+
+def test_feature_blocks_appear_when_turned_on():
+    s = summarize(_run(**{"deployment.kv_cache.prefix_caching": True,
+                          "workload.prefix": {"system_prompt_tokens": 512, "share": 1.0}}))
+    pc = s["prefix_cache"]
+    assert 0 < pc["hit_rate"] <= 512 / 812 and pc["prefill_tokens_saved"] > 0
+    assert pc["ttft_hit_mean_s"] is not None
+    s = summarize(_run(**{"deployment.speculative": {"method": "ngram", "k": 2, "acceptance": 0.5}}))
+    assert s["speculative"]["expected_tokens_per_step"] == pytest.approx(1.75)
+    s = summarize(_run(**{"deployment.service_cache": {"exact": {"hit_rate": 0.5}}}))
+    assert s["service_cache"]["exact_hits"] > 0
