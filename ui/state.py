@@ -295,4 +295,4 @@ def run_scenario(yaml_text: str, _label: str = "Simulating") -> RunOutput:
     finally:
         bar.empty()
     df = per_request(res)
-    return RunOutput(summarize(res, df), df, time_series(res), res.gpus_per_replica * s.deployment.replicas)
+    return RunOutput(summarize(res, df), df, time_series(res), res.total_gpus or res.gpus_per_replica * s.deployment.replicas)

@@ -172,7 +172,8 @@ def summarize(res: "SimulationResult", df: pd.DataFrame | None = None) -> dict[s
     peak = res.peak_flops_total or res.peak_flops * gpus
     bw = res.bandwidth_total or res.memory_bandwidth * gpus
     n_rep = max(d.replicas, len(res.kv_blocks_by_replica))
-    busy = np.bincount(s["replica"], weights=s["t_end"] - s["t_start"], minlength=n_rep) / dur
+    # a step's time covers all pipeline stages in turn, so each stage's GPUs are busy 1/pp of it
+    busy = np.bincount(s["replica"], weights=s["t_end"] - s["t_start"], minlength=n_rep) / dur / max(d.pp, 1)
     kv_frac = s["kv_blocks"] / _capacity(res)
     n_ok = int(df["meets_slo"].sum())
     return {
