@@ -55,6 +55,21 @@ def format_summary(s: dict[str, Any]) -> str:
         f"preemptions   {s['preemptions']}",
         f"stable        {'yes' if s['stability']['stable'] else 'NO: the queue grew while requests arrived (overload)'}",
     ]
+    pc = s.get("prefix_cache")
+    if pc:
+        lines.append(f"prefix cache  hit rate {pc['hit_rate']:.1%} of prompt tokens, "
+                     f"{pc['prefill_tokens_saved']} prefill tokens saved")
+    sp = s.get("speculative")
+    if sp:
+        lines.append(f"speculative   {sp['method']}, k={sp['k']}: {sp['tokens_per_step']:.2f} tokens per step "
+                     f"(expected {sp['expected_tokens_per_step']:.2f})")
+    dg = s.get("disaggregation")
+    if dg:
+        lines.append(f"disaggregated {dg['transfers']} KV transfers, mean {dg['kv_transfer_s']['mean'] * 1e3:.1f} ms")
+    for key in ("service_cache", "cascade"):
+        if s.get(key):
+            lines.append(f"{key:<13} " + ", ".join(f"{k} {v:.3g}" if isinstance(v, float) else f"{k} {v}"
+                                                   for k, v in s[key].items() if not isinstance(v, dict)))
     if s.get("confidence"):
         c = s["confidence"]
         lines.append(f"replications  {c['replications']} seeds, {c['level']:.0%} confidence intervals:")
