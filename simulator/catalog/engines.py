@@ -15,15 +15,11 @@ from pydantic import ValidationError
 
 from ..errors import InputError, unknown_name
 from ..paths import catalog_dir
+from .aliases import ALIAS_FILE, normalise as _normalise, read_aliases
 from .engine import EngineProfile
 
 __all__ = ["list_engines", "load_engine", "resolve_engine_name"]
 
-ALIAS_FILE = "aliases.yaml"
-
-
-def _normalise(name: str) -> str:
-    return "-".join(name.strip().lower().replace("_", " ").split())
 
 
 def _dir() -> Path:
@@ -51,16 +47,7 @@ def _aliases(directory: str) -> dict[str, str]:
     path = Path(directory) / ALIAS_FILE
     if not path.is_file():
         return {}
-    raw = _read_yaml(path) or {}
-    if not isinstance(raw, dict):
-        raise InputError(f"engines/{ALIAS_FILE}", type(raw).__name__, "must map alias -> engine name")
-    names = set(_files())
-    out: dict[str, str] = {}
-    for alias, target in raw.items():
-        if not isinstance(target, str) or target not in names:
-            raise InputError(f"engines/{ALIAS_FILE}:{alias}", target, f"must name an engine: {', '.join(sorted(names))}")
-        out[_normalise(str(alias))] = target
-    return out
+    return read_aliases(_read_yaml(path) or {}, set(_files()), f"engines/{ALIAS_FILE}", "an engine")
 
 
 def resolve_engine_name(name: str) -> str:

@@ -15,15 +15,13 @@ from pydantic import ValidationError
 
 from ..errors import InputError, unknown_name
 from ..paths import hwprofiles_dir
+from .aliases import ALIAS_FILE, normalise as _normalise, read_aliases
 from .gpu import GPUProfile
 
 __all__ = ["gpu_table", "gpu_table_markdown", "list_gpus", "load_gpu", "load_gpu_file", "resolve_gpu_name"]
 
-ALIAS_FILE = "aliases.yaml"
 
 
-def _normalise(name: str) -> str:
-    return "-".join(name.strip().lower().replace("_", " ").split())
 
 
 def _one_line(e: ValidationError) -> tuple[str, Any, str]:
@@ -86,16 +84,8 @@ def _aliases(directory: str) -> dict[str, str]:
     path = Path(directory) / ALIAS_FILE
     if not path.is_file():
         return {}
-    raw = _read_yaml(path, _label(path)) or {}
-    if not isinstance(raw, dict):
-        raise InputError(_label(path), type(raw).__name__, "must map alias -> profile name")
-    names = set(_profile_files(Path(directory)))
-    out: dict[str, str] = {}
-    for alias, target in raw.items():
-        if not isinstance(target, str) or target not in names:
-            raise InputError(f"{_label(path)}:{alias}", target, f"must name a profile: {', '.join(sorted(names))}")
-        out[_normalise(str(alias))] = target
-    return out
+    return read_aliases(_read_yaml(path, _label(path)) or {}, set(_profile_files(Path(directory))), _label(path),
+                        "a profile")
 
 
 def resolve_gpu_name(name: str) -> str:
