@@ -1,40 +1,70 @@
-"""NCCL all-reduce and all-gather timings, one process per GPU (torch.distributed), eager and
-replayed from a CUDA graph.
+"""NCCL all-reduce, all-gather and all-to-all timings, one process per GPU (torch.distributed),
+eager and replayed from a CUDA graph, for any group size.
 
-``bytes`` is the message each GPU contributes (the all-reduce buffer, or one GPU's all-gather
-shard); ``total_bytes``, algbw and busbw follow nccl-tests: all-reduce size = buffer,
-all-gather size = gathered output (bytes x gpus); busbw = algbw x 2(n-1)/n (all-reduce) or
-(n-1)/n (all-gather). NVLink multicast (NVLS) stays off: the environment variables below are
-forced in every process.
+``bytes`` is the message each GPU contributes (the all-reduce buffer, one GPU's all-gather
+shard, one GPU's whole all-to-all send buffer); ``total_bytes``, algbw and busbw follow
+nccl-tests: all-reduce and all-to-all size = bytes, all-gather size = gathered output
+(bytes x gpus); busbw = algbw x 2(n-1)/n (all-reduce) or (n-1)/n (all-gather, all-to-all).
+NVLink multicast (NVLS) stays off: the environment variables below are forced in every process.
+
+The suite (``python -m calibration``) measures all-reduce and all-gather over powers of two;
+``python -m calibration.collectives`` measures any collectives, group sizes and size grid into
+one folder (used for the 4-GPU data in ``calibration/data/h200-sxm-x4``).
 """
 from __future__ import annotations
 
+import argparse
+import json
 import os
 import socket
+import sys
 import time
 from pathlib import Path
 from typing import Any
 
+from simulator.errors import InputError, ServesimError, unknown_name
+
 from .context import RunContext
 from .io import open_log, percentiles
-from .shapes import COLL_SIZES, bus_factor
+from .shapes import COLL_SIZES
 
 SAFE_ENV = {"NCCL_NVLS_ENABLE": "0", "TORCH_SYMM_MEM_DISABLE_MULTICAST": "1", "NVSHMEM_DISABLE_NVLS": "1"}
 GRAPH_CALLS = 10        # collective calls captured per graph
-COLLECTIVES = ("all_reduce", "all_gather")
+COLLECTIVES = ("all_reduce", "all_gather")                  # what the suite measures
+ALL_COLLECTIVES = ("all_reduce", "all_gather", "all_to_all")
 MODES = ("eager", "graph")
+#: 1 KiB .. 1 GiB per GPU in powers of 4 (11 sizes): the multi-GPU grid.
+COLL_SIZES_POW4 = tuple(4 ** i * 1024 for i in range(11))
+SIZE_GRIDS = {"pow2": COLL_SIZES, "pow4": COLL_SIZES_POW4}
 
 
-def _free_port() -> int:
+def bus_factor_of(collective: str, gpus: int) -> float:
+    """busbw / algbw as nccl-tests defines it (all_reduce, all_gather, all_to_all)."""
+    if collective == "all_reduce":
+        return 2.0 * (gpus - 1) / gpus
+    if collective in ("all_gather", "all_to_all"):
+        return (gpus - 1) / gpus
+    raise InputError("collective", collective, f"allowed: {', '.join(ALL_COLLECTIVES)}")
+
+
+def total_bytes_of(collective: str, nbytes: int, gpus: int) -> int:
+    """nccl-tests' size of one call: the gathered output for all-gather, else the per-GPU message."""
+    return nbytes * gpus if collective == "all_gather" else nbytes
+
+
+def free_port() -> int:
+    """A free TCP port on 127.0.0.1 for the process group rendezvous."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
 
 
-def pending_points(out: Path, gpus: int, sizes: tuple[int, ...] = COLL_SIZES) -> list[tuple[str, int, str]]:
+def pending_points(out: Path, gpus: int, sizes: tuple[int, ...] = COLL_SIZES,
+                   collectives: tuple[str, ...] = COLLECTIVES,
+                   modes: tuple[str, ...] = MODES) -> list[tuple[str, int, str]]:
     """(collective, bytes, mode) not yet in collectives.csv for this group size."""
     log = open_log(out, "collectives")
-    return [(c, b, m) for m in MODES for c in COLLECTIVES for b in sizes
+    return [(c, b, m) for m in modes for c in collectives for b in sizes
             if not log.has({"collective": c, "gpus": gpus, "bytes": b, "mode": m})]
 
 
@@ -109,14 +139,19 @@ def _worker(rank: int, world: int, port: int, out: str, points: list[tuple[str, 
                 print(f"[calibrate] collectives: out of time before {coll} {nbytes} {mode}", flush=True)
             break
         numel = max(1, nbytes // elem)
+        if coll == "all_to_all":             # equal chunks, one per rank
+            numel = max(world, numel - numel % world)
         x = torch.randn(numel, device=dev, dtype=dtype)
-        y = torch.empty(numel * world, device=dev, dtype=dtype) if coll == "all_gather" else None
+        y = (torch.empty(numel * world, device=dev, dtype=dtype) if coll == "all_gather"
+             else torch.empty_like(x) if coll == "all_to_all" else None)
 
         def call(x: Any = x, y: Any = y, coll: str = coll) -> None:
             if coll == "all_reduce":
                 dist.all_reduce(x)
-            else:
+            elif coll == "all_gather":
                 dist.all_gather_into_tensor(y, x)
+            else:
+                dist.all_to_all_single(y, x)
         try:
             for _ in range(5):
                 call()
@@ -131,19 +166,19 @@ def _worker(rank: int, world: int, port: int, out: str, points: list[tuple[str, 
             else:
                 dist.barrier()
                 times, per = _graph_times(call, reps), GRAPH_CALLS
-        except RuntimeError as exc:
+        except (RuntimeError, ValueError) as exc:
             if rank == 0:
                 print(f"[calibrate] collectives {coll} {nbytes} {mode}: {exc}", flush=True)
             continue
         if log is not None:
             med, p10, p90 = percentiles(times)
-            total = nbytes if coll == "all_reduce" else nbytes * world
+            total = total_bytes_of(coll, nbytes, world)
             algbw = total / med
             log.append({"collective": coll, "gpus": world, "bytes": nbytes, "total_bytes": total,
                         "dtype": str(dtype).replace("torch.", ""), "mode": mode,
                         "calls_per_graph": per if mode == "graph" else None,
                         "seconds": med, "p10_s": p10, "p90_s": p90, "algbw_Bps": algbw,
-                        "busbw_Bps": algbw * bus_factor(coll, world), "repeats": len(times)})
+                        "busbw_Bps": algbw * bus_factor_of(coll, world), "repeats": len(times)})
     dist.barrier()
     dist.destroy_process_group()
 
@@ -153,7 +188,7 @@ def run_group(out: Path, world: int, points: list[tuple[str, int, str]], seconds
     """Spawn ``world`` ranks that measure ``points``; stop them if they overrun ``seconds`` + 60."""
     import torch.multiprocessing as mp
 
-    pc = mp.start_processes(_worker, args=(world, _free_port(), str(out), points, seconds - 15, device),
+    pc = mp.start_processes(_worker, args=(world, free_port(), str(out), points, seconds - 15, device),
                             nprocs=world, join=False, start_method="spawn")
     t_end = time.monotonic() + seconds + 60
     try:
@@ -188,3 +223,104 @@ def run(ctx: RunContext) -> None:
         ctx.log(f"collectives {world} GPUs: {len(points)} points")
         run_group(ctx.out, world, points, left / len(groups), "cuda", ctx.log)
         ctx.log(f"collectives {world} GPUs: {len(open_log(ctx.out, 'collectives'))} rows in collectives.csv")
+
+
+def update_meta(path: Path, section: str, data: dict[str, Any], argv: list[str]) -> None:
+    """Add ``section`` to meta.json in ``path``'s folder, creating it with the run's metadata first;
+    an earlier run's section moves to ``<section>_previous``."""
+    from .meta import base_meta, utc_now
+
+    meta: dict[str, Any] = {}
+    if path.exists():
+        try:
+            meta = json.loads(path.read_text())
+        except json.JSONDecodeError:
+            meta = {}
+    if not meta:
+        import torch
+
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+        meta = base_meta("h200-sxm" if device == "cuda" else "cpu", device, [])
+        meta["command"] = " ".join([sys.executable, *argv])
+    if isinstance(meta.get(section), dict):          # an earlier run of the same section: keep it
+        meta.setdefault(f"{section}_previous", []).append(meta[section])
+    meta[section] = {**data, "command": " ".join([sys.executable, *argv]), "finished_utc": utc_now()}
+    path.write_text(json.dumps(meta, indent=2, default=str) + "\n")
+
+
+def _int_list(field: str, text: str) -> tuple[int, ...]:
+    try:
+        vals = tuple(int(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise InputError(field, text, "a comma-separated list of integers, e.g. 2,4") from None
+    if not vals or min(vals) < 2:
+        raise InputError(field, text, "group sizes of 2 or more GPUs, e.g. 2,4")
+    return vals
+
+
+def main(argv: list[str]) -> int:
+    """``python -m calibration.collectives --out DIR --gpus 2,4``: returns 0, or 2 on bad input."""
+    p = argparse.ArgumentParser(prog="python -m calibration.collectives",
+                                description="NCCL collectives over several group sizes into DIR/collectives.csv")
+    p.add_argument("--out", required=True)
+    p.add_argument("--gpus", default="2,4", help="group sizes, comma-separated (one process per GPU)")
+    p.add_argument("--sizes", default="pow4", help="pow4 (1 KiB..1 GiB, 11 sizes) or pow2 (21 sizes)")
+    p.add_argument("--collectives", default=",".join(ALL_COLLECTIVES))
+    p.add_argument("--modes", default=",".join(MODES))
+    p.add_argument("--max-bytes", type=int, default=2 ** 30, help="largest message per GPU")
+    p.add_argument("--seconds", type=float, default=120.0, help="time for all groups together")
+    p.add_argument("--device", choices=("cuda", "cpu"), default="cuda", help="cpu: gloo, eager only (tests)")
+    try:
+        args = p.parse_args(argv)
+        groups = _int_list("--gpus", args.gpus)
+        if args.sizes not in SIZE_GRIDS:
+            raise unknown_name("--sizes", args.sizes, SIZE_GRIDS)
+        colls = tuple(c.strip() for c in args.collectives.split(",") if c.strip())
+        for c in colls:
+            if c not in ALL_COLLECTIVES:
+                raise unknown_name("--collectives", c, ALL_COLLECTIVES)
+        modes = tuple(m.strip() for m in args.modes.split(",") if m.strip())
+        for m in modes:
+            if m not in MODES:
+                raise unknown_name("--modes", m, MODES)
+        if args.device == "cpu" and "graph" in modes:
+            raise InputError("--modes", args.modes, "CUDA graphs need --device cuda; use --modes eager")
+    except ServesimError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    os.environ.update(SAFE_ENV)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    if args.device == "cuda":
+        import torch
+
+        n = torch.cuda.device_count()
+        if max(groups) > n:
+            print(f"[collectives] only {n} GPUs visible: groups above {n} skipped", flush=True)
+            groups = tuple(g for g in groups if g <= n)
+    from .meta import utc_now
+
+    started = utc_now()
+    t_end = time.monotonic() + args.seconds
+    done: dict[str, Any] = {}
+    for i, world in enumerate(groups):
+        sizes = tuple(b for b in SIZE_GRIDS[args.sizes] if b <= args.max_bytes)
+        points = pending_points(out, world, sizes, colls, modes)
+        left = t_end - time.monotonic()
+        share = left / (len(groups) - i)
+        print(f"[collectives] {world} GPUs: {len(points)} points, {share:.0f} s", flush=True)
+        t0 = time.monotonic()
+        if points and share > 20:
+            run_group(out, world, points, share, args.device)
+        done[str(world)] = {"points": len(points), "seconds": round(time.monotonic() - t0, 1)}
+    print(f"[collectives] {len(open_log(out, 'collectives'))} rows in {out / 'collectives.csv'}", flush=True)
+    section = {"started_utc": started, "groups": done, "sizes": args.sizes, "collectives": colls, "modes": modes,
+               "env": SAFE_ENV}
+    update_meta(out / "meta.json", "collectives", section, ["-m", "calibration.collectives", *argv])
+    return 0
+
+
+if __name__ == "__main__":
+    from calibration import collectives as _self   # workers pickle functions of the package module
+
+    sys.exit(_self.main(sys.argv[1:]))
