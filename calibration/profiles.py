@@ -38,9 +38,15 @@ def measured_gpus() -> list[str]:
 
 def _collectives_extra(gpu: str) -> dict[str, Any]:
     """Collective fits from multi-GPU runs (calibration/data/<gpu>-x*/collective_fits.json), if any."""
-    out: dict[str, Any] = {"collectives": {}, "collectives_graph": {}}
+    out: dict[str, Any] = {"collectives": {}, "collectives_graph": {}, "notes": []}
     for path in sorted(DATA.glob(f"{gpu}-x*/collective_fits.json")):
         data = json.loads(path.read_text())
+        measured = sorted({int(k) for t in ("collectives", "collectives_graph") for f in data.get(t, {}).values()
+                           for k in f} - {int(k) for k in data.get("extrapolated", [])})
+        extra = ", ".join(str(k) for k in data.get("extrapolated", []))
+        out["notes"].append(f"collectives for {', '.join(map(str, measured))} GPUs measured in "
+                            f"calibration/data/{path.parent.name}" + (f"; for {extra} GPUs EXTRAPOLATED, not measured "
+                                                                       f"(ring formulas)" if extra else ""))
         for table in ("collectives", "collectives_graph"):
             for coll, fits in data.get(table, {}).items():
                 out[table].setdefault(coll, {}).update({int(k): v for k, v in fits.items()})
@@ -60,6 +66,8 @@ def fitted(gpu: str) -> dict[str, Any]:
             for coll, fits in source.items():
                 merged.setdefault(coll, {}).update({int(k): v for k, v in fits.items()})
         eff[table] = merged
+    if extra["notes"]:
+        eff["source"] = f"{eff['source']}; " + "; ".join(extra["notes"])
     return eff
 
 
