@@ -151,9 +151,14 @@ def main() -> int:
         "  dispatch), so its error stays large; fused engines replaying CUDA graphs do not have this term.",
         "- **Power**: under sustained load both GPUs sat at the 700 W limit with SM clocks near 1.3–1.5 GHz; the",
         "  fit is to that sustained state, so isolated kernels on a cool GPU run faster than predicted.",
-        "- **Not measured here**: multi-GPU tensor-parallel steps beyond two GPUs (see `docs/validation-multigpu.md`),",
-        "  AMD, TPU, Apple and CPU devices (documented default curves), and end-to-end serving latency against a",
-        "  real continuous-batching server.",
+        "- **Not measured here**: 8-GPU collectives and tensor-parallel steps (4 GPUs measured, 8 extrapolated:",
+        "  `docs/validation-multigpu.md`), AMD, TPU, Apple and CPU devices (documented default curves).",
+        "",
+        "## More validation",
+        "",
+        "- Tensor parallelism and collectives on 4 × H200: `docs/validation-multigpu.md`.",
+        "- End-to-end against a real continuous-batching server (transformers on an H100), request by request:",
+        "  `docs/validation-e2e.md`.",
         "",
     ]
     (DOCS / "validation.md").write_text("\n".join(lines))
