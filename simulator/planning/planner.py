@@ -36,12 +36,12 @@ class PlanSettings(BaseModel):
     requests: int = Field(400, ge=50, description="requests per simulated evaluation")
     rel_tol: float = Field(0.05, gt=0, lt=1, description="bisection stops at this relative bracket width")
     max_gpus: int | None = Field(None, ge=1, description="GPUs the whole deployment may use")
-    gpus: tuple[str, ...] | None = None
-    tp: tuple[int, ...] = (1, 2, 4, 8)
-    pp: tuple[int, ...] = (1, 2)
-    weight_dtypes: tuple[str, ...] = ("bf16", "fp8")
-    max_batch_sizes: tuple[int, ...] = (64, 256)
-    max_batched_tokens: tuple[int, ...] = (2048, 8192)
+    gpus: tuple[str, ...] | None = Space.gpus          # the candidate grid: defaults of candidates.Space
+    tp: tuple[int, ...] = Space.tp
+    pp: tuple[int, ...] = Space.pp
+    weight_dtypes: tuple[str, ...] = Space.weight_dtypes
+    max_batch_sizes: tuple[int, ...] = Space.max_batch_sizes
+    max_batched_tokens: tuple[int, ...] = Space.max_batched_tokens
     kinds: tuple[Literal["aggregated"], ...] = ("aggregated",)
     price_kind: Literal["on-demand", "reserved", "spot"] = "on-demand"
     provider: str | None = None
