@@ -214,6 +214,10 @@ class ContinuousScheduler:
         d0, f0, b0 = r.step_cost(self._decode_shape(0))
         d1, f1, b1 = r.step_cost(self._decode_shape(steps - 1))
         slope = (d1 - d0) / (steps - 1)
+        # take the run's blocks now: other scheduler loops of this replica (pipeline stages) share
+        # the pool and may allocate while this run is in flight (_run_length checked that they fit)
+        if not self.dec.reserve(steps):
+            raise RuntimeError("decode run started without the KV blocks it needs")
         t0 = env.now
         done = yield from self.timed_run(steps, d0, slope)
         t1 = env.now

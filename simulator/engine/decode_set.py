@@ -81,15 +81,8 @@ class DecodeSet:
         return True
 
     def grow(self) -> None:
-        """Take from the pool the blocks that the current KV lengths need (none held beyond them)."""
-        need = (self.kv + (self.bs - 1)) // self.bs
-        extra = int((need - self.held).sum())
-        if extra:
-            self.pool.take(extra)
-            self.held = need
-
-    def grow_ahead(self) -> None:
-        """:meth:`grow` when members may hold blocks beyond their KV (speculative look-ahead)."""
+        """Take from the pool the blocks that the current KV lengths need beyond those held (members
+        may hold blocks reserved ahead of their KV: a decode run takes its blocks when it starts)."""
         need = (self.kv + (self.bs - 1)) // self.bs
         extra = need - self.held
         n = int(extra[extra > 0].sum())
@@ -121,4 +114,4 @@ class DecodeSet:
         self.kv += tokens
         self.gen += tokens
         self.last[:] = t_end
-        self.grow_ahead()
+        self.grow()
