@@ -19,7 +19,7 @@ from simulator.planning.prices import PRICE_KINDS, load_prices
 from ui import charts
 from ui.scenario_form import choices
 from ui.scenario_io import describe, error_line, fmt_seconds, scenario_yaml
-from ui.state import RATE_BASED, current_scenario, show_errors
+from ui.state import constant_rate_error, current_scenario, show_errors
 
 SETTINGS = "capacity.settings"    # JSON of the PlanSettings last submitted
 ERRORS = "capacity.errors"
@@ -174,10 +174,9 @@ def render() -> None:
     st.markdown(f"Model, workload and SLOs from the What-if page: {describe(base)}")
     st.page_link("ui/whatif.py", label="Edit them on the What-if page", icon=":material/tune:")
     a = base.workload.arrival
-    if a.process not in RATE_BASED or getattr(a, "rate", None) is None:
-        err = InputError("workload.arrival.process", a.process, "the planner needs poisson, gamma or constant "
-                         "arrivals with a constant rate (set one on the What-if page)")
-        st.error(str(err), icon=":material/error:")
+    err = constant_rate_error(base, "the planner")
+    if err:
+        st.error(err, icon=":material/error:")
         return
     _sidebar(a.rate, base.deployment.gpu)
     settings = st.session_state[SETTINGS]

@@ -21,7 +21,7 @@ from simulator.planning.prices import PRICE_KINDS, load_prices
 
 from ui import charts
 from ui.scenario_io import describe, error_line, fmt_count, scenario_from_yaml, scenario_yaml
-from ui.state import RATE_BASED, current_scenario, run_scenario, show_errors
+from ui.state import constant_rate_error, current_scenario, run_scenario, show_errors
 
 K = "costs.w."
 SUBMITTED = "costs.inputs"        # the submitted form values
@@ -197,10 +197,9 @@ def render() -> None:
     base = current_scenario()
     st.markdown(f"Scenario: {describe(base)}")
     st.page_link("ui/whatif.py", label="Edit it on the What-if page", icon=":material/tune:")
-    if base.workload.arrival.process not in RATE_BASED or getattr(base.workload.arrival, "rate", None) is None:
-        st.error(str(InputError("workload.arrival.process", base.workload.arrival.process,
-                                "pricing needs poisson, gamma or constant arrivals with a constant rate (set one on "
-                                "the What-if page)")), icon=":material/error:")
+    err = constant_rate_error(base, "pricing")
+    if err:
+        st.error(err, icon=":material/error:")
         return
     v = _sidebar(base.deployment.gpu)
     yaml_text = scenario_yaml(base)

@@ -245,6 +245,15 @@ KEPT = "whatif.kept"          # parts of the scenario no widget edits (time-vary
 CURRENT = "whatif.current"    # YAML text of the What-if page's scenario, which the other pages start from
 
 
+def constant_rate_error(s: Scenario, purpose: str) -> str | None:
+    """One-line error when ``s`` has no constant-rate arrivals (the planner and pricing need a rate)."""
+    a = s.workload.arrival
+    if a.process in RATE_BASED and getattr(a, "rate", None) is not None:
+        return None
+    return str(InputError("workload.arrival.process", a.process, f"{purpose} needs poisson, gamma or constant "
+                          "arrivals with a constant rate (set one on the What-if page)"))
+
+
 def current_scenario() -> Scenario:
     """The What-if page's scenario (the embedded default until that page has run)."""
     text = st.session_state.get(CURRENT)
