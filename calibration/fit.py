@@ -8,7 +8,11 @@ gaps filled, projected to be non-decreasing along the axes where a larger shape 
 less efficient (attention lengths, decode KV length, memory bytes; not GEMMs, whose largest
 shapes run at the power-limited clock), and clipped to [0.01, 1]. Every 4th row is held out: the curve fitted on
 the rest predicts the held-out times, and the median / p90 absolute percentage error is reported;
-the curve returned is then fitted on all rows.
+the curve returned is then fitted on all rows. Memory-bound kernels get three curves (copies,
+RMSNorm, strided element-wise kernels; see SPECS).
+
+Prefill attention, when the run's meta.json gives the SM count: the FlashAttention-2 tile model of
+``simulator/perf/tiles.py`` instead of a curve, fitted by calibration/fit_tiles.py (same hold-out).
 
 Collectives: t = latency + N / bandwidth per collective, group size and mode (eager / graph),
 N = bytes each GPU contributes (as ``simulator.perf.comm`` uses it), fitted for least relative error.
@@ -35,6 +39,7 @@ from simulator.errors import InputError, ServesimError
 from simulator.perf.roofline import evaluate
 
 from .fit_grid import alpha_beta, ape_stats, fit_grid, grid_nodes, holdout_mask
+from .fit_tiles import fit_tiles, sms_of
 from .io import as_float, read_rows
 
 Row = dict[str, str]
@@ -56,6 +61,11 @@ class CurveSpec:
     mono_y: bool
     width: float = 1.0                        # smoothing kernel half-width, octaves
     group: Callable[[Row], str] | None = None  # in-sample errors are also reported per group
+    nbytes: Callable[[Row], float] | None = None  # bytes the kernels really move, if not the CSV's minimum
+
+
+#: torch's SiLU x mul: two kernels moving 5/3 of the minimum bytes (the intermediate written and read).
+SILU_MUL_BYTES, SILU_MUL_KERNELS = 5.0 / 3.0, 2
 
 
 def _l2(col: str) -> Callable[[Row], float]:
@@ -74,10 +84,20 @@ SPECS: tuple[CurveSpec, ...] = (
     CurveSpec("attention_decode", "attention_decode", lambda r: True, _l2("batch"), _l2("kv_len"),
               "log2_batch", "log2_kv", "bf16", False, True, 1.5,
               group=lambda r: f"heads {r['q_heads']}/{r['kv_heads']}"),
-    # single-kernel memory ops only: torch's silu*mul runs as two kernels whose intermediate the
-    # minimum-bytes count leaves out (reported against the curve, not fitted)
-    CurveSpec("memory", "memory", lambda r: r["op"] in ("copy", "rmsnorm"), _l2("bytes"), None,
-              "log2_bytes", None, "bf16", True, False, 0.75, group=lambda r: r["op"]),
+    # three families of memory-bound kernels (docs/calibration.md): copies and contiguous element-wise
+    # kernels (torch's vectorized path, ~1 us floor); single-kernel norms (a reduction per row, ~4 us
+    # floor); element-wise kernels on strided or broadcast operands (torch's generic, non-vectorized
+    # path), measured by SiLU x mul on the two halves of one tensor: two kernels, silu reads and
+    # writes F elements, the multiply reads 2F and writes F, so 5/3 of the CSV's minimum bytes, read
+    # at the bytes per kernel as the step model reads them
+    CurveSpec("memory", "memory", lambda r: r["op"] == "copy", _l2("bytes"), None,
+              "log2_bytes", None, "bf16", True, False, 0.75),
+    # not monotone: RMSNorm's bandwidth falls again above ~32 MB on H100 (2.56 -> 2.04 TB/s)
+    CurveSpec("memory_norm", "memory", lambda r: r["op"] == "rmsnorm", _l2("bytes"), None,
+              "log2_bytes", None, "bf16", False, False, 0.75),
+    CurveSpec("memory_pointwise", "memory", lambda r: r["op"] == "silu_mul",
+              lambda r: math.log2(as_float(r["bytes"]) * SILU_MUL_BYTES / SILU_MUL_KERNELS), None,
+              "log2_bytes", None, "bf16", True, False, 0.75, nbytes=lambda r: as_float(r["bytes"]) * SILU_MUL_BYTES),
 )
 COLLECTIVE_NAMES = {"all_reduce": "all-reduce", "all_gather": "all-gather"}
 #: Alternative decode feature: log2(batch x KV heads per GPU), the number of independent KV
@@ -101,7 +121,8 @@ def ideal_s(r: Row, gpu: GPUProfile, dtype: str) -> float:
 def _arrays(rows: list[Row], spec: CurveSpec, gpu: GPUProfile) -> dict[str, np.ndarray]:
     x = np.array([spec.x(r) for r in rows])
     y = np.array([spec.y(r) for r in rows]) if spec.y else None
-    ideal = np.array([ideal_s(r, gpu, spec.dtype) for r in rows])
+    ideal = np.array([spec.nbytes(r) / gpu.memory_bandwidth if spec.nbytes else ideal_s(r, gpu, spec.dtype)
+                      for r in rows])
     meas = np.array([measured_s(r) for r in rows])
     return {"x": x, "y": y, "ideal": ideal, "meas": meas, "eff": ideal / meas}
 
@@ -201,6 +222,7 @@ def fit(data_dir: str | Path, profile_yaml: str | Path, decode_feature: str = "b
     curves: dict[str, Curve] = {}
     report: dict[str, Any] = {}
     cache: dict[str, list[Row]] = {}
+    tiles = None
     for spec in specs:
         path = data / f"{spec.csv}.csv"
         if not path.exists():
@@ -209,14 +231,14 @@ def fit(data_dir: str | Path, profile_yaml: str | Path, decode_feature: str = "b
         sel = [r for r in rows if spec.keep(r) and measured_s(r) > 0]
         if len(sel) < 8:
             continue
+        if spec.key == "attention_prefill" and sms_of(meta):    # FlashAttention tiles over the SMs
+            tiles, report[spec.key] = fit_tiles(sel, np.array([measured_s(r) for r in sel]), gpu,
+                                                sms_of(meta) or 0, spec.group)
+            continue
         curves[spec.key], report[spec.key] = fit_curve(sel, spec, gpu)
-    if "memory" in curves and (data / "memory.csv").exists():
-        silu = [r for r in cache["memory"] if r["op"] == "silu_mul"]
-        if silu:
-            a = _arrays(silu, SPECS[-1], gpu)
-            report["memory"]["silu_mul_two_kernels_vs_curve"] = ape_stats(
-                predict_s(curves["memory"], a, np.ones(len(silu), dtype=bool)), a["meas"])
     eff: dict[str, Any] = {"status": "calibrated", "curves": {k: c.model_dump() for k, c in curves.items()}}
+    if tiles is not None:
+        eff["attention_prefill_tiles"] = tiles.model_dump()
     eff["source"] = (f"calibration/data/{data.name} measured {meta.get('started_utc', '?')} on "
                      f"{meta.get('device', {}).get('name', '?')} (torch {meta.get('versions', {}).get('torch', '?')}); "
                      "fitted by calibration/fit.py against the profile's datasheet peaks")

@@ -8,7 +8,9 @@ Transfer rule for the others: an NVIDIA data-center or workstation GPU takes the
 measured NVIDIA GPU whose memory bandwidth is closest on a log scale (efficiency is a fraction of
 each GPU's *own* datasheet roofline, so curves carry over between tensor-core GPUs of similar
 balance; launch figures, collectives and datasheet numbers stay its own), with ``status:
-transferred`` and ``transferred_from``. Other vendors and device kinds keep the documented defaults.
+transferred`` and ``transferred_from``. The prefill-attention tile model goes with the curves: its
+per-CTA rate is a fraction of the receiving GPU's own peak per SM, while its SM count and fixed
+per-tile and per-kernel times stay the measured GPU's. Other vendors and device kinds keep the documented defaults.
 The launch figures keep the GPU-side meaning the time model uses: ``launch_overhead_s`` is the
 host cost of one eager launch as measured (torch dispatch included), ``graph_launch_overhead_s``
 the per-kernel cost inside a CUDA-graph replay, ``min_kernel_s`` the shortest kernel.
@@ -92,6 +94,7 @@ def efficiency_blocks() -> dict[str, dict[str, Any]]:
             continue
         own = load_gpu(g).efficiency.model_dump(mode="json")
         own.update(status="transferred", transferred_from=src, curves=blocks[src]["curves"],
+                   attention_prefill_tiles=blocks[src].get("attention_prefill_tiles"),
                    source=f"curves transferred from {src} (calibration/profiles.py transfer rule); "
                           f"launch figures and collectives are this profile's documented defaults")
         own.pop("collectives_graph", None) if not own.get("collectives_graph") else None

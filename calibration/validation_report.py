@@ -4,10 +4,13 @@
 
 Everything comes from ``calibration/data/``: kernel fits with held-back error (calibration/fit.py),
 the whole-model check (calibration/whole_model_check.py), and the measured kernels on each GPU's
-roofline. Re-run after a new calibration; the date and commands are written into the page.
+roofline. Re-run after a new calibration; the date and commands are written into the page. The
+page's closing section (from ``## More validation`` on, which summarises the end-to-end and
+multi-GPU pages) is maintained by hand and kept as it is.
 """
 from __future__ import annotations
 
+import argparse
 import datetime as dt
 import json
 from pathlib import Path
@@ -24,7 +27,31 @@ from .whole_model_check import compare, summary
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "calibration" / "data"
 DOCS = ROOT / "docs"
-KINDS = ("gemm_bf16", "gemm_fp8", "attention_prefill", "attention_decode", "memory")
+KINDS = ("gemm_bf16", "gemm_fp8", "attention_prefill", "attention_decode", "memory", "memory_norm",
+         "memory_pointwise")
+#: What each kind's row covers (the kernels measured and what the step model prices with it).
+KIND_NOTES = {"gemm_bf16": "cuBLAS matmul", "gemm_fp8": "cuBLAS scaled_mm", "attention_prefill": "FlashAttention-2, tile model",
+              "attention_decode": "FlashAttention-2, curve", "memory": "copies", "memory_norm": "RMSNorm",
+              "memory_pointwise": "SiLU x mul, strided"}
+HAND_KEPT = "## More validation"
+DEFAULT_TAIL = [
+    HAND_KEPT,
+    "",
+    "- Tensor parallelism and collectives on 4 × H200: `docs/validation-multigpu.md`.",
+    "- End-to-end against a real continuous-batching server (transformers on an H100), request by request:",
+    "  `docs/validation-e2e.md`.",
+    "",
+]
+
+
+def hand_kept_tail(path: Path) -> list[str]:
+    """The page's hand-maintained closing section (from ``## More validation``), or the default."""
+    if path.exists():
+        lines = path.read_text().splitlines()
+        for i, ln in enumerate(lines):
+            if ln.strip() == HAND_KEPT:
+                return lines[i:] + [""]
+    return list(DEFAULT_TAIL)
 
 
 def kernel_table() -> pd.DataFrame:
@@ -34,7 +61,8 @@ def kernel_table() -> pd.DataFrame:
         for k in KINDS:
             if k in rep:
                 h = rep[k]["held_out"]
-                rows.append({"gpu": gpu, "op": k, "points": rep[k]["points"], "held_out": h["n"],
+                rows.append({"gpu": gpu, "op": k, "kernels": KIND_NOTES.get(k, ""), "points": rep[k]["points"],
+                             "held_out": h["n"],
                              "median_ape_pct": round(h["median_ape_pct"], 1), "p90_ape_pct": round(h["p90_ape_pct"], 1)})
     return pd.DataFrame(rows)
 
@@ -80,7 +108,24 @@ def roofline_png(gpu: str, out: Path) -> bool:
     return True
 
 
-def main() -> int:
+def target_lines(ktab: pd.DataFrame, wm_sum: pd.DataFrame) -> list[str]:
+    """Which targets the tables meet and which they miss, by how much."""
+    miss = [f"{r.gpu} {r.op} ({r.median_ape_pct}% / {r.p90_ape_pct}%)" for r in ktab.itertuples()
+            if r.median_ape_pct > 5.0 or r.p90_ape_pct > 15.0]
+    out = ["Targets: median ≤ 5%, p90 ≤ 15% per operation and GPU. "
+           + ("Met by every row." if not miss else "Missed by: " + "; ".join(miss) + ".")]
+    wmiss = [f"{r.gpu} {r.phase} ({r.kernel_median_ape * 100:.1f}%)" for r in wm_sum.itertuples()
+             if r.kernel_median_ape > 0.08]
+    out += ["", "Target: kernel-time median ≤ 8% on both GPUs: "
+            + ("met by every row." if not wmiss else "missed by " + ", ".join(wmiss) + ".")
+            + " Every point: `docs/validation/whole_model.csv`."]
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m calibration.validation_report", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.parse_args(argv)
     ktab = kernel_table()
     wm = pd.concat([compare(g) for g in measured_gpus() if (DATA / g / "whole_model.csv").exists()])
     wm_sum = summary(wm)
@@ -103,11 +148,16 @@ def main() -> int:
         "",
         "## Method",
         "",
-        "- **Kernels.** Every measured shape gets an efficiency = ideal time / measured kernel time, ideal =",
-        "  max(FLOPs / dense datasheet peak, bytes / datasheet bandwidth). Curves are fitted on three quarters of",
-        "  the shapes and predict the held-back quarter (every 4th shape); the table gives the absolute",
-        "  percentage error of predicted vs measured time on the held-back shapes. The curves shipped in",
-        "  `hwprofiles/` are then fitted on all shapes (`servesim calibrate fit --write`; CI checks with `--check`).",
+        "- **Kernels.** Every measured shape is predicted by the function the simulator calls for it, with",
+        "  parameters fitted on three quarters of the shapes; the table gives the absolute percentage error of",
+        "  predicted vs measured kernel time on the held-back quarter (every 4th shape). GEMMs, decode attention",
+        "  and memory-bound kernels: efficiency curves (ideal time = max(FLOPs / dense datasheet peak, bytes /",
+        "  datasheet bandwidth), divided by a curve over log2 shape features). Prefill attention: FlashAttention-2's",
+        "  tiles dealt to the SMs (`simulator/perf/tiles.py`, 8 fitted numbers per GPU). Memory-bound kernels in",
+        "  three families, each with its own curve: copies (`memory`), RMSNorm (`memory_norm`) and element-wise",
+        "  kernels on strided operands (`memory_pointwise`, torch's two-kernel SiLU x mul at its true bytes).",
+        "  The models shipped in `hwprofiles/` are then fitted on all shapes (`servesim calibrate fit --write`;",
+        "  CI checks with `--check`).",
         "- **Whole-model steps.** Hugging Face transformers models built from catalog configs with random weights",
         "  (Llama-3.2-1B, Llama-3.1-8B, Qwen3-8B; Qwen3-30B-A3B on H200), eager, sdpa attention, DynamicCache,",
         "  prefill and one decode step over a grid of batch × length, profiled with the torch profiler. Predicted",
@@ -119,18 +169,18 @@ def main() -> int:
         "",
         "## Kernels: held-back error per operation",
         "",
-        "| GPU | operation | shapes | held back | median error | p90 error |",
-        "|---|---|---:|---:|---:|---:|",
+        "| GPU | operation | kernels | shapes | held back | median error | p90 error |",
+        "|---|---|---|---:|---:|---:|---:|",
     ]
-    lines += [f"| {r.gpu} | {r.op} | {r.points} | {r.held_out} | {r.median_ape_pct}% | {r.p90_ape_pct}% |"
+    lines += [f"| {r.gpu} | {r.op} | {r.kernels} | {r.points} | {r.held_out} | {r.median_ape_pct}% | {r.p90_ape_pct}% |"
               for r in ktab.itertuples()]
-    lines += ["", "Targets: median ≤ 5%, p90 ≤ 15% per operation.", "",
+    lines += [""] + target_lines(ktab, wm_sum)[:1] + ["",
               "## Whole-model steps: predicted vs measured", "",
               "| GPU | phase | points | kernel time median error | p90 | wall time median error | p90 |",
               "|---|---|---:|---:|---:|---:|---:|"]
     lines += [f"| {r.gpu} | {r.phase} | {r.points} | {fmt(r.kernel_median_ape)} | {fmt(r.kernel_p90_ape)} | "
               f"{fmt(r.wall_median_ape)} | {fmt(r.wall_p90_ape)} |" for r in wm_sum.itertuples()]
-    lines += ["", "Target: median ≤ 8% on both GPUs. Every point: `docs/validation/whole_model.csv`.", ""]
+    lines += target_lines(ktab, wm_sum)[1:] + [""]
     if charts:
         lines += ["## Rooflines", ""]
         lines += [f"![roofline {g}](img/roofline-{g}.png)" for g in charts]
@@ -138,14 +188,22 @@ def main() -> int:
     lines += [
         "## Where the model is weak",
         "",
-        "- **Prefill attention** misses the kernel target (median ≈ 12%, p90 ≈ 29%). At equal query and KV",
-        "  lengths, FlashAttention's efficiency still grows several-fold with batch × heads (more tiles to fill",
-        "  132 SMs): 15 TFLOP/s at one 128-token sequence, 69 at sixteen. The curve's two features (new tokens",
-        "  per sequence, KV length) cannot express that; feature variants tried (total query rows × heads, FLOPs",
-        "  per call) did not do better on held-back shapes. A tile-count model is the next step. In whole-model",
-        "  steps attention is a small share below 2k tokens, which is why those errors stay small.",
-        "- **Memory-bound kernels** (median 15–19%): one curve mixes a 1 µs copy floor with a 4 µs RMSNorm",
-        "  floor. Element-wise work in real engines is fused into few kernels, so the effect on steps is small.",
+        "- **Memory-bound kernels, few shapes**: each family has 16 measured sizes, so 4 held back per GPU; the",
+        "  p90 of 4 errors is nearly the largest of them. The largest errors sit next to steps where torch switches",
+        "  kernel configuration: RMSNorm's time jumps 49% (H100) and 67% (H200) from 2.1 to 4.2 MB, SiLU x mul's",
+        "  36% from 0.8 to 1.6 MB (H100); one octave between measured sizes cannot place such a step.",
+        "- **Decode attention** on H200 with few KV heads (16/2, 32/4): the curve over log2(batch × KV heads) and",
+        "  log2(KV length) leaves p90 ≈ 20% in those groups (FlashAttention's split-KV choices); a tile model",
+        "  like the prefill one is the next step.",
+        "- **Prefill attention in the whole-model runs** is cuDNN's SDPA kernel (transformers' default on these",
+        "  GPUs), faster than the FlashAttention-2 kernel the micro-benchmarks force and the tile model describes:",
+        "  4 sequences × 512 tokens, 32/8 heads on H100, 35 µs per layer with cuDNN in the profiled Llama-3.1-8B",
+        "  step vs 61 µs with FlashAttention-2 in `attention_prefill.csv`. Attention is 2–3% of those steps, so",
+        "  the effect on whole-step time is small.",
+        "- **Eager element-wise kernels** of transformers (fp32-upcast norms, RoPE on transposed q / k) run",
+        "  torch's generic element-wise path: priced on the `memory_pointwise` curve, with the vectorized ones",
+        "  (residual adds, SiLU, multiply) on the copy curve. In the profiled 4 × 512 prefill steps the",
+        "  memory-bound kernels are predicted within +4% (Llama-3.1-8B) to +21% (Llama-3.2-1B).",
         "- **GEMM p90** (11–14%) comes from mid-size M (64–512) where cuBLAS switches tile shapes and split-K.",
         "- **Wall time** of eager transformers varies by 20–35% between repeats on the measurement VMs (host",
         "  dispatch), so its error stays large; fused engines replaying CUDA graphs do not have this term.",
@@ -154,14 +212,9 @@ def main() -> int:
         "- **Not measured here**: 8-GPU collectives and tensor-parallel steps (4 GPUs measured, 8 extrapolated:",
         "  `docs/validation-multigpu.md`), AMD, TPU, Apple and CPU devices (documented default curves).",
         "",
-        "## More validation",
-        "",
-        "- Tensor parallelism and collectives on 4 × H200: `docs/validation-multigpu.md`.",
-        "- End-to-end against a real continuous-batching server (transformers on an H100), request by request:",
-        "  `docs/validation-e2e.md`.",
-        "",
     ]
-    (DOCS / "validation.md").write_text("\n".join(lines))
+    lines += hand_kept_tail(DOCS / "validation.md")
+    (DOCS / "validation.md").write_text("\n".join(lines).rstrip("\n") + "\n")
     print((DOCS / "validation.md").read_text()[:200])
     return 0
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PositiveFloat
+from pydantic import BaseModel, ConfigDict, Field, NonNegativeFloat, PositiveFloat, PositiveInt
 
 Dtype = Literal["fp32", "tf32", "bf16", "fp16", "fp8", "int8", "fp4"]
 
@@ -36,6 +36,34 @@ class Curve(BaseModel):
     values: list[list[float]]
 
 
+class TileModel(BaseModel):
+    """Prefill attention as FlashAttention-2 forward tiles scheduled over the SMs (``simulator/perf/tiles.py``).
+
+    One CTA takes ``block_m`` query rows of one (sequence, head) and walks its keys ``block_n`` at a
+    time; alone on an SM it needs ``tile_s`` plus its MMA FLOPs at ``tile_efficiency`` of one SM's
+    share of the datasheet peak. Up to ``ctas_per_sm`` CTAs share an SM, each then ``pair_slowdown``
+    times slower. Few long tiles switch to the split-KV kernel (``split_*``, plus a combine kernel),
+    as FlashAttention-2's heuristic decides. ``tail`` scales the ragged end of the last wave.
+    Times in seconds; fitted by calibration/fit_tiles.py.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    sms: PositiveInt                      # streaming multiprocessors of the measured GPU
+    ctas_per_sm: PositiveInt = 2
+    block_m: PositiveInt = 128            # query rows per CTA (main kernel)
+    block_n: PositiveInt = 64             # keys per step of a CTA (main kernel)
+    split_block_m: PositiveInt = 64       # split-KV kernel
+    split_block_n: PositiveInt = 128
+    launch_s: NonNegativeFloat            # per kernel: ramp-up and drain
+    tile_s: NonNegativeFloat              # per CTA: load Q, write O, prologue / epilogue
+    tile_efficiency: float = Field(gt=0, le=1)
+    pair_slowdown: float = Field(ge=1, le=4)
+    split_tile_s: NonNegativeFloat
+    split_efficiency: float = Field(gt=0, le=1)
+    combine_s: NonNegativeFloat           # the split-KV combine kernel
+    tail: float = Field(ge=0, le=2)
+
+
 class CollectiveFit(BaseModel):
     """t(bytes) = latency_s + bytes / bus_bandwidth factor, per group size (alpha-beta model)."""
 
@@ -55,6 +83,7 @@ class Efficiency(BaseModel):
     graph_launch_overhead_s: PositiveFloat = 1e-6  # per kernel inside a CUDA graph replay
     min_kernel_s: PositiveFloat = 2e-6             # shortest time any kernel takes on the device
     curves: dict[str, Curve] = {}                  # op kind -> curve; missing kinds use defaults
+    attention_prefill_tiles: TileModel | None = None  # replaces the attention_prefill curve when set
     collectives: dict[str, dict[int, CollectiveFit]] = {}  # "all-reduce" -> {gpus: fit}
     collectives_graph: dict[str, dict[int, CollectiveFit]] = {}
 

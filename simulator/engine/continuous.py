@@ -205,14 +205,15 @@ class ContinuousScheduler:
         return lo
 
     # ---- executing steps -----------------------------------------------------------
-    def _decode_shape(self, extra: int) -> BatchShape:
+    def _decode_cost(self, extra: int) -> tuple[float, float, float]:
+        """(wall seconds, FLOPs, bytes) of a decode-only step ``extra`` steps ahead."""
         s, win = self.dec.ctx_sums(extra, self.r.window)
-        return BatchShape(decode_seqs=len(self.dec), decode_ctx=s, decode_ctx_win=win)
+        return self.r.sm.cost_of(0, 0, 0.0, 0.0, len(self.dec), s, None, None, win)
 
     def _decode_run(self, steps: int):  # noqa: ANN202
         r, env = self.r, self.env
-        d0, f0, b0 = r.step_cost(self._decode_shape(0))
-        d1, f1, b1 = r.step_cost(self._decode_shape(steps - 1))
+        d0, f0, b0 = self._decode_cost(0)
+        d1, f1, b1 = self._decode_cost(steps - 1)
         slope = (d1 - d0) / (steps - 1)
         # take the run's blocks now: other scheduler loops of this replica (pipeline stages) share
         # the pool and may allocate while this run is in flight (_run_length checked that they fit)
@@ -266,13 +267,11 @@ class ContinuousScheduler:
         n = len(self.dec)
         q = r.decode_q
         ctx, ctx_w = self.dec.ctx_sums(0, w, q) if n else (0.0, 0.0)
-        shape = BatchShape(prefill_tokens=int(pt), prefill_seqs=len(chunks), prefill_pairs=pairs, prefill_kv=kvr,
-                           decode_seqs=n, decode_ctx=ctx, prefill_pairs_win=pairs_w if w else None,
-                           prefill_kv_win=kvr_w if w else None, decode_ctx_win=ctx_w if w else None,
-                           decode_q=q if n else 1)
-        wall, flops, nbytes = r.step_cost(shape)
+        fields = (int(pt), len(chunks), pairs, kvr, n, ctx, pairs_w if w else None, kvr_w if w else None,
+                  ctx_w if w else None, q if n else 1)
+        wall, flops, nbytes = r.sm.cost_of(*fields)
         if r.spec is not None:
-            ew, ef, eb = r.spec.extra_cost(shape)
+            ew, ef, eb = r.spec.extra_cost(BatchShape(*fields))
             wall, flops, nbytes = wall + ew, flops + ef, nbytes + eb
         dt = wall + swap_s
         t0 = env.now

@@ -11,7 +11,7 @@ from ..errors import InputError
 from .comm import collective_time
 from .memory import memory_plan
 from .ops import ACT_BYTES, attention_cost
-from .roofline import log2, op_time
+from .roofline import log2, op_time, prefill_attention_time
 from .step import BatchShape, StepModel
 
 OPS = ("gemm", "attention-prefill", "attention-decode", "all-reduce", "all-gather")
@@ -48,6 +48,7 @@ def estimate_op(gpu_name: str, op: str, *, m: int | None = None, k: int | None =
         return {"op": op, "gpu": gpu.name, "seconds": sec, "breakdown": {op: sec},
                 "bound": {op: "communication"}, "bytes": nbytes, "gpus": gpus, "cuda_graph": cuda_graph}
     _gpu_dtype(gpu, dtype)
+    calls = 1   # kernels of the call (a split-KV prefill attention adds a combine kernel)
     if op == "gemm":
         mm, kk, nn = positive("m", m), positive("k", k), positive("n", n)
         eb = 1.0 if dtype in ("fp8", "int8") else 2.0
@@ -69,9 +70,12 @@ def estimate_op(gpu_name: str, op: str, *, m: int | None = None, k: int | None =
             kind = "attention_decode"
         flops = 4.0 * h * d * pairs
         by = kv * 2 * kvh * d * 2.0 + q * 2 * h * d * 2.0
-        t = op_time(gpu, kind, flops, by, dtype, x, log2(kv / b))
+        if kind == "attention_prefill":   # the step model's path: tiles over the SMs, or the curve
+            t, calls = prefill_attention_time(gpu, flops, by, dtype, b, h, q, kv, pairs, d, d)
+        else:
+            t = op_time(gpu, kind, flops, by, dtype, x, log2(kv / b))
         key = kind
-    sec = max(t.seconds, gpu.efficiency.min_kernel_s)
+    sec = max(t.seconds, gpu.efficiency.min_kernel_s * calls)
     return {"op": op, "gpu": gpu.name, "seconds": sec, "flops": t.flops, "bytes": t.bytes,
             "breakdown": {key: sec}, "bound": {key: t.bound},
             "efficiency_status": gpu.efficiency.status}

@@ -24,6 +24,11 @@ ACT_BYTES = 2.0  # activations are bf16/fp16 throughout
 #: of calibration/data/*/whole_model_kernels.csv: kernels per norm and bytes moved per element.
 UPCAST_NORM_KERNELS = 8
 UPCAST_NORM_BYTES = 36.0
+#: The same 8 kernels by kind (bytes per element, kernels), from the kernel names in those traces:
+#: to(fp32), x * rsqrt (broadcast), to(bf16), * weight (broadcast) run torch's generic element-wise
+#: path; pow runs the vectorized path, with the two tiny (rows x 1) +eps and rsqrt; mean is a row
+#: reduction.
+UPCAST_NORM_SPLIT = {"memory_pointwise": (24.0, 4), "memory": (8.0, 3), "memory_norm": (4.0, 1)}
 
 
 @dataclass(frozen=True)
@@ -256,3 +261,48 @@ def elementwise_bytes_per_token(model: ModelArch, tp: int, engine: EngineProfile
             b += (UPCAST_NORM_BYTES if engine.upcast_norm else 2 * a) * qk
             kernels += 2 * (UPCAST_NORM_KERNELS if engine.upcast_norm else 1)
     return b, kernels
+
+
+def elementwise_parts(model: ModelArch, tp: int, engine: EngineProfile) -> dict[str, tuple[float, int]]:
+    """:func:`elementwise_bytes_per_token` split by the memory curve that prices each kernel:
+    curve name -> (bytes per token per layer, kernels per layer). The parts sum to its totals.
+
+    - ``memory``: residual adds and the activation (contiguous operands: torch's vectorized path);
+    - ``memory_norm``: single-kernel norms (RMSNorm, fused add + RMSNorm, q/k norms);
+    - ``memory_pointwise``: the broadcast pieces of eager fp32-upcast norms and unfused RoPE on
+      transposed q / k (torch's generic element-wise path, measured by SiLU x mul on tensor halves).
+
+    Eager upcast norms split by kernel as :data:`UPCAST_NORM_SPLIT` says.
+    """
+    h, a = model.hidden_size, ACT_BYTES
+    s = shard(model, tp)
+    ffn = (model.dense_ffn_size if model.moe is None else model.moe.expert_intermediate_size
+           * model.moe.experts_per_token) // tp
+    parts = {"memory": [0.0, 0], "memory_norm": [0.0, 0], "memory_pointwise": [0.0, 0]}
+
+    def add(curve: str, nbytes: float, kernels: int) -> None:
+        parts[curve][0] += nbytes
+        parts[curve][1] += kernels
+    if engine.fused_norm_residual:
+        add("memory_norm", 2 * (3 * h * a), 2)
+    elif engine.upcast_norm:
+        for curve, (per_elem, k) in UPCAST_NORM_SPLIT.items():
+            add(curve, 2 * per_elem * h, 2 * k)
+        add("memory", 2 * 3 * h * a, 2)
+    else:
+        add("memory_norm", 2 * 2 * h * a, 2)
+        add("memory", 2 * 3 * h * a, 2)
+    if model.gated_mlp:
+        add("memory", 3 * ffn * a if engine.fused_act_mul else 5 * ffn * a, 1 if engine.fused_act_mul else 2)
+    qk = (s.heads + s.kv_heads) * model.head_dim
+    if not engine.fused_rope:
+        add("memory_pointwise", 10 * qk * a, 10)
+    if model.qk_norm:
+        if engine.fused_norm_residual:
+            add("memory_norm", 2 * qk * a, 2)
+        elif engine.upcast_norm:
+            for curve, (per_elem, k) in UPCAST_NORM_SPLIT.items():
+                add(curve, per_elem * qk, 2 * k)
+        else:
+            add("memory_norm", 2 * a * qk, 2)
+    return {k: (float(v[0]), int(v[1])) for k, v in parts.items() if v[1] > 0}

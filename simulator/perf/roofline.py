@@ -11,6 +11,7 @@ from bisect import bisect_right
 from dataclasses import dataclass
 
 from ..catalog.gpu import Curve, GPUProfile
+from .tiles import tile_time
 
 #: Uncalibrated defaults (see docs/time-model.md): conservative fractions of the datasheet roofline.
 #: GEMM: x = log2(M tokens), y = log2(K*N weight elements).
@@ -35,7 +36,11 @@ DEFAULT_CURVES: dict[str, Curve] = {
 }
 #: Which curve an operation kind reads: fp8 GEMMs read "gemm_fp8" when the profile has it.
 CURVE_FOR = {"gemm": "gemm", "attention_prefill": "attention_prefill",
-             "attention_decode": "attention_decode", "memory": "memory"}
+             "attention_decode": "attention_decode", "memory": "memory", "memory_norm": "memory_norm",
+             "memory_pointwise": "memory_pointwise"}
+#: Kinds without a default curve of their own: a profile lacking them reads this curve instead
+#: (norms and generic element-wise kernels: the "memory" curve, as before they had their own).
+FALLBACK = {"memory_norm": "memory", "memory_pointwise": "memory"}
 
 
 #: Dtypes that run on the same tensor-core path as a measured one.
@@ -70,13 +75,16 @@ def evaluate(curve: Curve, x: float, y: float | None = None) -> float:
 
 
 def curve_for(gpu: GPUProfile, kind: str, dtype: str = "bf16") -> Curve:
-    """The profile's curve for an op kind (dtype-specific first, e.g. ``gemm_fp8``), else the default."""
+    """The profile's curve for an op kind (dtype-specific first, e.g. ``gemm_fp8``), else the default
+    (kinds in :data:`FALLBACK` read their fallback kind's curve instead)."""
     curves = gpu.efficiency.curves
     if curves:
         alias = _SAME_CURVE.get(dtype, dtype)
         for key in (f"{kind}_{dtype}", f"{kind}_{alias}", kind):
             if key in curves:
                 return curves[key]
+    if kind in FALLBACK:
+        return curve_for(gpu, FALLBACK[kind], dtype)
     return DEFAULT_CURVES[kind]
 
 
@@ -106,3 +114,22 @@ def op_time(gpu: GPUProfile, kind: str, flops: float, nbytes: float, dtype: str,
     memory = nbytes / gpu.memory_bandwidth
     eff = max(1e-3, min(1.0, evaluate(curve_for(gpu, kind, dtype), x, y)))
     return OpTime(max(compute, memory) / eff, flops, nbytes, compute, memory)
+
+
+def prefill_attention_time(gpu: GPUProfile, flops: float, nbytes: float, dtype: str, seqs: float, heads: int,
+                           q: float, kv: float, pairs: float, d_qk: int, d_v: int) -> tuple[OpTime, int]:
+    """One prefill-attention call on one GPU and its kernel count: ``seqs`` sequences with ``q`` new
+    tokens, ``kv`` keys and ``pairs`` query-key pairs in all, ``heads`` query heads on this GPU.
+
+    With the profile's tile model (``efficiency.attention_prefill_tiles``): FlashAttention-2 tiles
+    over the SMs (:mod:`simulator.perf.tiles`), never faster than the memory roofline. Without it:
+    the ``attention_prefill`` curve at log2(new tokens per sequence), log2(keys per sequence).
+    """
+    tiles = gpu.efficiency.attention_prefill_tiles
+    if tiles is None:
+        s = max(seqs, 1e-9)
+        return op_time(gpu, "attention_prefill", flops, nbytes, dtype, log2(q / s), log2(kv / s)), 1
+    compute = flops / gpu.peak_flops(dtype) if flops else 0.0
+    memory = nbytes / gpu.memory_bandwidth
+    t = tile_time(tiles, gpu.peak_flops(dtype), seqs, heads, q, kv, pairs, d_qk, d_v)
+    return OpTime(max(t.seconds, memory), flops, nbytes, compute, memory), t.kernels

@@ -14,9 +14,11 @@ from ..catalog.model import ModelArch, dtype_bytes
 from ..errors import InputError
 from .comm import collective_time, transfer_time
 from .ops import (ACT_BYTES, COMPUTE_DTYPE, WEIGHT_BYTES, ExpertPlan, ExpertRouting, Gemm, attention_cost,
-                  elementwise_bytes_per_token, gemm_cost, layer_gemms, shard)
-from .roofline import OpTime, curve_for, evaluate, log2, op_time
-from .shape import BatchShape, decode_pairs, quantize, window_pairs
+                  attention_heads_dims, elementwise_bytes_per_token, elementwise_parts, gemm_cost, layer_gemms,
+                  shard)
+from .roofline import OpTime, curve_for, evaluate, log2, op_time, prefill_attention_time
+from .packed import check_packed, packed_attention
+from .shape import BatchShape, decode_pairs, quantize, quantize_value, window_pairs
 
 WEIGHT_DTYPES = tuple(k for k in WEIGHT_BYTES if k not in ("fp32", "fp4"))
 KV_DTYPES = ("bf16", "fp16", "fp8")
@@ -82,6 +84,9 @@ class StepModel:
         self.act_dtype = "bf16" if gpu.has_dtype("bf16") else next(iter(gpu.dense_tflops))
         self.gemms = layer_gemms(model, self.attn_tp, engine, expert_tp=1 if plan.ep > 1 else self.attn_tp)
         self.elem_bytes, self.elem_kernels = elementwise_bytes_per_token(model, self.attn_tp, engine)
+        self.elem_parts = elementwise_parts(model, self.attn_tp, engine)   # curve -> (bytes, kernels)
+        self.heads_gpu = shard(model, self.attn_tp).heads
+        self.prefill_dims = attention_heads_dims(model, "prefill")
         self.swa_layers = model.sliding_window_layers if model.sliding_window else 0
         self.kv_heads_gpu = 1 if model.mla is not None else shard(model, tp).kv_heads
         self.graph_gap = gpu.efficiency.graph_launch_overhead_s
@@ -89,6 +94,7 @@ class StepModel:
         self._memo: dict[tuple, Part] = {}
         self._full: dict[tuple, StepTime] = {}
         self._costs: dict[tuple, tuple[float, float, float]] = {}
+        self.packed = check_packed(self)   # one masked SDPA over the whole step (perf/packed.py)
 
     # ---- parts: each memoised on the few numbers it depends on -------------------------
     def _part(self, key: tuple, build) -> "Part":  # noqa: ANN001
@@ -126,10 +132,12 @@ class StepModel:
             t = self._gemm_time(fl, by, dt, log2(rows), log2(g.k * g.n), not plain)
         return max(t.seconds, self.gpu.efficiency.min_kernel_s) * g.layers, t
 
-    def _memory_op(self, acc: dict, ops: dict, kind: str, nbytes: float, kernels: int) -> int:
+    def _memory_op(self, acc: dict, ops: dict, kind: str, nbytes: float, kernels: int, curve: str = "memory") -> int:
+        """Price ``kernels`` memory-bound kernels moving ``nbytes`` on ``curve`` (memory, memory_norm or
+        memory_pointwise: ops.elementwise_parts) at their mean bytes per kernel."""
         if kernels <= 0:
             return 0
-        t = op_time(self.gpu, "memory", 0.0, nbytes, self.act_dtype, log2(nbytes / kernels))
+        t = op_time(self.gpu, curve, 0.0, nbytes, self.act_dtype, log2(nbytes / kernels))
         floor = max(self.gpu.efficiency.min_kernel_s, self.engine.elementwise_kernel_s or 0.0)
         sec = max(t.seconds, floor * kernels)
         acc[kind] = acc.get(kind, 0.0) + sec
@@ -151,9 +159,11 @@ class StepModel:
                 ops[g.kind] = _add(ops.get(g.kind), t, g.layers, sec)
                 kernels += g.layers
             L = self.model.num_layers
-            kernels += self._memory_op(acc, ops, "elementwise", self.elem_bytes * m * L, self.elem_kernels * L)
+            for curve, (eb, ek) in self.elem_parts.items():   # norms, adds, activation, RoPE
+                kernels += self._memory_op(acc, ops, "elementwise", eb * m * L, ek * L, curve)
             if self.engine.kv_cache == "paged":
-                kernels += self._memory_op(acc, ops, "kv_cache", 2.0 * m * self._kv_layer_bytes() * L, L)
+                kernels += self._memory_op(acc, ops, "kv_cache", 2.0 * m * self._kv_layer_bytes() * L,
+                                           L * (2 if self.packed else 1))   # packed: K and V written apart
             kernels += self._memory_op(acc, ops, "embedding", 2.0 * m * self.model.hidden_size * ACT_BYTES, 1)
             act = m * self.model.hidden_size * ACT_BYTES
             comm = 0.0
@@ -208,14 +218,16 @@ class StepModel:
                 if layers <= 0:
                     continue
                 fl, by = attention_cost(self.model, self.attn_tp, phase, pr, q, kvv, self.kv_dtype)
-                # decode efficiency is read at log2(sequences × KV heads per GPU): the work units of
-                # a decode attention kernel (calibration/fit.py, decode feature batch_kv_heads)
-                x = log2(q / seqs) if phase == "prefill" else log2(seqs * self.kv_heads_gpu)
-                t = op_time(self.gpu, kind, fl, by, self.act_dtype, x, log2(kvv / seqs))
-                sec = max(t.seconds, self.gpu.efficiency.min_kernel_s) * layers
+                # prefill: FlashAttention tiles over the SMs (roofline.py); decode: the curve at
+                # log2(sequences × KV heads per GPU), the kernel's work units (decode feature batch_kv_heads)
+                t, calls = (prefill_attention_time(self.gpu, fl, by, self.act_dtype, seqs, self.heads_gpu, q, kvv, pr,
+                                                   *self.prefill_dims) if phase == "prefill" else
+                            (op_time(self.gpu, kind, fl, by, self.act_dtype, log2(seqs * self.kv_heads_gpu),
+                                     log2(kvv / seqs)), 1))
+                sec = max(t.seconds, self.gpu.efficiency.min_kernel_s * calls) * layers
                 total += sec
                 ops[kind] = _add(ops.get(kind), t, layers, sec)
-                kernels += layers
+                kernels += layers * calls
             acc = {kind: total}
             if self.cp > 1:
                 acc["communication"] = self._cp_comm(phase, q, seqs, kv, total / L, graph) * L
@@ -258,6 +270,10 @@ class StepModel:
         dec_tokens = b.decode_seqs * b.decode_q
         m = b.tokens if cp == 1 and dp == 1 else (-(-b.prefill_tokens // cp) + dec_tokens) / dp
         parts = [self._tokens_part(m, b.tokens, graph), self._seqs_part(b.logit_rows / dp, graph)]
+        if self.packed:
+            kv = b.prefill_kv + b.decode_ctx
+            parts.append(self._part(("packed", b.tokens, kv), lambda: packed_attention(self, b.tokens, kv)))
+            return parts, graph
         if b.prefill_seqs:
             s = cp * dp   # queries split over cp ranks (ring attention) or sequences over dp ranks
             parts.append(self._attn_part("attention_prefill", "prefill", b.prefill_tokens / s, b.prefill_seqs / dp,
@@ -277,10 +293,11 @@ class StepModel:
         """Wall seconds: kernels back to back (a small gap each, as in a graph replay), or the host's
         eager launches if those are slower, plus the engine's CPU overhead per step and sequence.
         Host cost per eager launch: the engine's own figure, else the GPU profile's measured one."""
-        queued = gpu_s + kernels * self.graph_gap
-        if not graph:
+        if graph:
+            queued = gpu_s + kernels * self.graph_gap
+        else:   # launched ahead of the GPU, kernels run back to back (measured: wall = kernel sum)
             per = self.engine.cpu_launch_per_kernel_s or self.eager_gap
-            queued = max(queued, kernels * per)
+            queued = max(gpu_s, kernels * per)
         return queued + self.engine.cpu_overhead_per_step_s + seqs * self.engine.cpu_overhead_per_seq_s
 
     # ---- public ---------------------------------------------------------------
@@ -303,6 +320,18 @@ class StepModel:
             self._costs.clear()
         self._costs[key] = res
         return res
+
+    def cost_of(self, prefill_tokens: int, prefill_seqs: int, prefill_pairs: float, prefill_kv: float,
+                decode_seqs: int, decode_ctx: float, prefill_pairs_win: float | None = None,
+                prefill_kv_win: float | None = None, decode_ctx_win: float | None = None,
+                decode_q: int = 1) -> tuple[float, float, float]:
+        """:meth:`cost` of the :class:`BatchShape` with these fields, contexts rounded by
+        :func:`quantize`, without building a shape when the memo already has it (the engine's hot path)."""
+        q = quantize_value
+        key = (prefill_tokens, prefill_seqs, q(prefill_pairs), q(prefill_kv), decode_seqs, q(decode_ctx),
+               q(prefill_pairs_win), q(prefill_kv_win), q(decode_ctx_win), decode_q)
+        hit = self._costs.get(key)
+        return hit if hit is not None else self.cost(BatchShape(*key))
 
     def time(self, b: BatchShape) -> StepTime:
         """Predicted time of one forward step over all layers and stages, with its breakdown."""

@@ -29,6 +29,16 @@ def mem_eff(nbytes: float) -> float:
     return min(0.9, 0.05 * (math.log2(nbytes) - 14))
 
 
+def norm_eff(nbytes: float) -> float:
+    """Norms: a higher floor, so a lower efficiency at the same bytes, falling again at the top."""
+    x = math.log2(nbytes)
+    return 0.04 * (x - 15) if x <= 27 else 0.48 - 0.05 * (x - 27)
+
+
+def pointwise_eff(per_kernel_bytes: float) -> float:
+    return min(0.4, 0.025 * (math.log2(per_kernel_bytes) - 14))
+
+
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
     out = tmp_path_factory.mktemp("synthetic")
@@ -49,11 +59,16 @@ def data(tmp_path_factory):
             d.append({"op": "decode", "dtype": "bf16", "batch": b, "q_heads": 32, "kv_heads": 8, "head_dim": 128,
                       "kv_len": L, "flops": flops, "bytes": nbytes, "event_s": t, "repeats": 10})
     mem = open_log(out, "memory")
-    for op in ("copy", "rmsnorm"):
+    for op, law in (("copy", mem_eff), ("rmsnorm", norm_eff)):
         for i in range(16, 31):
             nbytes = float(2 ** i)
             mem.append({"op": op, "dtype": "bf16", "numel": 2 ** (i - 2), "hidden": 4096, "flops": 0,
-                        "bytes": nbytes, "event_s": nbytes / bw / mem_eff(nbytes), "repeats": 10})
+                        "bytes": nbytes, "event_s": nbytes / bw / law(nbytes), "repeats": 10})
+    for i in range(16, 31):   # SiLU x mul: minimum bytes 3 x numel; two kernels really move 5 x numel
+        numel = 2 ** (i - 1)
+        true = 5.0 * numel
+        mem.append({"op": "silu_mul", "dtype": "bf16", "numel": numel, "hidden": 4096, "flops": 0,
+                    "bytes": 3.0 * numel, "event_s": true / bw / pointwise_eff(true / 2), "repeats": 10})
     c = open_log(out, "collectives")
     for mode, lat, bwc in (("eager", 20e-6, 300e9), ("graph", 8e-6, 300e9)):
         for i in range(10, 31):
@@ -77,7 +92,7 @@ def result(data):
 def test_block_loads_as_profile_efficiency(result):
     eff = Efficiency.model_validate(result["efficiency"])
     assert eff.status == "calibrated"
-    assert set(eff.curves) == {"gemm_bf16", "attention_decode", "memory"}
+    assert set(eff.curves) == {"gemm_bf16", "attention_decode", "memory", "memory_norm", "memory_pointwise"}
     assert eff.curves["gemm_bf16"].x_feature == "log2_m" and eff.curves["gemm_bf16"].y_feature == "log2_kn"
 
 
@@ -100,6 +115,16 @@ def test_decode_and_memory_curves(result):
     values = mem.values[0]
     assert values == sorted(values)                  # monotone in bytes
     assert result["report"]["attention_decode"]["held_out"]["median_ape_pct"] < 3.0
+    # norms get their own curve, which may fall again (not forced monotone)
+    norm = eff.curves["memory_norm"]
+    assert evaluate(norm, 24.0) == pytest.approx(norm_eff(2 ** 24), rel=0.05)
+    assert evaluate(norm, 30.0) == pytest.approx(norm_eff(2 ** 30), rel=0.05)
+    assert evaluate(norm, 30.0) < evaluate(norm, 27.0)
+    # SiLU x mul is read at its true bytes per kernel: 5/3 of the minimum, over two kernels
+    pw = eff.curves["memory_pointwise"]
+    for i in (20, 24, 28):
+        assert evaluate(pw, math.log2(5.0 * 2 ** (i - 1) / 2)) == pytest.approx(
+            pointwise_eff(5.0 * 2 ** (i - 1) / 2), rel=0.05)
 
 
 def test_collectives_recover_alpha_beta(result):

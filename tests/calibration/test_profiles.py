@@ -15,8 +15,19 @@ def test_measured_gpus_are_calibrated():
     for g in measured:
         eff = load_gpu(g).efficiency
         assert eff.status == "calibrated"
-        assert {"gemm_bf16", "gemm_fp8", "attention_prefill", "attention_decode", "memory"} <= set(eff.curves)
+        assert {"gemm_bf16", "gemm_fp8", "attention_decode", "memory", "memory_norm",
+                "memory_pointwise"} <= set(eff.curves)
         assert all(0 < v <= 1 for c in eff.curves.values() for row in c.values for v in row)
+        # prefill attention: the tile model with the measured GPU's 132 SMs, not a curve
+        assert "attention_prefill" not in eff.curves
+        assert eff.attention_prefill_tiles is not None and eff.attention_prefill_tiles.sms == 132
+
+
+def test_transferred_profiles_carry_the_tile_model():
+    b200 = load_gpu("b200").efficiency
+    assert b200.status == "transferred"
+    assert b200.attention_prefill_tiles == load_gpu("h200-sxm").efficiency.attention_prefill_tiles
+    assert load_gpu("mi300x").efficiency.attention_prefill_tiles is None    # documented defaults
 
 
 def test_transfer_rule_picks_nearest_bandwidth_and_skips_other_vendors():

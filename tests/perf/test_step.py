@@ -83,6 +83,25 @@ def test_fast_cost_equals_full_time(llama8b, flat_gpu, fused, pt, ps, n, ctx):
     assert flops == pytest.approx(full.flops, rel=1e-12) and nbytes == pytest.approx(full.bytes, rel=1e-12)
 
 
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(pt=st.integers(0, 4096), ps=st.integers(0, 8), n=st.integers(0, 256), ctx=st.floats(1, 4e5),
+       win=st.booleans())
+def test_cost_of_is_cost_of_the_quantized_shape(llama8b, flat_gpu, fused, pt, ps, n, ctx, win):
+    """The engine's hot path (fields, no shape object) gives what cost(quantize(shape)) gives, whether or
+    not its memo already holds the shape."""
+    if pt == 0 or ps == 0:
+        pt = ps = 0
+    if pt + n == 0:
+        n = 1
+    pairs, kv = pt * (pt + 1) / 2 / max(ps, 1), float(pt)
+    w = (pairs * 0.5, kv * 0.5, ctx * 0.5) if win else (None, None, None)
+    b = BatchShape(pt, ps, pairs, kv, n, ctx, *w)
+    expected = StepModel(llama8b, flat_gpu, fused).cost(quantize(b))
+    sm = StepModel(llama8b, flat_gpu, fused)
+    assert sm.cost_of(pt, ps, pairs, kv, n, ctx, *w) == expected       # memo empty: built
+    assert sm.cost_of(pt, ps, pairs, kv, n, ctx, *w) == expected       # memo hit
+
+
 def test_quantize_changes_contexts_by_under_one_percent():
     b = BatchShape(decode_seqs=37, decode_ctx=123457.0)
     q = quantize(b)

@@ -1,0 +1,98 @@
+"""Fit the prefill-attention tile model (``simulator/perf/tiles.py``) to measured FlashAttention calls.
+
+Eight numbers per GPU (``simulator.catalog.gpu.TileModel``): kernel ramp ``launch_s``, per-CTA
+fixed time ``tile_s``, one CTA's MMA rate ``tile_efficiency`` (fraction of one SM's share of the
+datasheet bf16 peak), the slowdown of two CTAs sharing an SM ``pair_slowdown``, the same three for
+the split-KV kernel plus its combine kernel, and the ragged-tail factor ``tail``. The SM count comes
+from the run's ``meta.json``; block sizes and the split heuristic are FlashAttention-2's (hdim 128 on
+sm90). Least squares on log(predicted / measured) from a fixed start (deterministic). Predictions,
+in the fit and in the held-out report, go through ``simulator.perf.roofline.prefill_attention_time``,
+the function the step model calls.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+from scipy.optimize import least_squares
+
+from simulator.catalog.gpu import GPUProfile, TileModel
+from simulator.perf.roofline import prefill_attention_time
+
+from .fit_grid import ape_stats, holdout_mask
+from .io import as_float
+
+Row = dict[str, str]
+#: Fitted fields, their start values and bounds (times in microseconds while fitting).
+PARAMS = ("launch_s", "tile_s", "tile_efficiency", "pair_slowdown", "split_tile_s", "split_efficiency",
+          "combine_s", "tail")
+_US = {"launch_s", "tile_s", "split_tile_s", "combine_s"}
+X0 = (2.0, 5.0, 0.3, 1.5, 5.0, 0.3, 1.0, 0.6)
+LO = (0.0, 0.0, 0.01, 1.0, 0.0, 0.01, 0.0, 0.0)
+HI = (20.0, 50.0, 1.0, 4.0, 50.0, 1.0, 20.0, 2.0)
+
+
+def call(r: Row) -> tuple[float, float, float, float, float, float, int, int]:
+    """(FLOPs, bytes, sequences, new tokens, keys, pairs, heads, head dim) of one measured row, summed
+    over its batch as the step model passes them."""
+    b = as_float(r["batch"])
+    return (as_float(r["flops"]), as_float(r["bytes"]), b, b * as_float(r["new_tokens"]), b * as_float(r["kv_len"]),
+            b * as_float(r["causal_pairs"]), int(as_float(r["q_heads"])), int(as_float(r["head_dim"])))
+
+
+def model_of(theta: np.ndarray | tuple[float, ...], sms: int, validate: bool = True) -> TileModel:
+    """The tile model for fitted values ``theta`` (microseconds for the times); ``validate=False``
+    skips pydantic's checks inside the optimiser loop."""
+    kw = {k: float(v) * (1e-6 if k in _US else 1.0) for k, v in zip(PARAMS, theta)}
+    if not validate:
+        return TileModel.model_construct(sms=sms, **kw)
+    return TileModel(sms=sms, **{k: float(f"{v:.5g}") for k, v in kw.items()})
+
+
+def predict_s(model: TileModel, gpu: GPUProfile, rows: list[Row]) -> np.ndarray:
+    """Seconds of each row's call as the simulator predicts it with ``model`` on ``gpu``."""
+    g = gpu.model_copy(update={"efficiency": gpu.efficiency.model_copy(update={"attention_prefill_tiles": model})})
+    out = []
+    for r in rows:
+        fl, by, seqs, q, kv, pairs, heads, d = call(r)
+        out.append(prefill_attention_time(g, fl, by, "bf16", seqs, heads, q, kv, pairs, d, d)[0].seconds)
+    return np.array(out)
+
+
+def fit_params(rows: list[Row], meas: np.ndarray, gpu: GPUProfile, sms: int) -> TileModel:
+    """Least-squares tile model for ``rows`` with measured seconds ``meas``."""
+    def resid(theta: np.ndarray) -> np.ndarray:
+        return np.log(predict_s(model_of(theta, sms, validate=False), gpu, rows) / meas)
+    sol = least_squares(resid, np.array(X0), bounds=(np.array(LO), np.array(HI)), x_scale="jac")
+    return model_of(sol.x, sms)
+
+
+def fit_tiles(rows: list[Row], meas: np.ndarray, gpu: GPUProfile, sms: int,
+              group: Any = None) -> tuple[TileModel, dict[str, Any]]:
+    """Tile model fitted on all rows, and its held-out (every 4th row) / in-sample error report."""
+    test = holdout_mask(len(rows))
+    train = [r for r, t in zip(rows, test) if not t]
+    held = [r for r, t in zip(rows, test) if t]
+    m_train = fit_params(train, meas[~test], gpu, sms)
+    model = fit_params(rows, meas, gpu, sms)
+    pred = predict_s(model, gpu, rows)
+    ideal = np.array([call(r)[0] for r in rows]) / gpu.peak_flops("bf16")
+    report: dict[str, Any] = {
+        "points": len(rows), "model": "flash tiles (simulator/perf/tiles.py)",
+        "held_out": ape_stats(predict_s(m_train, gpu, held), meas[test]),
+        "in_sample": ape_stats(pred, meas),
+        "efficiency_range": [round(float((ideal / meas).min()), 3), round(float((ideal / meas).max()), 3)],
+        "params": {k: getattr(model, k) for k in PARAMS},
+        "params_train": {k: getattr(m_train, k) for k in PARAMS}}
+    if group is not None:
+        labels = np.array([group(r) for r in rows])
+        report["in_sample_by_group"] = {g: ape_stats(pred[labels == g], meas[labels == g])
+                                        for g in dict.fromkeys(labels.tolist())}
+    return model, report
+
+
+def sms_of(meta: dict[str, Any]) -> int | None:
+    """Streaming multiprocessors of the measured device, from the run's meta.json (None on CPU runs)."""
+    n = meta.get("device", {}).get("multiprocessors")
+    return int(n) if isinstance(n, (int, float)) and not math.isnan(n) and n > 0 else None

@@ -1,0 +1,102 @@
+"""How the step model prices prefill attention (tile model or curve) and memory-bound kernels
+(copy, norm and generic element-wise curves), by hand on flat-efficiency GPUs."""
+from __future__ import annotations
+
+import pytest
+
+from simulator.catalog.engine import EngineProfile
+from simulator.catalog.gpu import Curve, TileModel
+from simulator.catalog.models import list_models, load_model
+from simulator.catalog.engines import list_engines, load_engine
+from simulator.perf.ops import UPCAST_NORM_SPLIT, elementwise_bytes_per_token, elementwise_parts
+from simulator.perf.roofline import curve_for, prefill_attention_time
+from simulator.perf.step import BatchShape, StepModel
+from simulator.perf.tiles import tile_time
+
+TILES = TileModel(sms=132, launch_s=2e-6, tile_s=5e-6, tile_efficiency=0.3, pair_slowdown=1.6,
+                  split_tile_s=5e-6, split_efficiency=0.3, combine_s=2e-6, tail=0.6)
+
+
+def flat(v: float) -> Curve:
+    return Curve(x_feature="x", x=[0, 1], values=[[v, v]])
+
+
+def with_curves(gpu, **curves):
+    eff = gpu.efficiency.model_copy(update={"curves": {**gpu.efficiency.curves, **curves}})
+    return gpu.model_copy(update={"efficiency": eff})
+
+
+def test_elementwise_parts_sum_to_the_totals_for_every_model_and_engine():
+    for name in list_models():
+        model = load_model(name)
+        for e in list_engines():
+            eng = load_engine(e)
+            b, k = elementwise_bytes_per_token(model, 1, eng)
+            parts = elementwise_parts(model, 1, eng)
+            assert sum(p[0] for p in parts.values()) == pytest.approx(b)
+            assert sum(p[1] for p in parts.values()) == k
+
+
+def test_upcast_norm_split_is_the_36_bytes_and_8_kernels():
+    assert sum(b for b, _ in UPCAST_NORM_SPLIT.values()) == 36.0
+    assert sum(k for _, k in UPCAST_NORM_SPLIT.values()) == 8
+
+
+def test_norm_and_pointwise_kernels_read_their_own_curves(llama8b, flat_gpu, fused):
+    """Fused engine: add+RMSNorm on memory_norm (0.25), fused SiLU*mul on memory (0.5); eager engine:
+    upcast norm pieces and RoPE on memory_pointwise (0.125)."""
+    gpu = with_curves(flat_gpu, memory_norm=flat(0.25), memory_pointwise=flat(0.125))
+    m, L, h, f, bw = 1000, 32, 4096, 14336, 2e12
+    t = StepModel(llama8b, gpu, fused).time(BatchShape.prefill(1, m))
+    norm = 2 * 3 * h * 2 * m * L          # two fused add + norm per layer: read x and residual, write both
+    act = 3 * f * 2 * m * L               # fused SiLU * mul: read gate and up, write one
+    assert t.breakdown["elementwise"] == pytest.approx(norm / bw / 0.25 + act / bw / 0.5)
+    eager = EngineProfile(name="eager", description="test", fused_norm_residual=False, fused_act_mul=False,
+                          fused_rope=False, upcast_norm=True)
+    t = StepModel(llama8b, gpu, eager).time(BatchShape.prefill(1, m))
+    qk = (32 + 8) * 128
+    pointwise = (2 * 24 * h + 10 * qk * 2) * m * L           # broadcast norm pieces, RoPE on q and k
+    vectorized = (2 * 8 * h + 2 * 3 * h * 2 + 5 * f * 2) * m * L   # pow, residual adds, silu and mul
+    reduction = 2 * 4 * h * m * L                               # the mean of each norm
+    assert t.breakdown["elementwise"] == pytest.approx(pointwise / bw / 0.125 + vectorized / bw / 0.5
+                                                       + reduction / bw / 0.25)
+
+
+def test_profiles_without_the_new_memory_curves_read_the_memory_curve(flat_gpu):
+    assert curve_for(flat_gpu, "memory_norm") == flat_gpu.efficiency.curves["memory"]
+    assert curve_for(flat_gpu, "memory_pointwise") == flat_gpu.efficiency.curves["memory"]
+
+
+def test_without_tile_model_prefill_reads_the_curve(llama8b, flat_gpu, fused):
+    # 2 sequences of 1000 tokens, per layer: FLOPs 4 * 32 heads * 128 * pairs; bytes K and V of 8 heads
+    # plus q in and out of 32 heads; the larger of FLOPs at 1000 TFLOP/s and bytes at 2 TB/s, over 0.5
+    t = StepModel(llama8b, flat_gpu, fused).time(BatchShape.prefill(2, 1000))
+    flops = 4 * 32 * 128 * 2 * (1000 * 1001 / 2)
+    nbytes = 2000 * 2 * 8 * 128 * 2 + 2000 * 32 * 256 * 2
+    assert t.breakdown["attention_prefill"] == pytest.approx(32 * max(flops / 1e15, nbytes / 2e12) / 0.5)
+
+
+def test_tile_model_gets_per_gpu_heads_sequences_and_head_dims(llama8b, dsv3, flat_gpu, fused):
+    gpu = flat_gpu.model_copy(update={"efficiency": flat_gpu.efficiency.model_copy(
+        update={"attention_prefill_tiles": TILES})})
+    shape = BatchShape.prefill(3, 700, prefix=300)
+    pairs = 3 * (700 * 300 + 700 * 701 / 2)
+    t = StepModel(llama8b, gpu, fused, tp=2).time(shape)
+    per_layer = tile_time(TILES, 1e15, 3, 16, 2100, 3000, pairs, 128, 128).seconds
+    assert t.breakdown["attention_prefill"] == pytest.approx(32 * per_layer)
+    # MLA prefill attends with q/k head dim 128 + 64 and v head dim 128, 128 heads
+    t = StepModel(dsv3, gpu, fused, tp=8, weight_dtype="fp8").time(shape)
+    per_layer = tile_time(TILES, 1e15, 3, 16, 2100, 3000, pairs, 192, 128).seconds
+    assert t.breakdown["attention_prefill"] == pytest.approx(61 * per_layer)
+
+
+def test_split_kv_prefill_counts_its_combine_kernel(flat_gpu):
+    gpu = flat_gpu.model_copy(update={"efficiency": flat_gpu.efficiency.model_copy(
+        update={"attention_prefill_tiles": TILES})})
+    # 16 heads, 256 queries after 16384 keys: FlashAttention splits the keys (two kernels)
+    pairs = 256 * 16384 + 256 * 257 / 2
+    t, kernels = prefill_attention_time(gpu, 4 * 16 * 128 * pairs, 1.0, "bf16", 1, 16, 256, 16640, pairs, 128, 128)
+    assert kernels == 2 and t.seconds > t.compute_s
+    # never faster than reading its bytes
+    t, _ = prefill_attention_time(gpu, 1.0, 1e12, "bf16", 1, 16, 256, 16640, pairs, 128, 128)
+    assert t.seconds == pytest.approx(1e12 / 2e12)

@@ -1,0 +1,115 @@
+"""The FlashAttention-2 tile model of prefill attention (simulator/perf/tiles.py), checked by hand
+and against an explicit greedy list scheduler of the kernel's grid."""
+from __future__ import annotations
+
+import heapq
+import math
+
+import numpy as np
+import pytest
+
+from simulator.catalog.gpu import TileModel
+from simulator.perf.tiles import num_splits, tile_blocks, tile_time
+
+PEAK = 132e12             # 1e12 FLOP/s per SM on a 132-SM GPU: round numbers by hand
+MODEL = TileModel(sms=132, launch_s=2e-6, tile_s=5e-6, tile_efficiency=0.5, pair_slowdown=1.5,
+                  split_tile_s=6e-6, split_efficiency=0.4, combine_s=1e-6, tail=0.6)
+#: seconds per key of a 128-row tile at head dim 128: 2 * (128 + 128) FLOPs per pair * 128 rows / (1e12 * 0.5)
+PER_KEY = 2 * 256 * 128 / (1e12 * 0.5)
+
+
+def causal(q: int, p: int = 0) -> float:
+    return q * p + q * (q + 1) / 2
+
+
+def test_num_splits_reproduces_flash_attention_heuristic():
+    # >= 0.8 waves of 264 slots: never split
+    assert num_splits(256, 264, 130) == 1
+    # one key block: nothing to split
+    assert num_splits(64, 264, 1) == 1
+    # 128 tiles, 4 key blocks: 2 splits fill 256/264 = 0.97 of a wave (1 split: 0.48)
+    assert num_splits(128, 264, 4) == 2
+    # 64 tiles, 130 key blocks: 4 splits reach 256/264 = 0.97 >= 0.85 x the best (1.0 at 33 splits)
+    assert num_splits(64, 264, 130) == 4
+
+
+def test_one_tile_is_launch_plus_tile_plus_its_keys():
+    # one sequence, one head, 128 causal queries: one CTA alone on an SM, 128 keys
+    t = tile_time(MODEL, PEAK, 1, 1, 128, 128, causal(128), 128, 128)
+    assert t.tiles == 1 and t.splits == 1 and t.kernels == 1
+    assert t.seconds == pytest.approx(2e-6 + 5e-6 + PER_KEY * 128)
+
+
+@pytest.mark.parametrize("heads", [528, 400, 300])
+def test_equal_tiles_take_whole_waves(heads):
+    # full mask (pairs = q * kv): every tile sees all 256 keys, so the last wave costs a whole tile:
+    # ceil(n / 264) waves of pair_slowdown x w
+    w = 5e-6 + PER_KEY * 256
+    t = tile_time(MODEL, PEAK, 1, heads, 128, 256, 128 * 256, 128, 128)
+    assert t.tiles == heads
+    assert t.seconds == pytest.approx(2e-6 + 1.5 * math.ceil(heads / 264) * w)
+
+
+def test_few_tiles_with_many_keys_split_and_add_a_combine_kernel():
+    # 16 heads x 256 queries after 16384 cached keys: 64 tiles of 64 rows, 130 blocks of 128 keys -> 4 splits
+    q, p, kv = 256, 16384, 16640
+    t = tile_time(MODEL, PEAK, 1, 16, q, kv, causal(q, p), 128, 128)
+    assert (t.splits, t.kernels, t.tiles) == (4, 2, 16 * 4 * 4)
+    per_block = 2 * 256 * 64 * 128 / (1e12 * 0.4)       # a 64-row CTA over 128 keys at split_efficiency
+    # row tiles see 16384 + 64, +128, +192, +256 keys: 129, 129, 130, 130 blocks of 128 (518 in all)
+    chunk = math.ceil(130 / 4)                           # blocks per split: 33
+    w_max = 6e-6 + per_block * chunk
+    w_min = 6e-6 + per_block * (129 - 3 * chunk)         # the first row tile's last split: 30 blocks
+    work = 16 * (16 * 6e-6 + per_block * 518)            # 16 heads x (16 CTAs' fixed time + all blocks)
+    f = 1 - 256 / 264                                    # the empty part of the one wave
+    body = 1.5 * max(w_max, work / 264 + f * work / 256 + 0.6 * (w_max - w_min) * (1 - f))
+    assert t.seconds == pytest.approx(2e-6 + body + 1e-6)
+
+
+def greedy_seconds(m: TileModel, seqs: int, heads: int, q: int, p: int) -> float:
+    """The kernel's grid (m-blocks fastest, then sequences, then heads) dealt in order to 2 x SMs slots."""
+    kv = p + q
+    rate = 2 * 256 * m.block_m / (PEAK / m.sms * m.tile_efficiency)
+    w = [m.tile_s + rate * m.block_n * math.ceil(min(kv, p + (i + 1) * m.block_m) / m.block_n)
+         for i in range(math.ceil(q / m.block_m))]
+    works = w * (seqs * heads)
+    if len(works) <= m.sms:
+        return m.launch_s + max(works)
+    slots = [0.0] * (m.sms * m.ctas_per_sm)
+    for x in works:
+        heapq.heappush(slots, heapq.heappop(slots) + m.pair_slowdown * x)
+    return m.launch_s + max(slots)
+
+
+def test_closed_form_follows_greedy_scheduling_of_the_grid():
+    rng = np.random.default_rng(1)
+    errs = []
+    while len(errs) < 60:
+        seqs, heads = int(rng.choice([1, 2, 4, 8, 16])), int(rng.choice([8, 16, 32, 64]))
+        q, p = int(2 ** rng.uniform(7, 13)), int(rng.choice([0, 0, 2 ** rng.uniform(8, 14)]))
+        if num_splits(seqs * heads * math.ceil(q / 64), 264, math.ceil((p + q) / 128)) > 1:
+            continue
+        if seqs * heads * math.ceil(q / 128) > 20000:
+            continue
+        t = tile_time(MODEL, PEAK, seqs, heads, seqs * q, seqs * (p + q), seqs * causal(q, p), 128, 128)
+        errs.append(abs(t.seconds / greedy_seconds(MODEL, seqs, heads, q, p) - 1))
+    assert np.median(errs) < 0.05 and max(errs) < 0.25
+
+
+def test_more_sequences_never_take_less_time():
+    ts = [tile_time(MODEL, PEAK, s, 32, s * 1024, s * 1024, s * causal(1024), 128, 128).seconds for s in (1, 2, 4, 8, 16)]
+    assert ts == sorted(ts)
+
+
+def test_tile_blocks_read_the_mask_from_the_pairs():
+    # causal, no prefix, 1024 queries: tiles of 128 rows see 128, 256, ..., 1024 keys = 2, 4, ..., 16 blocks
+    assert tile_blocks(1024, 1024, causal(1024), 128, 64) == (8, 72.0, 2, 16)
+    # causal, 200 queries after 1000 keys: tiles see 1128 and 1200 keys -> 18 and 19 blocks of 64
+    assert tile_blocks(200, 1200, causal(200, 1000), 128, 64) == (2, 37.0, 18, 19)
+    # every query sees every key: 3 tiles x ceil(1000 / 64) = 16 blocks
+    assert tile_blocks(300, 1000, 300 * 1000, 128, 64) == (3, 48.0, 16, 16)
+    # sliding window of 512 over 4096 queries: each tile sees ~512 + 128 keys = 10 blocks
+    win = sum(min(512, i + 1) for i in range(4096))
+    assert tile_blocks(4096, 4096, win, 128, 64) == (32, 320.0, 10, 10)
+    # rows of the split kernel (64 rows, 128-key blocks) counted one by one: 129, 129, 130, 130
+    assert tile_blocks(256, 16640, causal(256, 16384), 64, 128) == (4, 518.0, 129, 130)
