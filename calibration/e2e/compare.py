@@ -3,11 +3,13 @@
 For every measured point: open-loop points become an Azure-format trace with the measured arrival
 times and lengths (a request-by-request replay), closed-loop points a ``closed_loop`` scenario with
 the same clients and the point's lengths (``empirical``, pooled over several seeds). The
-deployment mirrors the engine's settings as it resolved them (``meta.json``): ``engine: hf-paged``,
-the same sequences and tokens per step and KV blocks. Every logged engine step is also predicted
-from its batch shape. Usage::
+deployment mirrors the engine's settings as it resolved them (``meta.json``): the engine profile
+given by ``--engine`` (``hf-paged``: cuDNN SDPA off; ``hf-paged-cudnn``: on), the same sequences and
+tokens per step and KV blocks, on the GPU profile that ``meta.json``'s device
+name maps to (or ``--gpu``). Every logged engine step is also predicted from its batch shape. Usage::
 
-    python -m calibration.e2e.compare calibration/data/e2e-h100 [--engine hf-paged] [--charts docs/img]
+    python -m calibration.e2e.compare calibration/data/e2e-h200 [--engine hf-paged] [--gpu h200-sxm] \
+        [--charts docs/img --chart-prefix e2e] [--csv comparison.csv]
 """
 from __future__ import annotations
 
@@ -23,13 +25,34 @@ import pandas as pd
 
 from .metrics import add_metrics, compare, read_requests, request_errors, summary, throughput
 
-MODEL, GPU = "llama-3.1-8b", "h100-sxm"
+MODEL = "llama-3.1-8b"
 CLOSED_SEEDS = 8
 
 
-def deployment(engine: dict[str, Any], name: str = "hf-paged") -> dict[str, Any]:
+def gpu_for(meta: dict[str, Any]) -> str:
+    """The catalog GPU profile for a measured folder's ``meta.json`` device name ('NVIDIA H200',
+    'NVIDIA H100 80GB HBM3'): the calibration name rules, else the catalog's names and aliases with
+    the vendor dropped and trailing words removed one at a time."""
+    from calibration.meta import profile_name_for
+    from simulator.catalog.gpus import resolve_gpu_name
+    from simulator.errors import InputError
+
+    name = str((meta.get("device") or {}).get("name") or "")
+    mapped = profile_name_for(name) if name else None
+    if mapped:
+        return mapped
+    words = name.replace("NVIDIA", "").replace("AMD", "").split()
+    for n in range(len(words), 0, -1):
+        try:
+            return resolve_gpu_name(" ".join(words[:n]))
+        except InputError:
+            continue
+    raise InputError("meta.json device.name", name or None, "maps to no GPU profile: pass --gpu NAME (servesim gpus)")
+
+
+def deployment(engine: dict[str, Any], name: str, gpu: str) -> dict[str, Any]:
     """The scenario's deployment section mirroring the engine's resolved settings."""
-    return {"gpu": GPU, "engine": name,
+    return {"gpu": gpu, "engine": name,
             "batching": {"policy": "continuous", "max_batch_size": int(engine["max_batch_size"]),
                          "max_batched_tokens": int(engine["max_batch_tokens"]), "chunked_prefill": True},
             "kv_cache": {"block_size": int(engine["block_size"]), "num_blocks": int(engine["num_blocks"]),
@@ -105,14 +128,14 @@ def predict_closed(dep: dict[str, Any], rows: pd.DataFrame, concurrency: int, wo
     return out
 
 
-def step_comparison(steps: pd.DataFrame, engine_name: str = "hf-paged") -> pd.DataFrame:
+def step_comparison(steps: pd.DataFrame, engine_name: str, gpu: str) -> pd.DataFrame:
     """Predicted vs measured wall time of every logged engine step, from its batch shape."""
     from simulator.catalog.engines import load_engine
     from simulator.catalog.gpus import load_gpu
     from simulator.catalog.models import load_model
     from simulator.perf.step import BatchShape, StepModel
 
-    sm = StepModel(load_model(MODEL), load_gpu(GPU), load_engine(engine_name))
+    sm = StepModel(load_model(MODEL), load_gpu(gpu), load_engine(engine_name))
     pred, gpu = [], []
     for r in steps.itertuples():
         t = sm.time(BatchShape(prefill_tokens=int(r.prefill_tokens), prefill_seqs=int(r.prefill_seqs),
@@ -127,13 +150,16 @@ def step_comparison(steps: pd.DataFrame, engine_name: str = "hf-paged") -> pd.Da
     return out
 
 
-def run(data: Path, engine_name: str, work: Path) -> dict[str, Any]:
-    """Every comparison for one measured folder: per-point tables, request errors, step errors."""
+def run(data: Path, engine_name: str, work: Path, gpu: str | None = None) -> dict[str, Any]:
+    """Every comparison for one measured folder: per-point tables, request errors, step errors.
+    ``gpu``: catalog GPU profile (default: from meta.json's device name)."""
     meta = json.loads((data / "meta.json").read_text())
-    dep = deployment(meta["engine"], engine_name)
+    gpu = gpu or gpu_for(meta)
+    dep = deployment(meta["engine"], engine_name, gpu)
     reqs = read_requests(data / "requests.csv")
     points = pd.read_csv(data / "points.csv").drop_duplicates("name")
-    out: dict[str, Any] = {"points": [], "tables": {}, "predicted": {}, "measured": {}}
+    out: dict[str, Any] = {"points": [], "tables": {}, "predicted": {}, "measured": {}, "gpu": gpu,
+                           "engine": engine_name, "device": (meta.get("device") or {}).get("name", gpu)}
     for pt in points.itertuples():
         sel = reqs[reqs["point"] == pt.name]
         measured = [summary(g) for _, g in sel.groupby("rep")]
@@ -152,9 +178,10 @@ def run(data: Path, engine_name: str, work: Path) -> dict[str, Any]:
             out["points"][-1]["closed_model"] = closed
             out["tables"][f"{pt.name} (closed-loop model)"] = pd.DataFrame(compare(measured, closed))
     steps = pd.read_csv(data / "steps.csv")
-    out["steps"] = step_comparison(steps, engine_name)
-    prof = pd.read_csv(data / "profile_steps.csv")
-    out["profile_steps"] = step_comparison(prof[prof["run"] == "plain"], engine_name)
+    out["steps"] = step_comparison(steps, engine_name, gpu)
+    if (data / "profile_steps.csv").exists():   # runs made with --profile-batches '' have none
+        prof = pd.read_csv(data / "profile_steps.csv")
+        out["profile_steps"] = step_comparison(prof[prof["run"] == "plain"], engine_name, gpu)
     return out
 
 
@@ -169,9 +196,11 @@ def step_table(steps: pd.DataFrame) -> pd.DataFrame:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m calibration.e2e.compare", description=__doc__.split("\n")[0])
     p.add_argument("data", type=Path, help="folder written by calibration.e2e.harness")
-    p.add_argument("--engine", default="hf-paged")
+    p.add_argument("--engine", default="hf-paged", help="engine profile (servesim engines)")
+    p.add_argument("--gpu", default=None, help="GPU profile (default: mapped from meta.json's device name)")
     p.add_argument("--work", type=Path, default=None, help="folder for the generated traces (default: temporary)")
     p.add_argument("--charts", type=Path, default=None, help="write the PNG charts here")
+    p.add_argument("--chart-prefix", default="e2e", help="file name prefix of the charts (default e2e)")
     p.add_argument("--csv", type=Path, default=None, help="write the comparison table here")
     a = p.parse_args(argv)
     import tempfile
@@ -179,7 +208,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         work = a.work or Path(tmp)
         work.mkdir(parents=True, exist_ok=True)
-        out = run(a.data, a.engine, work)
+        out = run(a.data, a.engine, work, a.gpu)
     rows = []
     for name, t in out["tables"].items():
         t.insert(0, "point", name)
@@ -193,7 +222,7 @@ def main(argv: list[str] | None = None) -> int:
     if a.charts:
         from .charts import write_charts
 
-        for path in write_charts(out, a.charts):
+        for path in write_charts(out, a.charts, a.chart_prefix):
             print(f"wrote {path}")
     return 0
 

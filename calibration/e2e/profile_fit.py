@@ -1,26 +1,42 @@
-"""The ``hf-paged`` engine profile's host and kernel figures, from the per-step profile alone.
+"""The ``hf-paged`` engine profiles' host and kernel figures, from the per-step profile alone.
 
 Reads ``profile_steps.csv`` (plain and profiled runs of decode batches, see
 :mod:`calibration.e2e.stepprofile`) and ``profile_kernels.csv``; the end-to-end latencies are not
-used. Decode steps are those where all B sequences decode (no prompt chunk). Figures:
+used. Decode steps are those where all B sequences decode (no prompt chunk). Figures, for
+servesim's packed-attention kernel inventory (``attention: packed``, :mod:`simulator.perf.packed`):
 
 - host time of the forward call per kernel: median plain-run host forward time over the kernels
   the profiler saw per step (``per_launched_kernel_s``) and over the kernels servesim's step model
   counts for the same step (``cpu_launch_per_kernel_s``; the model multiplies its own count);
 - ``cpu_overhead_per_step_s`` and ``cpu_overhead_per_seq_s``: intercept and slope over B of the
   rest of the step's wall time (wall - host forward: scheduling, input preparation, sampling,
-  the wait for the GPU, the update), least squares over the host-bound batches;
-- ``kv_copy_Bps``: the bytes servesim's concatenated-cache term counts per context token
-  (K and V of every layer, read and written) over the measured growth of non-GEMM kernel time per
-  context token (the packed-batch KV gather, the GQA head expansion and the masked attention);
+  the wait for the GPU, the update), least squares over the host-bound batches (profiled kernel
+  time under half the plain host forward time; with one such batch, its rest and no slope);
+- ``kv_copy_Bps``: bytes the GQA head expansion moves per context token (KV heads read, query
+  heads written, K and V, all layers) over the measured growth of copy-kernel time per context
+  token across the profiled decode batches;
+- ``packed_attention_efficiency`` (steps with a prompt chunk) and ``..._decode`` (decode-only
+  steps): servesim's attention time at efficiency 1 summed over the profiled steps of each kind,
+  over the measured attention time of the same steps. Measured attention of a step = its GEMM and
+  attention kernel time less servesim's GEMM time for that step (calibrated separately, within
+  3-7% of the measured pure-GEMM time of the cuDNN runs), because the memory-efficient SDPA kernel
+  (``fmha_cutlassF_*``) was classed as a GEMM by name in the stored H200 profile;
 - ``elementwise_kernel_s``: count-weighted median duration of the small element-wise kernels at B = 1.
 """
 from __future__ import annotations
 
 import csv
+import json
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+
+#: Breakdown kinds of the step model that are GEMM kernels.
+GEMM_KINDS = ("qkv_proj", "o_proj", "mlp", "moe", "router", "lm_head")
+#: What the step model gives for one profiled step: (attention seconds at efficiency 1, GEMM
+#: seconds, whether the step counts as a chunk step).
+Predict = Callable[[dict[str, str]], tuple[float, float, bool]]
 
 
 def _rows(path: Path) -> list[dict[str, str]]:
@@ -42,7 +58,7 @@ def _median(values: list[float]) -> float:
 def decode_medians(steps: list[dict[str, str]]) -> dict[tuple[str, int], dict[str, float]]:
     """Per (run, batch): medians over the steps decoding all B sequences."""
     out: dict[tuple[str, int], dict[str, float]] = {}
-    keys = ("wall_s", "fwd_host_s", "decode_ctx", "kernels", "kernel_s", "gemm_s")
+    keys = ("wall_s", "fwd_host_s", "decode_ctx", "kernels", "kernel_s", "gemm_s", "copy_s")
     groups: dict[tuple[str, int], list[dict[str, str]]] = {}
     for r in steps:
         b = int(float(r["batch"]))
@@ -54,12 +70,33 @@ def decode_medians(steps: list[dict[str, str]]) -> dict[tuple[str, int], dict[st
     return out
 
 
-def fit(steps_csv: Path, kernels_csv: Path, model_kernels: int, kv_bytes_per_token: float,
-        attention_s_per_token: float = 0.0) -> dict[str, float]:
-    """The profile figures (seconds, bytes/s). ``model_kernels``: kernels servesim counts for one
-    decode step; ``kv_bytes_per_token``: bytes its concatenated-cache term moves per context token;
-    ``attention_s_per_token``: its own decode-attention seconds per context token (subtracted)."""
-    med = decode_medians(_rows(steps_csv))
+def attention_efficiencies(steps: list[dict[str, str]], predict: Predict) -> tuple[float, float]:
+    """(decode, chunk) speed of the measured attention relative to ``predict`` over the profiled
+    steps: ratio of summed predicted (efficiency 1) to summed measured attention seconds, where
+    measured = gemm_s + attention_s - predicted GEMM seconds (see the module docstring)."""
+    pred, meas = [0.0, 0.0], [0.0, 0.0]
+    for r in steps:
+        if r["run"] != "profiled":
+            continue
+        att, gemm, chunk = predict(r)
+        m = _num(r, "gemm_s") + (_num(r, "attention_s") if r.get("attention_s") not in ("", None) else 0.0) - gemm
+        if not np.isfinite(m):
+            continue
+        pred[int(chunk)] += att
+        meas[int(chunk)] += m
+    out = [p / m if m > 0 and p > 0 else float("nan") for p, m in zip(pred, meas)]
+    return out[0], out[1]
+
+
+def fit(steps_csv: Path, kernels_csv: Path, model_kernels: int, copy_bytes_per_token: float,
+        attention: Predict | None = None) -> dict[str, float]:
+    """The profile figures (seconds, bytes/s, fractions). ``model_kernels``: kernels servesim counts
+    for one decode step; ``copy_bytes_per_token``: bytes its GQA head expansion moves per context
+    token; ``attention``: the step model's figures for a profiled step (:data:`Predict`; omitted:
+    no attention figures)."""
+    rows = _rows(steps_csv)
+    kern = _rows(kernels_csv)
+    med = decode_medians(rows)
     batches = sorted(b for (run, b) in med if run == "plain")
     plain = [med[("plain", b)] for b in batches]
     prof = {b: med[("profiled", b)] for (run, b) in med if run == "profiled"}
@@ -69,10 +106,14 @@ def fit(steps_csv: Path, kernels_csv: Path, model_kernels: int, kv_bytes_per_tok
     gpu = np.array([prof[b]["kernel_s"] if b in prof else np.nan for b in batches])
     bound = [i for i, b in enumerate(batches) if not gpu[i] > 0.5 * host[i]]   # host-bound batches
     bb = np.array(batches, dtype=float)[bound]
-    slope, icpt = np.polyfit(bb, rest[bound], 1) if len(bound) >= 2 else (0.0, float(np.median(rest)))
+    if len(bound) >= 2:
+        slope, icpt = np.polyfit(bb, rest[bound], 1)
+    else:   # one host-bound batch: its rest as the per-step figure (GPU-bound rests include the GPU's tail)
+        slope, icpt = 0.0, float(np.median(rest[bound] if bound else rest))
     ctx = np.array([prof[b]["decode_ctx"] for b in batches if b in prof])
-    growth = np.array([prof[b]["kernel_s"] - prof[b]["gemm_s"] for b in batches if b in prof])
-    per_token = float(np.polyfit(ctx, growth, 1)[0]) - attention_s_per_token if len(ctx) >= 2 else float("nan")
+    copies = np.array([prof[b]["copy_s"] for b in batches if b in prof])
+    per_token = float(np.polyfit(ctx, copies, 1)[0]) if len(ctx) >= 2 else float("nan")
+    e_dec, e_chunk = attention_efficiencies(rows, attention) if attention else (float("nan"),) * 2
     return {
         "host_forward_s": float(np.median(host)),
         "kernels_launched": float(np.median(launched)) if launched else float("nan"),
@@ -80,9 +121,11 @@ def fit(steps_csv: Path, kernels_csv: Path, model_kernels: int, kv_bytes_per_tok
         "cpu_launch_per_kernel_s": float(np.median(host) / model_kernels),
         "cpu_overhead_per_step_s": max(0.0, float(icpt)),
         "cpu_overhead_per_seq_s": max(0.0, float(slope)),
-        "kv_copy_Bps": kv_bytes_per_token / per_token if per_token > 0 else float("nan"),
-        "context_s_per_token": per_token,
-        "elementwise_kernel_s": elementwise_median(_rows(kernels_csv)),
+        "kv_copy_Bps": copy_bytes_per_token / per_token if per_token > 0 else float("nan"),
+        "copy_s_per_token": per_token,
+        "packed_attention_efficiency": e_chunk,
+        "packed_attention_efficiency_decode": e_dec,
+        "elementwise_kernel_s": elementwise_median(kern),
         "host_bound_batches": float(len(bound)),
     }
 
@@ -108,38 +151,54 @@ def elementwise_median(kernels: list[dict[str, str]], batch: int = 1, max_s: flo
 
 
 def model_terms(engine: str = "hf-paged", model: str = "llama-3.1-8b", gpu: str = "h100-sxm",
-                batches: tuple[int, int] = (1, 32), context: int = 1048) -> tuple[int, float, float]:
-    """servesim's kernels per decode step, concatenated-cache bytes per context token (K and V of
-    every layer, read and written) and decode-attention seconds per context token (slope between
-    the two batch sizes) for ``engine``: none of these depend on the figures being fitted."""
+                context: int = 1048) -> tuple[int, float, Predict]:
+    """For ``engine``'s kernel inventory with its measured attention and copy figures set aside:
+    servesim's kernels per decode step, GQA-expansion bytes per context token (all layers), and
+    :data:`Predict` for a profiled step. None of these depend on the figures being fitted."""
     from simulator.catalog.engines import load_engine
     from simulator.catalog.gpus import load_gpu
     from simulator.catalog.models import load_model
+    from simulator.perf.packed import chunk_weight, expansion_bytes
     from simulator.perf.step import BatchShape, StepModel
 
     arch = load_model(model)
-    sm = StepModel(arch, load_gpu(gpu), load_engine(engine))
-    lo, hi = (sm.time(BatchShape.decode(b, context)) for b in batches)
-    kv_bytes = 2.0 * arch.kv_elements_per_token_per_layer() * 2 * arch.num_layers   # bf16 K and V, read + write
-    att = (hi.breakdown.get("attention_decode", 0.0) - lo.breakdown.get("attention_decode", 0.0)) / (
-        (batches[1] - batches[0]) * (context + 1))
-    return lo.kernels, kv_bytes, att
+    base = load_engine(engine).model_copy(update={"packed_attention_efficiency": None,
+                                                 "packed_attention_efficiency_decode": None})
+    sm = StepModel(arch, load_gpu(gpu), base)
+    kernels = sm.time(BatchShape.decode(1, context)).kernels
+    copy_bytes = expansion_bytes(sm, 1.0) * arch.num_layers
+
+    def attention(r: dict[str, str]) -> tuple[float, float, bool]:
+        b = BatchShape(prefill_tokens=int(float(r["prefill_tokens"])), prefill_seqs=int(float(r["prefill_seqs"])),
+                       prefill_pairs=float(r["prefill_pairs"]), prefill_kv=float(r["prefill_kv"]),
+                       decode_seqs=int(float(r["decode_seqs"])), decode_ctx=float(r["decode_ctx"]))
+        br = sm.time(b).breakdown
+        gemm = sum(br.get(k, 0.0) for k in GEMM_KINDS)
+        return br.get("attention_packed", 0.0), gemm, chunk_weight(b.tokens) >= 0.5
+
+    return kernels, copy_bytes, attention
 
 
 def main(argv: list[str] | None = None) -> int:
     """Print the figures for one measured folder as the engine profile's YAML keys."""
     import argparse
 
+    from .compare import gpu_for
+
     p = argparse.ArgumentParser(prog="python -m calibration.e2e.profile_fit", description=__doc__.split("\n")[0])
     p.add_argument("data", type=Path, help="folder written by calibration.e2e.harness")
+    p.add_argument("--engine", default="hf-paged", help="engine profile whose kernel inventory the figures are for")
+    p.add_argument("--gpu", default=None, help="GPU profile (default: from meta.json's device name)")
     a = p.parse_args(argv)
-    kernels, kv_bytes, att = model_terms()
-    f = fit(a.data / "profile_steps.csv", a.data / "profile_kernels.csv", kernels, kv_bytes, att)
-    print(f"# servesim counts {kernels} kernels per decode step; the profiler saw {f['kernels_launched']:.0f}")
+    gpu = a.gpu or gpu_for(json.loads((a.data / "meta.json").read_text()))
+    kernels, copy_bytes, attention = model_terms(a.engine, gpu=gpu)
+    f = fit(a.data / "profile_steps.csv", a.data / "profile_kernels.csv", kernels, copy_bytes, attention)
+    print(f"# {a.data} on {gpu}: servesim counts {kernels} kernels per decode step; the profiler saw "
+          f"{f['kernels_launched']:.0f}")
     print(f"# host forward per step {f['host_forward_s'] * 1e3:.1f} ms = {f['per_launched_kernel_s'] * 1e6:.1f} us "
-          f"per launched kernel")
+          f"per launched kernel; copies grow {f['copy_s_per_token'] * 1e6:.3f} us per context token")
     for k in ("cpu_overhead_per_step_s", "cpu_overhead_per_seq_s", "cpu_launch_per_kernel_s", "kv_copy_Bps",
-              "elementwise_kernel_s"):
+              "packed_attention_efficiency", "packed_attention_efficiency_decode", "elementwise_kernel_s"):
         print(f"{k}: {f[k]:.3g}")
     return 0
 

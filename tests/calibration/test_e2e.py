@@ -1,6 +1,7 @@
 """End-to-end validation kit (calibration/e2e): workload construction, the measured CSV schema, the
 comparison maths on synthetic data with hand-computed answers, the profile fit on synthetic steps
-with known parameters, and the replay of the committed H100 measurements."""
+with known parameters, the committed engine profiles against what the fit derives from the committed
+per-step profiles, and the replay of the committed H200 and H100 measurements."""
 from __future__ import annotations
 
 import csv
@@ -13,11 +14,11 @@ import pandas as pd
 import pytest
 
 from calibration.e2e import harness
-from calibration.e2e.compare import deployment, predict_open, step_comparison, write_trace
+from calibration.e2e.compare import deployment, gpu_for, predict_open, step_comparison, write_trace
 from calibration.e2e.engine import describe, result_row
 from calibration.e2e.metrics import (MeasuredDataError, add_metrics, compare, itl_values, read_requests, summary,
                                      throughput)
-from calibration.e2e.profile_fit import elementwise_median, fit
+from calibration.e2e.profile_fit import attention_efficiencies, elementwise_median, fit, model_terms
 from calibration.e2e.stepprofile import kernel_kind, split_steps
 from calibration.e2e.workload import (LENGTHS_CSV, OUTPUT_CAP, PROMPT_CAP, Point, WorkloadError, plan_points,
                                       point_lengths, poisson_arrivals, prompt_ids, read_lengths, sample_trace_lengths)
@@ -25,6 +26,7 @@ from calibration.e2e.workload import (LENGTHS_CSV, OUTPUT_CAP, PROMPT_CAP, Point
 REPO = Path(__file__).resolve().parents[2]
 TRACE = REPO.parent / "shared" / "traces" / "AzureLLMInferenceTrace_conv.csv"
 DATA = REPO / "calibration" / "data" / "e2e-h100"
+H200 = REPO / "calibration" / "data" / "e2e-h200"
 needs_trace = pytest.mark.skipif(not TRACE.exists(), reason=f"Azure trace not present at {TRACE}")
 
 
@@ -118,6 +120,9 @@ def test_split_steps_cuts_at_markers_and_classifies_kernels() -> None:
     assert steps[0]["attention_s"] == pytest.approx(2e-6)
     assert steps[1]["gather_s"] == pytest.approx(3e-6) and steps[1]["copy_s"] == pytest.approx(5e-6)
     assert kernel_kind("void at::native::vectorized_elementwise_kernel<silu>") == "other"
+    # the memory-efficient SDPA kernel names cutlass but is attention
+    assert kernel_kind("fmha_cutlassF_bf16_aligned_64x128_rf_sm80(PyTorchMemEffAttention::AttentionKernel)") == "attention"
+    assert kernel_kind("void cublasLt::splitKreduce_kernel<32, 16>") == "gemm"
 
 
 # ---------------------------------------------------------------- CSV schema and metrics
@@ -185,8 +190,8 @@ def test_throughput_and_comparison_maths() -> None:
 
 
 def _profile(tmp_path: Path, per_kernel: float, per_step: float, per_seq: float, per_token: float) -> Path:
-    """Synthetic profile_steps.csv: plain runs host-bound with known host costs, profiled runs with
-    kernel time growing by ``per_token`` seconds per context token on top of 5 ms of GEMMs."""
+    """Synthetic profile_steps.csv: plain runs host-bound with known host costs, profiled runs whose
+    copy kernels grow by ``per_token`` seconds per context token, on top of 5 ms of GEMMs."""
     rows = []
     for b in (1, 8, 32):
         ctx = 1048.0 * b
@@ -196,7 +201,7 @@ def _profile(tmp_path: Path, per_kernel: float, per_step: float, per_seq: float,
                          "decode_ctx": ctx, "fwd_host_s": host, "wall_s": host + per_step + per_seq * b})
             rows.append({"run": "profiled", "batch": b, "step": i, "seqs": b, "prefill_seqs": 0, "decode_seqs": b,
                          "decode_ctx": ctx, "fwd_host_s": host / 2, "wall_s": host / 2, "kernels": 1500,
-                         "kernel_s": 5e-3 + per_token * ctx, "gemm_s": 5e-3})
+                         "kernel_s": 5e-3 + per_token * ctx, "gemm_s": 5e-3, "copy_s": per_token * ctx})
     path = tmp_path / "profile_steps.csv"
     pd.DataFrame(rows).to_csv(path, index=False)
     pd.DataFrame([{"batch": 1, "kind": "other", "name": "vectorized_elementwise_kernel<add>", "count": 300,
@@ -209,13 +214,29 @@ def _profile(tmp_path: Path, per_kernel: float, per_step: float, per_seq: float,
 
 def test_profile_fit_recovers_known_host_and_kernel_figures(tmp_path: Path) -> None:
     steps = _profile(tmp_path, per_kernel=40e-6, per_step=2e-3, per_seq=1e-4, per_token=5e-7)
-    f = fit(steps, tmp_path / "profile_kernels.csv", model_kernels=1200, kv_bytes_per_token=262144.0)
+    f = fit(steps, tmp_path / "profile_kernels.csv", model_kernels=1200, copy_bytes_per_token=655360.0)
     assert f["per_launched_kernel_s"] == pytest.approx(40e-6)
     assert f["cpu_launch_per_kernel_s"] == pytest.approx(40e-6 * 1500 / 1200)
     assert f["cpu_overhead_per_step_s"] == pytest.approx(2e-3) and f["cpu_overhead_per_seq_s"] == pytest.approx(1e-4)
-    assert f["kv_copy_Bps"] == pytest.approx(262144.0 / 5e-7)
+    assert f["kv_copy_Bps"] == pytest.approx(655360.0 / 5e-7)
     assert f["elementwise_kernel_s"] == pytest.approx(2e-6)     # 300 of the 400 short kernels take 2 us
     assert elementwise_median([], 1) != elementwise_median([], 1)   # NaN when nothing matches
+    assert math.isnan(f["packed_attention_efficiency"])          # no step model given: no attention figures
+
+
+def test_profile_fit_attention_efficiencies_by_step_kind() -> None:
+    """Decode steps: model 1 ms, measured 2 ms (filed under gemm, as the memory-efficient kernel was);
+    chunk steps: model 3 ms, measured 4 ms (filed under attention). GEMMs 5 ms, predicted exactly."""
+    rows = [{"run": "profiled", "kind": "d", "gemm_s": "0.007", "attention_s": ""},
+            {"run": "profiled", "kind": "d", "gemm_s": "0.005", "attention_s": "0.002"},
+            {"run": "profiled", "kind": "c", "gemm_s": "0.005", "attention_s": "0.004"},
+            {"run": "plain", "kind": "c", "gemm_s": "", "attention_s": ""}]
+
+    def predict(r: dict[str, str]) -> tuple[float, float, bool]:
+        return (3e-3, 5e-3, True) if r["kind"] == "c" else (1e-3, 5e-3, False)
+
+    dec, chunk = attention_efficiencies(rows, predict)
+    assert dec == pytest.approx(0.5) and chunk == pytest.approx(0.75)
 
 
 # ---------------------------------------------------------------- scenarios and the committed run
@@ -231,9 +252,57 @@ def test_trace_written_for_servesim_replays_the_arrivals(tmp_path: Path) -> None
 
 
 def test_scenario_mirrors_the_engine_settings() -> None:
-    dep = deployment({"block_size": 64, "num_blocks": 2048, "max_batch_tokens": 2048, "max_batch_size": 32})
-    assert dep["engine"] == "hf-paged" and dep["batching"]["max_batch_size"] == 32
+    dep = deployment({"block_size": 64, "num_blocks": 2048, "max_batch_tokens": 2048, "max_batch_size": 32},
+                     "hf-paged", "h200-sxm")
+    assert dep["engine"] == "hf-paged" and dep["gpu"] == "h200-sxm" and dep["batching"]["max_batch_size"] == 32
     assert dep["kv_cache"] == {"block_size": 64, "num_blocks": 2048, "preemption": "recompute"}
+
+
+def test_gpu_comes_from_the_measured_device_name() -> None:
+    from simulator.errors import InputError
+
+    assert gpu_for({"device": {"name": "NVIDIA H200"}}) == "h200-sxm"
+    assert gpu_for({"device": {"name": "NVIDIA H100 80GB HBM3"}}) == "h100-sxm"
+    assert gpu_for({"device": {"name": "NVIDIA A100 80GB"}}) == "a100-sxm-80gb"     # catalog alias a100-80gb
+    with pytest.raises(InputError, match="--gpu"):
+        gpu_for({"device": {"name": "Imaginary X1"}})
+
+
+@pytest.mark.skipif(not (H200 / "profile_steps.csv").exists() or not (DATA / "profile_steps.csv").exists(),
+                    reason="no committed per-step profiles")
+@pytest.mark.parametrize("engine, folder", [("hf-paged", H200), ("hf-paged-cudnn", DATA)])
+def test_committed_engine_profiles_are_what_the_fit_derives(engine: str, folder: Path) -> None:
+    """The catalog's hf-paged figures come from the per-step profile alone: rerunning profile_fit on the
+    committed data gives them back (within the YAML's rounding). Fails when the step model's inventory
+    or its prefill-attention pricing changes without the profiles being derived again."""
+    import json
+
+    from simulator.catalog.engines import load_engine
+
+    kernels, copy_bytes, att = model_terms(engine, gpu=gpu_for(json.loads((folder / "meta.json").read_text())))
+    f = fit(folder / "profile_steps.csv", folder / "profile_kernels.csv", kernels, copy_bytes, att)
+    e = load_engine(engine)
+    for key in ("cpu_launch_per_kernel_s", "cpu_overhead_per_step_s", "kv_copy_Bps", "packed_attention_efficiency",
+                "packed_attention_efficiency_decode", "elementwise_kernel_s"):
+        assert getattr(e, key) == pytest.approx(f[key], rel=0.01), key
+    assert e.cpu_overhead_per_seq_s == pytest.approx(f["cpu_overhead_per_seq_s"], rel=0.01, abs=1e-6)
+
+
+@pytest.mark.skipif(not (H200 / "requests.csv").exists(), reason="no committed H200 run")
+def test_committed_h200_run_has_two_repeats_of_every_point() -> None:
+    import json
+
+    meta = json.loads((H200 / "meta.json").read_text())
+    assert meta["device"]["name"] == "NVIDIA H200" and meta["cudnn_sdpa"] is False
+    assert [r["rep"] for r in meta["runs"]] == [0, 1] and all("--no-cudnn-sdpa" in r["command"] for r in meta["runs"])
+    df = read_requests(H200 / "requests.csv")
+    assert df["ok"].all() and (df["generated_tokens"] == df["output_tokens"]).all()
+    counts = df.groupby(["point", "rep"]).size().unstack()
+    assert (counts.columns.tolist() == [0, 1]) and counts.notna().all().all()
+    assert counts.loc["poisson-0.4"].tolist() == [30, 30] and counts.loc["closed-16"].tolist() == [12, 12]
+    # both repeats replay the same requests: the same lengths in the same order
+    a, b = (df[(df["point"] == "poisson-0.8") & (df["rep"] == r)].sort_values("i") for r in (0, 1))
+    assert (a["prompt_tokens"].to_numpy() == b["prompt_tokens"].to_numpy()).all()
 
 
 needs_data = pytest.mark.skipif(not (DATA / "requests.csv").exists(), reason="no committed H100 run")
@@ -260,7 +329,7 @@ def test_replay_matches_requests_one_to_one(tmp_path: Path) -> None:
     meta = json.loads((DATA / "meta.json").read_text())
     df = read_requests(DATA / "requests.csv")
     rows = df[(df["point"] == "poisson-1.2") & (df["rep"] == 0)]
-    pred, frame = predict_open(deployment(meta["engine"]), rows, tmp_path, "replay")
+    pred, frame = predict_open(deployment(meta["engine"], "hf-paged-cudnn", gpu_for(meta)), rows, tmp_path, "replay")
     merged = rows.merge(frame, on="i", suffixes=("_m", "_p"))
     assert len(merged) == len(rows)
     assert (merged["prompt_tokens_m"] == merged["prompt_tokens_p"]).all()
@@ -273,7 +342,7 @@ def test_replay_matches_requests_one_to_one(tmp_path: Path) -> None:
 @needs_data
 def test_step_model_is_compared_on_every_logged_step() -> None:
     steps = pd.read_csv(DATA / "steps.csv").head(200)
-    out = step_comparison(steps)
+    out = step_comparison(steps, "hf-paged-cudnn", "h100-sxm")
     assert len(out) == 200 and (out["predicted_s"] > 0).all()
     assert set(out["kind"]) <= {"decode only", "with prompt chunk"}
     assert np.allclose(out["error"], (out["predicted_s"] - out["wall_s"]) / out["wall_s"])
