@@ -13,6 +13,10 @@ RMSNorm, strided element-wise kernels; see SPECS).
 
 Prefill attention, when the run's meta.json gives the SM count: the FlashAttention-2 tile model of
 ``simulator/perf/tiles.py`` instead of a curve, fitted by calibration/fit_tiles.py (same hold-out).
+Decode attention likewise: FlashAttention-2's decode CTAs streaming the cache, split-KV heuristic
+included (``tiles.decode_tile_time``, fitted by calibration/fit_decode.py); its curve is still
+fitted and written for GPUs that take this one's curves by transfer, and reported as
+``attention_decode_curve``.
 
 Collectives: t = latency + N / bandwidth per collective, group size and mode (eager / graph),
 N = bytes each GPU contributes (as ``simulator.perf.comm`` uses it), fitted for least relative error.
@@ -38,6 +42,7 @@ from simulator.catalog.gpus import load_gpu
 from simulator.errors import InputError, ServesimError
 from simulator.perf.roofline import evaluate
 
+from .fit_decode import fit_decode_tiles
 from .fit_grid import alpha_beta, ape_stats, fit_grid, grid_nodes, holdout_mask
 from .fit_tiles import fit_tiles, sms_of
 from .io import as_float, read_rows
@@ -222,7 +227,7 @@ def fit(data_dir: str | Path, profile_yaml: str | Path, decode_feature: str = "b
     curves: dict[str, Curve] = {}
     report: dict[str, Any] = {}
     cache: dict[str, list[Row]] = {}
-    tiles = None
+    tiles = decode_tiles = None
     for spec in specs:
         path = data / f"{spec.csv}.csv"
         if not path.exists():
@@ -236,9 +241,15 @@ def fit(data_dir: str | Path, profile_yaml: str | Path, decode_feature: str = "b
                                                 sms_of(meta) or 0, spec.group)
             continue
         curves[spec.key], report[spec.key] = fit_curve(sel, spec, gpu)
+        if spec.key == "attention_decode" and sms_of(meta):     # FlashAttention decode CTAs over the SMs
+            report["attention_decode_curve"] = report[spec.key]
+            decode_tiles, report[spec.key] = fit_decode_tiles(sel, np.array([measured_s(r) for r in sel]), gpu,
+                                                              sms_of(meta) or 0, spec.group)
     eff: dict[str, Any] = {"status": "calibrated", "curves": {k: c.model_dump() for k, c in curves.items()}}
     if tiles is not None:
         eff["attention_prefill_tiles"] = tiles.model_dump()
+    if decode_tiles is not None:
+        eff["attention_decode_tiles"] = decode_tiles.model_dump()
     eff["source"] = (f"calibration/data/{data.name} measured {meta.get('started_utc', '?')} on "
                      f"{meta.get('device', {}).get('name', '?')} (torch {meta.get('versions', {}).get('torch', '?')}); "
                      "fitted by calibration/fit.py against the profile's datasheet peaks")

@@ -95,6 +95,7 @@ def efficiency_blocks() -> dict[str, dict[str, Any]]:
         own = load_gpu(g).efficiency.model_dump(mode="json")
         own.update(status="transferred", transferred_from=src, curves=blocks[src]["curves"],
                    attention_prefill_tiles=blocks[src].get("attention_prefill_tiles"),
+                   attention_decode_tiles=blocks[src].get("attention_decode_tiles"),
                    source=f"curves transferred from {src} (calibration/profiles.py transfer rule); "
                           f"launch figures and collectives are this profile's documented defaults")
         own.pop("collectives_graph", None) if not own.get("collectives_graph") else None

@@ -64,6 +64,33 @@ class TileModel(BaseModel):
     tail: float = Field(ge=0, le=2)
 
 
+class DecodeTileModel(BaseModel):
+    """Decode attention as FlashAttention-2 CTAs streaming the KV cache (``simulator/perf/tiles.py``).
+
+    One CTA per (sequence, KV head): the query heads of a group ride along as rows (FlashAttention's
+    swap of query length and group for one-token decode, groups of up to 64). Few CTAs split the keys
+    over several CTAs (FlashAttention-2's ``num_splits_heuristic``) and add a combine kernel. A CTA
+    costs ``tile_s`` per wave of ``sms × ctas_per_sm`` slots and streams its bytes at ``tile_rate``
+    times one SM's share of the memory bandwidth, never faster than ``bandwidth_efficiency`` of the
+    datasheet bandwidth for the whole call (``split_*`` for the split-KV kernel). Times in seconds;
+    fitted by calibration/fit_tiles.py.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    sms: PositiveInt                      # streaming multiprocessors of the measured GPU
+    ctas_per_sm: PositiveInt = 2
+    block_n: PositiveInt = 128            # keys per block of the split-KV heuristic (head dim 128)
+    launch_s: NonNegativeFloat            # per call: ramp-up and drain
+    tile_s: NonNegativeFloat              # per CTA wave: prologue / epilogue
+    tile_rate: PositiveFloat              # one CTA's streaming rate / (memory bandwidth / sms)
+    bandwidth_efficiency: float = Field(gt=0, le=1)
+    split_tile_s: NonNegativeFloat
+    split_rate: PositiveFloat
+    split_bandwidth_efficiency: float = Field(gt=0, le=1)
+    combine_s: NonNegativeFloat           # the combine kernel: fixed part ...
+    combine_split_s: NonNegativeFloat     # ... plus this per split
+
+
 class CollectiveFit(BaseModel):
     """t(bytes) = latency_s + bytes / bus_bandwidth factor, per group size (alpha-beta model)."""
 
@@ -84,6 +111,7 @@ class Efficiency(BaseModel):
     min_kernel_s: PositiveFloat = 2e-6             # shortest time any kernel takes on the device
     curves: dict[str, Curve] = {}                  # op kind -> curve; missing kinds use defaults
     attention_prefill_tiles: TileModel | None = None  # replaces the attention_prefill curve when set
+    attention_decode_tiles: DecodeTileModel | None = None  # replaces the attention_decode curve when set
     collectives: dict[str, dict[int, CollectiveFit]] = {}  # "all-reduce" -> {gpus: fit}
     collectives_graph: dict[str, dict[int, CollectiveFit]] = {}
 

@@ -11,7 +11,7 @@ from bisect import bisect_right
 from dataclasses import dataclass
 
 from ..catalog.gpu import Curve, GPUProfile
-from .tiles import tile_time
+from .tiles import decode_tile_time, tile_time
 
 #: Uncalibrated defaults (see docs/time-model.md): conservative fractions of the datasheet roofline.
 #: GEMM: x = log2(M tokens), y = log2(K*N weight elements).
@@ -109,7 +109,12 @@ class OpTime:
 
 def op_time(gpu: GPUProfile, kind: str, flops: float, nbytes: float, dtype: str,
             x: float, y: float | None = None, kernels: int = 1) -> OpTime:
-    """Roofline time of ``kernels`` launches doing ``flops`` and ``nbytes`` in all, at features (x, y)."""
+    """Roofline time of ``kernels`` launches doing ``flops`` and ``nbytes`` in all, at features (x, y).
+
+    ``attention_decode`` with the profile's decode tile model reads x = log2(sequences × KV heads),
+    y = log2(keys per sequence) and prices it as :func:`decode_attention_time` does."""
+    if kind == "attention_decode" and gpu.efficiency.attention_decode_tiles is not None:
+        return decode_attention_time(gpu, flops, nbytes, dtype, 2.0 ** x, 2.0 ** (y or 0.0))[0]
     compute = flops / gpu.peak_flops(dtype) if flops else 0.0
     memory = nbytes / gpu.memory_bandwidth
     eff = max(1e-3, min(1.0, evaluate(curve_for(gpu, kind, dtype), x, y)))
@@ -133,3 +138,21 @@ def prefill_attention_time(gpu: GPUProfile, flops: float, nbytes: float, dtype: 
     memory = nbytes / gpu.memory_bandwidth
     t = tile_time(tiles, gpu.peak_flops(dtype), seqs, heads, q, kv, pairs, d_qk, d_v)
     return OpTime(max(t.seconds, memory), flops, nbytes, compute, memory), t.kernels
+
+
+def decode_attention_time(gpu: GPUProfile, flops: float, nbytes: float, dtype: str, streams: float,
+                          kv: float) -> tuple[OpTime, int]:
+    """One decode-attention call on one GPU and its kernel count: ``streams`` = sequences × KV heads on
+    this GPU, ``kv`` keys per sequence, ``nbytes`` moved in all.
+
+    With the profile's decode tile model (``efficiency.attention_decode_tiles``): FlashAttention-2's
+    CTAs streaming the cache (:func:`simulator.perf.tiles.decode_tile_time`), never faster than the
+    roofline. Without it: the ``attention_decode`` curve at log2(streams), log2(kv).
+    """
+    tiles = gpu.efficiency.attention_decode_tiles
+    if tiles is None:
+        return op_time(gpu, "attention_decode", flops, nbytes, dtype, log2(streams), log2(kv)), 1
+    compute = flops / gpu.peak_flops(dtype) if flops else 0.0
+    memory = nbytes / gpu.memory_bandwidth
+    t = decode_tile_time(tiles, gpu.memory_bandwidth, nbytes, streams, kv)
+    return OpTime(max(t.seconds, compute, memory), flops, nbytes, compute, memory), t.kernels

@@ -16,7 +16,7 @@ from .comm import collective_time, transfer_time
 from .ops import (ACT_BYTES, COMPUTE_DTYPE, WEIGHT_BYTES, ExpertPlan, ExpertRouting, Gemm, attention_cost,
                   attention_heads_dims, elementwise_bytes_per_token, elementwise_parts, gemm_cost, layer_gemms,
                   shard)
-from .roofline import OpTime, curve_for, evaluate, log2, op_time, prefill_attention_time
+from .roofline import OpTime, curve_for, decode_attention_time, evaluate, log2, op_time, prefill_attention_time
 from .packed import check_packed, packed_attention
 from .shape import BatchShape, decode_pairs, quantize, quantize_value, window_pairs
 
@@ -218,12 +218,12 @@ class StepModel:
                 if layers <= 0:
                     continue
                 fl, by = attention_cost(self.model, self.attn_tp, phase, pr, q, kvv, self.kv_dtype)
-                # prefill: FlashAttention tiles over the SMs (roofline.py); decode: the curve at
-                # log2(sequences × KV heads per GPU), the kernel's work units (decode feature batch_kv_heads)
+                # prefill: FlashAttention tiles over the SMs (roofline.py); decode: its CTAs, one per
+                # (sequence, KV head per GPU), streaming the cache (or the curve at their log2)
                 t, calls = (prefill_attention_time(self.gpu, fl, by, self.act_dtype, seqs, self.heads_gpu, q, kvv, pr,
                                                    *self.prefill_dims) if phase == "prefill" else
-                            (op_time(self.gpu, kind, fl, by, self.act_dtype, log2(seqs * self.kv_heads_gpu),
-                                     log2(kvv / seqs)), 1))
+                            decode_attention_time(self.gpu, fl, by, self.act_dtype, seqs * self.kv_heads_gpu,
+                                                  kvv / seqs))
                 sec = max(t.seconds, self.gpu.efficiency.min_kernel_s * calls) * layers
                 total += sec
                 ops[kind] = _add(ops.get(kind), t, layers, sec)

@@ -19,13 +19,17 @@ keys over several CTAs (its ``num_splits_heuristic``, reproduced below) and adds
 Only per-sequence means are known to the step model (tokens, sequences, query-key pairs, keys), so
 a step is priced as ``seqs`` equal sequences; :func:`tile_blocks` reads the mask from the pairs
 (full, causal after a prefix, or sliding window) and counts each tile's key blocks.
+
+Decode attention (:func:`decode_tile_time`) uses the same split heuristic: one CTA per (sequence,
+KV head), each streaming its keys and values, the call bounded by a per-CTA rate and a share of the
+memory bandwidth.
 """
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
 
-from ..catalog.gpu import TileModel
+from ..catalog.gpu import DecodeTileModel, TileModel
 
 #: FlashAttention-2 ``num_splits_heuristic``: no split above 0.8 waves of CTAs, at most 128 splits,
 #: the fewest splits whose wave efficiency is within 85% of the best.
@@ -121,3 +125,31 @@ def tile_time(m: TileModel, peak_flops: float, seqs: float, heads: int, q: float
         body = m.pair_slowdown * max(w_max, work / slots + frac * work / n
                                      + m.tail * (w_max - w_min) * (1.0 - frac))
     return TileTime(m.launch_s + body + extra, kernels, n, splits)
+
+
+def decode_tile_time(m: DecodeTileModel, bandwidth: float, nbytes: float, streams: float, kv: float) -> TileTime:
+    """Decode attention (one new token per sequence) moving ``nbytes`` in all over ``streams`` =
+    sequences × KV heads on one GPU, ``kv`` keys per sequence, on a GPU of ``bandwidth`` bytes/s.
+
+    n0 = streams CTAs (FlashAttention-2 puts a KV head's query group in one CTA), split s ways by
+    :func:`num_splits` over ceil(kv / block_n) key blocks; each of the n = n0 · s CTAs streams
+    b = nbytes / n0 · min(ceil(blocks / s) · block_n, kv) / kv bytes. With S = sms · ctas_per_sm slots:
+
+        t = launch_s + max(1, n / S) · tile_s + max(b / (rate · bandwidth / sms),
+                                                   nbytes / (bandwidth_efficiency · bandwidth))
+            [+ combine_s + combine_split_s · s when s > 1]
+    """
+    n0 = max(round(streams), 1)
+    kv = max(kv, 1.0)
+    blocks = math.ceil(kv / m.block_n)
+    splits = num_splits(n0, 2 * m.sms, blocks)
+    if splits == 1:
+        fixed, rate, eff, extra = m.tile_s, m.tile_rate, m.bandwidth_efficiency, 0.0
+    else:
+        fixed, rate, eff = m.split_tile_s, m.split_rate, m.split_bandwidth_efficiency
+        extra = m.combine_s + m.combine_split_s * splits
+    per_cta = nbytes / n0 * min(math.ceil(blocks / splits) * m.block_n, kv) / kv
+    n = n0 * splits
+    waves = max(1.0, n / (m.sms * m.ctas_per_sm))
+    body = waves * fixed + max(per_cta / (rate * bandwidth / m.sms), nbytes / (eff * bandwidth))
+    return TileTime(m.launch_s + body + extra, 2 if splits > 1 else 1, n, splits)

@@ -61,11 +61,13 @@ def test_hf_eager_decode_step_is_host_bound_in_the_documented_range() -> None:
     # Kernels per layer for eager transformers, as the torch profiler lists them
     # (calibration/data/*/whole_model_kernels.csv): 7 projections (q, k, v, o, gate, up, down),
     # 2 RMSNorms x (to fp32, pow, mean, +eps, rsqrt, mul, to bf16, *weight) + 2 residual adds = 18,
-    # SiLU and multiply = 2, RoPE on q and k = 10, attention = 1, KV concatenation = 2 -> 40 per
-    # layer; plus embedding, LM head and 4 sampling kernels = 6.
+    # SiLU and multiply = 2, RoPE on q and k = 10, attention = 2, KV concatenation = 2 -> 41 per
+    # layer; plus embedding, LM head and 4 sampling kernels = 6. Attention is 2 kernels here: one
+    # sequence x 8 KV heads fill few SMs, so the keys are split and a combine kernel follows (the
+    # profiled batch-1 steps gain one kernel per layer from context 128 to 1024: 1463 -> 1495).
     sm = StepModel(LLAMA_8B, load_gpu("h100-sxm"), load_engine("hf-eager"))
     t = sm.time(BatchShape.decode(1, 512))
-    assert t.kernels == 40 * 32 + 6
+    assert t.kernels == 41 * 32 + 6
     e = load_engine("hf-eager")
     host = t.kernels * e.cpu_launch_per_kernel_s
     assert host > t.gpu_s                                        # dispatch, not the GPU, bounds the step

@@ -1,17 +1,17 @@
-"""How the step model prices prefill attention (tile model or curve) and memory-bound kernels
+"""How the step model prices prefill and decode attention (tile model or curve) and memory-bound kernels
 (copy, norm and generic element-wise curves), by hand on flat-efficiency GPUs."""
 from __future__ import annotations
 
 import pytest
 
 from simulator.catalog.engine import EngineProfile
-from simulator.catalog.gpu import Curve, TileModel
+from simulator.catalog.gpu import Curve, DecodeTileModel, TileModel
 from simulator.catalog.models import list_models, load_model
 from simulator.catalog.engines import list_engines, load_engine
 from simulator.perf.ops import UPCAST_NORM_SPLIT, elementwise_bytes_per_token, elementwise_parts
-from simulator.perf.roofline import curve_for, prefill_attention_time
+from simulator.perf.roofline import curve_for, decode_attention_time, log2, op_time, prefill_attention_time
 from simulator.perf.step import BatchShape, StepModel
-from simulator.perf.tiles import tile_time
+from simulator.perf.tiles import decode_tile_time, tile_time
 
 TILES = TileModel(sms=132, launch_s=2e-6, tile_s=5e-6, tile_efficiency=0.3, pair_slowdown=1.6,
                   split_tile_s=5e-6, split_efficiency=0.3, combine_s=2e-6, tail=0.6)
@@ -100,3 +100,33 @@ def test_split_kv_prefill_counts_its_combine_kernel(flat_gpu):
     # never faster than reading its bytes
     t, _ = prefill_attention_time(gpu, 1.0, 1e12, "bf16", 1, 16, 256, 16640, pairs, 128, 128)
     assert t.seconds == pytest.approx(1e12 / 2e12)
+
+
+DECODE_TILES = DecodeTileModel(sms=132, launch_s=2e-6, tile_s=3e-6, tile_rate=1.0, bandwidth_efficiency=0.6,
+                               split_tile_s=3e-6, split_rate=3.0, split_bandwidth_efficiency=0.85, combine_s=2e-6,
+                               combine_split_s=0.2e-6)
+
+
+def test_decode_tile_model_gets_streams_per_gpu_and_keys_per_sequence(llama8b, flat_gpu, fused):
+    gpu = flat_gpu.model_copy(update={"efficiency": flat_gpu.efficiency.model_copy(
+        update={"attention_decode_tiles": DECODE_TILES})})
+    # tp 2: 4 KV heads and 16 query heads per GPU; 8 sequences after 4095 cached tokens see 4096 keys
+    t = StepModel(llama8b, gpu, fused, tp=2).time(BatchShape.decode(8, 4095))
+    nbytes = 8 * 4096 * 2 * 4 * 128 * 2 + 8 * 16 * 256 * 2      # K and V read, q in and out
+    per_layer = decode_tile_time(DECODE_TILES, 2e12, nbytes, 8 * 4, 4096)
+    assert per_layer.splits > 1                                   # 32 CTAs for 264 slots: split
+    assert t.breakdown["attention_decode"] == pytest.approx(32 * per_layer.seconds)
+
+
+def test_decode_op_time_and_decode_attention_time_agree(flat_gpu):
+    # `servesim estimate` prices decode through op_time at log2 features; the step model through
+    # decode_attention_time: same seconds with the tile model, and the curve without it
+    gpu = flat_gpu.model_copy(update={"efficiency": flat_gpu.efficiency.model_copy(
+        update={"attention_decode_tiles": DECODE_TILES})})
+    fl, by = 4.0 * 32 * 128 * 64 * 2048, 64 * 8 * 2048 * 512.0
+    t, kernels = decode_attention_time(gpu, fl, by, "bf16", 64 * 8, 2048)
+    assert kernels == 1
+    via_op = op_time(gpu, "attention_decode", fl, by, "bf16", log2(64 * 8), log2(2048))
+    assert via_op.seconds == pytest.approx(t.seconds)
+    t, kernels = decode_attention_time(flat_gpu, fl, by, "bf16", 64 * 8, 2048)
+    assert kernels == 1 and t.seconds == pytest.approx(by / 2e12 / 0.5)

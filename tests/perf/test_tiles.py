@@ -8,8 +8,8 @@ import math
 import numpy as np
 import pytest
 
-from simulator.catalog.gpu import TileModel
-from simulator.perf.tiles import num_splits, tile_blocks, tile_time
+from simulator.catalog.gpu import DecodeTileModel, TileModel
+from simulator.perf.tiles import decode_tile_time, num_splits, tile_blocks, tile_time
 
 PEAK = 132e12             # 1e12 FLOP/s per SM on a 132-SM GPU: round numbers by hand
 MODEL = TileModel(sms=132, launch_s=2e-6, tile_s=5e-6, tile_efficiency=0.5, pair_slowdown=1.5,
@@ -113,3 +113,53 @@ def test_tile_blocks_read_the_mask_from_the_pairs():
     assert tile_blocks(4096, 4096, win, 128, 64) == (32, 320.0, 10, 10)
     # rows of the split kernel (64 rows, 128-key blocks) counted one by one: 129, 129, 130, 130
     assert tile_blocks(256, 16640, causal(256, 16384), 64, 128) == (4, 518.0, 129, 130)
+
+
+# ---- decode attention: FlashAttention-2 decode CTAs streaming the KV cache (tiles.decode_tile_time) ----
+
+BW = 1.32e12              # bytes/s: 1e10 per SM on 132 SMs
+DEC = DecodeTileModel(sms=132, launch_s=2e-6, tile_s=3e-6, tile_rate=1.0, bandwidth_efficiency=0.5,
+                      split_tile_s=4e-6, split_rate=2.0, split_bandwidth_efficiency=0.8, combine_s=1e-6,
+                      combine_split_s=0.1e-6)
+KV_BYTES = 2 * 128 * 2    # one key and one value of head dim 128 in bf16, per KV head
+
+
+def test_decode_enough_ctas_run_one_pass_at_the_bandwidth_share():
+    # 256 streams >= 0.8 x 264 slots: no split, one wave; 4096 keys each
+    nbytes = 256 * 4096 * KV_BYTES                           # 536,870,912 B
+    t = decode_tile_time(DEC, BW, nbytes, 256, 4096)
+    assert (t.splits, t.kernels, t.tiles) == (1, 1, 256)
+    # per CTA: 2,097,152 B at 1e10 B/s = 209.7 us < the whole call at 0.5 x 1.32e12 = 406.7 us
+    assert t.seconds == pytest.approx(2e-6 + 3e-6 + nbytes / 0.66e12)
+
+
+def test_decode_more_ctas_than_slots_pay_the_fixed_time_per_wave():
+    nbytes = 1056 * 1024 * KV_BYTES
+    t = decode_tile_time(DEC, BW, nbytes, 1056, 1024)        # 1056 = 4 x 264 CTAs: 4 waves
+    assert t.seconds == pytest.approx(2e-6 + 4 * 3e-6 + nbytes / 0.66e12)
+
+
+def test_decode_one_short_stream_is_bound_by_one_cta():
+    # one stream, 128 keys: one block, nothing to split; 65,536 B at one CTA's 1e10 B/s
+    t = decode_tile_time(DEC, BW, 128 * KV_BYTES, 1, 128)
+    assert (t.splits, t.kernels) == (1, 1)
+    assert t.seconds == pytest.approx(2e-6 + 3e-6 + 65536 / 1e10)
+
+
+def test_decode_few_streams_split_the_keys_and_add_a_combine_kernel():
+    # 8 streams x 16384 keys = 128 blocks: splits 32 fill 256 / 264 slots (26 would give 0.79 < 0.85 x 0.97)
+    assert num_splits(8, 264, 128) == 32
+    nbytes = 8 * 16384 * KV_BYTES                            # 67,108,864 B
+    t = decode_tile_time(DEC, BW, nbytes, 8, 16384)
+    assert (t.splits, t.kernels, t.tiles) == (32, 2, 256)
+    # per CTA 4 blocks = 512 keys = 262,144 B at 2e10 B/s = 13.1 us < the call at 0.8 x 1.32e12 = 63.6 us
+    assert t.seconds == pytest.approx(2e-6 + 4e-6 + nbytes / (0.8 * BW) + 1e-6 + 32 * 0.1e-6)
+
+
+def test_decode_split_cta_holds_whole_blocks():
+    # 2 streams x 300 keys = 3 blocks -> 3 splits (2 x 3 = 6 CTAs); each CTA one block of 128 keys
+    assert num_splits(2, 264, 3) == 3
+    nbytes = 2 * 300 * KV_BYTES
+    t = decode_tile_time(DEC, BW, nbytes, 2, 300)
+    per_cta = nbytes / 2 * 128 / 300
+    assert t.seconds == pytest.approx(2e-6 + 4e-6 + per_cta / 2e10 + 1e-6 + 3 * 0.1e-6)

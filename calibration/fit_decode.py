@@ -1,0 +1,85 @@
+"""Fit the decode-attention tile model (``simulator.perf.tiles.decode_tile_time``) to measured calls.
+
+Nine numbers per GPU (``simulator.catalog.gpu.DecodeTileModel``): the per-call ramp ``launch_s``;
+for the one-pass kernel and for the split-KV kernel each, a fixed time per CTA wave, one CTA's
+streaming rate (as a multiple of one SM's share of the datasheet memory bandwidth) and the
+fraction of the datasheet bandwidth the whole call reaches; the combine kernel's fixed time and
+its time per split. The SM count comes from the run's ``meta.json``; the split heuristic and its
+128-key blocks are FlashAttention-2's (head dim 128). Least squares on log(predicted / measured)
+from a fixed start (deterministic). Predictions, in the fit and in the held-out report, go through
+``simulator.perf.roofline.decode_attention_time``, the function the step model calls.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from scipy.optimize import least_squares
+
+from simulator.catalog.gpu import DecodeTileModel, GPUProfile
+from simulator.perf.roofline import decode_attention_time
+
+from .fit_grid import ape_stats, holdout_mask
+from .io import as_float
+
+Row = dict[str, str]
+#: Fitted fields, their start values and bounds (times in microseconds while fitting).
+PARAMS = ("launch_s", "tile_s", "tile_rate", "bandwidth_efficiency", "split_tile_s", "split_rate",
+          "split_bandwidth_efficiency", "combine_s", "combine_split_s")
+_US = {"launch_s", "tile_s", "split_tile_s", "combine_s", "combine_split_s"}
+X0 = (2.0, 3.0, 0.5, 0.6, 3.0, 0.5, 0.9, 2.0, 0.1)
+LO = (0.0, 0.0, 0.02, 0.05, 0.0, 0.02, 0.05, 0.0, 0.0)
+HI = (20.0, 50.0, 20.0, 1.0, 50.0, 20.0, 1.0, 20.0, 2.0)
+
+
+def call(r: Row) -> tuple[float, float, float, float]:
+    """(FLOPs, bytes, streams = batch × KV heads, keys per sequence) of one measured row."""
+    return (as_float(r["flops"]), as_float(r["bytes"]), as_float(r["batch"]) * as_float(r["kv_heads"]),
+            as_float(r["kv_len"]))
+
+
+def model_of(theta: np.ndarray | tuple[float, ...], sms: int, validate: bool = True) -> DecodeTileModel:
+    """The decode tile model for fitted values ``theta`` (microseconds for the times);
+    ``validate=False`` skips pydantic's checks inside the optimiser loop."""
+    kw = {k: float(v) * (1e-6 if k in _US else 1.0) for k, v in zip(PARAMS, theta)}
+    if not validate:
+        return DecodeTileModel.model_construct(sms=sms, **kw)
+    return DecodeTileModel(sms=sms, **{k: float(f"{v:.5g}") for k, v in kw.items()})
+
+
+def predict_s(model: DecodeTileModel, gpu: GPUProfile, rows: list[Row]) -> np.ndarray:
+    """Seconds of each row's call as the simulator predicts it with ``model`` on ``gpu``."""
+    g = gpu.model_copy(update={"efficiency": gpu.efficiency.model_copy(update={"attention_decode_tiles": model})})
+    return np.array([decode_attention_time(g, *call(r)[:2], "bf16", *call(r)[2:])[0].seconds for r in rows])
+
+
+def fit_params(rows: list[Row], meas: np.ndarray, gpu: GPUProfile, sms: int) -> DecodeTileModel:
+    """Least-squares decode tile model for ``rows`` with measured seconds ``meas``."""
+    def resid(theta: np.ndarray) -> np.ndarray:
+        return np.log(predict_s(model_of(theta, sms, validate=False), gpu, rows) / meas)
+    sol = least_squares(resid, np.array(X0), bounds=(np.array(LO), np.array(HI)), x_scale="jac")
+    return model_of(sol.x, sms)
+
+
+def fit_decode_tiles(rows: list[Row], meas: np.ndarray, gpu: GPUProfile, sms: int,
+                     group: Any = None) -> tuple[DecodeTileModel, dict[str, Any]]:
+    """Decode tile model fitted on all rows, and its held-out (every 4th row) / in-sample error report."""
+    test = holdout_mask(len(rows))
+    train = [r for r, t in zip(rows, test) if not t]
+    held = [r for r, t in zip(rows, test) if t]
+    m_train = fit_params(train, meas[~test], gpu, sms)
+    model = fit_params(rows, meas, gpu, sms)
+    pred = predict_s(model, gpu, rows)
+    ideal = np.array([max(call(r)[0] / gpu.peak_flops("bf16"), call(r)[1] / gpu.memory_bandwidth) for r in rows])
+    report: dict[str, Any] = {
+        "points": len(rows), "model": "flash decode tiles (simulator/perf/tiles.py)",
+        "held_out": ape_stats(predict_s(m_train, gpu, held), meas[test]),
+        "in_sample": ape_stats(pred, meas),
+        "efficiency_range": [round(float((ideal / meas).min()), 3), round(float((ideal / meas).max()), 3)],
+        "params": {k: getattr(model, k) for k in PARAMS},
+        "params_train": {k: getattr(m_train, k) for k in PARAMS}}
+    if group is not None:
+        labels = np.array([group(r) for r in rows])
+        report["in_sample_by_group"] = {g: ape_stats(pred[labels == g], meas[labels == g])
+                                        for g in dict.fromkeys(labels.tolist())}
+    return model, report
