@@ -99,13 +99,13 @@ class DecodeSet:
         return s, float(np.minimum(self.kv + (q + extra), window).sum())
 
     def advance(self, steps: int, t_end: float, first_gap: float, last_dt: float) -> None:
-        """``steps`` decode steps done: one token each per step, the last at ``t_end``."""
+        """``steps`` decode steps done: one token each per step, the last at ``t_end``. Their blocks
+        were taken before the steps ran (:meth:`reserve`), so none are allocated here."""
         gap0 = first_gap - self.last
         self.maxitl = np.maximum(self.maxitl, np.maximum(gap0, last_dt))
         self.kv += steps
         self.gen += steps
         self.last[:] = t_end
-        self.grow()
 
     def advance_tokens(self, tokens: np.ndarray, t_end: float, first_gap: float, max_dt: float) -> None:
         """Steps done in which member i got ``tokens[i]`` tokens in all (speculative decoding)."""

@@ -166,3 +166,32 @@ def test_pipeline_stage_loops_share_the_kv_pool_without_overcommitting():
             assert max(res.kv_blocks_peak) <= res.kv_blocks
             assert res.kv_blocks_in_use_at_end == [0]
             assert (res.requests.generated == res.requests.output).all()
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(scenarios, st.sampled_from([1, 2, 3]))
+def test_decoding_requests_always_hold_the_blocks_their_kv_needs(over, pp):
+    """Decode steps take their blocks before they run (``DecodeSet.reserve``) and allocate none when
+    they finish, so after every step each decoding request's KV fits in the blocks it holds."""
+    from simulator.engine.decode_set import DecodeSet
+
+    if over["deployment.batching.policy"] != "continuous":
+        over["deployment.batching.policy"] = "continuous"
+    s = make_scenario(**over, **{"deployment.pp": pp})
+    original = DecodeSet.advance
+    short: list[int] = []
+
+    def checked(self, steps, t_end, first_gap, last_dt):  # noqa: ANN001, ANN202
+        original(self, steps, t_end, first_gap, last_dt)
+        need = -(-self.kv // self.bs)
+        short.append(int((need > self.held).sum()))
+
+    DecodeSet.advance = checked
+    try:
+        res = simulate(s)
+    finally:
+        DecodeSet.advance = original
+    assert max(short, default=0) == 0
+    assert all(u == 0 for u in res.kv_blocks_in_use_at_end)
+    if (res.requests.output[res.requests.status == DONE] > 1).any():
+        assert short                          # requests decoded, so the check ran
