@@ -190,11 +190,14 @@ class ContinuousScheduler:
         return r.preempt(victim)
 
     def _run_length(self) -> int:
-        """Decode steps until the first completion, limited by free KV blocks (0 if none fit)."""
-        d, free = self.dec, self.r.pool.free
+        """Decode steps until the first completion, limited by free KV blocks (0 if none fit). The
+        blocks of a run of 2 or more steps are taken here, when it is planned: other scheduler loops
+        of this replica (pipeline stages) share the pool and may allocate while it is in flight."""
+        d = self.dec
         j = int((d.out - d.gen).min())
-        if d.extra_blocks(j) <= free:
+        if d.reserve(j):
             return j
+        free = self.r.pool.free
         lo, hi = 0, j
         while lo < hi:
             mid = (lo + hi + 1) // 2
@@ -202,6 +205,8 @@ class ContinuousScheduler:
                 lo = mid
             else:
                 hi = mid - 1
+        if lo >= 2 and not d.reserve(lo):
+            raise RuntimeError("decode run planned without the KV blocks it needs")
         return lo
 
     # ---- executing steps -----------------------------------------------------------
@@ -214,11 +219,7 @@ class ContinuousScheduler:
         r, env = self.r, self.env
         d0, f0, b0 = self._decode_cost(0)
         d1, f1, b1 = self._decode_cost(steps - 1)
-        slope = (d1 - d0) / (steps - 1)
-        # take the run's blocks now: other scheduler loops of this replica (pipeline stages) share
-        # the pool and may allocate while this run is in flight (_run_length checked that they fit)
-        if not self.dec.reserve(steps):
-            raise RuntimeError("decode run started without the KV blocks it needs")
+        slope = (d1 - d0) / (steps - 1)   # the run's blocks were taken by _run_length
         t0 = env.now
         done = yield from self.timed_run(steps, d0, slope)
         t1 = env.now
