@@ -14,12 +14,11 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from scipy.optimize import least_squares
 
 from simulator.catalog.gpu import DecodeTileModel, GPUProfile
 from simulator.perf.roofline import decode_attention_time
 
-from .fit_grid import ape_stats, holdout_mask
+from .fit_tiles import fit_with_holdout, least_squares_model
 from .io import as_float
 
 Row = dict[str, str]
@@ -55,31 +54,13 @@ def predict_s(model: DecodeTileModel, gpu: GPUProfile, rows: list[Row]) -> np.nd
 
 def fit_params(rows: list[Row], meas: np.ndarray, gpu: GPUProfile, sms: int) -> DecodeTileModel:
     """Least-squares decode tile model for ``rows`` with measured seconds ``meas``."""
-    def resid(theta: np.ndarray) -> np.ndarray:
-        return np.log(predict_s(model_of(theta, sms, validate=False), gpu, rows) / meas)
-    sol = least_squares(resid, np.array(X0), bounds=(np.array(LO), np.array(HI)), x_scale="jac")
-    return model_of(sol.x, sms)
+    return least_squares_model(lambda th, v: model_of(th, sms, v), lambda m, rs: predict_s(m, gpu, rs),
+                               rows, meas, X0, LO, HI)
 
 
 def fit_decode_tiles(rows: list[Row], meas: np.ndarray, gpu: GPUProfile, sms: int,
                      group: Any = None) -> tuple[DecodeTileModel, dict[str, Any]]:
     """Decode tile model fitted on all rows, and its held-out (every 4th row) / in-sample error report."""
-    test = holdout_mask(len(rows))
-    train = [r for r, t in zip(rows, test) if not t]
-    held = [r for r, t in zip(rows, test) if t]
-    m_train = fit_params(train, meas[~test], gpu, sms)
-    model = fit_params(rows, meas, gpu, sms)
-    pred = predict_s(model, gpu, rows)
     ideal = np.array([max(call(r)[0] / gpu.peak_flops("bf16"), call(r)[1] / gpu.memory_bandwidth) for r in rows])
-    report: dict[str, Any] = {
-        "points": len(rows), "model": "flash decode tiles (simulator/perf/tiles.py)",
-        "held_out": ape_stats(predict_s(m_train, gpu, held), meas[test]),
-        "in_sample": ape_stats(pred, meas),
-        "efficiency_range": [round(float((ideal / meas).min()), 3), round(float((ideal / meas).max()), 3)],
-        "params": {k: getattr(model, k) for k in PARAMS},
-        "params_train": {k: getattr(m_train, k) for k in PARAMS}}
-    if group is not None:
-        labels = np.array([group(r) for r in rows])
-        report["in_sample_by_group"] = {g: ape_stats(pred[labels == g], meas[labels == g])
-                                        for g in dict.fromkeys(labels.tolist())}
-    return model, report
+    return fit_with_holdout(lambda rs, ms: fit_params(rs, ms, gpu, sms), lambda m, rs: predict_s(m, gpu, rs),
+                            rows, meas, ideal, PARAMS, "flash decode tiles (simulator/perf/tiles.py)", group)

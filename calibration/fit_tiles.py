@@ -12,6 +12,7 @@ the function the step model calls.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -62,29 +63,47 @@ def predict_s(model: TileModel, gpu: GPUProfile, rows: list[Row]) -> np.ndarray:
 
 def fit_params(rows: list[Row], meas: np.ndarray, gpu: GPUProfile, sms: int) -> TileModel:
     """Least-squares tile model for ``rows`` with measured seconds ``meas``."""
-    def resid(theta: np.ndarray) -> np.ndarray:
-        return np.log(predict_s(model_of(theta, sms, validate=False), gpu, rows) / meas)
-    sol = least_squares(resid, np.array(X0), bounds=(np.array(LO), np.array(HI)), x_scale="jac")
-    return model_of(sol.x, sms)
+    return least_squares_model(lambda th, v: model_of(th, sms, v), lambda m, rs: predict_s(m, gpu, rs),
+                               rows, meas, X0, LO, HI)
 
 
 def fit_tiles(rows: list[Row], meas: np.ndarray, gpu: GPUProfile, sms: int,
               group: Any = None) -> tuple[TileModel, dict[str, Any]]:
     """Tile model fitted on all rows, and its held-out (every 4th row) / in-sample error report."""
+    ideal = np.array([call(r)[0] for r in rows]) / gpu.peak_flops("bf16")
+    return fit_with_holdout(lambda rs, ms: fit_params(rs, ms, gpu, sms), lambda m, rs: predict_s(m, gpu, rs),
+                            rows, meas, ideal, PARAMS, "flash tiles (simulator/perf/tiles.py)", group)
+
+
+def least_squares_model(build: Callable[[np.ndarray, bool], Any], predict: Callable[[Any, list[Row]], np.ndarray],
+                        rows: list[Row], meas: np.ndarray, x0: tuple[float, ...], lo: tuple[float, ...],
+                        hi: tuple[float, ...]) -> Any:
+    """Kernel model ``build(theta, validate)`` minimising log(predicted / measured) over ``rows``, from
+    the fixed start ``x0`` within bounds (deterministic)."""
+    def resid(theta: np.ndarray) -> np.ndarray:
+        return np.log(predict(build(theta, False), rows) / meas)
+    sol = least_squares(resid, np.array(x0), bounds=(np.array(lo), np.array(hi)), x_scale="jac")
+    return build(sol.x, True)
+
+
+def fit_with_holdout(fit: Callable[[list[Row], np.ndarray], Any], predict: Callable[[Any, list[Row]], np.ndarray],
+                     rows: list[Row], meas: np.ndarray, ideal: np.ndarray, params: tuple[str, ...], label: str,
+                     group: Any = None) -> tuple[Any, dict[str, Any]]:
+    """A kernel model fitted on all rows, and its error report: held-out (fitted without every 4th row,
+    predicting those), in-sample, by group, roofline efficiency range and the fitted values."""
     test = holdout_mask(len(rows))
     train = [r for r, t in zip(rows, test) if not t]
     held = [r for r, t in zip(rows, test) if t]
-    m_train = fit_params(train, meas[~test], gpu, sms)
-    model = fit_params(rows, meas, gpu, sms)
-    pred = predict_s(model, gpu, rows)
-    ideal = np.array([call(r)[0] for r in rows]) / gpu.peak_flops("bf16")
+    m_train = fit(train, meas[~test])
+    model = fit(rows, meas)
+    pred = predict(model, rows)
     report: dict[str, Any] = {
-        "points": len(rows), "model": "flash tiles (simulator/perf/tiles.py)",
-        "held_out": ape_stats(predict_s(m_train, gpu, held), meas[test]),
+        "points": len(rows), "model": label,
+        "held_out": ape_stats(predict(m_train, held), meas[test]),
         "in_sample": ape_stats(pred, meas),
         "efficiency_range": [round(float((ideal / meas).min()), 3), round(float((ideal / meas).max()), 3)],
-        "params": {k: getattr(model, k) for k in PARAMS},
-        "params_train": {k: getattr(m_train, k) for k in PARAMS}}
+        "params": {k: getattr(model, k) for k in params},
+        "params_train": {k: getattr(m_train, k) for k in params}}
     if group is not None:
         labels = np.array([group(r) for r in rows])
         report["in_sample_by_group"] = {g: ape_stats(pred[labels == g], meas[labels == g])
