@@ -18,7 +18,7 @@ import numpy as np
 from simulator.catalog.gpu import DecodeTileModel, GPUProfile
 from simulator.perf.roofline import decode_attention_time
 
-from .fit_tiles import fit_with_holdout, least_squares_model
+from .fit_tiles import build_model, fit_with_holdout, least_squares_model
 from .io import as_float
 
 Row = dict[str, str]
@@ -38,12 +38,8 @@ def call(r: Row) -> tuple[float, float, float, float]:
 
 
 def model_of(theta: np.ndarray | tuple[float, ...], sms: int, validate: bool = True) -> DecodeTileModel:
-    """The decode tile model for fitted values ``theta`` (microseconds for the times);
-    ``validate=False`` skips pydantic's checks inside the optimiser loop."""
-    kw = {k: float(v) * (1e-6 if k in _US else 1.0) for k, v in zip(PARAMS, theta)}
-    if not validate:
-        return DecodeTileModel.model_construct(sms=sms, **kw)
-    return DecodeTileModel(sms=sms, **{k: float(f"{v:.5g}") for k, v in kw.items()})
+    """The decode tile model for fitted values ``theta`` (microseconds for the times)."""
+    return build_model(DecodeTileModel, PARAMS, _US, theta, sms, validate)
 
 
 def predict_s(model: DecodeTileModel, gpu: GPUProfile, rows: list[Row]) -> np.ndarray:

@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
+from pydantic import BaseModel
 from scipy.optimize import least_squares
 
 from simulator.catalog.gpu import GPUProfile, TileModel
@@ -25,6 +26,7 @@ from .fit_grid import ape_stats, holdout_mask
 from .io import as_float
 
 Row = dict[str, str]
+M = TypeVar("M", bound=BaseModel)
 #: Fitted fields, their start values and bounds (times in microseconds while fitting).
 PARAMS = ("launch_s", "tile_s", "tile_efficiency", "pair_slowdown", "split_tile_s", "split_efficiency",
           "combine_s", "tail")
@@ -42,13 +44,19 @@ def call(r: Row) -> tuple[float, float, float, float, float, float, int, int]:
             b * as_float(r["causal_pairs"]), int(as_float(r["q_heads"])), int(as_float(r["head_dim"])))
 
 
-def model_of(theta: np.ndarray | tuple[float, ...], sms: int, validate: bool = True) -> TileModel:
-    """The tile model for fitted values ``theta`` (microseconds for the times); ``validate=False``
-    skips pydantic's checks inside the optimiser loop."""
-    kw = {k: float(v) * (1e-6 if k in _US else 1.0) for k, v in zip(PARAMS, theta)}
+def build_model(cls: type[M], params: tuple[str, ...], us: set[str], theta: np.ndarray | tuple[float, ...],
+                sms: int, validate: bool = True) -> M:
+    """Kernel model ``cls`` for fitted values ``theta`` of ``params`` (microseconds for those in ``us``),
+    rounded to 5 significant digits; ``validate=False`` skips pydantic's checks inside the optimiser loop."""
+    kw = {k: float(v) * (1e-6 if k in us else 1.0) for k, v in zip(params, theta)}
     if not validate:
-        return TileModel.model_construct(sms=sms, **kw)
-    return TileModel(sms=sms, **{k: float(f"{v:.5g}") for k, v in kw.items()})
+        return cls.model_construct(sms=sms, **kw)
+    return cls(sms=sms, **{k: float(f"{v:.5g}") for k, v in kw.items()})
+
+
+def model_of(theta: np.ndarray | tuple[float, ...], sms: int, validate: bool = True) -> TileModel:
+    """The tile model for fitted values ``theta`` (microseconds for the times)."""
+    return build_model(TileModel, PARAMS, _US, theta, sms, validate)
 
 
 def predict_s(model: TileModel, gpu: GPUProfile, rows: list[Row]) -> np.ndarray:

@@ -21,10 +21,8 @@ COMPUTE_DTYPE = {"fp32": "tf32", "bf16": "bf16", "fp16": "fp16", "fp8": "fp8", "
                  "int4": "bf16", "fp4": "fp4", "sparse24": "bf16"}
 ACT_BYTES = 2.0  # activations are bf16/fp16 throughout
 #: Eager RMSNorm with fp32 upcast (transformers' LlamaRMSNorm), counted from torch-profiler traces
-#: of calibration/data/*/whole_model_kernels.csv: kernels per norm and bytes moved per element.
-UPCAST_NORM_KERNELS = 8
-UPCAST_NORM_BYTES = 36.0
-#: The same 8 kernels by kind (bytes per element, kernels), from the kernel names in those traces:
+#: of calibration/data/*/whole_model_kernels.csv: 8 kernels per norm moving 36 bytes per element,
+#: by kind (bytes per element, kernels), from the kernel names in those traces:
 #: to(fp32), x * rsqrt (broadcast), to(bf16), * weight (broadcast) run torch's generic element-wise
 #: path; pow runs the vectorized path, with the two tiny (rows x 1) +eps and rsqrt; mean is a row
 #: reduction.
@@ -223,49 +221,9 @@ def attention_cost(model: ModelArch, tp: int, phase: str, pairs: float, q_tokens
     return flops, kv_bytes + io
 
 
-def elementwise_bytes_per_token(model: ModelArch, tp: int, engine: EngineProfile) -> tuple[float, int]:
-    """(bytes per token per layer, kernels per layer) of norms, residual adds, activation and RoPE."""
-    h, a = model.hidden_size, ACT_BYTES
-    s = shard(model, tp)
-    ffn = (model.dense_ffn_size if model.moe is None else model.moe.expert_intermediate_size
-           * model.moe.experts_per_token) // tp
-    kernels = 0
-    if engine.fused_norm_residual:
-        b = 2 * (3 * h * a)            # two fused add+norm: read x, residual; write both
-        kernels += 2
-    elif engine.upcast_norm:
-        # HF RMSNorm as the profiler shows it: to(fp32), pow, mean, +eps, rsqrt, mul, to(bf16), *weight
-        # = 8 kernels moving 36 bytes per element; then a separate residual add (6 bytes per element)
-        b = 2 * (UPCAST_NORM_BYTES * h + 3 * h * a)
-        kernels += 2 * (UPCAST_NORM_KERNELS + 1)
-    else:
-        b = 2 * (2 * h * a + 3 * h * a)
-        kernels += 2 * 2
-    if model.gated_mlp:
-        if engine.fused_act_mul:
-            b += 3 * ffn * a
-            kernels += 1
-        else:
-            b += 2 * ffn * a + 3 * ffn * a
-            kernels += 2
-    qk = (s.heads + s.kv_heads) * model.head_dim
-    if not engine.fused_rope:
-        # HF apply_rotary_pos_emb on q and on k: x*cos, neg(half), cat, *sin, add = 5 kernels, 20 bytes/element
-        b += 10 * qk * a
-        kernels += 10
-    if model.qk_norm:
-        if engine.fused_norm_residual:
-            b += 2 * qk * a
-            kernels += 2
-        else:
-            b += (UPCAST_NORM_BYTES if engine.upcast_norm else 2 * a) * qk
-            kernels += 2 * (UPCAST_NORM_KERNELS if engine.upcast_norm else 1)
-    return b, kernels
-
-
 def elementwise_parts(model: ModelArch, tp: int, engine: EngineProfile) -> dict[str, tuple[float, int]]:
-    """:func:`elementwise_bytes_per_token` split by the memory curve that prices each kernel:
-    curve name -> (bytes per token per layer, kernels per layer). The parts sum to its totals.
+    """Bytes per token per layer and kernels per layer of norms, residual adds, activation and RoPE,
+    split by the memory curve that prices each kernel: curve name -> (bytes, kernels).
 
     - ``memory``: residual adds and the activation (contiguous operands: torch's vectorized path);
     - ``memory_norm``: single-kernel norms (RMSNorm, fused add + RMSNorm, q/k norms);

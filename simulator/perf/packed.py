@@ -118,7 +118,7 @@ def packed_attention(sm: "StepModel", q_total: float, kv_total: float) -> tuple[
     fl, by = packed_attention_cost(sm, q_total, kv_total)
     heads = shard(sm.model, sm.attn_tp).heads
     dims = attention_heads_dims(sm.model, "prefill")
-    tiles = getattr(sm.gpu.efficiency, "attention_prefill_tiles", None)
+    tiles = sm.gpu.efficiency.attention_prefill_tiles
     if tiles is not None:
         peak = sm.gpu.peak_flops(sm.act_dtype)
         sec = max(masked_tile_time(tiles, peak, heads, q_total, kv_total, *dims), by / sm.gpu.memory_bandwidth)
@@ -130,16 +130,9 @@ def packed_attention(sm: "StepModel", q_total: float, kv_total: float) -> tuple[
     acc["attention_packed"] = per_layer * L
     ops["attention_packed"] = OpTime(per_layer * L, fl * L, by * L, t.compute_s * L, t.memory_s * L)
     kernels = L
-    gathered = 2.0 * kv_total * sm._kv_layer_bytes() * L    # K and V of every scheduled sequence, read + write
-    kernels += sm._memory_op(acc, ops, "kv_gather", gathered, GATHER_KERNELS * L)
+    gathered = 2.0 * kv_total * sm.kv_layer_bytes() * L    # K and V of every scheduled sequence, read + write
+    kernels += sm.memory_op(acc, ops, "kv_gather", gathered, GATHER_KERNELS * L)
     moved = expansion_bytes(sm, kv_total) * L
     if moved > 0:
-        rate = sm.engine.kv_copy_Bps
-        if rate:
-            sec = max(moved / rate, EXPAND_KERNELS * L * floor)
-            acc["kv_expand"] = sec
-            ops["kv_expand"] = OpTime(sec, 0.0, moved, 0.0, moved / sm.gpu.memory_bandwidth)
-            kernels += EXPAND_KERNELS * L
-        else:
-            kernels += sm._memory_op(acc, ops, "kv_expand", moved, EXPAND_KERNELS * L)
+        kernels += sm.copy_op(acc, ops, "kv_expand", moved, EXPAND_KERNELS * L)
     return acc, ops, kernels

@@ -84,20 +84,14 @@ def window_pairs(c: int, p: int, w: int) -> float:
 def quantize(b: BatchShape) -> BatchShape:
     """The shape with its context sums rounded to 64 steps per octave (under 0.55% change),
     so that memoisation hits across steps whose contexts differ by a few tokens."""
-    return BatchShape(b.prefill_tokens, b.prefill_seqs, _q(b.prefill_pairs), _q(b.prefill_kv),
-                      b.decode_seqs, _q(b.decode_ctx), _q(b.prefill_pairs_win), _q(b.prefill_kv_win),
-                      _q(b.decode_ctx_win), b.decode_q)
+    q = quantize_value
+    return BatchShape(b.prefill_tokens, b.prefill_seqs, q(b.prefill_pairs), q(b.prefill_kv),
+                      b.decode_seqs, q(b.decode_ctx), q(b.prefill_pairs_win), q(b.prefill_kv_win),
+                      q(b.decode_ctx_win), b.decode_q)
 
 
 def quantize_value(v: float | None) -> float | None:
     """A context sum rounded as :func:`quantize` rounds it: 64 steps per octave (under 0.55%)."""
-    if v is None or v <= 64:
-        return v
-    return _POW[round(_log2(v) * 64)]
-
-
-def _q(v: float | None) -> float | None:
-    """Round to 64 steps per octave (relative error under 0.55%)."""
     if v is None or v <= 64:
         return v
     return _POW[round(_log2(v) * 64)]

@@ -14,8 +14,7 @@ from ..catalog.model import ModelArch, dtype_bytes
 from ..errors import InputError
 from .comm import collective_time, transfer_time
 from .ops import (ACT_BYTES, COMPUTE_DTYPE, WEIGHT_BYTES, ExpertPlan, ExpertRouting, Gemm, attention_cost,
-                  attention_heads_dims, elementwise_bytes_per_token, elementwise_parts, gemm_cost, layer_gemms,
-                  shard)
+                  attention_heads_dims, elementwise_parts, gemm_cost, layer_gemms, shard)
 from .roofline import OpTime, curve_for, decode_attention_time, evaluate, log2, op_time, prefill_attention_time
 from .packed import check_packed, packed_attention
 from .shape import BatchShape, decode_pairs, quantize, quantize_value, window_pairs
@@ -83,7 +82,6 @@ class StepModel:
         self.compute_dtype = cdt
         self.act_dtype = "bf16" if gpu.has_dtype("bf16") else next(iter(gpu.dense_tflops))
         self.gemms = layer_gemms(model, self.attn_tp, engine, expert_tp=1 if plan.ep > 1 else self.attn_tp)
-        self.elem_bytes, self.elem_kernels = elementwise_bytes_per_token(model, self.attn_tp, engine)
         self.elem_parts = elementwise_parts(model, self.attn_tp, engine)   # curve -> (bytes, kernels)
         self.heads_gpu = shard(model, self.attn_tp).heads
         self.prefill_dims = attention_heads_dims(model, "prefill")
@@ -132,7 +130,7 @@ class StepModel:
             t = self._gemm_time(fl, by, dt, log2(rows), log2(g.k * g.n), not plain)
         return max(t.seconds, self.gpu.efficiency.min_kernel_s) * g.layers, t
 
-    def _memory_op(self, acc: dict, ops: dict, kind: str, nbytes: float, kernels: int, curve: str = "memory") -> int:
+    def memory_op(self, acc: dict, ops: dict, kind: str, nbytes: float, kernels: int, curve: str = "memory") -> int:
         """Price ``kernels`` memory-bound kernels moving ``nbytes`` on ``curve`` (memory, memory_norm or
         memory_pointwise: ops.elementwise_parts) at their mean bytes per kernel."""
         if kernels <= 0:
@@ -160,11 +158,11 @@ class StepModel:
                 kernels += g.layers
             L = self.model.num_layers
             for curve, (eb, ek) in self.elem_parts.items():   # norms, adds, activation, RoPE
-                kernels += self._memory_op(acc, ops, "elementwise", eb * m * L, ek * L, curve)
+                kernels += self.memory_op(acc, ops, "elementwise", eb * m * L, ek * L, curve)
             if self.engine.kv_cache == "paged":
-                kernels += self._memory_op(acc, ops, "kv_cache", 2.0 * m * self._kv_layer_bytes() * L,
+                kernels += self.memory_op(acc, ops, "kv_cache", 2.0 * m * self.kv_layer_bytes() * L,
                                            L * (2 if self.packed else 1))   # packed: K and V written apart
-            kernels += self._memory_op(acc, ops, "embedding", 2.0 * m * self.model.hidden_size * ACT_BYTES, 1)
+            kernels += self.memory_op(acc, ops, "embedding", 2.0 * m * self.model.hidden_size * ACT_BYTES, 1)
             act = m * self.model.hidden_size * ACT_BYTES
             comm = 0.0
             if self.attn_tp > 1:
@@ -195,13 +193,24 @@ class StepModel:
                     kernels += 1
             vocab = self.model.vocab_size / self.attn_tp
             samp = rows * vocab * (4.0 if self.engine.logits_fp32 else ACT_BYTES) * 3
-            kernels += self._memory_op(acc, ops, "sampling", samp, 4)
+            kernels += self.memory_op(acc, ops, "sampling", samp, 4)
             if self.attn_tp > 1:
                 acc["communication"] = collective_time(self.gpu, "all-gather", rows * vocab * 4.0, self.attn_tp, graph)
             return acc, ops, kernels
         return self._part(("s", rows, graph), build)
 
-    def _kv_layer_bytes(self) -> float:
+    def copy_op(self, acc: dict, ops: dict, kind: str, nbytes: float, kernels: int) -> int:
+        """Price ``kernels`` cache copies moving ``nbytes`` at the engine's measured copy throughput
+        (``kv_copy_Bps``: a concatenated cache, a GQA head expansion), else as memory-bound kernels."""
+        rate = self.engine.kv_copy_Bps
+        if not rate:
+            return self.memory_op(acc, ops, kind, nbytes, kernels)
+        sec = max(nbytes / rate, kernels * self.gpu.efficiency.min_kernel_s)
+        acc[kind] = acc.get(kind, 0.0) + sec
+        ops[kind] = _add(ops.get(kind), OpTime(sec, 0.0, nbytes, 0.0, nbytes / self.gpu.memory_bandwidth), 1, sec)
+        return kernels
+
+    def kv_layer_bytes(self) -> float:
         kvb = self.model.kv_elements_per_token_per_layer() * dtype_bytes(self.kv_dtype)
         if self.model.mla is None:
             kvb = kvb * shard(self.model, self.attn_tp).kv_heads / self.model.num_kv_heads
@@ -232,15 +241,7 @@ class StepModel:
             if self.cp > 1:
                 acc["communication"] = self._cp_comm(phase, q, seqs, kv, total / L, graph) * L
             if self.engine.kv_cache == "dynamic":  # torch.cat of K and V: read the old cache, write it all
-                moved = 2.0 * kv * self._kv_layer_bytes() * L
-                rate = self.engine.kv_copy_Bps
-                if rate:   # the concatenation kernel's measured throughput, not the memory roofline
-                    sec = max(moved / rate, 2 * L * self.gpu.efficiency.min_kernel_s)
-                    acc["kv_cache"] = acc.get("kv_cache", 0.0) + sec
-                    ops["kv_cache"] = _add(ops.get("kv_cache"), OpTime(sec, 0.0, moved, 0.0, moved / self.gpu.memory_bandwidth), 1, sec)
-                    kernels += 2 * L
-                else:
-                    kernels += self._memory_op(acc, ops, "kv_cache", moved, 2 * L)
+                kernels += self.copy_op(acc, ops, "kv_cache", 2.0 * kv * self.kv_layer_bytes() * L, 2 * L)
             return acc, ops, kernels
         return self._part((kind, q, seqs, pairs, kv, pairs_w, kv_w, graph), build)
 
@@ -251,7 +252,7 @@ class StepModel:
         overlapped with the attention math, so only the excess shows. decode: the cp partial outputs
         (fp32, with their softmax sums) are gathered."""
         if phase == "prefill":
-            shard_bytes = kv / self.cp * self._kv_layer_bytes()
+            shard_bytes = kv / self.cp * self.kv_layer_bytes()
             ring = (self.cp - 1) * transfer_time(shard_bytes, self.gpu.link_bandwidth * 0.8, self.gpu.scaleup_latency_s)
             return max(0.0, ring - attn_layer_s)
         heads = shard(self.model, self.attn_tp).heads

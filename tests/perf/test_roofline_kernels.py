@@ -8,7 +8,7 @@ from simulator.catalog.engine import EngineProfile
 from simulator.catalog.gpu import Curve, DecodeTileModel, TileModel
 from simulator.catalog.models import list_models, load_model
 from simulator.catalog.engines import list_engines, load_engine
-from simulator.perf.ops import UPCAST_NORM_SPLIT, elementwise_bytes_per_token, elementwise_parts
+from simulator.perf.ops import ACT_BYTES, UPCAST_NORM_SPLIT, elementwise_parts, shard
 from simulator.perf.roofline import curve_for, decode_attention_time, log2, op_time, prefill_attention_time
 from simulator.perf.step import BatchShape, StepModel
 from simulator.perf.tiles import decode_tile_time, tile_time
@@ -26,12 +26,39 @@ def with_curves(gpu, **curves):
     return gpu.model_copy(update={"efficiency": eff})
 
 
+def elementwise_totals(model, tp, engine):
+    """(bytes per token per layer, kernels per layer) of norms, residual adds, activation and RoPE,
+    counted as a whole: the formula the per-curve split has to add up to."""
+    h, a = model.hidden_size, ACT_BYTES
+    s = shard(model, tp)
+    ffn = (model.dense_ffn_size if model.moe is None else model.moe.expert_intermediate_size
+           * model.moe.experts_per_token) // tp
+    if engine.fused_norm_residual:
+        b, kernels = 2 * (3 * h * a), 2          # two fused add+norm: read x, residual; write both
+    elif engine.upcast_norm:                     # 8 kernels moving 36 bytes per element, then the add
+        b, kernels = 2 * (36.0 * h + 3 * h * a), 2 * (8 + 1)
+    else:
+        b, kernels = 2 * (2 * h * a + 3 * h * a), 2 * 2
+    if model.gated_mlp:
+        b, kernels = (b + 3 * ffn * a, kernels + 1) if engine.fused_act_mul else (b + 5 * ffn * a, kernels + 2)
+    qk = (s.heads + s.kv_heads) * model.head_dim
+    if not engine.fused_rope:                    # x*cos, neg(half), cat, *sin, add on q and on k
+        b, kernels = b + 10 * qk * a, kernels + 10
+    if model.qk_norm:
+        if engine.fused_norm_residual:
+            b, kernels = b + 2 * qk * a, kernels + 2
+        else:
+            b += (36.0 if engine.upcast_norm else 2 * a) * qk
+            kernels += 2 * (8 if engine.upcast_norm else 1)
+    return b, kernels
+
+
 def test_elementwise_parts_sum_to_the_totals_for_every_model_and_engine():
     for name in list_models():
         model = load_model(name)
         for e in list_engines():
             eng = load_engine(e)
-            b, k = elementwise_bytes_per_token(model, 1, eng)
+            b, k = elementwise_totals(model, 1, eng)
             parts = elementwise_parts(model, 1, eng)
             assert sum(p[0] for p in parts.values()) == pytest.approx(b)
             assert sum(p[1] for p in parts.values()) == k
