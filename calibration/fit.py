@@ -14,9 +14,9 @@ RMSNorm, strided element-wise kernels; see SPECS).
 Prefill attention, when the run's meta.json gives the SM count: the FlashAttention-2 tile model of
 ``simulator/perf/tiles.py`` instead of a curve, fitted by calibration/fit_tiles.py (same hold-out).
 Decode attention likewise: FlashAttention-2's decode CTAs streaming the cache, split-KV heuristic
-included (``tiles.decode_tile_time``, fitted by calibration/fit_decode.py); its curve is still
-fitted and written for GPUs that take this one's curves by transfer, and reported as
-``attention_decode_curve``.
+included (``tiles.decode_tile_time``, fitted by calibration/fit_decode.py); transferred profiles
+take both tile models. The decode curve is still fitted and written (for profiles without a tile
+model) and reported as ``attention_decode_curve``.
 
 Collectives: t = latency + N / bandwidth per collective, group size and mode (eager / graph),
 N = bytes each GPU contributes (as ``simulator.perf.comm`` uses it), fitted for least relative error.
