@@ -205,10 +205,20 @@ def main(argv: list[str] | None = None) -> int:
     a = p.parse_args(argv)
     import tempfile
 
-    with tempfile.TemporaryDirectory() as tmp:
-        work = a.work or Path(tmp)
-        work.mkdir(parents=True, exist_ok=True)
-        out = run(a.data, a.engine, work, a.gpu)
+    from simulator.errors import ServesimError
+
+    if not (a.data / "meta.json").is_file():
+        print(f"error: data: {a.data} holds no meta.json; pass a folder written by calibration.e2e.harness",
+              file=sys.stderr)
+        return 2
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            work = a.work or Path(tmp)
+            work.mkdir(parents=True, exist_ok=True)
+            out = run(a.data, a.engine, work, a.gpu)
+    except ServesimError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     rows = []
     for name, t in out["tables"].items():
         t.insert(0, "point", name)

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import csv
 import json
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -190,8 +191,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--engine", default="hf-paged", help="engine profile whose kernel inventory the figures are for")
     p.add_argument("--gpu", default=None, help="GPU profile (default: from meta.json's device name)")
     a = p.parse_args(argv)
-    gpu = a.gpu or gpu_for(json.loads((a.data / "meta.json").read_text()))
-    kernels, copy_bytes, attention = model_terms(a.engine, gpu=gpu)
+    from simulator.errors import ServesimError
+
+    if not (a.data / "profile_steps.csv").is_file():
+        print(f"error: data: {a.data} holds no profile_steps.csv; pass a folder written by "
+              "calibration.e2e.harness with --profile-batches", file=sys.stderr)
+        return 2
+    try:
+        gpu = a.gpu or gpu_for(json.loads((a.data / "meta.json").read_text()))
+        kernels, copy_bytes, attention = model_terms(a.engine, gpu=gpu)
+    except ServesimError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     f = fit(a.data / "profile_steps.csv", a.data / "profile_kernels.csv", kernels, copy_bytes, attention)
     print(f"# {a.data} on {gpu}: servesim counts {kernels} kernels per decode step; the profiler saw "
           f"{f['kernels_launched']:.0f}")

@@ -359,3 +359,17 @@ def test_harness_cpu_run_tiny_model(tmp_path: Path) -> None:
     df = read_requests(tmp_path / "requests.csv")
     assert len(df) == 7 and df["ok"].all()
     assert (tmp_path / "steps.csv").exists() and (tmp_path / "meta.json").exists()
+
+
+def test_compare_and_profile_fit_refuse_bad_input_in_one_line(tmp_path, capsys):
+    """An unknown GPU profile, or a folder the harness did not write: one line naming it, exit code 2."""
+    from calibration.e2e import compare, profile_fit
+
+    data = Path(__file__).resolve().parents[2] / "calibration" / "data" / "e2e-h200"
+    for main in (compare.main, profile_fit.main):
+        assert main([str(data), "--gpu", "h9000"]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("error: gpu: got 'h9000'") and "\n" not in err
+        assert main([str(tmp_path)]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith(f"error: data: {tmp_path} holds no ") and "\n" not in err
