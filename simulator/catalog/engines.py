@@ -2,7 +2,8 @@
 
 Profiles live in ``simulator/catalog/engines/<name>.yaml``; other names for them (``vllm``,
 ``transformers``, ...) in ``engines/aliases.yaml``. Names match case-insensitively, with ``_`` and
-spaces read as ``-``.
+spaces read as ``-``. A name ending in ``.yaml``/``.yml`` is a path to a profile of one's own (for
+example one measured with ``calibration.e2e``), whose ``name`` must match its file name.
 """
 from __future__ import annotations
 
@@ -50,10 +51,24 @@ def _aliases(directory: str) -> dict[str, str]:
     return read_aliases(_read_yaml(path) or {}, set(_files()), f"engines/{ALIAS_FILE}", "an engine")
 
 
+def _profile_path(name: str) -> Path | None:
+    """The file ``name`` points to when it is a path to a profile YAML (None for catalog names)."""
+    if not name.strip().lower().endswith((".yaml", ".yml")):
+        return None
+    path = Path(name.strip()).expanduser()
+    if not path.is_file():
+        raise InputError("engine", name, "no such file; give an engine name "
+                         f"({', '.join(list_engines())}) or the path of an engine profile YAML")
+    return path
+
+
 def resolve_engine_name(name: str) -> str:
-    """The engine profile name that ``name`` (a profile name or alias, any case) refers to."""
+    """The engine profile name that ``name`` (a profile name or alias, any case, or a profile file's
+    path, returned as given) refers to."""
     if not isinstance(name, str) or not name.strip():
         raise InputError("engine", name, f"give an engine name; known: {', '.join(list_engines())}")
+    if _profile_path(name) is not None:
+        return name
     key = _normalise(name)
     files = _files()
     if key in files:
@@ -84,5 +99,8 @@ def _load(path_str: str) -> EngineProfile:
 
 
 def load_engine(name: str) -> EngineProfile:
-    """An engine profile by name or alias (case-insensitive)."""
+    """An engine profile by name or alias (case-insensitive), or from a profile YAML's path."""
+    path = _profile_path(name) if isinstance(name, str) else None
+    if path is not None:
+        return _load(str(path.resolve()))
     return _load(str(_files()[resolve_engine_name(name)].resolve()))

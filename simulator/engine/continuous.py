@@ -194,7 +194,7 @@ class ContinuousScheduler:
         blocks of a run of 2 or more steps are taken here, when it is planned: other scheduler loops
         of this replica (pipeline stages) share the pool and may allocate while it is in flight."""
         d = self.dec
-        j = int((d.out - d.gen).min())
+        j = d.left_min
         if d.reserve(j):
             return j
         free = self.r.pool.free
@@ -313,11 +313,8 @@ class ContinuousScheduler:
 
     def finish_done(self) -> None:
         d = self.dec
-        if not len(d):
-            return
-        fin = d.gen >= d.out
-        if fin.any():
-            ids = d.remove(fin)
+        if d.left_min <= 0 and len(d):
+            ids = d.remove(d.finished())
             req = self.r.reqs
             req.finish[ids] = req.last_token[ids]
             req.status[ids] = DONE

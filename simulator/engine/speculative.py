@@ -109,7 +109,7 @@ class Speculator:
 
     def one_step(self, dec) -> np.ndarray:  # noqa: ANN001
         """Tokens each member of a decode set gets from one verify step (capped at what it has left)."""
-        tok = np.minimum(self.draw(1, len(dec))[0], dec.out - dec.gen)
+        tok = np.minimum(self.draw(1, len(dec))[0], dec.left())
         self.seq_steps += len(dec)
         self.tokens += int(tok.sum())
         return tok
@@ -129,8 +129,8 @@ class Speculator:
         """A run of verify steps until the first completion (or free blocks run out); False if under 2."""
         dec, r = s.dec, s.r
         n, q, bs = len(dec), self.q, r.pool.block_size
-        rem = dec.out - dec.gen
-        cap = int(rem.min())
+        rem = dec.left()
+        cap = dec.left_min
         if cap < 2:
             return False
         tok = self.draw(min(cap, _FIRST_DRAW), n)
@@ -150,10 +150,8 @@ class Speculator:
         if steps < 2:
             return False
         last = (dec.kv + before[steps - 1] + (q + bs - 1)) // bs   # blocks for the whole run, taken now
-        take = int(np.maximum(last - dec.held, 0).sum())
-        if take:
-            r.pool.take(take)
-            dec.held = np.maximum(dec.held, last)
+        if not dec.hold(last):
+            raise RuntimeError("verify run planned without the KV blocks it needs")
         d0, f0, b0 = self._cost(s, before[0])
         d1, f1, b1 = self._cost(s, before[steps - 1])
         slope = (d1 - d0) / (steps - 1)

@@ -88,3 +88,18 @@ def test_hf_eager_llama_7b_matches_published_speed() -> None:
     assert eager == pytest.approx(25e-3, rel=0.25)
     fused = StepModel(LLAMA_7B, gpu, load_engine("fused")).time(BatchShape.decode(1, 256)).wall_s
     assert fused < eager / 1.5                                   # fusion, graphs and no dispatch cost
+
+
+def test_engine_profile_from_a_file_path(tmp_path) -> None:  # noqa: ANN001
+    text = load_engine("hf-paged").model_dump()
+    text.update(name="my-engine", cpu_overhead_per_step_s=0.004)
+    path = tmp_path / "my-engine.yaml"
+    import yaml
+    path.write_text(yaml.safe_dump(text))
+    e = load_engine(str(path))
+    assert e.name == "my-engine" and e.cpu_overhead_per_step_s == 0.004
+    with pytest.raises(InputError, match="no such file"):
+        load_engine(str(tmp_path / "missing.yaml"))
+    (tmp_path / "other.yaml").write_text(yaml.safe_dump(text))
+    with pytest.raises(InputError, match="must match the file name"):
+        load_engine(str(tmp_path / "other.yaml"))
