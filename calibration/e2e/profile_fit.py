@@ -28,7 +28,7 @@ from __future__ import annotations
 import csv
 import json
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -56,15 +56,15 @@ def _median(values: list[float]) -> float:
     return float(np.median(v)) if len(v) else float("nan")
 
 
-def decode_medians(steps: list[dict[str, str]]) -> dict[tuple[str, int], dict[str, float]]:
-    """Per (run, batch): medians over the steps decoding all B sequences."""
-    out: dict[tuple[str, int], dict[str, float]] = {}
+def decode_medians(steps: list[dict[str, str]]) -> dict[tuple[str, int, str], dict[str, float]]:
+    """Per (run, batch, source folder): medians over the steps decoding all B sequences."""
+    out: dict[tuple[str, int, str], dict[str, float]] = {}
     keys = ("wall_s", "fwd_host_s", "decode_ctx", "kernels", "kernel_s", "gemm_s", "copy_s")
-    groups: dict[tuple[str, int], list[dict[str, str]]] = {}
+    groups: dict[tuple[str, int, str], list[dict[str, str]]] = {}
     for r in steps:
         b = int(float(r["batch"]))
         if int(float(r["decode_seqs"])) == b and int(float(r["prefill_seqs"])) == 0:
-            groups.setdefault((r["run"], b), []).append(r)
+            groups.setdefault((r["run"], b, r.get("source", "0")), []).append(r)
     for key, g in groups.items():
         out[key] = {k: _median([_num(r, k) for r in g]) for k in keys}
         out[key]["steps"] = float(len(g))
@@ -89,30 +89,39 @@ def attention_efficiencies(steps: list[dict[str, str]], predict: Predict) -> tup
     return out[0], out[1]
 
 
-def fit(steps_csv: Path, kernels_csv: Path, model_kernels: int, copy_bytes_per_token: float,
-        attention: Predict | None = None) -> dict[str, float]:
-    """The profile figures (seconds, bytes/s, fractions). ``model_kernels``: kernels servesim counts
-    for one decode step; ``copy_bytes_per_token``: bytes its GQA head expansion moves per context
-    token; ``attention``: the step model's figures for a profiled step (:data:`Predict`; omitted:
-    no attention figures)."""
-    rows = _rows(steps_csv)
-    kern = _rows(kernels_csv)
+def _pooled(paths: Path | Sequence[Path]) -> list[dict[str, str]]:
+    """Rows of one CSV or of several (each row tagged with its file's position as ``source``)."""
+    rows = []
+    for i, p in enumerate([paths] if isinstance(paths, Path) else paths):
+        rows += [{**r, "source": str(i)} for r in _rows(p)]
+    return rows
+
+
+def fit(steps_csv: Path | Sequence[Path], kernels_csv: Path | Sequence[Path], model_kernels: int,
+        copy_bytes_per_token: float, attention: Predict | None = None) -> dict[str, float]:
+    """The profile figures (seconds, bytes/s, fractions) from one per-step profile or several pooled
+    (one per machine, in the same order for steps and kernels): every figure is taken over the
+    batches of all of them. ``model_kernels``: kernels servesim counts for one decode step;
+    ``copy_bytes_per_token``: bytes its GQA head expansion moves per context token; ``attention``:
+    the step model's figures for a profiled step (:data:`Predict`; omitted: no attention figures)."""
+    rows = _pooled(steps_csv)
+    kern = _pooled(kernels_csv)
     med = decode_medians(rows)
-    batches = sorted(b for (run, b) in med if run == "plain")
-    plain = [med[("plain", b)] for b in batches]
-    prof = {b: med[("profiled", b)] for (run, b) in med if run == "profiled"}
-    launched = [prof[b]["kernels"] for b in batches if b in prof]
+    keys = sorted(k for k in med if k[0] == "plain")          # (run, batch, source)
+    plain = [med[k] for k in keys]
+    prof = {(b, src): med[(run, b, src)] for (run, b, src) in med if run == "profiled"}
+    launched = [prof[(b, src)]["kernels"] for (_, b, src) in keys if (b, src) in prof]
     host = np.array([p["fwd_host_s"] for p in plain])
     rest = np.array([p["wall_s"] - p["fwd_host_s"] for p in plain])
-    gpu = np.array([prof[b]["kernel_s"] if b in prof else np.nan for b in batches])
-    bound = [i for i, b in enumerate(batches) if not gpu[i] > 0.5 * host[i]]   # host-bound batches
-    bb = np.array(batches, dtype=float)[bound]
+    gpu = np.array([prof[(b, src)]["kernel_s"] if (b, src) in prof else np.nan for (_, b, src) in keys])
+    bound = [i for i in range(len(keys)) if not gpu[i] > 0.5 * host[i]]   # host-bound batches
+    bb = np.array([keys[i][1] for i in bound], dtype=float)
     if len(bound) >= 2:
         slope, icpt = np.polyfit(bb, rest[bound], 1)
     else:   # one host-bound batch: its rest as the per-step figure (GPU-bound rests include the GPU's tail)
         slope, icpt = 0.0, float(np.median(rest[bound] if bound else rest))
-    ctx = np.array([prof[b]["decode_ctx"] for b in batches if b in prof])
-    copies = np.array([prof[b]["copy_s"] for b in batches if b in prof])
+    ctx = np.array([prof[(b, src)]["decode_ctx"] for (_, b, src) in keys if (b, src) in prof])
+    copies = np.array([prof[(b, src)]["copy_s"] for (_, b, src) in keys if (b, src) in prof])
     per_token = float(np.polyfit(ctx, copies, 1)[0]) if len(ctx) >= 2 else float("nan")
     e_dec, e_chunk = attention_efficiencies(rows, attention) if attention else (float("nan"),) * 2
     return {
@@ -181,31 +190,38 @@ def model_terms(engine: str = "hf-paged", model: str = "llama-3.1-8b", gpu: str 
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Print the figures for one measured folder as the engine profile's YAML keys."""
+    """Print the figures for one measured folder, or several pooled, as the engine profile's YAML keys."""
     import argparse
 
     from .compare import gpu_for
 
     p = argparse.ArgumentParser(prog="python -m calibration.e2e.profile_fit", description=__doc__.split("\n")[0])
-    p.add_argument("data", type=Path, help="folder written by calibration.e2e.harness")
+    p.add_argument("data", type=Path, nargs="+", help="folder(s) written by calibration.e2e.harness (several: pooled)")
     p.add_argument("--engine", default="hf-paged", help="engine profile whose kernel inventory the figures are for")
     p.add_argument("--gpu", default=None, help="GPU profile (default: from meta.json's device name)")
     a = p.parse_args(argv)
     from simulator.errors import ServesimError
 
-    if not (a.data / "profile_steps.csv").is_file():
-        print(f"error: data: {a.data} holds no profile_steps.csv; pass a folder written by "
-              "calibration.e2e.harness with --profile-batches", file=sys.stderr)
-        return 2
+    for d in a.data:
+        if not (d / "profile_steps.csv").is_file():
+            print(f"error: data: {d} holds no profile_steps.csv; pass folders written by "
+                  "calibration.e2e.harness with --profile-batches", file=sys.stderr)
+            return 2
     try:
-        gpu = a.gpu or gpu_for(json.loads((a.data / "meta.json").read_text()))
+        gpus = {a.gpu or gpu_for(json.loads((d / "meta.json").read_text())) for d in a.data}
+        if len(gpus) > 1:
+            print(f"error: data: the folders were measured on different GPUs ({', '.join(sorted(gpus))}); "
+                  "pool profiles of one GPU kind", file=sys.stderr)
+            return 2
+        gpu = gpus.pop()
         kernels, copy_bytes, attention = model_terms(a.engine, gpu=gpu)
     except ServesimError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    f = fit(a.data / "profile_steps.csv", a.data / "profile_kernels.csv", kernels, copy_bytes, attention)
-    print(f"# {a.data} on {gpu}: servesim counts {kernels} kernels per decode step; the profiler saw "
-          f"{f['kernels_launched']:.0f}")
+    f = fit([d / "profile_steps.csv" for d in a.data], [d / "profile_kernels.csv" for d in a.data], kernels,
+            copy_bytes, attention)
+    print(f"# {' + '.join(map(str, a.data))} on {gpu}: servesim counts {kernels} kernels per decode step; "
+          f"the profiler saw {f['kernels_launched']:.0f}; {f['host_bound_batches']:.0f} host-bound batches")
     print(f"# host forward per step {f['host_forward_s'] * 1e3:.1f} ms = {f['per_launched_kernel_s'] * 1e6:.1f} us "
           f"per launched kernel; copies grow {f['copy_s_per_token'] * 1e6:.3f} us per context token")
     for k in ("cpu_overhead_per_step_s", "cpu_overhead_per_seq_s", "cpu_launch_per_kernel_s", "kv_copy_Bps",

@@ -27,6 +27,7 @@ REPO = Path(__file__).resolve().parents[2]
 TRACE = REPO.parent / "shared" / "traces" / "AzureLLMInferenceTrace_conv.csv"
 DATA = REPO / "calibration" / "data" / "e2e-h100"
 H200 = REPO / "calibration" / "data" / "e2e-h200"
+H200_LARGE = REPO / "calibration" / "data" / "e2e-h200-large"
 needs_trace = pytest.mark.skipif(not TRACE.exists(), reason=f"Azure trace not present at {TRACE}")
 
 
@@ -224,6 +225,22 @@ def test_profile_fit_recovers_known_host_and_kernel_figures(tmp_path: Path) -> N
     assert math.isnan(f["packed_attention_efficiency"])          # no step model given: no attention figures
 
 
+def test_profile_fit_pools_machines_batch_by_batch(tmp_path: Path) -> None:
+    """Two machines with host costs 30 and 50 us per kernel: the pooled host figure is the median over
+    all their batches, and the per-sequence slope comes from the host-bound batches of both."""
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.mkdir(), b.mkdir()
+    sa = _profile(a, per_kernel=30e-6, per_step=2e-3, per_seq=1e-4, per_token=5e-7)
+    sb = _profile(b, per_kernel=50e-6, per_step=2e-3, per_seq=1e-4, per_token=5e-7)
+    one = fit(sa, a / "profile_kernels.csv", model_kernels=1200, copy_bytes_per_token=655360.0)
+    both = fit([sa, sb], [a / "profile_kernels.csv", b / "profile_kernels.csv"], model_kernels=1200,
+               copy_bytes_per_token=655360.0)
+    assert both["host_bound_batches"] == 2 * one["host_bound_batches"]
+    assert both["per_launched_kernel_s"] == pytest.approx(40e-6)       # median of 30 and 50 us batches
+    assert both["cpu_overhead_per_seq_s"] == pytest.approx(1e-4) and both["cpu_overhead_per_step_s"] == pytest.approx(2e-3)
+    assert both["kv_copy_Bps"] == pytest.approx(655360.0 / 5e-7)
+
+
 def test_profile_fit_attention_efficiencies_by_step_kind() -> None:
     """Decode steps: model 1 ms, measured 2 ms (filed under gemm, as the memory-efficient kernel was);
     chunk steps: model 3 ms, measured 4 ms (filed under attention). GEMMs 5 ms, predicted exactly."""
@@ -268,19 +285,21 @@ def test_gpu_comes_from_the_measured_device_name() -> None:
         gpu_for({"device": {"name": "Imaginary X1"}})
 
 
-@pytest.mark.skipif(not (H200 / "profile_steps.csv").exists() or not (DATA / "profile_steps.csv").exists(),
+@pytest.mark.skipif(not all((d / "profile_steps.csv").exists() for d in (H200, H200_LARGE, DATA)),
                     reason="no committed per-step profiles")
-@pytest.mark.parametrize("engine, folder", [("hf-paged", H200), ("hf-paged-cudnn", DATA)])
-def test_committed_engine_profiles_are_what_the_fit_derives(engine: str, folder: Path) -> None:
-    """The catalog's hf-paged figures come from the per-step profile alone: rerunning profile_fit on the
-    committed data gives them back (within the YAML's rounding). Fails when the step model's inventory
-    or its prefill-attention pricing changes without the profiles being derived again."""
+@pytest.mark.parametrize("engine, folders", [("hf-paged", (H200, H200_LARGE)), ("hf-paged-cudnn", (DATA,))])
+def test_committed_engine_profiles_are_what_the_fit_derives(engine: str, folders: tuple[Path, ...]) -> None:
+    """The catalog's hf-paged figures come from the per-step profiles alone (two H200 machines, pooled):
+    rerunning profile_fit on the committed data gives them back (within the YAML's rounding). Fails when
+    the step model's inventory or its prefill-attention pricing changes without the profiles being
+    derived again."""
     import json
 
     from simulator.catalog.engines import load_engine
 
-    kernels, copy_bytes, att = model_terms(engine, gpu=gpu_for(json.loads((folder / "meta.json").read_text())))
-    f = fit(folder / "profile_steps.csv", folder / "profile_kernels.csv", kernels, copy_bytes, att)
+    kernels, copy_bytes, att = model_terms(engine, gpu=gpu_for(json.loads((folders[0] / "meta.json").read_text())))
+    f = fit([d / "profile_steps.csv" for d in folders], [d / "profile_kernels.csv" for d in folders], kernels,
+            copy_bytes, att)
     e = load_engine(engine)
     for key in ("cpu_launch_per_kernel_s", "cpu_overhead_per_step_s", "kv_copy_Bps", "packed_attention_efficiency",
                 "packed_attention_efficiency_decode", "elementwise_kernel_s"):
