@@ -147,7 +147,8 @@ class Deployment(_Strict):
     """Hardware, parallelism, precision and scheduling of the serving system."""
 
     gpu: str = "h100-sxm"
-    engine: str = "fused"
+    engine: str = Field("fused", description="engine profile: a catalog name (`servesim engines`) or the path "
+                                             "of an engine profile YAML whose `name` matches its file name")
     tp: int = Field(1, ge=1)
     pp: int = Field(1, ge=1)
     cp: int = Field(1, ge=1, description="context parallelism: GPUs a long prompt's attention is split over")
