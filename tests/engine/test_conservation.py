@@ -195,3 +195,44 @@ def test_decoding_requests_always_hold_the_blocks_their_kv_needs(over, pp):
     assert all(u == 0 for u in res.kv_blocks_in_use_at_end)
     if (res.requests.output[res.requests.status == DONE] > 1).any():
         assert short                          # requests decoded, so the check ran
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(scenarios, st.booleans())
+def test_decode_set_running_totals_equal_its_columns(over, speculative):
+    """The totals a scheduler plans with (context tokens, blocks held, fewest tokens left) are kept
+    incrementally; after every step, join and leave they equal sums over the decode set's columns."""
+    from simulator.engine.decode_set import DecodeSet
+
+    over["deployment.batching.policy"] = "continuous"
+    extra = {"deployment.speculative": {"method": "draft_model", "draft_model": "llama-3.2-1b", "k": 3,
+                                        "acceptance": 0.7}} if speculative else {}
+    s = make_scenario(**over, **extra)
+    wrapped = {name: getattr(DecodeSet, name) for name in ("advance", "advance_tokens", "add", "remove")}
+    bad: list[str] = []
+    seen = [0]
+
+    def check(self) -> None:  # noqa: ANN001
+        seen[0] += 1
+        left = int((self.end - self.kv).min()) if len(self.kv) else None
+        if (self.kv_sum, self.held_sum) != (int(self.kv.sum()), int(self.held.sum())) or \
+                (left is not None and self.left_min != left):
+            bad.append(f"{self.kv_sum}/{self.kv.sum()} {self.held_sum}/{self.held.sum()} {self.left_min}/{left}")
+
+    def wrap(fn):  # noqa: ANN001, ANN202
+        def inner(self, *a, **k):  # noqa: ANN001, ANN202
+            out = fn(self, *a, **k)
+            check(self)
+            return out
+        return inner
+
+    for name, fn in wrapped.items():
+        setattr(DecodeSet, name, wrap(fn))
+    try:
+        res = simulate(s)
+    finally:
+        for name, fn in wrapped.items():
+            setattr(DecodeSet, name, fn)
+    assert not bad, bad[:3]
+    if (res.requests.output[res.requests.status == DONE] > 1).any():
+        assert seen[0] > 0                    # requests decoded, so the check ran
