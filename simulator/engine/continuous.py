@@ -42,7 +42,7 @@ class ContinuousScheduler:
 
     @property
     def running(self) -> int:
-        return len(self.dec) + len(self.prefilling)
+        return self.dec.n + len(self.prefilling)
 
     # ---- the loop -------------------------------------------------------------
     def loop(self):  # noqa: ANN201 (SimPy generator)
@@ -51,7 +51,7 @@ class ContinuousScheduler:
             if not self.running and not r.waiting:
                 yield from self._sleep()
                 continue
-            if not self.prefilling and len(self.dec) and not self._can_admit():
+            if not self.prefilling and self.dec.n and not self._can_admit():
                 if r.spec is not None:
                     done = yield from r.spec.run(self)
                     if done:
@@ -62,7 +62,7 @@ class ContinuousScheduler:
                         yield from self._decode_run(steps)
                         continue
             chunks, swap_s = self._schedule()
-            if not chunks and not len(self.dec):
+            if not chunks and not self.dec.n:
                 yield from self._sleep()   # nothing fits: wait until another loop frees memory
                 continue
             yield from self._mixed_step(chunks, swap_s)
@@ -89,7 +89,7 @@ class ContinuousScheduler:
         r = self.r
         if not r.waiting or self.running >= r.max_batch_size:
             return False
-        budget = r.max_tokens - len(self.dec) * r.decode_q
+        budget = r.max_tokens - self.dec.n * r.decode_q
         if budget <= 0:
             return False
         rid = r.waiting[0]
@@ -113,9 +113,9 @@ class ContinuousScheduler:
         r, req, pool = self.r, self.r.reqs, self.r.pool
         swap_s = 0.0
         q = r.decode_q
-        while len(self.dec) and not self.dec.reserve(q):
+        while self.dec.n and not self.dec.reserve(q):
             swap_s += self._preempt_newest()
-        budget = r.max_tokens - len(self.dec) * q
+        budget = r.max_tokens - self.dec.n * q
         chunks: list[tuple[int, int]] = []
         for rid in list(self.prefilling):
             if budget <= 0:
@@ -152,7 +152,7 @@ class ContinuousScheduler:
                 hit = r.cache.acquire(rid)
                 kv0, rem = hit, rem - hit
             c = min(rem, budget) if r.chunked else rem
-            alone = not chunks and not len(self.dec)   # a recompute may outgrow the budget: run it alone
+            alone = not chunks and not self.dec.n   # a recompute may outgrow the budget: run it alone
             if (c > budget and not alone) or not pool.grow(rid, kv0 + c):
                 if hit:
                     r.cache.undo(rid, hit)  # type: ignore[union-attr]
@@ -180,11 +180,11 @@ class ContinuousScheduler:
         r = self.r
         seq = r.admit_seq
         best_pre = max(self.prefilling, key=lambda x: seq[x]) if self.prefilling else None
-        i_dec = int(np.argmax(seq[self.dec.ids])) if len(self.dec) else -1
+        i_dec = int(np.argmax(seq[self.dec.ids])) if self.dec.n else -1
         if best_pre is not None and (i_dec < 0 or seq[best_pre] > seq[self.dec.ids[i_dec]]):
             self.prefilling.remove(best_pre)
             return r.preempt(best_pre)
-        mask = np.zeros(len(self.dec), dtype=bool)
+        mask = np.zeros(self.dec.n, dtype=bool)
         mask[i_dec] = True
         victim = int(self.dec.remove(mask)[0])
         return r.preempt(victim)
@@ -213,7 +213,7 @@ class ContinuousScheduler:
     def _decode_cost(self, extra: int) -> tuple[float, float, float]:
         """(wall seconds, FLOPs, bytes) of a decode-only step ``extra`` steps ahead."""
         s, win = self.dec.ctx_sums(extra, self.r.window)
-        return self.r.sm.cost_of(0, 0, 0.0, 0.0, len(self.dec), s, None, None, win)
+        return self.r.sm.cost_of(0, 0, 0.0, 0.0, self.dec.n, s, None, None, win)
 
     def _decode_run(self, steps: int):  # noqa: ANN202
         r, env = self.r, self.env
@@ -223,7 +223,7 @@ class ContinuousScheduler:
         t0 = env.now
         done = yield from self.timed_run(steps, d0, slope)
         t1 = env.now
-        n = len(self.dec)
+        n = self.dec.n
         self.dec.advance(done, t1, t0 + d0, d0 + slope * (done - 1))
         f = done / steps
         r.log.add(t0, t1, r.index, done, n, 0, d0, d0 + slope * (done - 1),
@@ -265,7 +265,7 @@ class ContinuousScheduler:
             if w:
                 pairs_w += window_pairs(c, p, w)
                 kvr_w += min(p + c, w + c)
-        n = len(self.dec)
+        n = self.dec.n
         q = r.decode_q
         ctx, ctx_w = self.dec.ctx_sums(0, w, q) if n else (0.0, 0.0)
         fields = (int(pt), len(chunks), pairs, kvr, n, ctx, pairs_w if w else None, kvr_w if w else None,
@@ -313,7 +313,7 @@ class ContinuousScheduler:
 
     def finish_done(self) -> None:
         d = self.dec
-        if d.left_min <= 0 and len(d):
+        if d.left_min <= 0 and d.n:
             ids = d.remove(d.finished())
             req = self.r.reqs
             req.finish[ids] = req.last_token[ids]

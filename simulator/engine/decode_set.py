@@ -23,8 +23,8 @@ _NONE_LEFT = 1 << 62   # tokens until the first member finishes, when there is n
 
 class DecodeSet:
     """Aligned columns: ids, kv (cached tokens), off (generated − kv, fixed while a member), end (kv
-    at which it has its last token), held (blocks), last (token time), maxitl. Totals: ``kv_sum``,
-    ``held_sum``, ``left_min`` (fewest tokens any member has still to generate).
+    at which it has its last token), held (blocks), last (token time), maxitl. Totals: ``n`` (members),
+    ``kv_sum``, ``held_sum``, ``left_min`` (fewest tokens any member has still to generate).
     For the ITL log, ``itl.row0``/``itl.last0`` keep the row each member joined at and its token time then."""
 
     def __init__(self, reqs: Requests, pool: BlockPool, itl: ItlLog, loop: int) -> None:
@@ -32,11 +32,11 @@ class DecodeSet:
         self.itl, self.loop = itl, loop
         self.ids, self.kv, self.off, self.end, self.held = _I, _I, _I, _I, _I
         self.last, self.maxitl = _F, _F
-        self.kv_sum = self.held_sum = 0
+        self.n = self.kv_sum = self.held_sum = 0
         self.left_min = _NONE_LEFT
 
     def __len__(self) -> int:
-        return len(self.ids)
+        return self.n
 
     def left(self) -> np.ndarray:
         """Tokens each member has still to generate."""
@@ -57,6 +57,7 @@ class DecodeSet:
         last = r.last_token[ids]
         self.last = cat([self.last, last])
         self.maxitl = cat([self.maxitl, r.max_itl[ids]])
+        self.n = len(self.ids)
         self.kv_sum += int(kv.sum())
         self.held_sum += int(held.sum())
         self.left_min = min(self.left_min, int((end - kv).min()))
@@ -80,9 +81,10 @@ class DecodeSet:
         keep = ~mask
         self.ids, self.kv, self.off, self.end = self.ids[keep], self.kv[keep], self.off[keep], self.end[keep]
         self.held, self.last, self.maxitl = self.held[keep], self.last[keep], self.maxitl[keep]
+        self.n = len(self.ids)
         self.kv_sum = int(self.kv.sum())
         self.held_sum = int(self.held.sum())
-        self.left_min = int((self.end - self.kv).min()) if len(self.kv) else _NONE_LEFT
+        self.left_min = int((self.end - self.kv).min()) if self.n else _NONE_LEFT
         return ids
 
     def finished(self) -> np.ndarray:
@@ -126,7 +128,7 @@ class DecodeSet:
 
     def ctx_sums(self, extra: int, window: int | None, q: int = 1) -> tuple[float, float]:
         """(Σ KV read, Σ capped at the window) of a step ``extra`` steps ahead feeding ``q`` tokens each."""
-        s = float(self.kv_sum + len(self.ids) * (q + extra))
+        s = float(self.kv_sum + self.n * (q + extra))
         if not window:
             return s, s
         return s, float(np.minimum(self.kv + (q + extra), window).sum())
@@ -136,7 +138,7 @@ class DecodeSet:
         were taken before the steps ran (:meth:`reserve`), so none are allocated here."""
         np.maximum(self.maxitl, np.maximum(first_gap - self.last, last_dt), out=self.maxitl)
         self.kv += steps
-        self.kv_sum += steps * len(self.ids)
+        self.kv_sum += steps * self.n
         self.left_min -= steps
         self.last.fill(t_end)
 
@@ -145,6 +147,6 @@ class DecodeSet:
         np.maximum(self.maxitl, np.maximum(first_gap - self.last, max_dt), out=self.maxitl)
         self.kv += tokens
         self.kv_sum += int(tokens.sum())
-        self.left_min = int((self.end - self.kv).min()) if len(self.kv) else _NONE_LEFT
+        self.left_min = int((self.end - self.kv).min()) if self.n else _NONE_LEFT
         self.last.fill(t_end)
         self.grow()
