@@ -22,6 +22,9 @@ servesim's packed-attention kernel inventory (``attention: packed``, :mod:`simul
   3-7% of the measured pure-GEMM time of the cuDNN runs), because the memory-efficient SDPA kernel
   (``fmha_cutlassF_*``) was classed as a GEMM by name in the stored H200 profile;
 - ``elementwise_kernel_s``: count-weighted median duration of the small element-wise kernels at B = 1.
+
+``--write PATH`` writes a whole engine profile (the ``--engine`` profile with these figures and a
+source naming the command) that scenarios take as ``deployment.engine: PATH``.
 """
 from __future__ import annotations
 
@@ -199,9 +202,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("data", type=Path, nargs="+", help="folder(s) written by calibration.e2e.harness (several: pooled)")
     p.add_argument("--engine", default="hf-paged", help="engine profile whose kernel inventory the figures are for")
     p.add_argument("--gpu", default=None, help="GPU profile (default: from meta.json's device name)")
+    p.add_argument("--write", type=Path, default=None,
+                   help="also write an engine profile YAML here (its name: the file name without .yaml)")
     a = p.parse_args(argv)
     from simulator.errors import ServesimError
 
+    if a.write is not None and a.write.suffix not in (".yaml", ".yml"):
+        print(f"error: --write: got {str(a.write)!r}; give a path ending in .yaml", file=sys.stderr)
+        return 2
     for d in a.data:
         if not (d / "profile_steps.csv").is_file():
             print(f"error: data: {d} holds no profile_steps.csv; pass folders written by "
@@ -224,10 +232,38 @@ def main(argv: list[str] | None = None) -> int:
           f"the profiler saw {f['kernels_launched']:.0f}; {f['host_bound_batches']:.0f} host-bound batches")
     print(f"# host forward per step {f['host_forward_s'] * 1e3:.1f} ms = {f['per_launched_kernel_s'] * 1e6:.1f} us "
           f"per launched kernel; copies grow {f['copy_s_per_token'] * 1e6:.3f} us per context token")
-    for k in ("cpu_overhead_per_step_s", "cpu_overhead_per_seq_s", "cpu_launch_per_kernel_s", "kv_copy_Bps",
-              "packed_attention_efficiency", "packed_attention_efficiency_decode", "elementwise_kernel_s"):
+    for k in FIGURES:
         print(f"{k}: {f[k]:.3g}")
+    if a.write is not None:
+        write_profile(a.write, a.engine, f, " ".join(["python -m calibration.e2e.profile_fit", *map(str, a.data)]))
+        print(f"# wrote {a.write}: use it as deployment.engine: {a.write}")
     return 0
+
+
+#: The engine-profile keys the fit measures.
+FIGURES = ("cpu_overhead_per_step_s", "cpu_overhead_per_seq_s", "cpu_launch_per_kernel_s", "kv_copy_Bps",
+           "packed_attention_efficiency", "packed_attention_efficiency_decode", "elementwise_kernel_s")
+
+
+def write_profile(path: Path, base: str, figures: dict[str, float], command: str) -> None:
+    """Write engine profile ``base`` with the measured ``figures`` (finite ones, 3 significant digits)
+    as a YAML file at ``path``, named after the file, its source naming ``command`` and the date."""
+    import datetime
+
+    import yaml
+
+    from simulator.catalog.engine import EngineProfile
+    from simulator.catalog.engines import load_engine
+
+    measured = {k: float(f"{figures[k]:.3g}") for k in FIGURES if np.isfinite(figures[k])}
+    day = datetime.date.today().isoformat()
+    prof = load_engine(base).model_dump()
+    prof.update(measured, name=path.stem, status="calibrated",
+                source=f"Host and kernel figures derived {day} by `{command}` from the per-step profile "
+                       f"that calibration.e2e.harness --profile-batches measured; the rest as in {base}.")
+    EngineProfile.model_validate(prof)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(prof, sort_keys=False, width=100))
 
 
 if __name__ == "__main__":
