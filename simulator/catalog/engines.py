@@ -31,11 +31,12 @@ def _files() -> dict[str, Path]:
     return {p.stem: p for p in sorted(_dir().glob("*.yaml")) if p.name != ALIAS_FILE}
 
 
-def _read_yaml(path: Path) -> Any:
+def _read_yaml(path: Path, label: str | None = None) -> Any:
     try:
         return yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as e:
-        raise InputError(f"engines/{path.name}", None, f"must be valid YAML ({' '.join(str(e).split())})") from None
+        raise InputError(label or f"engines/{path.name}", None,
+                         f"must be valid YAML ({' '.join(str(e).split())})") from None
 
 
 def list_engines() -> list[str]:
@@ -80,11 +81,12 @@ def resolve_engine_name(name: str) -> str:
 
 
 @functools.lru_cache(maxsize=None)
-def _load(path_str: str) -> EngineProfile:
+def _load(path_str: str, label: str) -> EngineProfile:
+    """The profile in file ``path_str``; errors name the file as ``label``."""
     path = Path(path_str)
-    raw = _read_yaml(path)
+    raw = _read_yaml(path, label)
     if not isinstance(raw, dict):
-        raise InputError(f"engines/{path.name}", type(raw).__name__, "must be a YAML mapping of one engine profile")
+        raise InputError(label, type(raw).__name__, "must be a YAML mapping of one engine profile")
     try:
         profile = EngineProfile.model_validate(raw)
     except ValidationError as e:
@@ -92,9 +94,10 @@ def _load(path_str: str) -> EngineProfile:
         err = errs[0]
         where = ".".join(str(p) for p in err["loc"])
         more = f" (and {len(errs) - 1} more)" if len(errs) > 1 else ""
-        raise InputError(f"engines/{path.name}:{where}", err.get("input"), err["msg"] + more) from None
+        value = None if err["type"] == "missing" else err.get("input")
+        raise InputError(f"{label}:{where}", value, err["msg"] + more) from None
     if profile.name != path.stem:
-        raise InputError(f"engines/{path.name}:name", profile.name, f"must match the file name {path.stem!r}")
+        raise InputError(f"{label}:name", profile.name, f"must match the file name {path.stem!r}")
     return profile
 
 
@@ -102,5 +105,6 @@ def load_engine(name: str) -> EngineProfile:
     """An engine profile by name or alias (case-insensitive), or from a profile YAML's path."""
     path = _profile_path(name) if isinstance(name, str) else None
     if path is not None:
-        return _load(str(path.resolve()))
-    return _load(str(_files()[resolve_engine_name(name)].resolve()))
+        return _load(str(path.resolve()), str(path))
+    file = _files()[resolve_engine_name(name)]
+    return _load(str(file.resolve()), f"engines/{file.name}")

@@ -103,3 +103,15 @@ def test_engine_profile_from_a_file_path(tmp_path) -> None:  # noqa: ANN001
     (tmp_path / "other.yaml").write_text(yaml.safe_dump(text))
     with pytest.raises(InputError, match="must match the file name"):
         load_engine(str(tmp_path / "other.yaml"))
+
+
+def test_bad_engine_profile_file_is_named_in_one_line(tmp_path) -> None:  # noqa: ANN001
+    bad = tmp_path / "mine.yaml"
+    bad.write_text("name: mine\ndescription: x\nfused_qkv: maybe\n")
+    with pytest.raises(InputError) as e:
+        load_engine(str(bad))
+    msg = str(e.value)
+    assert msg.startswith(f"{bad}:fused_qkv: got 'maybe'") and "\n" not in msg
+    (tmp_path / "half.yaml").write_text("name: half\n")
+    with pytest.raises(InputError, match=r"half.yaml:description: got None; Field required"):
+        load_engine(str(tmp_path / "half.yaml"))
