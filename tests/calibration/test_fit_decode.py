@@ -2,7 +2,6 @@
 H100 / H200 decode runs (split-KV choice vs the profiled kernel counts, the committed profiles)."""
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
@@ -16,6 +15,8 @@ from simulator.catalog.gpu import DecodeTileModel, Efficiency
 from simulator.catalog.gpus import load_gpu
 from simulator.perf.roofline import decode_attention_time
 from simulator.perf.tiles import decode_tile_time, num_splits
+
+from .synthetic import timed_row, write_meta
 
 GPU = "h100-sxm"
 DATA = Path(__file__).resolve().parents[2] / "calibration" / "data"
@@ -38,11 +39,10 @@ def write(out: Path, with_meta: bool, noise: float = 0.0) -> None:
                     continue
                 nbytes = 2.0 * b * 128 * (2 * kvh * L + 2 * h)
                 t = decode_tile_time(TRUE, bw, nbytes, b * kvh, L).seconds * (1.0 + noise * rng.standard_normal())
-                log.append({"op": "decode", "dtype": "bf16", "batch": b, "q_heads": h, "kv_heads": kvh,
-                            "head_dim": 128, "kv_len": L, "flops": 4.0 * h * 128 * L * b, "bytes": nbytes,
-                            "event_s": t * 1.2, "kernel_s": t, "repeats": 10})
+                log.append(timed_row(t, op="decode", batch=b, q_heads=h, kv_heads=kvh, kv_len=L,
+                                     flops=4.0 * h * 128 * L * b, bytes=nbytes))
     if with_meta:
-        (out / "meta.json").write_text(json.dumps({"device": {"name": "synthetic", "multiprocessors": 132}}))
+        write_meta(out)
 
 
 @pytest.fixture(scope="module")

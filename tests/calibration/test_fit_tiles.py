@@ -1,7 +1,6 @@
 """The prefill-attention tile fit on synthetic calibration CSVs whose times follow a known tile law."""
 from __future__ import annotations
 
-import json
 import math
 
 import numpy as np
@@ -13,6 +12,8 @@ from calibration.io import open_log
 from simulator.catalog.gpu import Efficiency, TileModel
 from simulator.catalog.gpus import load_gpu
 from simulator.perf.tiles import tile_time
+
+from .synthetic import timed_row, write_meta
 
 GPU = "h100-sxm"
 #: away from the fit's start values (calibration/fit_tiles.py X0)
@@ -44,12 +45,11 @@ def write(out, with_meta: bool, noise: float = 0.0) -> None:
         kv = p + q
         t = tile_time(TRUE, peak, b, h, b * q, b * kv, b * pairs, 128, 128).seconds
         t *= 1.0 + noise * rng.standard_normal()
-        log.append({"op": op, "dtype": "bf16", "batch": b, "q_heads": h, "kv_heads": kvh, "head_dim": 128,
-                    "new_tokens": q, "prefix": p, "kv_len": kv, "causal_pairs": pairs,
-                    "flops": 4.0 * h * 128 * pairs * b, "bytes": 2.0 * b * 128 * (2 * h * q + 2 * kvh * kv),
-                    "event_s": t * 1.2, "kernel_s": t, "repeats": 10})
+        log.append(timed_row(t, op=op, batch=b, q_heads=h, kv_heads=kvh, new_tokens=q, prefix=p, kv_len=kv,
+                             causal_pairs=pairs, flops=4.0 * h * 128 * pairs * b,
+                             bytes=2.0 * b * 128 * (2 * h * q + 2 * kvh * kv)))
     if with_meta:
-        (out / "meta.json").write_text(json.dumps({"device": {"name": "synthetic", "multiprocessors": 132}}))
+        write_meta(out)
 
 
 @pytest.fixture(scope="module")
