@@ -91,17 +91,17 @@ class DecodeSet:
         """Mask of the members that have generated their last token."""
         return self.kv >= self.end
 
-    def _need(self, steps: int) -> np.ndarray:
-        """Blocks each member holds after taking what ``steps`` more decode steps need."""
-        return np.maximum((self.kv + (steps + self.bs - 1)) // self.bs, self.held)
+    def _blocks(self, steps: int) -> np.ndarray:
+        """Blocks each member's KV needs after ``steps`` more decode steps."""
+        return (self.kv + (steps + self.bs - 1)) // self.bs
 
     def extra_blocks(self, steps: int) -> int:
         """Blocks beyond those held that ``steps`` more decode steps need."""
-        return int(self._need(steps).sum()) - self.held_sum
+        return int(np.maximum(self._blocks(steps), self.held).sum()) - self.held_sum
 
     def reserve(self, steps: int) -> bool:
         """Take the blocks the next ``steps`` steps need; False (nothing taken) if the pool is short."""
-        return self.hold(self._need(steps))
+        return self.hold(self._blocks(steps))
 
     def hold(self, target: np.ndarray) -> bool:
         """Take from the pool what raises each member's blocks to ``target`` (never below those held);
@@ -110,17 +110,17 @@ class DecodeSet:
         n = int(new.sum()) - self.held_sum
         if n > self.pool.free:
             return False
-        if n:
-            self.pool.take(n)
-            self.held = new
-            self.held_sum += n
+        self._take(new, n)
         return True
 
     def grow(self) -> None:
         """Take from the pool the blocks that the current KV lengths need beyond those held (members
         may hold blocks reserved ahead of their KV: a decode run takes its blocks when it starts)."""
-        new = self._need(0)
-        n = int(new.sum()) - self.held_sum
+        new = np.maximum(self._blocks(0), self.held)
+        self._take(new, int(new.sum()) - self.held_sum)
+
+    def _take(self, new: np.ndarray, n: int) -> None:
+        """Members now hold ``new`` blocks, ``n`` more than before (the pool raises if short)."""
         if n:
             self.pool.take(n)
             self.held = new
