@@ -306,8 +306,10 @@ class StepModel:
         """(wall seconds, FLOPs, bytes) of one step: the engine's fast path, same numbers as :meth:`time`."""
         key = b.key()
         hit = self._costs.get(key)
-        if hit is not None:
-            return hit
+        return hit if hit is not None else self._price(key, b)
+
+    def _price(self, key: tuple, b: BatchShape) -> tuple[float, float, float]:
+        """:meth:`cost` of ``b`` (whose memo key is ``key``) computed from its parts, then memoised."""
         parts, graph = self._parts(b)
         gpu_s = flops = nbytes = 0.0
         kernels = 0
@@ -332,7 +334,7 @@ class StepModel:
         key = (prefill_tokens, prefill_seqs, q(prefill_pairs), q(prefill_kv), decode_seqs, q(decode_ctx),
                q(prefill_pairs_win), q(prefill_kv_win), q(decode_ctx_win), decode_q)
         hit = self._costs.get(key)
-        return hit if hit is not None else self.cost(BatchShape(*key))
+        return hit if hit is not None else self._price(key, BatchShape(*key))
 
     def time(self, b: BatchShape) -> StepTime:
         """Predicted time of one forward step over all layers and stages, with its breakdown."""
