@@ -112,26 +112,28 @@ def fit(steps_csv: Path | Sequence[Path], kernels_csv: Path | Sequence[Path], mo
     med = decode_medians(rows)
     keys = sorted(k for k in med if k[0] == "plain")          # (run, batch, source)
     plain = [med[k] for k in keys]
-    prof = {(b, src): med[(run, b, src)] for (run, b, src) in med if run == "profiled"}
-    launched = [prof[(b, src)]["kernels"] for (_, b, src) in keys if (b, src) in prof]
+    profs = [med.get(("profiled", b, src)) for (_, b, src) in keys]   # the same batch under the profiler
+    profiled = [p for p in profs if p]
+    launched = [p["kernels"] for p in profiled]
     host = np.array([p["fwd_host_s"] for p in plain])
+    host_med = float(np.median(host))
     rest = np.array([p["wall_s"] - p["fwd_host_s"] for p in plain])
-    gpu = np.array([prof[(b, src)]["kernel_s"] if (b, src) in prof else np.nan for (_, b, src) in keys])
+    gpu = np.array([p["kernel_s"] if p else np.nan for p in profs])
     bound = [i for i in range(len(keys)) if not gpu[i] > 0.5 * host[i]]   # host-bound batches
     bb = np.array([keys[i][1] for i in bound], dtype=float)
     if len(bound) >= 2:
         slope, icpt = np.polyfit(bb, rest[bound], 1)
     else:   # one host-bound batch: its rest as the per-step figure (GPU-bound rests include the GPU's tail)
         slope, icpt = 0.0, float(np.median(rest[bound] if bound else rest))
-    ctx = np.array([prof[(b, src)]["decode_ctx"] for (_, b, src) in keys if (b, src) in prof])
-    copies = np.array([prof[(b, src)]["copy_s"] for (_, b, src) in keys if (b, src) in prof])
+    ctx = np.array([p["decode_ctx"] for p in profiled])
+    copies = np.array([p["copy_s"] for p in profiled])
     per_token = float(np.polyfit(ctx, copies, 1)[0]) if len(ctx) >= 2 else float("nan")
     e_dec, e_chunk = attention_efficiencies(rows, attention) if attention else (float("nan"),) * 2
     return {
-        "host_forward_s": float(np.median(host)),
+        "host_forward_s": host_med,
         "kernels_launched": float(np.median(launched)) if launched else float("nan"),
-        "per_launched_kernel_s": float(np.median(host) / np.median(launched)) if launched else float("nan"),
-        "cpu_launch_per_kernel_s": float(np.median(host) / model_kernels),
+        "per_launched_kernel_s": host_med / float(np.median(launched)) if launched else float("nan"),
+        "cpu_launch_per_kernel_s": host_med / model_kernels,
         "cpu_overhead_per_step_s": max(0.0, float(icpt)),
         "cpu_overhead_per_seq_s": max(0.0, float(slope)),
         "kv_copy_Bps": copy_bytes_per_token / per_token if per_token > 0 else float("nan"),
