@@ -28,7 +28,7 @@ import math
 from typing import TYPE_CHECKING
 
 from ..errors import InputError
-from .ops import ACT_BYTES, attention_heads_dims, shard
+from .ops import ACT_BYTES, shard
 from .roofline import OpTime, log2, prefill_attention_time
 from ..catalog.gpu import TileModel
 
@@ -93,11 +93,10 @@ def packed_pairs(q_total: float, kv_total: float) -> float:
 
 def packed_attention_cost(sm: "StepModel", q_total: float, kv_total: float) -> tuple[float, float]:
     """(FLOPs, bytes) of one layer's masked SDPA over the packed step on one GPU."""
-    s = shard(sm.model, sm.attn_tp)
-    dqk, dv = attention_heads_dims(sm.model, "prefill")
+    heads, (dqk, dv) = sm.heads_gpu, sm.prefill_dims
     pairs = packed_pairs(q_total, kv_total)
-    flops = 2.0 * s.heads * (dqk + dv) * pairs
-    nbytes = (kv_total * s.heads * (dqk + dv) + pairs + q_total * s.heads * (dqk + dv)) * ACT_BYTES
+    flops = 2.0 * heads * (dqk + dv) * pairs
+    nbytes = (kv_total * heads * (dqk + dv) + pairs + q_total * heads * (dqk + dv)) * ACT_BYTES
     return flops, nbytes
 
 
@@ -116,8 +115,7 @@ def packed_attention(sm: "StepModel", q_total: float, kv_total: float) -> tuple[
     acc: dict[str, float] = {}
     ops: dict[str, OpTime] = {}
     fl, by = packed_attention_cost(sm, q_total, kv_total)
-    heads = shard(sm.model, sm.attn_tp).heads
-    dims = attention_heads_dims(sm.model, "prefill")
+    heads, dims = sm.heads_gpu, sm.prefill_dims
     tiles = sm.gpu.efficiency.attention_prefill_tiles
     if tiles is not None:
         peak = sm.gpu.peak_flops(sm.act_dtype)
