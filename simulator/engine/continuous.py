@@ -37,6 +37,7 @@ class ContinuousScheduler:
         self.prefilling: list[int] = []                    # still prefilling, in admission order
         self.idle = False
         self.interruptible = False
+        self.stalled = False   # its oldest prefill waits for blocks that newer requests of other stages hold
         self.wake_ev: simpy.Event | None = None
         self.proc = self.env.process(self.loop())
 
@@ -117,6 +118,7 @@ class ContinuousScheduler:
             swap_s += self._preempt_newest()
         budget = r.max_tokens - self.dec.n * q
         chunks: list[tuple[int, int]] = []
+        stall = hold_back = False
         for rid in list(self.prefilling):
             if budget <= 0:
                 break
@@ -125,12 +127,20 @@ class ContinuousScheduler:
             if c > budget:
                 break
             while rid in self.prefilling and not pool.grow(rid, int(req.kv[rid]) + c):
+                stall = self._must_wait(rid)
+                if stall:
+                    break
                 swap_s += self._preempt_newest()
+            if stall:
+                break
             if rid in self.prefilling:
                 chunks.append((rid, c))
                 budget -= c
+            else:   # it preempted itself: the blocks it freed go to stalled stages before new admissions
+                hold_back = any(x.stalled for x in r.loops)
+        self.stalled = stall
         now = self.env.now
-        while r.waiting and budget > 0 and self.running < r.max_batch_size:
+        while r.waiting and budget > 0 and self.running < r.max_batch_size and not (stall or hold_back):
             rid = r.waiting[0]
             kv0 = int(req.kv[rid])
             rem = int(req.target[rid] - kv0)
@@ -174,6 +184,20 @@ class ContinuousScheduler:
             chunks.append((rid, c))
             budget -= c
         return chunks, swap_s
+
+    def newest_seq(self) -> int:
+        """Admission number of this loop's most recently admitted running request (0: none)."""
+        seq = self.r.admit_seq
+        newest = max((int(seq[x]) for x in self.prefilling), default=0)
+        return max(newest, int(seq[self.dec.ids].max())) if self.dec.n else newest
+
+    def _must_wait(self, rid: int) -> bool:
+        """Whether prefill ``rid``, short of blocks, waits instead of preempting: it is this loop's
+        newest request (so it would preempt itself) and another stage of the replica runs a newer one.
+        As with a single scheduler, only the replica's newest request gives way; pipeline stages that
+        each preempted their own older prefill would take turns freeing blocks and finish none."""
+        mine = int(self.r.admit_seq[rid])
+        return mine >= self.newest_seq() and self.r.newest_seq_besides(self) > mine
 
     def _preempt_newest(self) -> float:
         """Preempt the most recently admitted running request; returns swap-out seconds."""

@@ -90,6 +90,16 @@ class Replica:
         return self.cache.match(rid)[0] if self.cache is not None else 0
 
     # ---- used by the schedulers ---------------------------------------------------
+    def newest_seq_besides(self, loop: object) -> int:
+        """Admission number of the newest request running in the other scheduler loops (0: none)."""
+        return max((x.newest_seq() for x in self.loops if x is not loop), default=0)  # type: ignore[union-attr]
+
+    def wake_stalled(self) -> None:
+        """Blocks were freed: resume the idle loops whose prefill waits for blocks."""
+        for loop in self.loops:
+            if loop.stalled and loop.idle:
+                loop.wake()
+
     def next_seq(self) -> int:
         self._seq += 1
         return self._seq
@@ -111,6 +121,7 @@ class Replica:
         """Take a running request off the GPU; returns the seconds its swap-out costs (0 if recompute)."""
         req = self.reqs
         self._release(rid)
+        self.wake_stalled()
         req.preemptions[rid] += 1
         self.preemptions += 1
         req.status[rid] = WAITING
@@ -129,6 +140,7 @@ class Replica:
                 self._release(rid)
         else:
             self.pool.release_many(ids)
+        self.wake_stalled()
         self.outstanding -= len(ids)
         self._on_finish(ids)
         if self.waiting:
@@ -153,6 +165,7 @@ class Replica:
     def release_sent(self, rid: int) -> None:
         """Prefill role: a request's KV has reached its decode replica; free its blocks here."""
         self._release(rid)
+        self.wake_stalled()
         if self.waiting:
             self.wake()
 

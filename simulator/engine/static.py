@@ -27,6 +27,7 @@ class StaticScheduler:
         self.env: simpy.Environment = replica.env
         self.idle = False
         self.interruptible = False
+        self.stalled = False   # never: one loop per replica
         self.wake_ev: simpy.Event | None = None
         self.batch_size = 0
         self.proc = self.env.process(self.loop())

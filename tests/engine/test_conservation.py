@@ -236,3 +236,33 @@ def test_decode_set_running_totals_equal_its_columns(over, speculative):
     assert not bad, bad[:3]
     if (res.requests.output[res.requests.status == DONE] > 1).any():
         assert seen[0] > 0                    # requests decoded, so the check ran
+
+
+def test_pipeline_stages_short_of_blocks_do_not_preempt_each_other_forever():
+    """Three stages sharing 124 blocks of 8 tokens, prompts up to 771 tokens (97 blocks): when each
+    stage preempted its own oldest prefill to grow it, the stages took turns freeing blocks and no
+    prefill ever finished (found by the property test above). Only the replica's newest request gives
+    way now, so every request finishes. A run of over 100,000 step-log rows counts as that livelock."""
+    from simulator.metrics.recorder import StepLog
+
+    s = make_scenario(**{"deployment.pp": 3, "deployment.router": "least_kv", "seed": 1153,
+                         "deployment.batching.max_batch_size": 8, "deployment.batching.max_batched_tokens": 130,
+                         "deployment.kv_cache.block_size": 8, "deployment.kv_cache.num_blocks": 124,
+                         "workload.requests": 66, "workload.arrival.rate": 9.859565626433039,
+                         "workload.prompt_tokens": {"dist": "uniform", "low": 64, "high": 771},
+                         "workload.output_tokens": {"dist": "uniform", "low": 7, "high": 122}})
+    original = StepLog.add
+
+    def bounded(self, *row):  # noqa: ANN001, ANN002, ANN202
+        if len(self) > 100_000:
+            raise AssertionError("stages preempt each other's prefills without end")
+        original(self, *row)
+
+    StepLog.add = bounded
+    try:
+        res = simulate(s)
+    finally:
+        StepLog.add = original
+    assert (res.requests.status == DONE).all()
+    assert (res.requests.generated == res.requests.output).all()
+    assert res.kv_blocks_in_use_at_end == [0] and max(res.kv_blocks_peak) <= 124
