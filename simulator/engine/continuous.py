@@ -26,6 +26,23 @@ if TYPE_CHECKING:
     from .replica import Replica
 
 
+def run_seconds(k: int, d0: float, slope: float) -> float:
+    """Seconds of the first ``k`` steps of a run whose step j (from 0) lasts d0 + j·slope."""
+    return k * d0 + slope * k * (k - 1) / 2
+
+
+def steps_within(elapsed: float, steps: int, d0: float, slope: float) -> int:
+    """How many of a run's ``steps`` steps have ended ``elapsed`` seconds after it started."""
+    lo, hi = 0, steps          # run_seconds is increasing in k: the largest k with run_seconds <= elapsed
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if run_seconds(mid, d0, slope) <= elapsed:
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
+
+
 class ContinuousScheduler:
     """One scheduling loop of a replica (a replica with pipeline parallelism runs ``pp`` of them)."""
 
@@ -260,17 +277,15 @@ class ContinuousScheduler:
         in progress. Returns the steps done."""
         env = self.env
         t0 = env.now
-        total = steps * d0 + slope * steps * (steps - 1) / 2
+        total = run_seconds(steps, d0, slope)
         done = steps
         self.interruptible = True
         try:
             yield env.timeout(total)
         except simpy.Interrupt:
             elapsed = env.now - t0
-            k = np.arange(1, steps + 1)
-            cum = k * d0 + slope * k * (k - 1) / 2
-            done = min(steps, int(np.searchsorted(cum, elapsed, side="right")) + 1)
-            rest = float(cum[done - 1]) - elapsed
+            done = min(steps, steps_within(elapsed, steps, d0, slope) + 1)
+            rest = run_seconds(done, d0, slope) - elapsed
             self.interruptible = False
             if rest > 0:
                 yield env.timeout(rest)

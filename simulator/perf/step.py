@@ -17,6 +17,7 @@ from .ops import (ACT_BYTES, COMPUTE_DTYPE, WEIGHT_BYTES, ExpertPlan, ExpertRout
                   attention_heads_dims, elementwise_parts, gemm_cost, layer_gemms, shard)
 from .roofline import OpTime, curve_for, decode_attention_time, evaluate, log2, op_time, prefill_attention_time
 from .packed import check_packed, packed_attention
+from .part import Part, add_op as _add, merge_ops as _merge
 from .shape import BatchShape, decode_pairs, quantize, quantize_value, window_pairs
 
 WEIGHT_DTYPES = tuple(k for k in WEIGHT_BYTES if k not in ("fp32", "fp4"))
@@ -263,30 +264,34 @@ class StepModel:
         m = self.model.mla
         return self.model.head_dim if m is None else m.kv_lora_rank
 
-    def _parts(self, b: BatchShape) -> tuple[list["Part"], bool]:
-        if b.tokens <= 0:
+    def _parts_of(self, prefill_tokens: int, prefill_seqs: int, prefill_pairs: float, prefill_kv: float,
+                  decode_seqs: int, decode_ctx: float, prefill_pairs_win: float | None,
+                  prefill_kv_win: float | None, decode_ctx_win: float | None,
+                  decode_q: int) -> tuple[list["Part"], bool]:
+        """The memoised parts of a step given as :class:`BatchShape` fields, and whether it runs as a graph."""
+        dec_tokens = decode_seqs * decode_q
+        tokens = prefill_tokens + dec_tokens
+        if tokens <= 0:
             raise InputError("batch", 0, "a step needs at least one token")
-        graph = self.engine.cuda_graphs and b.prefill_seqs == 0
+        graph = self.engine.cuda_graphs and prefill_seqs == 0
         cp, dp = self.cp, self.dp
-        dec_tokens = b.decode_seqs * b.decode_q
-        m = b.tokens if cp == 1 and dp == 1 else (-(-b.prefill_tokens // cp) + dec_tokens) / dp
-        parts = [self._tokens_part(m, b.tokens, graph), self._seqs_part(b.logit_rows / dp, graph)]
+        m = tokens if cp == 1 and dp == 1 else (-(-prefill_tokens // cp) + dec_tokens) / dp
+        parts = [self._tokens_part(m, tokens, graph), self._seqs_part((prefill_seqs + dec_tokens) / dp, graph)]
         if self.packed:
-            kv = b.prefill_kv + b.decode_ctx
-            parts.append(self._part(("packed", b.tokens, kv), lambda: packed_attention(self, b.tokens, kv)))
+            kv = prefill_kv + decode_ctx
+            parts.append(self._part(("packed", tokens, kv), lambda: packed_attention(self, tokens, kv)))
             return parts, graph
-        if b.prefill_seqs:
-            s = cp * dp   # queries split over cp ranks (ring attention) or sequences over dp ranks
-            parts.append(self._attn_part("attention_prefill", "prefill", b.prefill_tokens / s, b.prefill_seqs / dp,
-                                         b.prefill_pairs / s, b.prefill_kv / dp,
-                                         _or(b.prefill_pairs_win, b.prefill_pairs) / s,
-                                         _or(b.prefill_kv_win, b.prefill_kv) / dp))
-        if b.decode_seqs:
-            ctx_w = _or(b.decode_ctx_win, b.decode_ctx)
-            q, n = b.decode_q, b.decode_seqs
-            s = cp * dp   # KV split over cp ranks, or sequences over dp ranks
+        s = cp * dp   # prefill: queries split over cp ranks (ring attention) or sequences over dp ranks;
+        if prefill_seqs:   # decode: KV split over cp ranks, or sequences over dp ranks
+            parts.append(self._attn_part("attention_prefill", "prefill", prefill_tokens / s, prefill_seqs / dp,
+                                         prefill_pairs / s, prefill_kv / dp,
+                                         _or(prefill_pairs_win, prefill_pairs) / s,
+                                         _or(prefill_kv_win, prefill_kv) / dp))
+        if decode_seqs:
+            ctx_w = _or(decode_ctx_win, decode_ctx)
+            n, q = decode_seqs, decode_q
             parts.append(self._attn_part("attention_decode", "decode", dec_tokens / dp, n / dp,
-                                         decode_pairs(n, b.decode_ctx, q) / s, b.decode_ctx / s,
+                                         decode_pairs(n, decode_ctx, q) / s, decode_ctx / s,
                                          decode_pairs(n, ctx_w, q) / s, ctx_w / s, graph))
         return parts, graph
 
@@ -306,11 +311,11 @@ class StepModel:
         """(wall seconds, FLOPs, bytes) of one step: the engine's fast path, same numbers as :meth:`time`."""
         key = b.key()
         hit = self._costs.get(key)
-        return hit if hit is not None else self._price(key, b)
+        return hit if hit is not None else self._price(key)
 
-    def _price(self, key: tuple, b: BatchShape) -> tuple[float, float, float]:
-        """:meth:`cost` of ``b`` (whose memo key is ``key``) computed from its parts, then memoised."""
-        parts, graph = self._parts(b)
+    def _price(self, key: tuple) -> tuple[float, float, float]:
+        """:meth:`cost` of the shape whose fields (and memo key) are ``key``, from its parts, then memoised."""
+        parts, graph = self._parts_of(*key)
         gpu_s = flops = nbytes = 0.0
         kernels = 0
         for p in parts:
@@ -318,7 +323,7 @@ class StepModel:
             flops += p.flops
             nbytes += p.bytes
             kernels += p.kernels
-        res = (self._wall(gpu_s, kernels, b.seqs, graph), flops, nbytes)
+        res = (self._wall(gpu_s, kernels, key[1] + key[4], graph), flops, nbytes)
         if len(self._costs) > 400_000:
             self._costs.clear()
         self._costs[key] = res
@@ -334,7 +339,7 @@ class StepModel:
         key = (prefill_tokens, prefill_seqs, q(prefill_pairs), q(prefill_kv), decode_seqs, q(decode_ctx),
                q(prefill_pairs_win), q(prefill_kv_win), q(decode_ctx_win), decode_q)
         hit = self._costs.get(key)
-        return hit if hit is not None else self._price(key, BatchShape(*key))
+        return hit if hit is not None else self._price(key)
 
     def time(self, b: BatchShape) -> StepTime:
         """Predicted time of one forward step over all layers and stages, with its breakdown."""
@@ -342,7 +347,7 @@ class StepModel:
         hit = self._full.get(key)
         if hit is not None:
             return hit
-        parts, graph = self._parts(b)
+        parts, graph = self._parts_of(*b.key())
         breakdown: dict[str, float] = {}
         ops: dict[str, OpTime] = {}
         for p in parts:
@@ -373,34 +378,5 @@ class StepModel:
         return sec, t.flops * layers, t.bytes * layers
 
 
-@dataclass(frozen=True)
-class Part:
-    """A memoised piece of a step: seconds per kind, op details, kernels, and their totals."""
-
-    breakdown: dict[str, float]
-    ops: dict[str, OpTime]
-    kernels: int
-    seconds: float
-    flops: float
-    bytes: float
-
-    @staticmethod
-    def of(breakdown: dict[str, float], ops: dict[str, OpTime], kernels: int) -> "Part":
-        return Part(breakdown, ops, kernels, sum(breakdown.values()),
-                    sum(o.flops for o in ops.values()), sum(o.bytes for o in ops.values()))
-
-
 def _or(v: float | None, default: float) -> float:
     return default if v is None else v
-
-
-def _merge(a: OpTime, b: OpTime) -> OpTime:
-    return OpTime(a.seconds + b.seconds, a.flops + b.flops, a.bytes + b.bytes, a.compute_s + b.compute_s,
-                  a.memory_s + b.memory_s)
-
-
-def _add(acc: OpTime | None, t: OpTime, times: int, sec: float) -> OpTime:
-    f, by, c, mm = t.flops * times, t.bytes * times, t.compute_s * times, t.memory_s * times
-    if acc is None:
-        return OpTime(sec, f, by, c, mm)
-    return OpTime(acc.seconds + sec, acc.flops + f, acc.bytes + by, acc.compute_s + c, acc.memory_s + mm)

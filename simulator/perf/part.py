@@ -1,0 +1,37 @@
+"""A memoised piece of a step's time (the step model sums parts) and the sums of op times it uses."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .roofline import OpTime
+
+
+@dataclass(frozen=True)
+class Part:
+    """A memoised piece of a step: seconds per kind, op details, kernels, and their totals."""
+
+    breakdown: dict[str, float]
+    ops: dict[str, OpTime]
+    kernels: int
+    seconds: float
+    flops: float
+    bytes: float
+
+    @staticmethod
+    def of(breakdown: dict[str, float], ops: dict[str, OpTime], kernels: int) -> "Part":
+        return Part(breakdown, ops, kernels, sum(breakdown.values()),
+                    sum(o.flops for o in ops.values()), sum(o.bytes for o in ops.values()))
+
+
+def merge_ops(a: OpTime, b: OpTime) -> OpTime:
+    """Two op times of one kind added field by field (seconds, FLOPs, bytes)."""
+    return OpTime(a.seconds + b.seconds, a.flops + b.flops, a.bytes + b.bytes, a.compute_s + b.compute_s,
+                  a.memory_s + b.memory_s)
+
+
+def add_op(acc: OpTime | None, t: OpTime, times: int, sec: float) -> OpTime:
+    """``acc`` plus ``times`` repeats of op ``t`` that take ``sec`` seconds in all (FLOPs and bytes scale)."""
+    f, by, c, mm = t.flops * times, t.bytes * times, t.compute_s * times, t.memory_s * times
+    if acc is None:
+        return OpTime(sec, f, by, c, mm)
+    return OpTime(acc.seconds + sec, acc.flops + f, acc.bytes + by, acc.compute_s + c, acc.memory_s + mm)
