@@ -4,6 +4,7 @@ continuous batching), for several N and replica counts, on one core.
     python benchmarks/engine_speed.py                       # the full table (1M requests: ~1 min)
     python benchmarks/engine_speed.py --quick               # small sizes only
     python benchmarks/engine_speed.py --out docs/benchmarks/engine_speed.json
+    python benchmarks/engine_speed.py --sizes 100000,1000000 --replicas ''   # chosen sizes only
 
 Load: Poisson arrivals at 80% of the one-replica saturation rate found by `--find-rate`
 (default: 16 req/s per replica), lengths from the embedded chat workload (Azure 2023 conversation
@@ -36,23 +37,41 @@ def one(requests: int, replicas: int, rate_per_replica: float) -> dict:
             "tpot_p50_s": sm["tpot_s"]["p50"], "ttft_p50_s": sm["ttft_s"]["p50"]}
 
 
+def cpu_model() -> str:
+    """The CPU's model name as the kernel reports it ('' where it does not)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            return next((ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")), "")
+    except OSError:
+        return ""
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--rate", type=float, default=16.0, help="requests per second per replica")
+    ap.add_argument("--sizes", help="comma-separated request counts of the one-replica rows (default: the table's)")
+    ap.add_argument("--replicas", default="2,4", help="replica counts of the extra rows at the second size ('' for none)")
     ap.add_argument("--out")
     a = ap.parse_args()
-    sizes = [10_000, 30_000] if a.quick else [10_000, 100_000, 300_000, 1_000_000]
-    rows = [one(n, 1, a.rate) for n in sizes]
-    rows += [one(sizes[1], r, a.rate) for r in (2, 4)]
-    for r in rows:
+    if a.sizes:
+        sizes = [int(x) for x in a.sizes.split(",")]
+    else:
+        sizes = [10_000, 30_000] if a.quick else [10_000, 100_000, 300_000, 1_000_000]
+    plan = [(n, 1) for n in sizes] + [(sizes[min(1, len(sizes) - 1)], int(r)) for r in a.replicas.split(",") if r]
+    rows = []
+    for n, reps in plan:
+        r = one(n, reps, a.rate)
+        rows.append(r)
         print(f"{r['requests']:>9} req  {r['replicas']} replica(s)  {r['wall_s']:8.2f} s  "
-              f"{r['us_per_request']:6.1f} us/req  simulated {r['simulated_s']:9.0f} s  stable {r['stable']}")
+              f"{r['us_per_request']:6.1f} us/req  simulated {r['simulated_s']:9.0f} s  stable {r['stable']}", flush=True)
     if a.out:
         meta = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "machine": platform.platform(),
-                "processor": platform.processor() or platform.machine(), "cpus": os.cpu_count(),
+                "processor": platform.processor() or platform.machine(), "cpu_model": cpu_model(),
+                "cpus": os.cpu_count(),
                 "python": platform.python_version(), "command": "python benchmarks/engine_speed.py"
-                + (" --quick" if a.quick else "") + f" --rate {a.rate}"}
+                + (" --quick" if a.quick else "") + f" --rate {a.rate}"
+                + (f" --sizes {a.sizes} --replicas '{a.replicas}'" if a.sizes else "")}
         with open(a.out, "w") as f:
             json.dump({"meta": meta, "rows": rows}, f, indent=2)
 
