@@ -9,7 +9,10 @@ tokens per step and KV blocks, on the GPU profile that ``meta.json``'s device
 name maps to (or ``--gpu``). Every logged engine step is also predicted from its batch shape. Usage::
 
     python -m calibration.e2e.compare calibration/data/e2e-h200 [--engine hf-paged] [--gpu h200-sxm] \
-        [--charts docs/img --chart-prefix e2e] [--csv comparison.csv]
+        [--charts docs/img --chart-prefix e2e] [--csv comparison.csv] [--host-from-steps]
+
+``--host-from-steps`` is a diagnostic: each run is predicted with the engine's host time per kernel
+taken from its own step log (the machine's speed set aside), not a validation of the profile.
 """
 from __future__ import annotations
 
@@ -150,21 +153,59 @@ def step_comparison(steps: pd.DataFrame, engine_name: str, gpu: str) -> pd.DataF
     return out
 
 
-def run(data: Path, engine_name: str, work: Path, gpu: str | None = None) -> dict[str, Any]:
+#: Decode-only steps with at most this many sequences are host-bound (``--host-from-steps``).
+HOST_BOUND_SEQS = 8
+
+
+def host_matched_engine(steps: pd.DataFrame, engine_name: str, gpu: str, path: Path) -> tuple[Path, float]:
+    """``engine_name`` with its host time per launched kernel set from a run's own step log: the median
+    host forward time of its host-bound decode-only steps over the kernels servesim counts per decode
+    step (the other figures unchanged). Written to ``path``; returns it and the median (seconds)."""
+    import yaml
+
+    from simulator.catalog.engines import load_engine
+
+    from .profile_fit import model_terms
+
+    host = steps[(steps["prefill_seqs"] == 0) & (steps["decode_seqs"] <= HOST_BOUND_SEQS)]["fwd_host_s"]
+    med = float(host.median())
+    kernels = model_terms(engine_name, gpu=gpu)[0]
+    prof = load_engine(engine_name).model_dump()
+    prof.update(name=path.stem, cpu_launch_per_kernel_s=med / kernels,
+                source=f"{engine_name} with the host time per kernel of one measured run ({med * 1e3:.1f} ms "
+                       "per host-bound decode step); a diagnostic of calibration.e2e.compare --host-from-steps")
+    path.write_text(yaml.safe_dump(prof, sort_keys=False))
+    return path, med
+
+
+def run(data: Path, engine_name: str, work: Path, gpu: str | None = None,
+        host_from_steps: bool = False) -> dict[str, Any]:
     """Every comparison for one measured folder: per-point tables, request errors, step errors.
-    ``gpu``: catalog GPU profile (default: from meta.json's device name)."""
+    ``gpu``: catalog GPU profile (default: from meta.json's device name). ``host_from_steps``: each
+    repeat is predicted with the engine's host time per kernel taken from that repeat's own step log
+    (:func:`host_matched_engine`): a diagnostic that sets the machine's speed aside."""
     meta = json.loads((data / "meta.json").read_text())
     gpu = gpu or gpu_for(meta)
     dep = deployment(meta["engine"], engine_name, gpu)
     reqs = read_requests(data / "requests.csv")
     points = pd.read_csv(data / "points.csv").drop_duplicates("name")
+    steps = pd.read_csv(data / "steps.csv")
     out: dict[str, Any] = {"points": [], "tables": {}, "predicted": {}, "measured": {}, "gpu": gpu,
-                           "engine": engine_name, "device": (meta.get("device") or {}).get("name", gpu)}
+                           "engine": engine_name, "device": (meta.get("device") or {}).get("name", gpu),
+                           "host_s": {}}
+    deps = {}
+    for rep in sorted(reqs["rep"].unique()):
+        if host_from_steps:
+            path, out["host_s"][int(rep)] = host_matched_engine(steps[steps["rep"] == rep], engine_name, gpu,
+                                                                work / f"host-matched-r{rep}.yaml")
+            deps[rep] = deployment(meta["engine"], str(path), gpu)
+        else:
+            deps[rep] = dep
     for pt in points.itertuples():
         sel = reqs[reqs["point"] == pt.name]
         measured = [summary(g) for _, g in sel.groupby("rep")]
         # every point: replay of the measured arrivals and lengths, request by request
-        preds = [predict_open(dep, g, work, f"{pt.name}-r{rep}") for rep, g in sel.groupby("rep")]
+        preds = [predict_open(deps[rep], g, work, f"{pt.name}-r{rep}") for rep, g in sel.groupby("rep")]
         pred = {k: float(np.mean([p[0][k] for p in preds])) for k in preds[0][0]}
         errs = np.concatenate([request_errors(g, p[1]) for (_, g), p in zip(sel.groupby("rep"), preds)])
         out["predicted"][pt.name] = pd.concat([p[1] for p in preds])
@@ -174,10 +215,10 @@ def run(data: Path, engine_name: str, work: Path, gpu: str | None = None) -> dic
         out["tables"][pt.name] = pd.DataFrame(compare(measured, pred))
         out["measured"][pt.name] = sel
         if pt.kind == "closed":   # and servesim's own closed loop: same clients, the point's lengths resampled
-            closed = predict_closed(dep, sel[sel["rep"] == sel["rep"].min()], int(pt.concurrency), work, pt.name)
+            first = sel["rep"].min()
+            closed = predict_closed(deps[first], sel[sel["rep"] == first], int(pt.concurrency), work, pt.name)
             out["points"][-1]["closed_model"] = closed
             out["tables"][f"{pt.name} (closed-loop model)"] = pd.DataFrame(compare(measured, closed))
-    steps = pd.read_csv(data / "steps.csv")
     out["steps"] = step_comparison(steps, engine_name, gpu)
     if (data / "profile_steps.csv").exists():   # runs made with --profile-batches '' have none
         prof = pd.read_csv(data / "profile_steps.csv")
@@ -202,6 +243,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--charts", type=Path, default=None, help="write the PNG charts here")
     p.add_argument("--chart-prefix", default="e2e", help="file name prefix of the charts (default e2e)")
     p.add_argument("--csv", type=Path, default=None, help="write the comparison table here")
+    p.add_argument("--host-from-steps", action="store_true",
+                   help="diagnostic: predict each repeat with the host time per kernel of its own step log")
     a = p.parse_args(argv)
     import tempfile
 
@@ -215,7 +258,7 @@ def main(argv: list[str] | None = None) -> int:
         with tempfile.TemporaryDirectory() as tmp:
             work = a.work or Path(tmp)
             work.mkdir(parents=True, exist_ok=True)
-            out = run(a.data, a.engine, work, a.gpu)
+            out = run(a.data, a.engine, work, a.gpu, a.host_from_steps)
     except ServesimError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -227,6 +270,8 @@ def main(argv: list[str] | None = None) -> int:
     pd.set_option("display.width", 200)
     print(table.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
     print(step_table(out["steps"]).to_string(float_format=lambda v: f"{v:.3g}"))
+    for rep, host in out["host_s"].items():
+        print(f"# rep {rep}: host-matched engine, {host * 1e3:.1f} ms per host-bound decode step")
     if a.csv:
         table.to_csv(a.csv, index=False, float_format="%.6g")
     if a.charts:

@@ -118,7 +118,9 @@ def target_for(key: str) -> float | None:
 
 def compare(measured: list[dict[str, float]], predicted: dict[str, float]) -> list[dict[str, object]]:
     """One row per summary key: measured mean over repeats, their spread ((max - min) / mean),
-    predicted, relative error, target and whether it is met."""
+    predicted, relative error, target, whether it is met, whether the prediction lies between the
+    lowest and the highest repeat (``in_range``; None with fewer than two repeats) and each repeat's
+    value (``per_repeat``, space-separated, in repeat order)."""
     rows = []
     for key in predicted:
         if key in ("completed", "failed"):
@@ -129,9 +131,12 @@ def compare(measured: list[dict[str, float]], predicted: dict[str, float]) -> li
         spread = float((vals.max() - vals.min()) / mean) if len(vals) > 1 and mean else math.nan
         err = rel_error(predicted[key], mean)
         tgt = target_for(key)
+        p = predicted[key]
         rows.append({"metric": key, "measured": mean, "repeats": len(vals), "spread": spread,
-                     "predicted": predicted[key], "error": err, "target": tgt,
-                     "met": None if tgt is None or not np.isfinite(err) else bool(abs(err) <= tgt)})
+                     "predicted": p, "error": err, "target": tgt,
+                     "met": None if tgt is None or not np.isfinite(err) else bool(abs(err) <= tgt),
+                     "in_range": bool(vals.min() <= p <= vals.max()) if len(vals) > 1 else None,
+                     "per_repeat": " ".join(f"{v:.6g}" for v in vals)})
     return rows
 
 

@@ -185,6 +185,11 @@ def test_throughput_and_comparison_maths() -> None:
     assert t["error"] == pytest.approx(0.15) and t["target"] == 0.15 and t["met"] is True
     assert rows["e2e_s.p99"]["error"] == pytest.approx(-0.26) and rows["e2e_s.p99"]["met"] is False
     assert rows["throughput_rps"]["met"] is True and rows["throughput_rps"]["repeats"] == 2
+    assert t["in_range"] is False and rows["e2e_s.p99"]["in_range"] is False
+    inside = compare(measured, {"ttft_s.p50": 1.05, "e2e_s.p99": 10.0, "throughput_rps": 2.0})
+    assert [r["in_range"] for r in inside] == [True, True, True]
+    assert compare(measured[:1], {"ttft_s.p50": 1.0})[0]["in_range"] is None
+    assert t["per_repeat"] == "1 1.2"
 
 
 # ---------------------------------------------------------------- profile fit
