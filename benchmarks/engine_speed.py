@@ -1,7 +1,7 @@
 """Engine speed: wall time to simulate N requests of chat traffic (Llama-3.1-8B, one H100,
 continuous batching), for several N and replica counts, on one core.
 
-    python benchmarks/engine_speed.py                       # the full table (1M requests: ~1 min)
+    python benchmarks/engine_speed.py                       # the full table (1M requests: 1.5–2 min on a 2-vCPU VM)
     python benchmarks/engine_speed.py --quick               # small sizes only
     python benchmarks/engine_speed.py --out docs/benchmarks/engine_speed.json
     python benchmarks/engine_speed.py --sizes 100000,1000000 --replicas ''   # chosen sizes only
