@@ -15,12 +15,13 @@ import os
 import subprocess
 import sys
 
+from engine_speed import RATE, overrides   # the benchmark's scenario, defined once
+
 ONE = """
-import json, time
+import json, sys, time
 from simulator.config import load_scenario
 from simulator.engine.simulate import simulate
-s = load_scenario(None, {"workload.requests": %d, "workload.arrival.rate": 16.0,
-                         "deployment.router": "least_outstanding"})
+s = load_scenario(None, json.loads(sys.argv[1]))
 t = time.process_time()
 simulate(s)
 print(json.dumps({"cpu_s": time.process_time() - t}))
@@ -30,7 +31,8 @@ print(json.dumps({"cpu_s": time.process_time() - t}))
 def run_once(tree: str, requests: int) -> float:
     """CPU seconds of one simulation by the package in ``tree``."""
     env = {**os.environ, "PYTHONPATH": os.path.abspath(tree)}
-    out = subprocess.run([sys.executable, "-c", ONE % requests], cwd=tree, env=env, check=True,
+    sets = json.dumps(overrides(requests, 1, RATE))
+    out = subprocess.run([sys.executable, "-c", ONE, sets], cwd=tree, env=env, check=True,
                          capture_output=True, text=True).stdout
     return float(json.loads(out.strip().splitlines()[-1])["cpu_s"])
 
@@ -44,7 +46,9 @@ def main() -> None:
     a = ap.parse_args()
     for tree in (a.base, a.new):
         if not os.path.isdir(os.path.join(tree, "simulator")):
-            sys.exit(f"error: tree: {tree} holds no simulator/ package; pass a checkout of the repository")
+            print(f"error: tree: {tree} holds no simulator/ package; pass a checkout of the repository",
+                  file=sys.stderr)
+            sys.exit(2)
     for i in range(a.pairs):
         b, n = run_once(a.base, a.requests), run_once(a.new, a.requests)
         print(f"pair {i + 1}: base {b:.1f} s  new {n:.1f} s  new/base {n / b:.3f}", flush=True)

@@ -161,20 +161,14 @@ def host_matched_engine(steps: pd.DataFrame, engine_name: str, gpu: str, path: P
     """``engine_name`` with its host time per launched kernel set from a run's own step log: the median
     host forward time of its host-bound decode-only steps over the kernels servesim counts per decode
     step (the other figures unchanged). Written to ``path``; returns it and the median (seconds)."""
-    import yaml
-
-    from simulator.catalog.engines import load_engine
-
-    from .profile_fit import model_terms
+    from .profile_fit import model_terms, write_engine_yaml
 
     host = steps[(steps["prefill_seqs"] == 0) & (steps["decode_seqs"] <= HOST_BOUND_SEQS)]["fwd_host_s"]
     med = float(host.median())
     kernels = model_terms(engine_name, gpu=gpu)[0]
-    prof = load_engine(engine_name).model_dump()
-    prof.update(name=path.stem, cpu_launch_per_kernel_s=med / kernels,
-                source=f"{engine_name} with the host time per kernel of one measured run ({med * 1e3:.1f} ms "
-                       "per host-bound decode step); a diagnostic of calibration.e2e.compare --host-from-steps")
-    path.write_text(yaml.safe_dump(prof, sort_keys=False))
+    write_engine_yaml(path, engine_name, {"cpu_launch_per_kernel_s": med / kernels},
+                      f"{engine_name} with the host time per kernel of one measured run ({med * 1e3:.1f} ms per "
+                      "host-bound decode step); a diagnostic of calibration.e2e.compare --host-from-steps")
     return path, med
 
 

@@ -129,9 +129,9 @@ def compare(measured: list[dict[str, float]], predicted: dict[str, float]) -> li
         vals = vals[np.isfinite(vals)]
         mean = float(vals.mean()) if len(vals) else math.nan
         spread = float((vals.max() - vals.min()) / mean) if len(vals) > 1 and mean else math.nan
-        err = rel_error(predicted[key], mean)
-        tgt = target_for(key)
         p = predicted[key]
+        err = rel_error(p, mean)
+        tgt = target_for(key)
         rows.append({"metric": key, "measured": mean, "repeats": len(vals), "spread": spread,
                      "predicted": p, "error": err, "target": tgt,
                      "met": None if tgt is None or not np.isfinite(err) else bool(abs(err) <= tgt),

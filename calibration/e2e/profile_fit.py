@@ -33,6 +33,7 @@ import json
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -247,25 +248,31 @@ FIGURES = ("cpu_overhead_per_step_s", "cpu_overhead_per_seq_s", "cpu_launch_per_
            "packed_attention_efficiency", "packed_attention_efficiency_decode", "elementwise_kernel_s")
 
 
-def write_profile(path: Path, base: str, figures: dict[str, float], command: str) -> None:
-    """Write engine profile ``base`` with the measured ``figures`` (finite ones, 3 significant digits)
-    as a YAML file at ``path``, named after the file, its source naming ``command`` and the date."""
-    import datetime
-
+def write_engine_yaml(path: Path, base: str, updates: dict[str, Any], source: str) -> None:
+    """Engine profile ``base`` with ``updates``, named after ``path``'s file and with ``source``,
+    validated, written as YAML at ``path``."""
     import yaml
 
     from simulator.catalog.engine import EngineProfile
     from simulator.catalog.engines import load_engine
 
-    measured = {k: float(f"{figures[k]:.3g}") for k in FIGURES if np.isfinite(figures[k])}
-    day = datetime.date.today().isoformat()
     prof = load_engine(base).model_dump()
-    prof.update(measured, name=path.stem, status="calibrated",
-                source=f"Host and kernel figures derived {day} by `{command}` from the per-step profile "
-                       f"that calibration.e2e.harness --profile-batches measured; the rest as in {base}.")
+    prof.update(updates, name=path.stem, source=source)
     EngineProfile.model_validate(prof)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(yaml.safe_dump(prof, sort_keys=False, width=100))
+
+
+def write_profile(path: Path, base: str, figures: dict[str, float], command: str) -> None:
+    """Write engine profile ``base`` with the measured ``figures`` (finite ones, 3 significant digits)
+    as a YAML file at ``path``, named after the file, its source naming ``command`` and the date."""
+    import datetime
+
+    measured = {k: float(f"{figures[k]:.3g}") for k in FIGURES if np.isfinite(figures[k])}
+    day = datetime.date.today().isoformat()
+    write_engine_yaml(path, base, {**measured, "status": "calibrated"},
+                      f"Host and kernel figures derived {day} by `{command}` from the per-step profile "
+                      f"that calibration.e2e.harness --profile-batches measured; the rest as in {base}.")
 
 
 if __name__ == "__main__":
