@@ -56,19 +56,32 @@ def cpu_model() -> str:
         return ""
 
 
+def counts(text: str) -> list[int]:
+    """A comma-separated list of positive integers ('' for none), for argparse."""
+    try:
+        out = [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        out = []
+    if any(v < 1 for v in out) or (text.strip() and not out):
+        raise argparse.ArgumentTypeError(f"got {text!r}; give positive integers separated by commas")
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--rate", type=float, default=RATE, help="requests per second per replica")
-    ap.add_argument("--sizes", help="comma-separated request counts of the one-replica rows (default: the table's)")
-    ap.add_argument("--replicas", default="2,4", help="replica counts of the extra rows at the second size ('' for none)")
+    ap.add_argument("--sizes", type=counts,
+                    help="comma-separated request counts of the one-replica rows (default: the table's)")
+    ap.add_argument("--replicas", type=counts, default="2,4",
+                    help="replica counts of the extra rows at the second size ('' for none)")
     ap.add_argument("--out")
     a = ap.parse_args()
     if a.sizes:
-        sizes = [int(x) for x in a.sizes.split(",")]
+        sizes = a.sizes
     else:
         sizes = [10_000, 30_000] if a.quick else [10_000, 100_000, 300_000, 1_000_000]
-    plan = [(n, 1) for n in sizes] + [(sizes[min(1, len(sizes) - 1)], int(r)) for r in a.replicas.split(",") if r]
+    plan = [(n, 1) for n in sizes] + [(sizes[min(1, len(sizes) - 1)], r) for r in a.replicas]
     rows = []
     for n, reps in plan:
         r = one(n, reps, a.rate)
@@ -81,7 +94,8 @@ def main() -> None:
                 "cpus": os.cpu_count(),
                 "python": platform.python_version(), "command": "python benchmarks/engine_speed.py"
                 + (" --quick" if a.quick else "") + f" --rate {a.rate}"
-                + (f" --sizes {a.sizes} --replicas '{a.replicas}'" if a.sizes else "")}
+                + (f" --sizes {','.join(map(str, a.sizes))} --replicas '{','.join(map(str, a.replicas))}'"
+                   if a.sizes else "")}
         with open(a.out, "w") as f:
             json.dump({"meta": meta, "rows": rows}, f, indent=2)
 
