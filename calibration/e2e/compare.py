@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .metrics import add_metrics, compare, read_requests, request_errors, summary, throughput
+from .metrics import MeasuredDataError, add_metrics, compare, read_requests, request_errors, summary, throughput
 
 MODEL = "llama-3.1-8b"
 CLOSED_SEEDS = 8
@@ -173,17 +173,25 @@ def host_matched_engine(steps: pd.DataFrame, engine_name: str, gpu: str, path: P
 
 
 def run(data: Path, engine_name: str, work: Path, gpu: str | None = None,
-        host_from_steps: bool = False) -> dict[str, Any]:
+        host_from_steps: bool = False, reps: list[int] | None = None) -> dict[str, Any]:
     """Every comparison for one measured folder: per-point tables, request errors, step errors.
     ``gpu``: catalog GPU profile (default: from meta.json's device name). ``host_from_steps``: each
     repeat is predicted with the engine's host time per kernel taken from that repeat's own step log
-    (:func:`host_matched_engine`): a diagnostic that sets the machine's speed aside."""
+    (:func:`host_matched_engine`): a diagnostic that sets the machine's speed aside. ``reps``: only
+    these repeats (default: all)."""
     meta = json.loads((data / "meta.json").read_text())
     gpu = gpu or gpu_for(meta)
     dep = deployment(meta["engine"], engine_name, gpu)
     reqs = read_requests(data / "requests.csv")
-    points = pd.read_csv(data / "points.csv").drop_duplicates("name")
+    points = pd.read_csv(data / "points.csv")
     steps = pd.read_csv(data / "steps.csv")
+    if reps is not None:
+        missing = sorted(set(reps) - set(points["rep"]))
+        if missing:
+            raise MeasuredDataError(f"reps: got {missing[0]}; {data} holds repeats "
+                                    f"{', '.join(map(str, sorted(set(points['rep']))))}")
+        reqs, points, steps = (f[f["rep"].isin(reps)] for f in (reqs, points, steps))
+    points = points.drop_duplicates("name")
     out: dict[str, Any] = {"points": [], "tables": {}, "predicted": {}, "measured": {}, "gpu": gpu,
                            "engine": engine_name, "device": (meta.get("device") or {}).get("name", gpu),
                            "host_s": {}}
@@ -237,6 +245,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--charts", type=Path, default=None, help="write the PNG charts here")
     p.add_argument("--chart-prefix", default="e2e", help="file name prefix of the charts (default e2e)")
     p.add_argument("--csv", type=Path, default=None, help="write the comparison table here")
+    p.add_argument("--reps", type=str, default=None,
+                   help="compare only these repeats, comma-separated (default: all)")
     p.add_argument("--host-from-steps", action="store_true",
                    help="diagnostic: predict each repeat with the host time per kernel of its own step log")
     a = p.parse_args(argv)
@@ -244,6 +254,11 @@ def main(argv: list[str] | None = None) -> int:
 
     from simulator.errors import ServesimError
 
+    try:
+        reps = None if a.reps is None else [int(x) for x in a.reps.split(",")]
+    except ValueError:
+        print(f"error: --reps: got {a.reps!r}; give repeat numbers separated by commas, e.g. 0,2", file=sys.stderr)
+        return 2
     if not (a.data / "meta.json").is_file():
         print(f"error: data: {a.data} holds no meta.json; pass a folder written by calibration.e2e.harness",
               file=sys.stderr)
@@ -252,8 +267,8 @@ def main(argv: list[str] | None = None) -> int:
         with tempfile.TemporaryDirectory() as tmp:
             work = a.work or Path(tmp)
             work.mkdir(parents=True, exist_ok=True)
-            out = run(a.data, a.engine, work, a.gpu, a.host_from_steps)
-    except ServesimError as err:
+            out = run(a.data, a.engine, work, a.gpu, a.host_from_steps, reps)
+    except (ServesimError, MeasuredDataError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     rows = []
