@@ -290,11 +290,13 @@ def test_gpu_comes_from_the_measured_device_name() -> None:
         gpu_for({"device": {"name": "Imaginary X1"}})
 
 
-@pytest.mark.skipif(not all((d / "profile_steps.csv").exists() for d in (H200, H200_LARGE, DATA)),
+@pytest.mark.skipif(not all((d / "profile_steps.csv").exists() for d in (H200, H200_LARGE, H200_LARGE / "profile-rep2",
+                                                                      DATA)),
                     reason="no committed per-step profiles")
-@pytest.mark.parametrize("engine, folders", [("hf-paged", (H200, H200_LARGE)), ("hf-paged-cudnn", (DATA,))])
+@pytest.mark.parametrize("engine, folders", [("hf-paged", (H200, H200_LARGE, H200_LARGE / "profile-rep2")),
+                                             ("hf-paged-cudnn", (DATA,))])
 def test_committed_engine_profiles_are_what_the_fit_derives(engine: str, folders: tuple[Path, ...]) -> None:
-    """The catalog's hf-paged figures come from the per-step profiles alone (two H200 machines, pooled):
+    """The catalog's hf-paged figures come from the per-step profiles alone (three H200 machines, pooled):
     rerunning profile_fit on the committed data gives them back (within the YAML's rounding). Fails when
     the step model's inventory or its prefill-attention pricing changes without the profiles being
     derived again."""
