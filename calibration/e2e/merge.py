@@ -73,7 +73,6 @@ def merge(dest: Path, calls: list[Path], rep: int) -> dict[str, int]:
     if rep < 0:
         raise MergeError(f"rep: got {rep}; allowed: 0 or more")
     metas = [_check_call(c) for c in calls]        # every call checked before anything is written
-    dest.mkdir(parents=True, exist_ok=True)
     have = set()
     if (dest / "points.csv").exists():
         have = {(r["name"], int(r["rep"])) for r in _read(dest / "points.csv")[1]}
@@ -95,6 +94,7 @@ def merge(dest: Path, calls: list[Path], rep: int) -> dict[str, int]:
                 staged.append((name, fields, [_renamed(r, rep) for r in rows]))
     if sum((c / PROFILE_FILES[0]).exists() for c in calls) + (dest / f"profile-rep{rep}").exists() > 1:
         raise MergeError(f"rep: one per-step profile per repeat; rep {rep} would get several")
+    dest.mkdir(parents=True, exist_ok=True)
     for name, fields, rows in staged:
         _append(dest / name, fields, rows)
         added[name] = added.get(name, 0) + len(rows)

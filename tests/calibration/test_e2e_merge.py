@@ -92,3 +92,13 @@ def test_compare_refuses_a_repeat_the_folder_lacks(capsys: pytest.CaptureFixture
     assert err.startswith("error: reps: got 7;") and "holds repeats 0, 1" in err and "\n" not in err
     assert compare.main([str(data), "--reps", "one"]) == 2
     assert capsys.readouterr().err.startswith("error: --reps: got 'one'")
+
+
+def test_a_refused_merge_into_a_new_folder_creates_nothing(tmp_path: Path) -> None:
+    bad = call(tmp_path, "a", "closed-4", 2)
+    _write(bad / "requests.csv", REQUEST_FIELDS, [{"point": "closed-4", "rep": 0, "i": 0, "request_id": "no-tag"}])
+    with pytest.raises(MergeError, match="request_id"):
+        merge(tmp_path / "new", [bad], 0)
+    with pytest.raises(MergeError, match="rep: got -1"):
+        merge(tmp_path / "new", [call(tmp_path, "b", "closed-16", 2)], -1)
+    assert not (tmp_path / "new").exists()
