@@ -1,0 +1,65 @@
+"""Where a scheduler iteration's time goes, method by method: the engine benchmark's scenario
+(``engine_speed.py``) with a timer around each of the decode set's and the continuous scheduler's
+hot methods and the step model's memoised price. Times nest (``finish_done`` includes ``remove``;
+``reserve`` runs inside ``_schedule`` and ``_run_length``; ``cost_of`` inside ``_decode_cost``), and
+each timer adds about half a microsecond per call, so compare two checkouts with this script rather
+than its totals with ``engine_speed.py``'s.
+
+    python benchmarks/engine_methods.py [--requests 100000]
+"""
+from __future__ import annotations
+
+import argparse
+import functools
+import time
+from collections.abc import Callable
+from typing import Any
+
+from engine_speed import RATE, overrides
+
+from simulator.config import load_scenario
+from simulator.engine import continuous, decode_set, replica
+from simulator.engine.simulate import simulate
+from simulator.perf import step
+
+#: (class, method names) timed.
+TIMED = ((decode_set.DecodeSet, ("add", "remove", "advance", "reserve", "extra_blocks", "ctx_sums")),
+         (continuous.ContinuousScheduler, ("_schedule", "_can_admit", "_run_length", "finish_done",
+                                           "_decode_cost")),
+         (step.StepModel, ("cost_of",)), (replica.Replica, ("finished", "submit")))
+
+
+def timed(fn: Callable[..., Any], name: str, acc: dict[str, float]) -> Callable[..., Any]:
+    @functools.wraps(fn)
+    def wrapper(*a: Any, **k: Any) -> Any:
+        t = time.perf_counter()
+        try:
+            return fn(*a, **k)
+        finally:
+            acc[name] = acc.get(name, 0.0) + time.perf_counter() - t
+    return wrapper
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--requests", type=int, default=100_000)
+    n = p.parse_args().requests
+    acc: dict[str, float] = {}
+    originals = [(cls, name, getattr(cls, name)) for cls, names in TIMED for name in names]
+    for cls, name, fn in originals:
+        setattr(cls, name, timed(fn, name, acc))
+    try:
+        s = load_scenario(None, overrides(n, 1, RATE))
+        t = time.process_time()
+        simulate(s)
+        total = time.process_time() - t
+    finally:
+        for cls, name, fn in originals:
+            setattr(cls, name, fn)
+    print(f"total {total:.2f} s CPU, {total / n * 1e6:.1f} us per request ({n} requests, timers in place)")
+    for name, sec in sorted(acc.items(), key=lambda kv: -kv[1]):
+        print(f"{name:15s} {sec:6.2f} s {sec / n * 1e6:6.1f} us per request")
+
+
+if __name__ == "__main__":
+    main()
