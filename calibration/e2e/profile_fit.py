@@ -75,6 +75,21 @@ def decode_medians(steps: list[dict[str, str]]) -> dict[tuple[str, int, str], di
     return out
 
 
+def batch_lines(steps: list[dict[str, str]], names: Sequence[str]) -> list[str]:
+    """One line per profiled batch (``names``: the folders, by ``source``): plain-run wall and host
+    forward, profiled kernel time, and whether the fit counts the batch as host-bound (kernels under
+    half the host forward), so that a machine's host time can be read batch by batch."""
+    med = decode_medians(steps)
+    out = []
+    for run, b, src in sorted((k for k in med if k[0] == "plain"), key=lambda k: (k[1], int(k[2]))):
+        plain, prof = med[(run, b, src)], med.get(("profiled", b, src))
+        kern = prof["kernel_s"] if prof else float("nan")
+        bound = "yes" if not kern > 0.5 * plain["fwd_host_s"] else "no"
+        out.append(f"{names[int(src)]}: batch {b}: wall {plain['wall_s'] * 1e3:.1f} ms, host forward "
+                   f"{plain['fwd_host_s'] * 1e3:.1f} ms, kernels {kern * 1e3:.1f} ms, host-bound {bound}")
+    return out
+
+
 def attention_efficiencies(steps: list[dict[str, str]], predict: Predict) -> tuple[float, float]:
     """(decode, chunk) speed of the measured attention relative to ``predict`` over the profiled
     steps: ratio of summed predicted (efficiency 1) to summed measured attention seconds, where
@@ -235,6 +250,8 @@ def main(argv: list[str] | None = None) -> int:
           f"the profiler saw {f['kernels_launched']:.0f}; {f['host_bound_batches']:.0f} host-bound batches")
     print(f"# host forward per step {f['host_forward_s'] * 1e3:.1f} ms = {f['per_launched_kernel_s'] * 1e6:.1f} us "
           f"per launched kernel; copies grow {f['copy_s_per_token'] * 1e6:.3f} us per context token")
+    for line in batch_lines(_pooled([d / "profile_steps.csv" for d in a.data]), [str(d) for d in a.data]):
+        print(f"#   {line}")
     for k in FIGURES:
         print(f"{k}: {f[k]:.3g}")
     if a.write is not None:

@@ -35,3 +35,15 @@ def test_write_needs_a_yaml_path(tmp_path: Path, capsys) -> None:  # noqa: ANN00
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "--write" in err and ".yaml" in err
     assert not (tmp_path / "x.txt").exists()
+
+
+@pytest.mark.skipif(not (H200 / "profile_steps.csv").exists(), reason="no committed per-step profile")
+def test_fit_prints_each_batch_as_measured(capsys) -> None:  # noqa: ANN001
+    """The per-batch lines give the plain-run medians that the fit pools, and which batches it counts
+    as host-bound (kernels under half the host forward): batch 1 is, batch 32 (81 ms of kernels) is not."""
+    assert profile_fit.main([str(H200)]) == 0
+    lines = [ln for ln in capsys.readouterr().out.splitlines() if ": batch " in ln]
+    assert len(lines) == 3 and all(ln.startswith(f"#   {H200}: batch ") for ln in lines)
+    one, _, big = lines
+    assert "batch 1: wall 45.5 ms, host forward 43.9 ms, kernels 8.7 ms, host-bound yes" in one
+    assert "batch 32:" in big and big.endswith("host-bound no")
