@@ -11,7 +11,8 @@ servesim's packed-attention kernel inventory (``attention: packed``, :mod:`simul
 - ``cpu_overhead_per_step_s`` and ``cpu_overhead_per_seq_s``: intercept and slope over B of the
   rest of the step's wall time (wall - host forward: scheduling, input preparation, sampling,
   the wait for the GPU, the update), least squares over the host-bound batches (profiled kernel
-  time under half the plain host forward time; with one such batch, its rest and no slope);
+  time under half the plain host forward time; with host-bound batches of one size only, their
+  median rest and no slope);
 - ``kv_copy_Bps``: bytes the GQA head expansion moves per context token (KV heads read, query
   heads written, K and V, all layers) over the measured growth of copy-kernel time per context
   token across the profiled decode batches;
@@ -137,10 +138,10 @@ def fit(steps_csv: Path | Sequence[Path], kernels_csv: Path | Sequence[Path], mo
     gpu = np.array([p["kernel_s"] if p else np.nan for p in profs])
     bound = [i for i in range(len(keys)) if not gpu[i] > 0.5 * host[i]]   # host-bound batches
     bb = np.array([keys[i][1] for i in bound], dtype=float)
-    if len(bound) >= 2:
+    if len(set(bb)) >= 2:
         slope, icpt = np.polyfit(bb, rest[bound], 1)
-    else:   # one host-bound batch: its rest as the per-step figure (GPU-bound rests include the GPU's tail)
-        slope, icpt = 0.0, float(np.median(rest[bound] if bound else rest))
+    else:   # host-bound batches of one size (or none): their median rest per step, nothing per sequence
+        slope, icpt = 0.0, float(np.median(rest[bound] if bound else rest))   # (GPU-bound rests hold the GPU's tail)
     ctx = np.array([p["decode_ctx"] for p in profiled])
     copies = np.array([p["copy_s"] for p in profiled])
     per_token = float(np.polyfit(ctx, copies, 1)[0]) if len(ctx) >= 2 else float("nan")

@@ -399,3 +399,18 @@ def test_compare_and_profile_fit_refuse_bad_input_in_one_line(tmp_path, capsys):
         assert main([str(tmp_path)]) == 2
         err = capsys.readouterr().err.strip()
         assert err.startswith(f"error: data: {tmp_path} holds no ") and "\n" not in err
+
+
+def test_profile_fit_takes_no_slope_from_host_bound_batches_of_one_size(tmp_path: Path) -> None:
+    """Two machines on which only batch 1 is host-bound (batches 8 and 32 have kernels over half the
+    host forward): two points at one batch size fix no slope, so the rest per step is their median and
+    nothing is charged per sequence (a least-squares line through them would be ill-conditioned)."""
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.mkdir(), b.mkdir()
+    sa = _profile(a, per_kernel=10e-6, per_step=2e-3, per_seq=1e-4, per_token=1e-6)
+    sb = _profile(b, per_kernel=12e-6, per_step=2e-3, per_seq=1e-4, per_token=1e-6)
+    f = fit([sa, sb], [a / "profile_kernels.csv", b / "profile_kernels.csv"], model_kernels=1200,
+            copy_bytes_per_token=655360.0)
+    assert f["host_bound_batches"] == 2
+    assert f["cpu_overhead_per_seq_s"] == 0.0
+    assert f["cpu_overhead_per_step_s"] == pytest.approx(2e-3 + 1e-4)
