@@ -37,6 +37,12 @@ def _read(path: Path) -> tuple[list[str], list[dict[str, str]]]:
         return list(r.fieldnames or []), list(r)
 
 
+def _header(path: Path) -> list[str]:
+    """A CSV file's column names (its first line only)."""
+    with open(path, newline="", encoding="utf-8") as f:
+        return next(csv.reader(f), [])
+
+
 def _renamed(row: dict[str, str], rep: int) -> dict[str, str]:
     """The row as repeat ``rep``: its rep column, and a request id's ``-r<old>-`` part."""
     out = dict(row)
@@ -87,7 +93,7 @@ def merge(dest: Path, calls: list[Path], rep: int) -> dict[str, int]:
         for name in LOAD_FILES:
             if (call / name).exists():
                 fields, rows = _read(call / name)
-                first = _read(dest / name)[0] if (dest / name).exists() else next(
+                first = _header(dest / name) if (dest / name).exists() else next(
                     (f for n, f, _ in staged if n == name), fields)
                 if first != fields:
                     raise MergeError(f"{name}: the columns of {call / name} differ from those merged before")

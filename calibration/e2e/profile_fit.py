@@ -76,6 +76,12 @@ def decode_medians(steps: list[dict[str, str]]) -> dict[tuple[str, int, str], di
     return out
 
 
+def host_bound(kernel_s: float, fwd_host_s: float) -> bool:
+    """Whether a profiled batch is host-bound: its kernels take under half the plain run's host forward
+    time (no profiled twin, NaN kernels: counted host-bound)."""
+    return not kernel_s > 0.5 * fwd_host_s
+
+
 def batch_lines(steps: list[dict[str, str]], names: Sequence[str]) -> list[str]:
     """One line per profiled batch (``names``: the folders, by ``source``): plain-run wall and host
     forward, profiled kernel time, and whether the fit counts the batch as host-bound (kernels under
@@ -85,7 +91,7 @@ def batch_lines(steps: list[dict[str, str]], names: Sequence[str]) -> list[str]:
     for run, b, src in sorted((k for k in med if k[0] == "plain"), key=lambda k: (k[1], int(k[2]))):
         plain, prof = med[(run, b, src)], med.get(("profiled", b, src))
         kern = prof["kernel_s"] if prof else float("nan")
-        bound = "yes" if not kern > 0.5 * plain["fwd_host_s"] else "no"
+        bound = "yes" if host_bound(kern, plain["fwd_host_s"]) else "no"
         out.append(f"{names[int(src)]}: batch {b}: wall {plain['wall_s'] * 1e3:.1f} ms, host forward "
                    f"{plain['fwd_host_s'] * 1e3:.1f} ms, kernels {kern * 1e3:.1f} ms, host-bound {bound}")
     return out
@@ -136,7 +142,7 @@ def fit(steps_csv: Path | Sequence[Path], kernels_csv: Path | Sequence[Path], mo
     host_med = float(np.median(host))
     rest = np.array([p["wall_s"] - p["fwd_host_s"] for p in plain])
     gpu = np.array([p["kernel_s"] if p else np.nan for p in profs])
-    bound = [i for i in range(len(keys)) if not gpu[i] > 0.5 * host[i]]   # host-bound batches
+    bound = [i for i in range(len(keys)) if host_bound(gpu[i], host[i])]
     bb = np.array([keys[i][1] for i in bound], dtype=float)
     if len(set(bb)) >= 2:
         slope, icpt = np.polyfit(bb, rest[bound], 1)
