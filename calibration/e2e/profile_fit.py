@@ -38,6 +38,8 @@ from typing import Any
 
 import numpy as np
 
+from .host_episodes import episodes
+
 #: Breakdown kinds of the step model that are GEMM kernels.
 GEMM_KINDS = ("qkv_proj", "o_proj", "mlp", "moe", "router", "lm_head")
 #: What the step model gives for one profiled step: (attention seconds at efficiency 1, GEMM
@@ -73,7 +75,19 @@ def decode_medians(steps: list[dict[str, str]]) -> dict[tuple[str, int, str], di
     for key, g in groups.items():
         out[key] = {k: _median([_num(r, k) for r in g]) for k in keys}
         out[key]["steps"] = float(len(g))
+        host = np.array([_num(r, "fwd_host_s") for r in g])
+        host = host[np.isfinite(host)]
+        out[key]["fwd_host_p10_s"], out[key]["fwd_host_p90_s"] = (
+            (float(np.percentile(host, 10)), float(np.percentile(host, 90))) if len(host) else (np.nan, np.nan))
     return out
+
+
+def _plain_decode_steps(rows: list[dict[str, str]], batch: int, src: str) -> tuple[np.ndarray, np.ndarray]:
+    """(host forward s, wall s) of one folder's plain-run steps decoding all ``batch`` sequences, in step order."""
+    g = sorted((r for r in rows if r["run"] == "plain" and r.get("source", "0") == src
+                and int(float(r["batch"])) == batch and int(float(r["decode_seqs"])) == batch
+                and int(float(r["prefill_seqs"])) == 0), key=lambda r: int(float(r["step"])))
+    return np.array([_num(r, "fwd_host_s") for r in g]), np.array([_num(r, "wall_s") for r in g])
 
 
 def host_bound(kernel_s: float, fwd_host_s: float) -> bool:
@@ -84,7 +98,7 @@ def host_bound(kernel_s: float, fwd_host_s: float) -> bool:
 
 def batch_lines(steps: list[dict[str, str]], names: Sequence[str]) -> list[str]:
     """One line per profiled batch (``names``: the folders, by ``source``): plain-run wall and host
-    forward, profiled kernel time, and whether the fit counts the batch as host-bound (kernels under
+    forward (median, and 10th-90th percentile over its steps), profiled kernel time, and whether the fit counts the batch as host-bound (kernels under
     half the host forward), so that a machine's host time can be read batch by batch."""
     med = decode_medians(steps)
     out = []
@@ -93,7 +107,8 @@ def batch_lines(steps: list[dict[str, str]], names: Sequence[str]) -> list[str]:
         kern = prof["kernel_s"] if prof else float("nan")
         bound = "yes" if host_bound(kern, plain["fwd_host_s"]) else "no"
         out.append(f"{names[int(src)]}: batch {b}: wall {plain['wall_s'] * 1e3:.1f} ms, host forward "
-                   f"{plain['fwd_host_s'] * 1e3:.1f} ms, kernels {kern * 1e3:.1f} ms, host-bound {bound}")
+                   f"{plain['fwd_host_s'] * 1e3:.1f} ms (p10-p90 {plain['fwd_host_p10_s'] * 1e3:.1f}-"
+                   f"{plain['fwd_host_p90_s'] * 1e3:.1f}), kernels {kern * 1e3:.1f} ms, host-bound {bound}")
     return out
 
 
@@ -152,11 +167,14 @@ def fit(steps_csv: Path | Sequence[Path], kernels_csv: Path | Sequence[Path], mo
     copies = np.array([p["copy_s"] for p in profiled])
     per_token = float(np.polyfit(ctx, copies, 1)[0]) if len(ctx) >= 2 else float("nan")
     e_dec, e_chunk = attention_efficiencies(rows, attention) if attention else (float("nan"),) * 2
+    host = episodes([(int(src), *_plain_decode_steps(rows, b, src)) for (_, b, src) in (keys[i] for i in bound)])
+    usual = host["host_usual_s"] if np.isfinite(host["slow_factor"]) else host_med   # with episodes: the usual level
     return {
+        **host,
         "host_forward_s": host_med,
         "kernels_launched": float(np.median(launched)) if launched else float("nan"),
         "per_launched_kernel_s": host_med / float(np.median(launched)) if launched else float("nan"),
-        "cpu_launch_per_kernel_s": host_med / model_kernels,
+        "cpu_launch_per_kernel_s": usual / model_kernels,
         "cpu_overhead_per_step_s": max(0.0, float(icpt)),
         "cpu_overhead_per_seq_s": max(0.0, float(slope)),
         "kv_copy_Bps": copy_bytes_per_token / per_token if per_token > 0 else float("nan"),
@@ -261,12 +279,20 @@ def main(argv: list[str] | None = None) -> int:
         print(f"#   {line}")
     for k in FIGURES:
         print(f"{k}: {f[k]:.3g}")
+    if np.isfinite(f["slow_factor"]):
+        print(f"# host usual level {f['host_usual_s'] * 1e3:.1f} ms per decode step; slow episodes in "
+              f"{f['folders_with_slow_level']:.0f} of {len(a.data)} folders")
+        print("host:")
+        for k in HOST_FIGURES:
+            print(f"  {k}: {f[k]:.3g}")
     if a.write is not None:
         write_profile(a.write, a.engine, f, " ".join(["python -m calibration.e2e.profile_fit", *map(str, a.data)]))
         print(f"# wrote {a.write}: use it as deployment.engine: {a.write}")
     return 0
 
 
+#: The keys of the engine profile's ``host`` block (slow episodes) the fit measures.
+HOST_FIGURES = ("slow_factor", "slow_share", "slow_episode_s")
 #: The engine-profile keys the fit measures.
 FIGURES = ("cpu_overhead_per_step_s", "cpu_overhead_per_seq_s", "cpu_launch_per_kernel_s", "kv_copy_Bps",
            "packed_attention_efficiency", "packed_attention_efficiency_decode", "elementwise_kernel_s")
@@ -292,7 +318,9 @@ def write_profile(path: Path, base: str, figures: dict[str, float], command: str
     as a YAML file at ``path``, named after the file, its source naming ``command`` and the date."""
     import datetime
 
-    measured = {k: float(f"{figures[k]:.3g}") for k in FIGURES if np.isfinite(figures[k])}
+    measured: dict[str, Any] = {k: float(f"{figures[k]:.3g}") for k in FIGURES if np.isfinite(figures[k])}
+    if np.isfinite(figures.get("slow_factor", float("nan"))):
+        measured["host"] = {k: float(f"{figures[k]:.3g}") for k in HOST_FIGURES}
     day = datetime.date.today().isoformat()
     write_engine_yaml(path, base, {**measured, "status": "calibrated"},
                       f"Host and kernel figures derived {day} by `{command}` from the per-step profile "

@@ -1,8 +1,10 @@
 """profile_fit --write: a measured engine profile as a YAML file that scenarios take by path."""
 from __future__ import annotations
 
+import csv
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from calibration.e2e import profile_fit
@@ -45,5 +47,10 @@ def test_fit_prints_each_batch_as_measured(capsys) -> None:  # noqa: ANN001
     lines = [ln for ln in capsys.readouterr().out.splitlines() if ": batch " in ln]
     assert len(lines) == 3 and all(ln.startswith(f"#   {H200}: batch ") for ln in lines)
     one, _, big = lines
-    assert "batch 1: wall 45.5 ms, host forward 43.9 ms, kernels 8.7 ms, host-bound yes" in one
+    assert "batch 1: wall 45.5 ms, host forward 43.9 ms (p10-p90 " in one and one.endswith("kernels 8.7 ms, host-bound yes")
     assert "batch 32:" in big and big.endswith("host-bound no")
+    # the spread of the batch-1 host forward, from the CSV directly (plain run, steps decoding the one sequence)
+    with open(H200 / "profile_steps.csv", newline="") as f:
+        host = [float(r["fwd_host_s"]) * 1e3 for r in csv.DictReader(f) if r["run"] == "plain" and r["batch"] == "1"
+                and r["prefill_seqs"] == "0" and r["decode_seqs"] == "1"]
+    assert f"(p10-p90 {np.percentile(host, 10):.1f}-{np.percentile(host, 90):.1f})" in one
