@@ -168,13 +168,12 @@ def fit(steps_csv: Path | Sequence[Path], kernels_csv: Path | Sequence[Path], mo
     per_token = float(np.polyfit(ctx, copies, 1)[0]) if len(ctx) >= 2 else float("nan")
     e_dec, e_chunk = attention_efficiencies(rows, attention) if attention else (float("nan"),) * 2
     host = episodes([(int(src), *_plain_decode_steps(rows, b, src)) for (_, b, src) in (keys[i] for i in bound)])
-    usual = host["host_usual_s"] if np.isfinite(host["slow_factor"]) else host_med   # with episodes: the usual level
     return {
-        **host,
+        **host,   # a diagnostic: the engine model keeps one host level, the median (see host_episodes.py)
         "host_forward_s": host_med,
         "kernels_launched": float(np.median(launched)) if launched else float("nan"),
         "per_launched_kernel_s": host_med / float(np.median(launched)) if launched else float("nan"),
-        "cpu_launch_per_kernel_s": usual / model_kernels,
+        "cpu_launch_per_kernel_s": host_med / model_kernels,
         "cpu_overhead_per_step_s": max(0.0, float(icpt)),
         "cpu_overhead_per_seq_s": max(0.0, float(slope)),
         "kv_copy_Bps": copy_bytes_per_token / per_token if per_token > 0 else float("nan"),
@@ -279,20 +278,17 @@ def main(argv: list[str] | None = None) -> int:
         print(f"#   {line}")
     for k in FIGURES:
         print(f"{k}: {f[k]:.3g}")
-    if np.isfinite(f["slow_factor"]):
-        print(f"# host usual level {f['host_usual_s'] * 1e3:.1f} ms per decode step; slow episodes in "
-              f"{f['folders_with_slow_level']:.0f} of {len(a.data)} folders")
-        print("host:")
-        for k in HOST_FIGURES:
-            print(f"  {k}: {f[k]:.3g}")
+    if np.isfinite(f["slow_factor"]):   # diagnostic (not an engine-profile figure): host_episodes.py
+        print(f"# host levels of the host-bound batches: usual {f['host_usual_s'] * 1e3:.1f} ms per decode step, "
+              f"slow {f['slow_factor']:.2f} times that for {f['slow_share']:.0%} of the time in episodes of "
+              f"{f['slow_episode_s']:.2f} s on average ({f['folders_with_slow_level']:.0f} of {len(a.data)} folders "
+              "show a slow level)")
     if a.write is not None:
         write_profile(a.write, a.engine, f, " ".join(["python -m calibration.e2e.profile_fit", *map(str, a.data)]))
         print(f"# wrote {a.write}: use it as deployment.engine: {a.write}")
     return 0
 
 
-#: The keys of the engine profile's ``host`` block (slow episodes) the fit measures.
-HOST_FIGURES = ("slow_factor", "slow_share", "slow_episode_s")
 #: The engine-profile keys the fit measures.
 FIGURES = ("cpu_overhead_per_step_s", "cpu_overhead_per_seq_s", "cpu_launch_per_kernel_s", "kv_copy_Bps",
            "packed_attention_efficiency", "packed_attention_efficiency_decode", "elementwise_kernel_s")
@@ -318,9 +314,7 @@ def write_profile(path: Path, base: str, figures: dict[str, float], command: str
     as a YAML file at ``path``, named after the file, its source naming ``command`` and the date."""
     import datetime
 
-    measured: dict[str, Any] = {k: float(f"{figures[k]:.3g}") for k in FIGURES if np.isfinite(figures[k])}
-    if np.isfinite(figures.get("slow_factor", float("nan"))):
-        measured["host"] = {k: float(f"{figures[k]:.3g}") for k in HOST_FIGURES}
+    measured = {k: float(f"{figures[k]:.3g}") for k in FIGURES if np.isfinite(figures[k])}
     day = datetime.date.today().isoformat()
     write_engine_yaml(path, base, {**measured, "status": "calibrated"},
                       f"Host and kernel figures derived {day} by `{command}` from the per-step profile "

@@ -6,17 +6,6 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
-class HostEpisodes(BaseModel):
-    """Slow episodes of the host: its time per step (launches and CPU overhead) switches between the
-    usual level and ``slow_factor`` times it, as a two-state Markov process in simulated time."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-    slow_factor: float = Field(gt=1, le=10)     # host time in a slow episode over the usual level
-    slow_share: float = Field(gt=0, lt=1)       # fraction of the time the host is slow
-    slow_episode_s: float = Field(gt=0)         # mean length of one slow episode, seconds
-    source: str = ""
-
-
 class EngineProfile(BaseModel):
     """Which kernels a framework fuses, how it stores KV, and its CPU cost per step (seconds)."""
 
@@ -46,7 +35,6 @@ class EngineProfile(BaseModel):
     packed_attention_efficiency: float | None = Field(None, gt=0, le=4)         # steps with prompt chunks
     packed_attention_efficiency_decode: float | None = Field(None, gt=0, le=4)  # decode-only steps (default: the above)
     elementwise_kernel_s: float | None = Field(None, gt=0)  # measured shortest time of one small eager elementwise kernel
-    host: HostEpisodes | None = None        # the host's slow episodes (None: one steady level)
     status: Literal["default", "calibrated"] = "default"
     source: str = ""
 

@@ -251,20 +251,17 @@ class ContinuousScheduler:
         return lo
 
     # ---- executing steps -----------------------------------------------------------
-    def _decode_cost(self, extra: int, host: float) -> tuple[float, float, float]:
-        """(wall seconds, FLOPs, bytes) of a decode-only step ``extra`` steps ahead, host level ``host``."""
+    def _decode_cost(self, extra: int) -> tuple[float, float, float]:
+        """(wall seconds, FLOPs, bytes) of a decode-only step ``extra`` steps ahead."""
         s, win = self.dec.ctx_sums(extra, self.r.window)
-        return self.r.sm.cost_of(0, 0, 0.0, 0.0, self.dec.n, s, None, None, win, 1, host)
+        return self.r.sm.cost_of(0, 0, 0.0, 0.0, self.dec.n, s, None, None, win)
 
     def _decode_run(self, steps: int):  # noqa: ANN202
         r, env = self.r, self.env
-        t0 = env.now
-        host = r.host.at(t0)
-        d0, f0, b0 = self._decode_cost(0, host)
-        d1, f1, b1 = self._decode_cost(steps - 1, host)
+        d0, f0, b0 = self._decode_cost(0)
+        d1, f1, b1 = self._decode_cost(steps - 1)
         slope = (d1 - d0) / (steps - 1)   # the run's blocks were taken by _run_length
-        if r.host.until - t0 < run_seconds(steps, d0, slope):   # the host level changes: end after that step
-            steps = min(steps, steps_within(r.host.until - t0, steps, d0, slope) + 1)
+        t0 = env.now
         done = yield from self.timed_run(steps, d0, slope)
         t1 = env.now
         n = self.dec.n
@@ -312,7 +309,7 @@ class ContinuousScheduler:
         ctx, ctx_w = self.dec.ctx_sums(0, w, q) if n else (0.0, 0.0)
         fields = (int(pt), len(chunks), pairs, kvr, n, ctx, pairs_w if w else None, kvr_w if w else None,
                   ctx_w if w else None, q if n else 1)
-        wall, flops, nbytes = r.sm.cost_of(*fields, r.host.at(env.now))
+        wall, flops, nbytes = r.sm.cost_of(*fields)
         if r.spec is not None:
             ew, ef, eb = r.spec.extra_cost(BatchShape(*fields))
             wall, flops, nbytes = wall + ew, flops + ef, nbytes + eb

@@ -10,7 +10,6 @@ import simpy
 
 from ..metrics.recorder import StepLog
 from ..perf.step import BatchShape, StepModel, quantize
-from .host import HostLevel
 from .itl import ItlLog
 from .kvcache import BlockPool, blocks_for
 from .prefix_cache import KeyStore, PrefixBlockPool, PrefixCache
@@ -31,7 +30,7 @@ class Replica:
                  kv_blocks: int, reqs: Requests, log: StepLog, on_finish: Callable[[np.ndarray], None],
                  kv_bytes_per_token: float, host_bandwidth: float, itl: ItlLog | None = None,
                  keys: KeyStore | None = None, role: str = "colocated",
-                 spec: "Speculator | None" = None, host: HostLevel | None = None) -> None:
+                 spec: "Speculator | None" = None) -> None:
         from .continuous import ContinuousScheduler
         from .static import StaticScheduler
 
@@ -51,7 +50,6 @@ class Replica:
         else:
             self.pool = BlockPool(kv_blocks, dep.kv_cache.block_size, reqs.n)
         self.spec = spec
-        self.host = host if host is not None else HostLevel(None)   # the host's speed over time
         self.decode_q = spec.q if spec is not None else 1
         self.window = step_model.model.sliding_window if step_model.swa_layers else None
         self.kv_bytes_per_token = kv_bytes_per_token
@@ -107,8 +105,8 @@ class Replica:
         return self._seq
 
     def step_cost(self, shape: BatchShape) -> tuple[float, float, float]:
-        """(wall seconds, FLOPs, bytes) of a step starting now; memoised, contexts rounded to ~0.5%."""
-        return self.sm.cost(quantize(shape), self.host.at(self.env.now))
+        """(wall seconds, FLOPs, bytes) of a step; memoised, contexts rounded to ~0.5%."""
+        return self.sm.cost(quantize(shape))
 
     def swap_seconds(self, tokens: int) -> float:
         """Seconds to move ``tokens`` tokens of KV between GPU and host memory (one way)."""

@@ -21,7 +21,6 @@ from ..perf.memory import MemoryPlan
 from ..perf.ops import ExpertPlan, shard
 from ..perf.step import StepModel
 from .capacity import Extra, extra_for_model, replica_memory
-from .host import HostLevel
 from .itl import ItlLog
 from .prefix_cache import KeyStore
 from .replica import Replica
@@ -135,9 +134,8 @@ class ServingSystem:
             for _ in range(pb.dep.replicas):
                 i = first_index + len(self.replicas)
                 spec = Speculator(pb.spec, np.random.default_rng([seed, 0x5BEC, i])) if pb.spec else None
-                host = HostLevel(pb.sm.engine.host, np.random.default_rng([seed, 0x4057, i]))
                 rep = Replica(env, i, pb.dep, pb.sm, pb.kv_blocks, reqs, log, self._finished,
-                              pb.plan.kv_bytes_per_token, pb.sm.gpu.host_bandwidth, itl, keys, pb.role, spec, host)
+                              pb.plan.kv_bytes_per_token, pb.sm.gpu.host_bandwidth, itl, keys, pb.role, spec)
                 rep.pool_index = k
                 self.replicas.append(rep)
         self.front = [r for r in self.replicas if r.role != "decode"]

@@ -295,32 +295,27 @@ class StepModel:
                                          decode_pairs(n, ctx_w, q) / s, ctx_w / s, graph))
         return parts, graph
 
-    def _wall(self, gpu_s: float, kernels: int, seqs: int, graph: bool, host: float = 1.0) -> float:
+    def _wall(self, gpu_s: float, kernels: int, seqs: int, graph: bool) -> float:
         """Wall seconds: kernels back to back (a small gap each, as in a graph replay), or the host's
         eager launches if those are slower, plus the engine's CPU overhead per step and sequence.
-        Host cost per eager launch: the engine's own figure, else the GPU profile's measured one.
-        ``host``: the host's time relative to its usual level (the slow level of ``engine.host``)."""
+        Host cost per eager launch: the engine's own figure, else the GPU profile's measured one."""
         if graph:
             queued = gpu_s + kernels * self.graph_gap
         else:   # launched ahead of the GPU, kernels run back to back (measured: wall = kernel sum)
             per = self.engine.cpu_launch_per_kernel_s or self.eager_gap
-            queued = max(gpu_s, kernels * per * host)
-        if host == 1.0:
-            return queued + self.engine.cpu_overhead_per_step_s + seqs * self.engine.cpu_overhead_per_seq_s
-        return queued + (self.engine.cpu_overhead_per_step_s + seqs * self.engine.cpu_overhead_per_seq_s) * host
+            queued = max(gpu_s, kernels * per)
+        return queued + self.engine.cpu_overhead_per_step_s + seqs * self.engine.cpu_overhead_per_seq_s
 
     # ---- public ---------------------------------------------------------------
-    def cost(self, b: BatchShape, host: float = 1.0) -> tuple[float, float, float]:
-        """(wall seconds, FLOPs, bytes) of one step: the engine's fast path, same numbers as :meth:`time`
-        (``host``: as in :meth:`cost_of`)."""
-        key = b.key() if host == 1.0 else (*b.key(), host)
+    def cost(self, b: BatchShape) -> tuple[float, float, float]:
+        """(wall seconds, FLOPs, bytes) of one step: the engine's fast path, same numbers as :meth:`time`."""
+        key = b.key()
         hit = self._costs.get(key)
         return hit if hit is not None else self._price(key)
 
     def _price(self, key: tuple) -> tuple[float, float, float]:
-        """:meth:`cost` of the shape whose fields (and memo key) are ``key``, from its parts, then memoised;
-        an eleventh field is the host level."""
-        parts, graph = self._parts_of(*key[:10])
+        """:meth:`cost` of the shape whose fields (and memo key) are ``key``, from its parts, then memoised."""
+        parts, graph = self._parts_of(*key)
         gpu_s = flops = nbytes = 0.0
         kernels = 0
         for p in parts:
@@ -328,7 +323,7 @@ class StepModel:
             flops += p.flops
             nbytes += p.bytes
             kernels += p.kernels
-        res = (self._wall(gpu_s, kernels, key[1] + key[4], graph, key[10] if len(key) > 10 else 1.0), flops, nbytes)
+        res = (self._wall(gpu_s, kernels, key[1] + key[4], graph), flops, nbytes)
         if len(self._costs) > 400_000:
             self._costs.clear()
         self._costs[key] = res
@@ -337,15 +332,12 @@ class StepModel:
     def cost_of(self, prefill_tokens: int, prefill_seqs: int, prefill_pairs: float, prefill_kv: float,
                 decode_seqs: int, decode_ctx: float, prefill_pairs_win: float | None = None,
                 prefill_kv_win: float | None = None, decode_ctx_win: float | None = None,
-                decode_q: int = 1, host: float = 1.0) -> tuple[float, float, float]:
+                decode_q: int = 1) -> tuple[float, float, float]:
         """:meth:`cost` of the :class:`BatchShape` with these fields, contexts rounded by
-        :func:`quantize`, without building a shape when the memo already has it (the engine's hot path).
-        ``host``: the host's time relative to its usual level (1; the slow level of ``engine.host``)."""
+        :func:`quantize`, without building a shape when the memo already has it (the engine's hot path)."""
         q = quantize_value
         key = (prefill_tokens, prefill_seqs, q(prefill_pairs), q(prefill_kv), decode_seqs, q(decode_ctx),
                q(prefill_pairs_win), q(prefill_kv_win), q(decode_ctx_win), decode_q)
-        if host != 1.0:
-            key = (*key, host)
         hit = self._costs.get(key)
         return hit if hit is not None else self._price(key)
 

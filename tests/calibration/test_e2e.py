@@ -28,6 +28,9 @@ TRACE = REPO.parent / "shared" / "traces" / "AzureLLMInferenceTrace_conv.csv"
 DATA = REPO / "calibration" / "data" / "e2e-h100"
 H200 = REPO / "calibration" / "data" / "e2e-h200"
 H200_LARGE = REPO / "calibration" / "data" / "e2e-h200-large"
+#: Every H200 per-step profile: hf-paged pools them all (five machines, the last two with two passes each).
+H200_PROFILES = (H200, H200_LARGE, H200_LARGE / "profile-rep2",
+                 *(REPO / "calibration" / "data" / "e2e-h200-dense" / f"m{m}-{p}" for m in (1, 2) for p in ("up", "down")))
 needs_trace = pytest.mark.skipif(not TRACE.exists(), reason=f"Azure trace not present at {TRACE}")
 
 
@@ -290,13 +293,12 @@ def test_gpu_comes_from_the_measured_device_name() -> None:
         gpu_for({"device": {"name": "Imaginary X1"}})
 
 
-@pytest.mark.skipif(not all((d / "profile_steps.csv").exists() for d in (H200, H200_LARGE, H200_LARGE / "profile-rep2",
-                                                                      DATA)),
+@pytest.mark.skipif(not all((d / "profile_steps.csv").exists() for d in (*H200_PROFILES, DATA)),
                     reason="no committed per-step profiles")
-@pytest.mark.parametrize("engine, folders", [("hf-paged", (H200, H200_LARGE, H200_LARGE / "profile-rep2")),
+@pytest.mark.parametrize("engine, folders", [("hf-paged", H200_PROFILES),
                                              ("hf-paged-cudnn", (DATA,))])
 def test_committed_engine_profiles_are_what_the_fit_derives(engine: str, folders: tuple[Path, ...]) -> None:
-    """The catalog's hf-paged figures come from the per-step profiles alone (three H200 machines, pooled):
+    """The catalog's hf-paged figures come from the per-step profiles alone (five H200 machines, pooled):
     rerunning profile_fit on the committed data gives them back (within the YAML's rounding). Fails when
     the step model's inventory or its prefill-attention pricing changes without the profiles being
     derived again."""
