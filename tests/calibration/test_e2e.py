@@ -333,6 +333,29 @@ def test_committed_h200_run_has_two_repeats_of_every_point() -> None:
     assert (a["prompt_tokens"].to_numpy() == b["prompt_tokens"].to_numpy()).all()
 
 
+HOLDOUT = REPO / "calibration" / "data" / "e2e-h200-holdout"
+
+
+@pytest.mark.skipif(not all((d / "requests.csv").exists() for d in (HOLDOUT, H200_LARGE)), reason="no committed H200 runs")
+def test_committed_holdout_replays_the_large_runs_poisson_points() -> None:
+    """The held-out machine served the large folder's Poisson 0.8/s and 1.6/s requests: the same lengths in the
+    same order and the same arrival offsets, all 500 completed with their forced lengths."""
+    import json
+
+    meta = json.loads((HOLDOUT / "meta.json").read_text())
+    assert meta["device"]["name"] == "NVIDIA H200" and meta["cudnn_sdpa"] is False
+    held, large = read_requests(HOLDOUT / "requests.csv"), read_requests(H200_LARGE / "requests.csv")
+    assert held["ok"].all() and (held["generated_tokens"] == held["output_tokens"]).all()
+    assert held.groupby("point").size().to_dict() == {"poisson-0.8": 250, "poisson-1.6": 250}
+    for point in ("poisson-0.8", "poisson-1.6"):
+        a = held[held["point"] == point].sort_values("i")
+        b = large[(large["point"] == point) & (large["rep"] == 0)].sort_values("i")
+        for col in ("prompt_tokens", "output_tokens"):
+            assert (a[col].to_numpy() == b[col].to_numpy()).all()
+        offsets = [x["arrival_s"].to_numpy() - x["arrival_s"].min() for x in (a, b)]
+        assert np.allclose(*offsets, atol=0.05)   # the same schedule, as each run's clock kept it
+
+
 needs_data = pytest.mark.skipif(not (DATA / "requests.csv").exists(), reason="no committed H100 run")
 
 
