@@ -24,6 +24,10 @@ servesim's packed-attention kernel inventory (``attention: packed``, :mod:`simul
   (``fmha_cutlassF_*``) was classed as a GEMM by name in the stored H200 profile;
 - ``elementwise_kernel_s``: count-weighted median duration of the small element-wise kernels at B = 1.
 
+Printed as a diagnostic, not an engine-profile figure: the host's usual level and its slow episodes
+over the host-bound batches' steps (:mod:`calibration.e2e.host_episodes`); a model of them was tried
+and not kept (``docs/validation-e2e.md``).
+
 ``--write PATH`` writes a whole engine profile (the ``--engine`` profile with these figures and a
 source naming the command) that scenarios take as ``deployment.engine: PATH``.
 """
