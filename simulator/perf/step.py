@@ -94,6 +94,7 @@ class StepModel:
         self._full: dict[tuple, StepTime] = {}
         self._costs: dict[tuple, tuple[float, float, float]] = {}
         self.packed = check_packed(self)   # one masked SDPA over the whole step (perf/packed.py)
+        self.lean = self.cp == 1 and self.dp == 1 and not self.packed   # parts looked up directly when memoised
 
     # ---- parts: each memoised on the few numbers it depends on -------------------------
     def _part(self, key: tuple, build) -> "Part":  # noqa: ANN001
@@ -274,6 +275,11 @@ class StepModel:
         if tokens <= 0:
             raise InputError("batch", 0, "a step needs at least one token")
         graph = self.engine.cuda_graphs and prefill_seqs == 0
+        if self.lean and prefill_pairs_win is None and prefill_kv_win is None and decode_ctx_win is None:
+            hits = self._memoised_parts(prefill_tokens, prefill_seqs, prefill_pairs, prefill_kv, decode_seqs,
+                                        decode_ctx, decode_q, tokens, graph)
+            if hits is not None:
+                return hits, graph
         cp, dp = self.cp, self.dp
         m = tokens if cp == 1 and dp == 1 else (-(-prefill_tokens // cp) + dec_tokens) / dp
         parts = [self._tokens_part(m, tokens, graph), self._seqs_part((prefill_seqs + dec_tokens) / dp, graph)]
@@ -294,6 +300,25 @@ class StepModel:
                                          decode_pairs(n, decode_ctx, q) / s, decode_ctx / s,
                                          decode_pairs(n, ctx_w, q) / s, ctx_w / s, graph))
         return parts, graph
+
+    def _memoised_parts(self, prefill_tokens: int, prefill_seqs: int, prefill_pairs: float, prefill_kv: float,
+                        decode_seqs: int, decode_ctx: float, decode_q: int, tokens: int,
+                        graph: bool) -> list["Part"] | None:
+        """:meth:`_parts_of` of a step without context or data parallelism, packed attention or sliding
+        windows, when every part is memoised already (else None): the same keys, looked up directly."""
+        get = self._memo.get
+        parts = [get(("t", tokens, tokens, graph)), get(("s", float(prefill_seqs + decode_seqs * decode_q), graph))]
+        if prefill_seqs:
+            pp, pk = float(prefill_pairs), float(prefill_kv)
+            parts.append(get(("attention_prefill", float(prefill_tokens), float(prefill_seqs), pp, pk, pp, pk, False)))
+        if decode_seqs:
+            n, dp = float(decode_seqs), float(decode_pairs(decode_seqs, decode_ctx, decode_q))
+            parts.append(get(("attention_decode", float(decode_seqs * decode_q), n, dp, float(decode_ctx), dp,
+                              float(decode_ctx), graph)))
+        for p in parts:   # (not ``None in parts``: that compares each part with None field by field)
+            if p is None:
+                return None
+        return parts  # type: ignore[return-value]
 
     def _wall(self, gpu_s: float, kernels: int, seqs: int, graph: bool) -> float:
         """Wall seconds: kernels back to back (a small gap each, as in a graph replay), or the host's
