@@ -1,7 +1,8 @@
-"""A memoised piece of a step's time (the step model sums parts) and the sums of op times it uses."""
+"""A memoised piece of a step's time (the step model sums parts), the sums of op times it uses, and
+the step's predicted time with its breakdown."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from .roofline import OpTime
 
@@ -35,3 +36,16 @@ def add_op(acc: OpTime | None, t: OpTime, times: int, sec: float) -> OpTime:
     if acc is None:
         return OpTime(sec, f, by, c, mm)
     return OpTime(acc.seconds + sec, acc.flops + f, acc.bytes + by, acc.compute_s + c, acc.memory_s + mm)
+
+
+@dataclass
+class StepTime:
+    """Predicted step: GPU kernel time, wall time, and the breakdown by operation kind (seconds)."""
+
+    gpu_s: float
+    wall_s: float
+    kernels: int
+    flops: float
+    bytes: float
+    breakdown: dict[str, float] = field(default_factory=dict)
+    bound: dict[str, str] = field(default_factory=dict)

@@ -6,8 +6,6 @@ context lengths), so callers compute those with numpy and ask once.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 from ..catalog.engine import EngineProfile
 from ..catalog.gpu import GPUProfile
 from ..catalog.model import ModelArch, dtype_bytes
@@ -17,26 +15,13 @@ from .ops import (ACT_BYTES, COMPUTE_DTYPE, WEIGHT_BYTES, ExpertPlan, ExpertRout
                   attention_heads_dims, elementwise_parts, gemm_cost, layer_gemms, shard)
 from .roofline import OpTime, curve_for, decode_attention_time, evaluate, log2, op_time, prefill_attention_time
 from .packed import check_packed, packed_attention
-from .part import Part, add_op as _add, merge_ops as _merge
+from .part import Part, StepTime, add_op as _add, merge_ops as _merge
 from .shape import BatchShape, decode_pairs, quantize, quantize_value, window_pairs
 
 WEIGHT_DTYPES = tuple(k for k in WEIGHT_BYTES if k not in ("fp32", "fp4"))
 KV_DTYPES = ("bf16", "fp16", "fp8")
 __all__ = ["BatchShape", "StepModel", "StepTime", "Part", "quantize", "window_pairs", "decode_pairs",
            "WEIGHT_DTYPES", "KV_DTYPES"]
-
-
-@dataclass
-class StepTime:
-    """Predicted step: GPU kernel time, wall time, and the breakdown by operation kind (seconds)."""
-
-    gpu_s: float
-    wall_s: float
-    kernels: int
-    flops: float
-    bytes: float
-    breakdown: dict[str, float] = field(default_factory=dict)
-    bound: dict[str, str] = field(default_factory=dict)
 
 
 class StepModel:

@@ -139,3 +139,19 @@ def test_bad_dtypes_and_pp(llama8b, flat_gpu, fused):
         StepModel(llama8b, flat_gpu, fused, kv_dtype="int3")
     with pytest.raises(InputError, match="pp"):
         StepModel(llama8b, flat_gpu, fused, pp=64)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(pt=st.integers(8, 4096), ps=st.integers(1, 8), n=st.integers(0, 256), ctx=st.floats(1, 4e5))
+def test_step_priced_from_parts_other_steps_memoised_costs_what_a_cold_model_gives(llama8b, flat_gpu, fused,
+                                                                                  pt, ps, n, ctx):
+    """A mixed step missing from the cost memo whose parts other steps have memoised (its prompt chunk's
+    attention, its decode attention, the GEMMs of its token count) is priced from them directly; the
+    figures are those of a model that builds every part for it."""
+    pairs, kv = pt * (pt + 1) / 2 / ps, float(pt)
+    cold = StepModel(llama8b, flat_gpu, fused).cost_of(pt, ps, pairs, kv, n, ctx)
+    sm = StepModel(llama8b, flat_gpu, fused)
+    sm.cost_of(pt, ps, pairs, kv, n + 1, ctx)                    # the chunk's attention
+    sm.cost_of(pt + n, ps + n, 1.0, 1.0, 0, 0.0)                 # GEMMs and LM head for pt + n tokens, ps + n rows
+    sm.cost_of(pt + 1, ps, pairs + 1.0, kv + 1.0, n, ctx)        # the decode attention
+    assert sm.cost_of(pt, ps, pairs, kv, n, ctx) == cold
