@@ -1,10 +1,11 @@
 """The host's usual level and its slow episodes, from the per-step profile's plain runs.
 
 The host forward time of a decode step on the H200 machines measured is not one number: within a
-run it switches between a usual level and a slow one about 1.7 times longer, in episodes of a few to
-tens of steps (``docs/validation-e2e.md``, "Slow episodes of the host"). This module splits the
-steps of the batches the fit counts as host-bound into those two levels, machine by machine, and
-gives the figures of :class:`~simulator.catalog.engine.HostEpisodes`:
+run it switches between a usual level and a slow one about 1.6 times longer, in episodes of a few to
+tens of steps (``docs/validation-e2e.md``, "Dense per-step profiles and the host's slow episodes").
+This module splits the steps of the batches the fit counts as host-bound into those two levels,
+machine by machine, and gives these figures (a diagnostic that ``profile_fit`` prints; the engine
+model keeps one host level):
 
 - each folder's split: the exact two-group split of log(host forward) with the least within-group
   squared error (1-D 2-means); a folder whose two groups' medians differ by under 25% has no slow
@@ -47,12 +48,11 @@ def episodes(runs: Sequence[tuple[int, np.ndarray, np.ndarray]]) -> dict[str, fl
     """The figures from ``runs``: (folder index, host forward s, wall s) of each host-bound batch's
     plain-run decode steps in step order. Returns ``host_usual_s``, ``slow_factor``, ``slow_share``,
     ``slow_episode_s`` (NaN where no folder has a slow level) and ``folders_with_slow_level``."""
-    folders = sorted({f for f, _, _ in runs})
-    thr = {f: split_threshold(np.concatenate([h for g, h, _ in runs if g == f])) for f in folders}
+    steps = {f: np.concatenate([h for g, h, _ in runs if g == f]) for f in sorted({f for f, _, _ in runs})}
+    thr = {f: split_threshold(h) for f, h in steps.items()}
     usual, ratios, stretches = [], [], []
     slow_wall = all_wall = 0.0
-    for f in folders:
-        h = np.concatenate([h for g, h, _ in runs if g == f])
+    for f, h in steps.items():
         t = thr[f]
         if t is None:
             usual.append(h)

@@ -67,15 +67,26 @@ def _median(values: list[float]) -> float:
     return float(np.median(v)) if len(v) else float("nan")
 
 
-def decode_medians(steps: list[dict[str, str]]) -> dict[tuple[str, int, str], dict[str, float]]:
-    """Per (run, batch, source folder): medians over the steps decoding all B sequences."""
-    out: dict[tuple[str, int, str], dict[str, float]] = {}
-    keys = ("wall_s", "fwd_host_s", "decode_ctx", "kernels", "kernel_s", "gemm_s", "copy_s")
+def decode_groups(steps: list[dict[str, str]]) -> dict[tuple[str, int, str], list[dict[str, str]]]:
+    """Per (run, batch, source folder): the steps decoding all B sequences (no prompt chunk), in file order."""
     groups: dict[tuple[str, int, str], list[dict[str, str]]] = {}
     for r in steps:
         b = int(float(r["batch"]))
         if int(float(r["decode_seqs"])) == b and int(float(r["prefill_seqs"])) == 0:
             groups.setdefault((r["run"], b, r.get("source", "0")), []).append(r)
+    return groups
+
+
+def decode_medians(steps: list[dict[str, str]]) -> dict[tuple[str, int, str], dict[str, float]]:
+    """Per (run, batch, source folder): medians over the steps decoding all B sequences."""
+    return group_medians(decode_groups(steps))
+
+
+def group_medians(groups: dict[tuple[str, int, str], list[dict[str, str]]]
+                  ) -> dict[tuple[str, int, str], dict[str, float]]:
+    """Medians of each group of :func:`decode_groups` (and the 10th and 90th percentile of host forward)."""
+    out: dict[tuple[str, int, str], dict[str, float]] = {}
+    keys = ("wall_s", "fwd_host_s", "decode_ctx", "kernels", "kernel_s", "gemm_s", "copy_s")
     for key, g in groups.items():
         out[key] = {k: _median([_num(r, k) for r in g]) for k in keys}
         out[key]["steps"] = float(len(g))
@@ -86,11 +97,9 @@ def decode_medians(steps: list[dict[str, str]]) -> dict[tuple[str, int, str], di
     return out
 
 
-def _plain_decode_steps(rows: list[dict[str, str]], batch: int, src: str) -> tuple[np.ndarray, np.ndarray]:
-    """(host forward s, wall s) of one folder's plain-run steps decoding all ``batch`` sequences, in step order."""
-    g = sorted((r for r in rows if r["run"] == "plain" and r.get("source", "0") == src
-                and int(float(r["batch"])) == batch and int(float(r["decode_seqs"])) == batch
-                and int(float(r["prefill_seqs"])) == 0), key=lambda r: int(float(r["step"])))
+def _host_and_wall(group: list[dict[str, str]]) -> tuple[np.ndarray, np.ndarray]:
+    """(host forward s, wall s) of a group of :func:`decode_groups`, in step order."""
+    g = sorted(group, key=lambda r: int(float(r["step"])))
     return np.array([_num(r, "fwd_host_s") for r in g]), np.array([_num(r, "wall_s") for r in g])
 
 
@@ -102,8 +111,9 @@ def host_bound(kernel_s: float, fwd_host_s: float) -> bool:
 
 def batch_lines(steps: list[dict[str, str]], names: Sequence[str]) -> list[str]:
     """One line per profiled batch (``names``: the folders, by ``source``): plain-run wall and host
-    forward (median, and 10th-90th percentile over its steps), profiled kernel time, and whether the fit counts the batch as host-bound (kernels under
-    half the host forward), so that a machine's host time can be read batch by batch."""
+    forward (median, and 10th-90th percentile over its steps), profiled kernel time, and whether the
+    fit counts the batch as host-bound (kernels under half the host forward), so that a machine's host
+    time can be read batch by batch."""
     med = decode_medians(steps)
     out = []
     for run, b, src in sorted((k for k in med if k[0] == "plain"), key=lambda k: (k[1], int(k[2]))):
@@ -151,7 +161,8 @@ def fit(steps_csv: Path | Sequence[Path], kernels_csv: Path | Sequence[Path], mo
     the step model's figures for a profiled step (:data:`Predict`; omitted: no attention figures)."""
     rows = _pooled(steps_csv)
     kern = _pooled(kernels_csv)
-    med = decode_medians(rows)
+    groups = decode_groups(rows)
+    med = group_medians(groups)
     keys = sorted(k for k in med if k[0] == "plain")          # (run, batch, source)
     plain = [med[k] for k in keys]
     profs = [med.get(("profiled", b, src)) for (_, b, src) in keys]   # the same batch under the profiler
@@ -171,7 +182,7 @@ def fit(steps_csv: Path | Sequence[Path], kernels_csv: Path | Sequence[Path], mo
     copies = np.array([p["copy_s"] for p in profiled])
     per_token = float(np.polyfit(ctx, copies, 1)[0]) if len(ctx) >= 2 else float("nan")
     e_dec, e_chunk = attention_efficiencies(rows, attention) if attention else (float("nan"),) * 2
-    host = episodes([(int(src), *_plain_decode_steps(rows, b, src)) for (_, b, src) in (keys[i] for i in bound)])
+    host = episodes([(int(keys[i][2]), *_host_and_wall(groups[keys[i]])) for i in bound])
     return {
         **host,   # a diagnostic: the engine model keeps one host level, the median (see host_episodes.py)
         "host_forward_s": host_med,
