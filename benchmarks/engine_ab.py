@@ -37,6 +37,15 @@ def run_once(tree: str, requests: int) -> float:
     return float(json.loads(out.strip().splitlines()[-1])["cpu_s"])
 
 
+def check_trees(*trees: str) -> None:
+    """Exit with one line and code 2 unless every tree is a checkout holding the ``simulator`` package."""
+    for tree in trees:
+        if not os.path.isdir(os.path.join(tree, "simulator")):
+            print(f"error: tree: {tree} holds no simulator/ package; pass a checkout of the repository",
+                  file=sys.stderr)
+            sys.exit(2)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("base")
@@ -44,11 +53,7 @@ def main() -> None:
     ap.add_argument("--requests", type=int, default=1_000_000)
     ap.add_argument("--pairs", type=int, default=2)
     a = ap.parse_args()
-    for tree in (a.base, a.new):
-        if not os.path.isdir(os.path.join(tree, "simulator")):
-            print(f"error: tree: {tree} holds no simulator/ package; pass a checkout of the repository",
-                  file=sys.stderr)
-            sys.exit(2)
+    check_trees(a.base, a.new)
     for i in range(a.pairs):
         b, n = run_once(a.base, a.requests), run_once(a.new, a.requests)
         print(f"pair {i + 1}: base {b:.1f} s  new {n:.1f} s  new/base {n / b:.3f}", flush=True)

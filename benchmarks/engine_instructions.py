@@ -22,6 +22,7 @@ import shutil
 import subprocess
 import sys
 
+from engine_ab import check_trees
 from engine_speed import RATE, overrides   # the benchmark's scenario, defined once
 
 ONE = """
@@ -57,12 +58,9 @@ def main() -> None:
     if a.requests < 1:
         print(f"error: --requests: got {a.requests}; give a positive count", file=sys.stderr)
         sys.exit(2)
+    check_trees(a.base, a.new)   # both before minutes of measuring
     per = {}
     for name, tree in (("base", a.base), ("new", a.new)):
-        if not os.path.isdir(os.path.join(tree, "simulator")):
-            print(f"error: tree: {tree} holds no simulator/ package; pass a checkout of the repository",
-                  file=sys.stderr)
-            sys.exit(2)
         one, two = instructions(tree, a.requests), instructions(tree, 2 * a.requests)
         per[name] = (two - one) / a.requests
         print(f"{name}: {one:,} instructions at {a.requests} requests, {two:,} at {2 * a.requests}; "
