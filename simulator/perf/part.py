@@ -24,6 +24,23 @@ class Part:
                     sum(o.flops for o in ops.values()), sum(o.bytes for o in ops.values()))
 
 
+# Memo keys of the step model's parts: one definition for building a part and for looking it up.
+def tokens_key(m: float, m_all: float, graph: bool) -> tuple:
+    """Key of the part that scales with the token count (``m`` on one GPU's dense path, ``m_all`` in all)."""
+    return ("t", m, m_all, graph)
+
+
+def seqs_key(rows: float, graph: bool) -> tuple:
+    """Key of the per-sequence part (LM head, sampling) for ``rows`` rows with logits on one GPU."""
+    return ("s", rows, graph)
+
+
+def attn_key(kind: str, q: float, seqs: float, pairs: float, kv: float, pairs_w: float, kv_w: float,
+             graph: bool) -> tuple:
+    """Key of an attention part (``kind``: attention_prefill or attention_decode)."""
+    return (kind, q, seqs, pairs, kv, pairs_w, kv_w, graph)
+
+
 def merge_ops(a: OpTime, b: OpTime) -> OpTime:
     """Two op times of one kind added field by field (seconds, FLOPs, bytes)."""
     return OpTime(a.seconds + b.seconds, a.flops + b.flops, a.bytes + b.bytes, a.compute_s + b.compute_s,

@@ -15,7 +15,7 @@ from .ops import (ACT_BYTES, COMPUTE_DTYPE, WEIGHT_BYTES, ExpertPlan, ExpertRout
                   attention_heads_dims, elementwise_parts, gemm_cost, layer_gemms, shard)
 from .roofline import OpTime, curve_for, decode_attention_time, evaluate, log2, op_time, prefill_attention_time
 from .packed import check_packed, packed_attention
-from .part import Part, StepTime, add_op as _add, merge_ops as _merge
+from .part import Part, StepTime, add_op as _add, attn_key, merge_ops as _merge, seqs_key, tokens_key
 from .shape import BatchShape, decode_pairs, quantize, quantize_value, window_pairs
 
 WEIGHT_DTYPES = tuple(k for k in WEIGHT_BYTES if k not in ("fp32", "fp4"))
@@ -165,7 +165,7 @@ class StepModel:
             if comm:
                 acc["communication"] = comm
             return acc, ops, kernels
-        return self._part(("t", m, m_all, graph), build)
+        return self._part(tokens_key(m, m_all, graph), build)
 
     def _seqs_part(self, rows: float, graph: bool) -> "Part":
         """Per-token-with-logits work: LM head, sampling, logits gather (``rows`` on one GPU)."""
@@ -184,7 +184,7 @@ class StepModel:
             if self.attn_tp > 1:
                 acc["communication"] = collective_time(self.gpu, "all-gather", rows * vocab * 4.0, self.attn_tp, graph)
             return acc, ops, kernels
-        return self._part(("s", rows, graph), build)
+        return self._part(seqs_key(rows, graph), build)
 
     def copy_op(self, acc: dict, ops: dict, kind: str, nbytes: float, kernels: int) -> int:
         """Price ``kernels`` cache copies moving ``nbytes`` at the engine's measured copy throughput
@@ -230,7 +230,7 @@ class StepModel:
             if self.engine.kv_cache == "dynamic":  # torch.cat of K and V: read the old cache, write it all
                 kernels += self.copy_op(acc, ops, "kv_cache", 2.0 * kv * self.kv_layer_bytes() * L, 2 * L)
             return acc, ops, kernels
-        return self._part((kind, q, seqs, pairs, kv, pairs_w, kv_w, graph), build)
+        return self._part(attn_key(kind, q, seqs, pairs, kv, pairs_w, kv_w, graph), build)
 
     def _cp_comm(self, phase: str, q: float, seqs: float, kv: float, attn_layer_s: float, graph: bool) -> float:
         """Exposed communication of one layer under context parallelism (seconds).
@@ -292,14 +292,16 @@ class StepModel:
         """:meth:`_parts_of` of a step without context or data parallelism, packed attention or sliding
         windows, when every part is memoised already (else None): the same keys, looked up directly."""
         get = self._memo.get
-        parts = [get(("t", tokens, tokens, graph)), get(("s", float(prefill_seqs + decode_seqs * decode_q), graph))]
+        rows = float(prefill_seqs + decode_seqs * decode_q)
+        parts = [get(tokens_key(tokens, tokens, graph)), get(seqs_key(rows, graph))]
         if prefill_seqs:
             pp, pk = float(prefill_pairs), float(prefill_kv)
-            parts.append(get(("attention_prefill", float(prefill_tokens), float(prefill_seqs), pp, pk, pp, pk, False)))
+            parts.append(get(attn_key("attention_prefill", float(prefill_tokens), float(prefill_seqs), pp, pk, pp, pk,
+                                      False)))
         if decode_seqs:
             n, dp = float(decode_seqs), float(decode_pairs(decode_seqs, decode_ctx, decode_q))
-            parts.append(get(("attention_decode", float(decode_seqs * decode_q), n, dp, float(decode_ctx), dp,
-                              float(decode_ctx), graph)))
+            parts.append(get(attn_key("attention_decode", float(decode_seqs * decode_q), n, dp, float(decode_ctx), dp,
+                                      float(decode_ctx), graph)))
         for p in parts:   # (not ``None in parts``: that compares each part with None field by field)
             if p is None:
                 return None
