@@ -18,7 +18,7 @@ import numpy as np
 import simpy
 
 from ..perf.step import BatchShape, window_pairs
-from .decode_set import DecodeSet
+from .decode_set import decode_set_type
 from .kvcache import blocks_for
 from .state import DONE, RUNNING
 
@@ -50,7 +50,7 @@ class ContinuousScheduler:
         self.r = replica
         self.env: simpy.Environment = replica.env
         self.loop_id = replica.itl.new_loop()
-        self.dec = DecodeSet(replica.reqs, replica.pool, replica.itl, self.loop_id)   # requests decoding
+        self.dec = decode_set_type()(replica.reqs, replica.pool, replica.itl, self.loop_id)   # requests decoding
         self.prefilling: list[int] = []                    # still prefilling, in admission order
         self.idle = False
         self.interruptible = False
@@ -353,7 +353,7 @@ class ContinuousScheduler:
     def finish_done(self) -> None:
         d = self.dec
         if d.left_min <= 0 and d.n:
-            ids = d.remove(d.finished())
+            ids = d.remove_finished()
             req = self.r.reqs
             req.finish[ids] = req.last_token[ids]
             req.status[ids] = DONE

@@ -7,11 +7,16 @@ finishes) are kept as Python integers, updated when members join, advance or lea
 a step costs no pass over the columns. The global request columns are written back whenever a
 request leaves the set, and the stretch of steps it spent here is logged for its inter-token
 latencies (``itl.ItlLog``).
+
+Two implementations with the same methods and bit-identical results: :class:`PyDecodeSet` here
+(numpy columns, the reference), and a compiled one (``simulator/native/decode_set.c``, members'
+columns in C arrays) that the engine uses when it was built; :func:`decode_set_type` picks.
 """
 from __future__ import annotations
 
 import numpy as np
 
+from ..native import enabled, load
 from .itl import ItlLog
 from .kvcache import BlockPool
 from .state import Requests
@@ -21,7 +26,7 @@ _F = np.zeros(0, dtype=np.float64)
 _NONE_LEFT = 1 << 62   # tokens until the first member finishes, when there is none
 
 
-class DecodeSet:
+class PyDecodeSet:
     """Aligned columns: ids, kv (cached tokens), off (generated − kv, fixed while a member), end (kv
     at which it has its last token), held (blocks), last (token time), maxitl. Totals: ``n`` (members),
     ``kv_sum``, ``held_sum``, ``left_min`` (fewest tokens any member has still to generate).
@@ -87,6 +92,10 @@ class DecodeSet:
         self.left_min = int((self.end - self.kv).min()) if self.n else _NONE_LEFT
         return ids
 
+    def remove_finished(self) -> np.ndarray:
+        """Members that have generated their last token leave; returns their ids."""
+        return self.remove(self.finished())
+
     def finished(self) -> np.ndarray:
         """Mask of the members that have generated their last token."""
         return self.kv >= self.end
@@ -150,3 +159,13 @@ class DecodeSet:
         self.left_min = int((self.end - self.kv).min()) if self.n else _NONE_LEFT
         self.last.fill(t_end)
         self.grow()
+
+
+_native = load("_decode_set")
+NativeDecodeSet: type | None = _native.DecodeSet if _native is not None else None
+
+
+def decode_set_type() -> type:
+    """The decode set class the engine uses: the compiled one if built and not switched off by
+    ``SERVESIM_NATIVE=0``, else :class:`PyDecodeSet`."""
+    return NativeDecodeSet if NativeDecodeSet is not None and enabled() else PyDecodeSet

@@ -2,7 +2,10 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
+
+from ..native import enabled, load
 
 
 @dataclass(frozen=True)
@@ -97,5 +100,24 @@ def quantize_value(v: float | None) -> float | None:
     return _POW[round(_log2(v) * 64)]
 
 
+def cost_key(prefill_tokens: int, prefill_seqs: int, prefill_pairs: float, prefill_kv: float,
+             decode_seqs: int, decode_ctx: float, prefill_pairs_win: float | None,
+             prefill_kv_win: float | None, decode_ctx_win: float | None, decode_q: int) -> tuple:
+    """The memo key of a step's price: :class:`BatchShape` fields with the context sums rounded by
+    :func:`quantize_value` (the key of :func:`quantize` of that shape). Compiled twin:
+    ``simulator/native/step_key.c``."""
+    q = quantize_value
+    return (prefill_tokens, prefill_seqs, q(prefill_pairs), q(prefill_kv), decode_seqs, q(decode_ctx),
+            q(prefill_pairs_win), q(prefill_kv_win), q(decode_ctx_win), decode_q)
+
+
 _log2 = math.log2
 _POW = [2.0 ** (e / 64) for e in range(64 * 64)]
+
+
+_native = load("_step_key")
+
+
+def cost_key_function() -> Callable[..., tuple]:
+    """:func:`cost_key`, compiled if built and not switched off by ``SERVESIM_NATIVE=0``."""
+    return _native.cost_key if _native is not None and enabled() else cost_key

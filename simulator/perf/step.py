@@ -16,7 +16,7 @@ from .ops import (ACT_BYTES, COMPUTE_DTYPE, WEIGHT_BYTES, ExpertPlan, ExpertRout
 from .roofline import OpTime, curve_for, decode_attention_time, evaluate, log2, op_time, prefill_attention_time
 from .packed import check_packed, packed_attention
 from .part import Part, StepTime, add_op as _add, attn_key, merge_ops as _merge, seqs_key, tokens_key
-from .shape import BatchShape, decode_pairs, quantize, quantize_value, window_pairs
+from .shape import BatchShape, cost_key_function, decode_pairs, quantize, window_pairs
 
 WEIGHT_DTYPES = tuple(k for k in WEIGHT_BYTES if k not in ("fp32", "fp4"))
 KV_DTYPES = ("bf16", "fp16", "fp8")
@@ -78,6 +78,7 @@ class StepModel:
         self._memo: dict[tuple, Part] = {}
         self._full: dict[tuple, StepTime] = {}
         self._costs: dict[tuple, tuple[float, float, float]] = {}
+        self._cost_key = cost_key_function()
         self.packed = check_packed(self)   # one masked SDPA over the whole step (perf/packed.py)
         self.lean = self.cp == 1 and self.dp == 1 and not self.packed   # parts looked up directly when memoised
 
@@ -347,9 +348,8 @@ class StepModel:
                 decode_q: int = 1) -> tuple[float, float, float]:
         """:meth:`cost` of the :class:`BatchShape` with these fields, contexts rounded by
         :func:`quantize`, without building a shape when the memo already has it (the engine's hot path)."""
-        q = quantize_value
-        key = (prefill_tokens, prefill_seqs, q(prefill_pairs), q(prefill_kv), decode_seqs, q(decode_ctx),
-               q(prefill_pairs_win), q(prefill_kv_win), q(decode_ctx_win), decode_q)
+        key = self._cost_key(prefill_tokens, prefill_seqs, prefill_pairs, prefill_kv, decode_seqs, decode_ctx,
+                             prefill_pairs_win, prefill_kv_win, decode_ctx_win, decode_q)
         hit = self._costs.get(key)
         return hit if hit is not None else self._price(key)
 

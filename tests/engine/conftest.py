@@ -1,11 +1,15 @@
 """Shared helpers for engine tests: scenarios built from dicts, runs summarised."""
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
 
 from simulator.config import scenario_from_dict
+from simulator.native import NATIVE_ENV
 from simulator.engine.simulate import SimulationResult, simulate
 
 
@@ -27,3 +31,17 @@ def run():
     def _run(**over: Any) -> SimulationResult:
         return simulate(make_scenario(**over))
     return _run
+
+
+@contextmanager
+def reference_decode_set() -> Iterator[None]:
+    """Within it the engine runs the pure-Python decode set (which tests can patch), compiled or not."""
+    old = os.environ.get(NATIVE_ENV)
+    os.environ[NATIVE_ENV] = "0"
+    try:
+        yield
+    finally:
+        if old is None:
+            del os.environ[NATIVE_ENV]
+        else:
+            os.environ[NATIVE_ENV] = old

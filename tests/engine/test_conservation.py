@@ -9,7 +9,7 @@ from simulator.engine.simulate import simulate
 from simulator.engine.state import DONE, REJECTED
 from simulator.metrics.summary import per_request, summarize
 
-from .conftest import make_scenario
+from .conftest import make_scenario, reference_decode_set
 
 scenarios = st.fixed_dictionaries({
     "workload.arrival.rate": st.floats(0.5, 60.0),
@@ -173,7 +173,7 @@ def test_pipeline_stage_loops_share_the_kv_pool_without_overcommitting():
 def test_decoding_requests_always_hold_the_blocks_their_kv_needs(over, pp):
     """Decode steps take their blocks before they run (``DecodeSet.reserve``) and allocate none when
     they finish, so after every step each decoding request's KV fits in the blocks it holds."""
-    from simulator.engine.decode_set import DecodeSet
+    from simulator.engine.decode_set import PyDecodeSet as DecodeSet   # the reference: patchable
 
     if over["deployment.batching.policy"] != "continuous":
         over["deployment.batching.policy"] = "continuous"
@@ -188,7 +188,8 @@ def test_decoding_requests_always_hold_the_blocks_their_kv_needs(over, pp):
 
     DecodeSet.advance = checked
     try:
-        res = simulate(s)
+        with reference_decode_set():
+            res = simulate(s)
     finally:
         DecodeSet.advance = original
     assert max(short, default=0) == 0
@@ -202,7 +203,7 @@ def test_decoding_requests_always_hold_the_blocks_their_kv_needs(over, pp):
 def test_decode_set_running_totals_equal_its_columns(over, speculative):
     """The totals a scheduler plans with (context tokens, blocks held, fewest tokens left) are kept
     incrementally; after every step, join and leave they equal sums over the decode set's columns."""
-    from simulator.engine.decode_set import DecodeSet
+    from simulator.engine.decode_set import PyDecodeSet as DecodeSet   # the reference: patchable
 
     over["deployment.batching.policy"] = "continuous"
     extra = {"deployment.speculative": {"method": "draft_model", "draft_model": "llama-3.2-1b", "k": 3,
@@ -229,7 +230,8 @@ def test_decode_set_running_totals_equal_its_columns(over, speculative):
     for name, fn in wrapped.items():
         setattr(DecodeSet, name, wrap(fn))
     try:
-        res = simulate(s)
+        with reference_decode_set():
+            res = simulate(s)
     finally:
         for name, fn in wrapped.items():
             setattr(DecodeSet, name, fn)

@@ -1,0 +1,48 @@
+"""The memo key of a step's price: the compiled key function against the reference, and both
+against :func:`quantize` of the shape."""
+from __future__ import annotations
+
+import math
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from simulator.perf.shape import BatchShape, _native, cost_key, cost_key_function, quantize, quantize_value
+
+native = pytest.mark.skipif(_native is None, reason="C extension not built (no compiler at install)")
+
+sums = st.one_of(st.none(), st.integers(-5, 10**12), st.floats(-10.0, 1e15, allow_nan=False),
+                 st.sampled_from([64, 64.0, 64.0000001, 2.0 ** (1 / 128), 2.0 ** (6 + 1 / 128), 1e6, 2.0 ** 40]))
+counts = st.integers(0, 10_000)
+
+
+@given(counts, counts, sums, sums, counts, sums, sums, sums, sums, st.integers(1, 8))
+def test_the_key_is_the_quantized_shapes_key(pt, ps, pairs, kv, ds, ctx, pw, kw, cw, q):
+    pairs, kv, ctx = (0.0 if v is None else v for v in (pairs, kv, ctx))
+    b = BatchShape(pt, ps, pairs, kv, ds, ctx, pw, kw, cw, q)
+    assert cost_key(pt, ps, pairs, kv, ds, ctx, pw, kw, cw, q) == quantize(b).key()
+
+
+@native
+@given(counts, counts, sums, sums, counts, sums, sums, sums, sums, st.integers(1, 8))
+def test_compiled_key_equals_the_reference(pt, ps, pairs, kv, ds, ctx, pw, kw, cw, q):
+    args = (pt, ps, pairs, kv, ds, ctx, pw, kw, cw, q)
+    ref, got = cost_key(*args), _native.cost_key(*args)
+    assert ref == got
+    assert [type(x) for x in ref] == [type(x) for x in got]   # equal keys of equal types: same dict slot
+
+
+@native
+def test_compiled_key_rejects_what_the_reference_rejects():
+    with pytest.raises(ValueError):
+        quantize_value(math.nan)
+    with pytest.raises(ValueError):
+        _native.cost_key(1, 1, math.nan, 1.0, 0, 0.0, None, None, None, 1)
+    with pytest.raises(TypeError):
+        _native.cost_key(1, 2, 3)
+
+
+def test_the_engine_uses_the_reference_when_switched_off(monkeypatch):
+    monkeypatch.setenv("SERVESIM_NATIVE", "0")
+    assert cost_key_function() is cost_key
