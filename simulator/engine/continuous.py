@@ -66,7 +66,7 @@ class ContinuousScheduler:
     def loop(self):  # noqa: ANN201 (SimPy generator)
         r = self.r
         while True:
-            if not self.running and not r.waiting:
+            if not (self.dec.n or self.prefilling or r.waiting):
                 yield from self._sleep()
                 continue
             if not self.prefilling and self.dec.n and not self._can_admit():
@@ -105,7 +105,7 @@ class ContinuousScheduler:
     # ---- admission and memory ------------------------------------------------------
     def _can_admit(self) -> bool:
         r = self.r
-        if not r.waiting or self.running >= r.max_batch_size:
+        if not r.waiting or self.dec.n + len(self.prefilling) >= r.max_batch_size:
             return False
         budget = r.max_tokens - self.dec.n * r.decode_q
         if budget <= 0:
@@ -293,21 +293,23 @@ class ContinuousScheduler:
         return done
 
     def _mixed_step(self, chunks: list[tuple[int, int]], swap_s: float):  # noqa: ANN202
-        r, env, req = self.r, self.env, self.r.reqs
+        r, env, req, dec = self.r, self.env, self.r.reqs, self.dec
+        kv_col = req.kv
         w = r.window
-        pt = pairs = kvr = pairs_w = kvr_w = 0.0
+        pt = 0
+        pairs = kvr = pairs_w = kvr_w = 0.0
         for rid, c in chunks:
-            p = int(req.kv[rid])
+            p = int(kv_col[rid])
             pt += c
             pairs += c * p + c * (c + 1) / 2
             kvr += p + c
             if w:
                 pairs_w += window_pairs(c, p, w)
                 kvr_w += min(p + c, w + c)
-        n = self.dec.n
+        n = dec.n
         q = r.decode_q
-        ctx, ctx_w = self.dec.ctx_sums(0, w, q) if n else (0.0, 0.0)
-        fields = (int(pt), len(chunks), pairs, kvr, n, ctx, pairs_w if w else None, kvr_w if w else None,
+        ctx, ctx_w = dec.ctx_sums(0, w, q) if n else (0.0, 0.0)
+        fields = (pt, len(chunks), float(pairs), float(kvr), n, ctx, pairs_w if w else None, kvr_w if w else None,
                   ctx_w if w else None, q if n else 1)
         wall, flops, nbytes = r.sm.cost_of(*fields)
         if r.spec is not None:
@@ -319,35 +321,39 @@ class ContinuousScheduler:
         t1 = env.now
         if n:
             if r.spec is not None:
-                self.dec.advance_tokens(r.spec.one_step(self.dec), t1, t1, dt)
+                dec.advance_tokens(r.spec.one_step(dec), t1, t1, dt)
             else:
-                self.dec.advance(1, t1, t1, 0.0)
+                dec.advance(1, t1, t1, 0.0)
         moved = []
+        target, last_token = req.target, req.last_token
         for rid, c in chunks:
-            req.kv[rid] += c
+            kv = int(kv_col[rid]) + c
+            kv_col[rid] = kv
             req.prefill_computed[rid] += c
             if r.cache is not None:
-                r.cache.promote(rid, int(req.kv[rid]))
-            if req.kv[rid] >= req.target[rid]:
-                if not math.isnan(req.last_token[rid]):
-                    gap = t1 - req.last_token[rid]
+                r.cache.promote(rid, kv)
+            if kv >= target[rid]:   # its last prompt token: the step also gives its next token
+                last = float(last_token[rid])
+                if last == last:     # a recomputed request: the gap since its previous token
+                    gap = t1 - last
                     req.max_itl[rid] = max(req.max_itl[rid], gap)
                     r.itl.gaps(np.array([rid]), gap, 0.0, 1)
                 req.generated[rid] += 1
-                req.last_token[rid] = t1
+                last_token[rid] = t1
                 if math.isnan(req.first_token[rid]):
                     req.first_token[rid] = t1
                 moved.append(rid)
-        r.log.add(t0, t1, r.index, 1, n, int(pt), dt, dt, flops, nbytes, self.running, len(r.waiting), r.pool.used)
+        r.log.add(t0, t1, r.index, 1, n, pt, dt, dt, flops, nbytes, dec.n + len(self.prefilling), len(r.waiting),
+                  r.pool.used)
         r.itl.row(self.loop_id, t0, dt, 0.0, 1)
         if moved:
             for rid in moved:
                 self.prefilling.remove(rid)
-            ids = np.asarray(moved, dtype=np.int64)
+            ids = np.array(moved, dtype=np.int64)
             if r.role == "prefill":
                 r.handoff(ids)
             else:
-                self.dec.add(ids)
+                dec.add(ids)
         self.finish_done()
 
     def finish_done(self) -> None:

@@ -71,5 +71,12 @@ class BlockPool:
         return n
 
     def release_many(self, rids: np.ndarray) -> None:
-        self.used -= int(self.held[rids].sum())
-        self.held[rids] = 0
+        """Free all blocks of several requests."""
+        held = self.held
+        if len(rids) <= 4:   # usually one or two: scalar reads cost less than a gather and a sum
+            for rid in rids.tolist():
+                self.used -= int(held[rid])
+                held[rid] = 0
+            return
+        self.used -= int(held[rids].sum())
+        held[rids] = 0
