@@ -5,12 +5,16 @@ hot methods and the step model's memoised price. Times nest (``finish_done`` inc
 each timer adds about half a microsecond per call, so compare two checkouts with this script rather
 than its totals with ``engine_speed.py``'s.
 
-    python benchmarks/engine_methods.py [--requests 100000]
+    python benchmarks/engine_methods.py [--requests 100000] [--reference]
+
+The compiled decode set's methods cannot be wrapped, so its rows appear only with ``--reference``
+(the pure-Python decode set, ``SERVESIM_NATIVE=0``).
 """
 from __future__ import annotations
 
 import argparse
 import functools
+import os
 import time
 from collections.abc import Callable
 from typing import Any
@@ -20,11 +24,12 @@ from engine_speed import RATE, overrides
 from simulator.config import load_scenario
 from simulator.engine import continuous, decode_set, replica
 from simulator.engine.simulate import simulate
+from simulator.native import NATIVE_ENV
 from simulator.perf import step
 
 #: (class, method names) timed.
-TIMED = ((decode_set.DecodeSet, ("add", "remove", "advance", "reserve", "extra_blocks", "ctx_sums")),
-         (continuous.ContinuousScheduler, ("_schedule", "_can_admit", "_run_length", "finish_done",
+REFERENCE = (decode_set.PyDecodeSet, ("add", "remove", "advance", "reserve", "extra_blocks", "ctx_sums"))
+TIMED = ((continuous.ContinuousScheduler, ("_schedule", "_can_admit", "_run_length", "finish_done",
                                            "_decode_cost")),
          (step.StepModel, ("cost_of",)), (replica.Replica, ("finished", "submit")))
 
@@ -43,9 +48,15 @@ def timed(fn: Callable[..., Any], name: str, acc: dict[str, float]) -> Callable[
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--requests", type=int, default=100_000)
-    n = p.parse_args().requests
+    p.add_argument("--reference", action="store_true", help="the pure-Python decode set, its methods timed too")
+    a = p.parse_args()
+    n = a.requests
+    timed_classes = TIMED
+    if a.reference:
+        os.environ[NATIVE_ENV] = "0"
+        timed_classes = (REFERENCE, *TIMED)
     acc: dict[str, float] = {}
-    originals = [(cls, name, getattr(cls, name)) for cls, names in TIMED for name in names]
+    originals = [(cls, name, getattr(cls, name)) for cls, names in timed_classes for name in names]
     for cls, name, fn in originals:
         setattr(cls, name, timed(fn, name, acc))
     try:

@@ -5,6 +5,7 @@ continuous batching), for several N and replica counts, on one core.
     python benchmarks/engine_speed.py --quick               # small sizes only
     python benchmarks/engine_speed.py --out docs/benchmarks/engine_speed.json
     python benchmarks/engine_speed.py --sizes 100000,1000000 --replicas ''   # chosen sizes only
+    python benchmarks/engine_speed.py --reference ...       # the pure-Python references, not the C parts
 
 Load: Poisson arrivals at `--rate` requests/s per replica (default 16, below one replica's
 saturation on this scenario: every row reports whether the run was stable), lengths from the
@@ -21,8 +22,10 @@ import time
 from datetime import datetime, timezone
 
 from simulator.config import load_scenario
+from simulator.engine.decode_set import NativeDecodeSet, decode_set_type
 from simulator.engine.simulate import simulate
 from simulator.metrics.summary import summarize
+from simulator.native import NATIVE_ENV
 
 
 #: Requests per second per replica (below one replica's saturation: the rows report ``stable``).
@@ -37,11 +40,11 @@ def overrides(requests: int, replicas: int, rate_per_replica: float) -> dict:
 
 def one(requests: int, replicas: int, rate_per_replica: float) -> dict:
     s = load_scenario(None, overrides(requests, replicas, rate_per_replica))
-    t = time.perf_counter()
+    t, c = time.perf_counter(), time.process_time()
     res = simulate(s)
-    wall = time.perf_counter() - t
+    wall, cpu = time.perf_counter() - t, time.process_time() - c
     sm = summarize(res)
-    return {"requests": requests, "replicas": replicas, "rate": rate_per_replica * replicas, "wall_s": wall,
+    return {"requests": requests, "replicas": replicas, "rate": rate_per_replica * replicas, "wall_s": wall, "cpu_s": cpu,
             "us_per_request": wall / requests * 1e6, "simulated_s": sm["duration_s"],
             "steps": sm["steps"], "step_log_rows": len(res.steps["t_end"]), "stable": sm["stability"]["stable"],
             "tpot_p50_s": sm["tpot_s"]["p50"], "ttft_p50_s": sm["ttft_s"]["p50"]}
@@ -75,8 +78,14 @@ def main() -> None:
                     help="comma-separated request counts of the one-replica rows (default: the table's)")
     ap.add_argument("--replicas", type=counts, default="2,4",
                     help="replica counts of the extra rows at the second size ('' for none)")
+    ap.add_argument("--reference", action="store_true",
+                    help="run the pure-Python references of the compiled parts (SERVESIM_NATIVE=0)")
     ap.add_argument("--out")
     a = ap.parse_args()
+    if a.reference:
+        os.environ[NATIVE_ENV] = "0"
+    native = decode_set_type() is NativeDecodeSet
+    print(f"compiled parts: {'yes' if native else 'no (pure-Python references)'}", flush=True)
     if a.sizes:
         sizes = a.sizes
     else:
@@ -91,9 +100,9 @@ def main() -> None:
     if a.out:
         meta = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "machine": platform.platform(),
                 "processor": platform.processor() or platform.machine(), "cpu_model": cpu_model(),
-                "cpus": os.cpu_count(),
+                "cpus": os.cpu_count(), "native": native,
                 "python": platform.python_version(), "command": "python benchmarks/engine_speed.py"
-                + (" --quick" if a.quick else "") + f" --rate {a.rate}"
+                + (" --quick" if a.quick else "") + (" --reference" if a.reference else "") + f" --rate {a.rate}"
                 + (f" --sizes {','.join(map(str, a.sizes))} --replicas '{','.join(map(str, a.replicas))}'"
                    if a.sizes else "")}
         with open(a.out, "w") as f:
