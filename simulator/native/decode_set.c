@@ -228,13 +228,16 @@ static int mask_arg(DS *s, PyObject *arg, Py_buffer *v, PyObject **tmp) {
     return 0;
 }
 
-static PyObject *DS_remove(DS *s, PyObject *arg) {
+/* take_out with the members a boolean array selects. */
+static PyObject *take_out_masked(DS *s, PyObject *mask, int leave) {
     Py_buffer v; PyObject *tmp;
-    if (mask_arg(s, arg, &v, &tmp) < 0) return NULL;
-    PyObject *res = take_out(s, v.buf, 1);
+    if (mask_arg(s, mask, &v, &tmp) < 0) return NULL;
+    PyObject *res = take_out(s, v.buf, leave);
     unview(&v, tmp);
     return res;
 }
+
+static PyObject *DS_remove(DS *s, PyObject *arg) { return take_out_masked(s, arg, 1); }
 
 static PyObject *DS_write_back(DS *s, PyObject *args) {
     PyObject *sel = NULL;
@@ -250,11 +253,7 @@ static PyObject *DS_write_back(DS *s, PyObject *args) {
         }
         return take_out(s, NULL, 0);
     }
-    Py_buffer v; PyObject *tmp;
-    if (mask_arg(s, sel, &v, &tmp) < 0) return NULL;
-    PyObject *res = take_out(s, v.buf, 0);
-    unview(&v, tmp);
-    return res;
+    return take_out_masked(s, sel, 0);
 }
 
 static PyObject *DS_remove_finished(DS *s, PyObject *unused) {

@@ -6,6 +6,7 @@ Conventions: one multiply-add is 2 FLOPs; bytes are the minimum moved through de
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -58,15 +59,20 @@ class Shard:
 
 def shard(model: ModelArch, tp: int) -> Shard:
     """Per-GPU head counts under tensor parallelism of degree ``tp``."""
+    return _shard(model.name, model.num_attention_heads, model.num_kv_heads, model.mla is not None, tp)
+
+
+@lru_cache(maxsize=1024)
+def _shard(name: str, heads: int, kv: int, mla: bool, tp: int) -> Shard:
+    """:func:`shard` of a model given by the fields it depends on (memoised: part builds call it)."""
     if tp < 1:
         raise InputError("tp", tp, "must be a positive integer")
-    if model.num_attention_heads % tp:
-        raise InputError("tp", tp, f"must divide {model.name}'s {model.num_attention_heads} attention heads")
-    kv = model.num_kv_heads
-    if model.mla is None and kv % tp and tp % kv:
-        raise InputError("tp", tp, f"must divide or be a multiple of {model.name}'s {kv} KV heads")
-    kv_per_gpu = model.num_attention_heads // tp if model.mla is not None else max(1, kv // tp)
-    return Shard(tp=tp, heads=model.num_attention_heads // tp, kv_heads=kv_per_gpu)
+    if heads % tp:
+        raise InputError("tp", tp, f"must divide {name}'s {heads} attention heads")
+    if not mla and kv % tp and tp % kv:
+        raise InputError("tp", tp, f"must divide or be a multiple of {name}'s {kv} KV heads")
+    kv_per_gpu = heads // tp if mla else max(1, kv // tp)
+    return Shard(tp=tp, heads=heads // tp, kv_heads=kv_per_gpu)
 
 
 def layer_gemms(model: ModelArch, tp: int, engine: EngineProfile, expert_tp: int | None = None) -> list[Gemm]:

@@ -261,11 +261,6 @@ class StepModel:
         if tokens <= 0:
             raise InputError("batch", 0, "a step needs at least one token")
         graph = self.engine.cuda_graphs and prefill_seqs == 0
-        if self.lean and prefill_pairs_win is None and prefill_kv_win is None and decode_ctx_win is None:
-            hits = self._memoised_parts(prefill_tokens, prefill_seqs, prefill_pairs, prefill_kv, decode_seqs,
-                                        decode_ctx, decode_q, tokens, graph)
-            if hits is not None:
-                return hits, graph
         cp, dp = self.cp, self.dp
         m = tokens if cp == 1 and dp == 1 else (-(-prefill_tokens // cp) + dec_tokens) / dp
         parts = [self._tokens_part(m, tokens, graph), self._seqs_part((prefill_seqs + dec_tokens) / dp, graph)]
@@ -287,26 +282,26 @@ class StepModel:
                                          decode_pairs(n, ctx_w, q) / s, ctx_w / s, graph))
         return parts, graph
 
-    def _memoised_parts(self, prefill_tokens: int, prefill_seqs: int, prefill_pairs: float, prefill_kv: float,
-                        decode_seqs: int, decode_ctx: float, decode_q: int, tokens: int,
-                        graph: bool) -> list["Part"] | None:
-        """:meth:`_parts_of` of a step without context or data parallelism, packed attention or sliding
-        windows, when every part is memoised already (else None): the same keys, looked up directly."""
-        get = self._memo.get
-        rows = float(prefill_seqs + decode_seqs * decode_q)
-        parts = [get(tokens_key(tokens, tokens, graph)), get(seqs_key(rows, graph))]
-        if prefill_seqs:
-            pp, pk = float(prefill_pairs), float(prefill_kv)
-            parts.append(get(attn_key("attention_prefill", float(prefill_tokens), float(prefill_seqs), pp, pk, pp, pk,
-                                      False)))
-        if decode_seqs:
-            n, dp = float(decode_seqs), float(decode_pairs(decode_seqs, decode_ctx, decode_q))
-            parts.append(get(attn_key("attention_decode", float(decode_seqs * decode_q), n, dp, float(decode_ctx), dp,
-                                      float(decode_ctx), graph)))
+    def _memoised_parts(self, key: tuple) -> tuple[list["Part"], bool] | None:
+        """:meth:`_parts_of` of the step with memo key ``key`` when it has no context or data parallelism,
+        packed attention or sliding windows and every part is memoised already (else None): the same
+        part keys, looked up directly."""
+        pt, ps, pairs, kv, n, ctx, pw, kw, cw, q = key
+        if pw is not None or kw is not None or cw is not None or pt + n * q <= 0:
+            return None
+        get, graph = self._memo.get, self.engine.cuda_graphs and ps == 0
+        tokens = pt + n * q
+        parts = [get(tokens_key(tokens, tokens, graph)), get(seqs_key(float(ps + n * q), graph))]
+        if ps:
+            pp, pk = float(pairs), float(kv)
+            parts.append(get(attn_key("attention_prefill", float(pt), float(ps), pp, pk, pp, pk, False)))
+        if n:
+            dp, c = float(decode_pairs(n, ctx, q)), float(ctx)
+            parts.append(get(attn_key("attention_decode", float(n * q), float(n), dp, c, dp, c, graph)))
         for p in parts:   # (not ``None in parts``: that compares each part with None field by field)
             if p is None:
                 return None
-        return parts  # type: ignore[return-value]
+        return parts, graph  # type: ignore[return-value]
 
     def _wall(self, gpu_s: float, kernels: int, seqs: int, graph: bool) -> float:
         """Wall seconds: kernels back to back (a small gap each, as in a graph replay), or the host's
@@ -328,7 +323,8 @@ class StepModel:
 
     def _price(self, key: tuple) -> tuple[float, float, float]:
         """:meth:`cost` of the shape whose fields (and memo key) are ``key``, from its parts, then memoised."""
-        parts, graph = self._parts_of(*key)
+        hit = self._memoised_parts(key) if self.lean else None
+        parts, graph = hit if hit is not None else self._parts_of(*key)
         gpu_s = flops = nbytes = 0.0
         kernels = 0
         for p in parts:
