@@ -167,9 +167,15 @@ static PyObject *DS_add(DS *s, PyObject *arg) {
     int64_t *rkv = I64(s->b_kv), *rgen = I64(s->b_gen), *rout = I64(s->b_out), *pheld = I64(s->b_held);
     double *rlt = F64(s->b_lt), *rmi = F64(s->b_mi);
     Py_ssize_t nreq = s->b_kv.len / 8;
+    for (Py_ssize_t j = 0; j < k; j++) {   /* all checked before any is added */
+        if (ids[j] < 0 || ids[j] >= nreq) {
+            PyErr_Format(PyExc_IndexError, "request %lld out of range", (long long)ids[j]);
+            unview(&v, tmp);
+            return NULL;
+        }
+    }
     for (Py_ssize_t j = 0; j < k; j++) {
         int64_t r = ids[j];
-        if (r < 0 || r >= nreq) { unview(&v, tmp); PyErr_Format(PyExc_IndexError, "request %lld out of range", (long long)r); return NULL; }
         Py_ssize_t i = s->n + j;
         int64_t kv = rkv[r], off = rgen[r] - kv, end = rout[r] - off;
         s->ids[i] = r; s->kv[i] = kv; s->off[i] = off; s->end[i] = end; s->held[i] = pheld[r];
