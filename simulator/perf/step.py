@@ -322,7 +322,8 @@ class StepModel:
         return hit if hit is not None else self._price(key)
 
     def _price(self, key: tuple) -> tuple[float, float, float]:
-        """:meth:`cost` of the shape whose fields (and memo key) are ``key``, from its parts, then memoised."""
+        """:meth:`cost` of the shape whose fields (and memo key) are ``key``, from its parts; memoised if
+        decode-only (99% of those recur; 94% of steps with a prompt chunk do not, 1,000,000 chat requests)."""
         hit = self._memoised_parts(key) if self.lean else None
         parts, graph = hit if hit is not None else self._parts_of(*key)
         gpu_s = flops = nbytes = 0.0
@@ -333,9 +334,10 @@ class StepModel:
             nbytes += p.bytes
             kernels += p.kernels
         res = (self._wall(gpu_s, kernels, key[1] + key[4], graph), flops, nbytes)
-        if len(self._costs) > 400_000:
-            self._costs.clear()
-        self._costs[key] = res
+        if not key[1]:
+            if len(self._costs) > 400_000:
+                self._costs.clear()
+            self._costs[key] = res
         return res
 
     def cost_of(self, prefill_tokens: int, prefill_seqs: int, prefill_pairs: float, prefill_kv: float,
@@ -346,7 +348,7 @@ class StepModel:
         :func:`quantize`, without building a shape when the memo already has it (the engine's hot path)."""
         key = self._cost_key(prefill_tokens, prefill_seqs, prefill_pairs, prefill_kv, decode_seqs, decode_ctx,
                              prefill_pairs_win, prefill_kv_win, decode_ctx_win, decode_q)
-        hit = self._costs.get(key)
+        hit = None if prefill_seqs else self._costs.get(key)
         return hit if hit is not None else self._price(key)
 
     def time(self, b: BatchShape) -> StepTime:
