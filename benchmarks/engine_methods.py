@@ -45,6 +45,22 @@ def timed(fn: Callable[..., Any], name: str, acc: dict[str, float]) -> Callable[
     return wrapper
 
 
+def cpu_with(patches: list[tuple[type, str, Callable[..., Any]]], requests: int) -> float:
+    """CPU seconds of ``simulate`` on the benchmark scenario with ``requests`` requests, each
+    (class, method name, function) of ``patches`` in place for the run (the originals restored after)."""
+    originals = [(cls, name, getattr(cls, name)) for cls, name, _ in patches]
+    for cls, name, fn in patches:
+        setattr(cls, name, fn)
+    try:
+        s = load_scenario(None, overrides(requests, 1, RATE))
+        t = time.process_time()
+        simulate(s)
+        return time.process_time() - t
+    finally:
+        for cls, name, fn in originals:
+            setattr(cls, name, fn)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--requests", type=int, default=100_000)
@@ -56,17 +72,8 @@ def main() -> None:
         os.environ[NATIVE_ENV] = "0"
         timed_classes = (REFERENCE, *TIMED)
     acc: dict[str, float] = {}
-    originals = [(cls, name, getattr(cls, name)) for cls, names in timed_classes for name in names]
-    for cls, name, fn in originals:
-        setattr(cls, name, timed(fn, name, acc))
-    try:
-        s = load_scenario(None, overrides(n, 1, RATE))
-        t = time.process_time()
-        simulate(s)
-        total = time.process_time() - t
-    finally:
-        for cls, name, fn in originals:
-            setattr(cls, name, fn)
+    total = cpu_with([(cls, name, timed(getattr(cls, name), name, acc)) for cls, names in timed_classes
+                      for name in names], n)
     print(f"total {total:.2f} s CPU, {total / n * 1e6:.1f} us per request ({n} requests, timers in place)")
     for name, sec in sorted(acc.items(), key=lambda kv: -kv[1]):
         print(f"{name:15s} {sec:6.2f} s {sec / n * 1e6:6.1f} us per request")

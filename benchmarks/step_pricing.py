@@ -11,10 +11,8 @@ import argparse
 import time
 from typing import Any
 
-from engine_speed import RATE, overrides
+from engine_methods import cpu_with
 
-from simulator.config import load_scenario
-from simulator.engine.simulate import simulate
 from simulator.perf import step
 
 
@@ -43,14 +41,7 @@ def main() -> None:
                 acc["builds"][key[0]] = acc["builds"].get(key[0], 0) + 1
         return part(self, key, timed_build)
 
-    step.StepModel._price, step.StepModel._part = timed_price, timed_part
-    try:
-        s = load_scenario(None, overrides(n, 1, RATE))
-        t = time.process_time()
-        simulate(s)
-        total = time.process_time() - t
-    finally:
-        step.StepModel._price, step.StepModel._part = price, part
+    total = cpu_with([(step.StepModel, "_price", timed_price), (step.StepModel, "_part", timed_part)], n)
     builds = sum(acc["builds"].values())
     print(f"total {total:.1f} s CPU ({n} requests, timers in place)")
     print(f"steps priced from parts: {acc['priced']:,} in {acc['price_s']:.1f} s ({acc['price_s'] / total:.0%})")

@@ -1,7 +1,8 @@
 """Compiled parts of the engine (C, through Python's C API), each with a pure-Python reference that
 gives bit-identical results:
 
-- ``_decode_set`` (``decode_set.c``): ``engine.decode_set.PyDecodeSet``, a scheduler loop's decoding requests;
+- ``_decode_set`` (``decode_set.c``; its Python type in ``decode_set_type.c``, numpy buffers in
+  ``buffers.c``): ``engine.decode_set.PyDecodeSet``, a scheduler loop's decoding requests;
 - ``_step_key`` (``step_key.c``): ``perf.shape.cost_key``, the memo key of a step's price.
 
 They are built at install time by ``build.py`` (a hatchling build hook); without a C compiler the

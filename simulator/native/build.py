@@ -15,9 +15,10 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
-#: (module, C source), paths relative to the project root.
-EXTENSIONS = (("simulator.native._decode_set", "simulator/native/decode_set.c"),
-              ("simulator.native._step_key", "simulator/native/step_key.c"))
+#: (module, C sources), paths relative to the project root.
+EXTENSIONS = (("simulator.native._decode_set", ("simulator/native/decode_set.c", "simulator/native/decode_set_type.c",
+                                                  "simulator/native/buffers.c")),
+              ("simulator.native._step_key", ("simulator/native/step_key.c",)))
 REQUIRE_ENV = "SERVESIM_REQUIRE_NATIVE"
 
 
@@ -27,7 +28,8 @@ def compile_in_place(root: Path = ROOT) -> list[Path]:
     from setuptools.command.build_ext import build_ext
 
     flags = [] if sys.platform == "win32" else ["-O2", "-ffp-contract=off"]   # no fused multiply-add:
-    exts = [Extension(name, [src], extra_compile_args=flags) for name, src in EXTENSIONS]  # same floats as numpy
+    exts = [Extension(name, list(srcs), extra_compile_args=flags, depends=[f"simulator/native/{h}.h" for h in ("buffers", "decode_set")])
+            for name, srcs in EXTENSIONS]   # same floats as numpy
     cwd = os.getcwd()
     os.chdir(root)
     try:
