@@ -190,3 +190,16 @@ def test_simulations_are_bit_identical_with_either_decode_set(name):
     with reference_decode_set():
         reference = fingerprint(**over)
     assert compiled == reference
+
+
+def test_a_run_without_the_compiled_parts_says_so(monkeypatch):
+    """Where the install found no C compiler the run's notes say that the references ran; where the
+    parts were built, no such note."""
+    from simulator.engine import decode_set
+    from simulator.engine.simulate import NOT_COMPILED
+
+    if NativeDecodeSet is not None:
+        assert NOT_COMPILED not in simulate(make_scenario(**{"workload.requests": 20})).notes
+    monkeypatch.setattr(decode_set, "NativeDecodeSet", None)
+    assert decode_set_type() is PyDecodeSet
+    assert NOT_COMPILED in simulate(make_scenario(**{"workload.requests": 20})).notes
