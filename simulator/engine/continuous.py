@@ -66,7 +66,7 @@ class ContinuousScheduler:
     def loop(self):  # noqa: ANN201 (SimPy generator)
         r = self.r
         while True:
-            if not (self.dec.n or self.prefilling or r.waiting):
+            if not self.running and not r.waiting:
                 yield from self._sleep()
                 continue
             if not self.prefilling and self.dec.n and not self._can_admit():
@@ -105,7 +105,7 @@ class ContinuousScheduler:
     # ---- admission and memory ------------------------------------------------------
     def _can_admit(self) -> bool:
         r = self.r
-        if not r.waiting or self.dec.n + len(self.prefilling) >= r.max_batch_size:
+        if not r.waiting or self.running >= r.max_batch_size:
             return False
         budget = r.max_tokens - self.dec.n * r.decode_q
         if budget <= 0:
@@ -334,7 +334,7 @@ class ContinuousScheduler:
                 r.cache.promote(rid, kv)
             if kv >= target[rid]:   # its last prompt token: the step also gives its next token
                 last = float(last_token[rid])
-                if last == last:     # a recomputed request: the gap since its previous token
+                if not math.isnan(last):     # a recomputed request: the gap since its previous token
                     gap = t1 - last
                     req.max_itl[rid] = max(req.max_itl[rid], gap)
                     r.itl.gaps(np.array([rid]), gap, 0.0, 1)
@@ -343,8 +343,7 @@ class ContinuousScheduler:
                 if math.isnan(req.first_token[rid]):
                     req.first_token[rid] = t1
                 moved.append(rid)
-        r.log.add(t0, t1, r.index, 1, n, pt, dt, dt, flops, nbytes, dec.n + len(self.prefilling), len(r.waiting),
-                  r.pool.used)
+        r.log.add(t0, t1, r.index, 1, n, pt, dt, dt, flops, nbytes, self.running, len(r.waiting), r.pool.used)
         r.itl.row(self.loop_id, t0, dt, 0.0, 1)
         if moved:
             for rid in moved:

@@ -19,6 +19,8 @@ ROOT = Path(__file__).resolve().parents[2]
 EXTENSIONS = (("simulator.native._decode_set", ("simulator/native/decode_set.c", "simulator/native/decode_set_type.c",
                                                   "simulator/native/buffers.c")),
               ("simulator.native._step_key", ("simulator/native/step_key.c",)))
+#: Headers the sources include (a change to one rebuilds the extensions).
+HEADERS = ("simulator/native/buffers.h", "simulator/native/decode_set.h")
 REQUIRE_ENV = "SERVESIM_REQUIRE_NATIVE"
 
 
@@ -27,9 +29,10 @@ def compile_in_place(root: Path = ROOT) -> list[Path]:
     from setuptools import Distribution, Extension
     from setuptools.command.build_ext import build_ext
 
-    flags = [] if sys.platform == "win32" else ["-O2", "-ffp-contract=off"]   # no fused multiply-add:
-    exts = [Extension(name, list(srcs), extra_compile_args=flags, depends=[f"simulator/native/{h}.h" for h in ("buffers", "decode_set")])
-            for name, srcs in EXTENSIONS]   # same floats as numpy
+    # no fused multiply-add (-ffp-contract=off): each float operation rounds as numpy's does
+    flags = [] if sys.platform == "win32" else ["-O2", "-ffp-contract=off"]
+    exts = [Extension(name, list(srcs), extra_compile_args=flags, depends=list(HEADERS))
+            for name, srcs in EXTENSIONS]
     cwd = os.getcwd()
     os.chdir(root)
     try:

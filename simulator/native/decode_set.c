@@ -216,15 +216,21 @@ static inline int64_t blocks_after(DS *s, Py_ssize_t i, int64_t steps) {
     return (s->kv[i] + (steps + s->bs - 1)) / s->bs;   /* numerator >= 0: C division is floor */
 }
 
+/* Blocks beyond those held that raising each member to target[i] (or, without a target, to what
+ * ``steps`` more steps need) would take. */
+static int64_t extra_for(DS *s, const int64_t *target, int64_t steps) {
+    int64_t tot = 0;
+    for (Py_ssize_t i = 0; i < s->n; i++) {
+        int64_t b = target ? target[i] : blocks_after(s, i, steps);
+        tot += b > s->held[i] ? b : s->held[i];
+    }
+    return tot - s->held_sum;
+}
+
 PyObject *DS_extra_blocks(DS *s, PyObject *arg) {
     int64_t steps = PyLong_AsLongLong(arg);
     if (steps == -1 && PyErr_Occurred()) return NULL;
-    int64_t tot = 0;
-    for (Py_ssize_t i = 0; i < s->n; i++) {
-        int64_t b = blocks_after(s, i, steps);
-        tot += b > s->held[i] ? b : s->held[i];
-    }
-    return PyLong_FromLongLong(tot - s->held_sum);
+    return PyLong_FromLongLong(extra_for(s, NULL, steps));
 }
 
 static int64_t pool_free(DS *s, int *err) {
@@ -238,12 +244,7 @@ static int64_t pool_free(DS *s, int *err) {
 
 /* Raise each member's blocks to target[i] (never below those held); 0 if the pool is short, -1 on error. */
 static int hold_blocks(DS *s, const int64_t *target, int64_t steps, int check) {
-    int64_t tot = 0;
-    for (Py_ssize_t i = 0; i < s->n; i++) {
-        int64_t b = target ? target[i] : blocks_after(s, i, steps);
-        tot += b > s->held[i] ? b : s->held[i];
-    }
-    int64_t extra = tot - s->held_sum;
+    int64_t extra = extra_for(s, target, steps);
     if (check) {
         int err = 0;
         int64_t free = pool_free(s, &err);

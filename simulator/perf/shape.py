@@ -87,10 +87,7 @@ def window_pairs(c: int, p: int, w: int) -> float:
 def quantize(b: BatchShape) -> BatchShape:
     """The shape with its context sums rounded to 64 steps per octave (under 0.55% change),
     so that memoisation hits across steps whose contexts differ by a few tokens."""
-    q = quantize_value
-    return BatchShape(b.prefill_tokens, b.prefill_seqs, q(b.prefill_pairs), q(b.prefill_kv),
-                      b.decode_seqs, q(b.decode_ctx), q(b.prefill_pairs_win), q(b.prefill_kv_win),
-                      q(b.decode_ctx_win), b.decode_q)
+    return BatchShape(*cost_key(*b.key()))
 
 
 def quantize_value(v: float | None) -> float | None:

@@ -287,10 +287,10 @@ class StepModel:
         packed attention or sliding windows and every part is memoised already (else None): the same
         part keys, looked up directly."""
         pt, ps, pairs, kv, n, ctx, pw, kw, cw, q = key
-        if pw is not None or kw is not None or cw is not None or pt + n * q <= 0:
+        tokens = pt + n * q
+        if pw is not None or kw is not None or cw is not None or tokens <= 0:
             return None
         get, graph = self._memo.get, self.engine.cuda_graphs and ps == 0
-        tokens = pt + n * q
         parts = [get(tokens_key(tokens, tokens, graph)), get(seqs_key(float(ps + n * q), graph))]
         if ps:
             pp, pk = float(pairs), float(kv)
@@ -317,8 +317,12 @@ class StepModel:
     # ---- public ---------------------------------------------------------------
     def cost(self, b: BatchShape) -> tuple[float, float, float]:
         """(wall seconds, FLOPs, bytes) of one step: the engine's fast path, same numbers as :meth:`time`."""
-        key = b.key()
-        hit = self._costs.get(key)
+        return self._lookup(b.key())
+
+    def _lookup(self, key: tuple) -> tuple[float, float, float]:
+        """The price of the step with memo key ``key``: from the whole-step memo if decode-only, else
+        (or on a miss) from its parts."""
+        hit = None if key[1] else self._costs.get(key)
         return hit if hit is not None else self._price(key)
 
     def _price(self, key: tuple) -> tuple[float, float, float]:
@@ -346,10 +350,8 @@ class StepModel:
                 decode_q: int = 1) -> tuple[float, float, float]:
         """:meth:`cost` of the :class:`BatchShape` with these fields, contexts rounded by
         :func:`quantize`, without building a shape when the memo already has it (the engine's hot path)."""
-        key = self._cost_key(prefill_tokens, prefill_seqs, prefill_pairs, prefill_kv, decode_seqs, decode_ctx,
-                             prefill_pairs_win, prefill_kv_win, decode_ctx_win, decode_q)
-        hit = None if prefill_seqs else self._costs.get(key)
-        return hit if hit is not None else self._price(key)
+        return self._lookup(self._cost_key(prefill_tokens, prefill_seqs, prefill_pairs, prefill_kv, decode_seqs,
+                                           decode_ctx, prefill_pairs_win, prefill_kv_win, decode_ctx_win, decode_q))
 
     def time(self, b: BatchShape) -> StepTime:
         """Predicted time of one forward step over all layers and stages, with its breakdown."""
