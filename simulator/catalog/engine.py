@@ -6,6 +6,23 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
+class KernelFamilies(BaseModel):
+    """Which kernel families an engine runs on NVIDIA GPUs (names as the engines' docs and code use
+    them). With ``measured_tables``, the engine's step prices use the efficiency fitted from its own
+    measured kernels on the GPU where ``hwprofiles/kernels/<gpu>/<engine>.yaml`` exists
+    (``simulator/catalog/kernels.py``); elsewhere the GPU profile's own (FlashAttention-2, cuBLAS)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    attention_prefill: str = "fa2"          # e.g. fa2, fa3, trtllm-fmha, flashinfer
+    attention_decode: str = "fa2"           # e.g. fa3, xqa, flashinfer
+    mla: str | None = None                  # e.g. flashmla, trtllm-mla, flashinfer-mla
+    gemm: str = "cublas"                    # e.g. cublas, cutlass-fp8
+    moe: str | None = None                  # e.g. triton fused_moe, cutlass, trtllm-gen
+    all_reduce: Literal["nccl", "custom"] = "nccl"   # custom: one-shot/two-shot NVLink all-reduce kernels
+    measured_tables: bool = False           # price with hwprofiles/kernels/<gpu>/<name>.yaml where it exists
+    source: str = ""
+
+
 class EngineProfile(BaseModel):
     """Which kernels a framework fuses, how it stores KV, and its CPU cost per step (seconds)."""
 
@@ -35,7 +52,13 @@ class EngineProfile(BaseModel):
     packed_attention_efficiency: float | None = Field(None, gt=0, le=4)         # steps with prompt chunks
     packed_attention_efficiency_decode: float | None = Field(None, gt=0, le=4)  # decode-only steps (default: the above)
     elementwise_kernel_s: float | None = Field(None, gt=0)  # measured shortest time of one small eager elementwise kernel
-    status: Literal["default", "calibrated"] = "default"
+    # The engine's host work for step n+1 (scheduling, input preparation, sampling bookkeeping) runs
+    # while the GPU runs step n (vLLM async scheduling, SGLang and TensorRT-LLM overlap schedulers):
+    # a step then lasts max(GPU time, host time) instead of their sum.
+    overlap_host: bool = False
+    version: str | None = None              # engine version the profile describes
+    kernels: KernelFamilies = KernelFamilies()
+    status: Literal["default", "calibrated", "sourced"] = "default"
     source: str = ""
 
     @model_validator(mode="after")

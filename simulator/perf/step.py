@@ -305,14 +305,16 @@ class StepModel:
 
     def _wall(self, gpu_s: float, kernels: int, seqs: int, graph: bool) -> float:
         """Wall seconds: kernels back to back (a small gap each, as in a graph replay), or the host's
-        eager launches if those are slower, plus the engine's CPU overhead per step and sequence.
+        eager launches if those are slower, plus the engine's CPU overhead per step and sequence (or,
+        for an engine that prepares the next step while the GPU runs this one, the longer of the two).
         Host cost per eager launch: the engine's own figure, else the GPU profile's measured one."""
         if graph:
             queued = gpu_s + kernels * self.graph_gap
         else:   # launched ahead of the GPU, kernels run back to back (measured: wall = kernel sum)
             per = self.engine.cpu_launch_per_kernel_s or self.eager_gap
             queued = max(gpu_s, kernels * per)
-        return queued + self.engine.cpu_overhead_per_step_s + seqs * self.engine.cpu_overhead_per_seq_s
+        host = self.engine.cpu_overhead_per_step_s + seqs * self.engine.cpu_overhead_per_seq_s
+        return max(queued, host) if self.engine.overlap_host else queued + host
 
     # ---- public ---------------------------------------------------------------
     def cost(self, b: BatchShape) -> tuple[float, float, float]:

@@ -22,7 +22,7 @@ def test_catalog_lists_both_engines() -> None:
 def test_engine_validates_with_a_source(name: str) -> None:
     e = load_engine(name)
     assert isinstance(e, EngineProfile) and e.name == name
-    assert e.status in ("default", "calibrated") and len(e.source) > 100 and e.description.strip()
+    assert e.status in ("default", "calibrated", "sourced") and len(e.source) > 100 and e.description.strip()
     if e.status == "calibrated":   # the command that produced the figures is named
         assert "calibrate fit" in e.source or "calibration.e2e.profile_fit" in e.source
 
@@ -41,10 +41,42 @@ def test_hf_eager_engine_fuses_nothing() -> None:
     assert e.cpu_launch_per_kernel_s > load_engine("fused").cpu_launch_per_kernel_s
 
 
-@pytest.mark.parametrize(("alias", "name"), [("vLLM", "fused"), ("sglang", "fused"), ("TensorRT_LLM", "fused"),
+@pytest.mark.parametrize(("alias", "name"), [("vLLM", "vllm"), ("sglang", "sglang"), ("TensorRT_LLM", "trtllm"),
+                                             ("trt-llm", "trtllm"),
                                              ("transformers", "hf-eager"), ("HF-Eager", "hf-eager")])
 def test_aliases_resolve(alias: str, name: str) -> None:
     assert load_engine(alias).name == name
+
+
+PRODUCTION = ("vllm", "sglang", "trtllm")
+
+
+@pytest.mark.parametrize("name", PRODUCTION)
+def test_production_engines_name_version_kernels_and_overlap(name: str) -> None:
+    e = load_engine(name)
+    assert e.version and e.overlap_host and e.kernels.measured_tables and e.kernels.all_reduce == "custom"
+    assert e.kernels.source and e.status == "sourced"
+
+
+def test_production_engines_differ_in_their_kernels() -> None:
+    fams = {n: (load_engine(n).kernels.attention_prefill, load_engine(n).kernels.attention_decode) for n in PRODUCTION}
+    assert fams["trtllm"] == ("trtllm-fmha", "xqa") and fams["vllm"][0] == "fa3"
+    assert load_engine("fused").kernels.attention_prefill == "fa2" and not load_engine("fused").overlap_host
+
+
+def test_overlapped_host_work_hides_behind_the_gpu_step() -> None:
+    # Host work of step n+1 runs while the GPU runs step n: a step lasts max(GPU, host), not the sum.
+    # Same engine figures with and without overlap; a decode step of batch 256 on an H100.
+    plain = load_engine("fused")
+    over = plain.model_copy(update={"overlap_host": True})
+    shape = BatchShape.decode(256, 256 * 1024)
+    a = StepModel(LLAMA_8B, load_gpu("h100-sxm"), plain).time(shape)
+    b = StepModel(LLAMA_8B, load_gpu("h100-sxm"), over).time(shape)
+    host = plain.cpu_overhead_per_step_s + 256 * plain.cpu_overhead_per_seq_s   # 4.06 ms
+    assert a.gpu_s == b.gpu_s and a.wall_s - b.wall_s == pytest.approx(min(host, b.wall_s), rel=1e-6)
+    tiny = BatchShape.decode(1, 128)   # a tiny step is host-bound: the host time is the step
+    t = StepModel(LLAMA_8B, load_gpu("h100-sxm"), over.model_copy(update={"cpu_overhead_per_step_s": 0.05})).time(tiny)
+    assert t.wall_s == pytest.approx(0.05 + plain.cpu_overhead_per_seq_s)
 
 
 def test_unknown_engine_suggests() -> None:

@@ -1,0 +1,247 @@
+"""Hold servesim against measured end-to-end runs of vLLM, SGLang and TensorRT-LLM.
+
+The measurements are the ``systems/silicon_sample.csv`` rows that the ``aiconfigurator-core``
+package ships (Apache-2.0; ``pip install 'servesim[kerneldb]'`` or ``--csv PATH``): one row per
+benchmark of one engine version serving one model on one GPU type at a fixed concurrency, with
+fixed prompt (``isl``) and output (``osl``) lengths, and the measured mean TTFT and TPOT.
+servesim is not fitted on any of them: its kernel efficiencies come from the per-kernel tables of
+the same package (a different kind of measurement) and from our own GPU runs, its scheduler rules
+and host figures from the engines' code and documentation.
+
+Each row becomes a closed-loop scenario (``concurrency`` clients, each sending its next request
+when the previous one ends) of ``warmup + rounds x concurrency`` requests; the first ``warmup``
+requests are left out of the statistics, as benchmark tools exclude their warm-up requests. The
+predicted mean TTFT and TPOT (mean over requests of (E2E - TTFT) / (output - 1)) are compared with
+the measured ones; offline throughput per GPU follows as concurrency x osl / (TTFT + (osl - 1) x
+TPOT) per replica.
+
+Rows are kept when servesim has the model and GPU and the row's layout is one it models: aggregated
+serving, no data-parallel attention, pipeline 1, weights in bf16 or fp8 (per-tensor or block).
+The KV cache is taken in the model's dtype (the engines' ``auto`` default), since rows do not say.
+
+Usage::
+
+    python -m calibration.silicon_check [--csv silicon_sample.csv] [--engine vllm] [--out DIR]
+        [--workers 2] [--limit N] [--rounds 3]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from collections.abc import Iterable
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from simulator.config.loader import scenario_from_dict
+from simulator.engine.simulate import simulate
+from simulator.errors import ServesimError
+
+#: Hugging Face ids in the sample -> servesim catalog models (same architecture; FP8 checkpoints
+#: are the same model with fp8 weights).
+MODELS = {
+    "meta-llama/Llama-3.1-8B-Instruct": "llama-3.1-8b",
+    "nvidia/Llama-3.1-8B-Instruct-FP8": "llama-3.1-8b",
+    "meta-llama/Llama-3.1-70B": "llama-3.1-70b",
+    "Qwen/Qwen3-32B": "qwen3-32b",
+    "Qwen/Qwen3-235B-A22B-FP8": "qwen3-235b-a22b",
+    "openai/gpt-oss-120b": "gpt-oss-120b",
+    "deepseek-ai/DeepSeek-V3": "deepseek-v3",
+    "deepseek-ai/DeepSeek-R1": "deepseek-v3",
+}
+#: The sample's system names -> servesim GPU profiles.
+GPUS = {"h100_sxm": "h100-sxm", "h200_sxm": "h200-sxm", "b200_sxm": "b200", "gb200": "gb200",
+        "a100_sxm": "a100-sxm-80gb", "l40s": "l40s"}
+#: The sample's GEMM quantisation -> servesim weight dtype (None: not modelled).
+WEIGHTS = {"fp8": "fp8", "fp8_block": "fp8", "bfloat16": "bf16", "float16": "fp16"}
+
+
+@dataclass(frozen=True)
+class Case:
+    """One measured row, as servesim will run it."""
+
+    id: str
+    engine: str
+    version: str
+    model: str
+    gpu: str
+    weight_dtype: str
+    tp: int
+    ep: int
+    concurrency: int
+    isl: int
+    osl: int
+    ttft_ms: float
+    tpot_ms: float
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """A case's prediction (NaN where the run failed, with the reason)."""
+
+    case: Case
+    ttft_ms: float
+    tpot_ms: float
+    preemptions: int
+    sim_s: float
+    error: str = ""
+
+
+def default_csv() -> Path | None:
+    """The sample inside an installed ``aiconfigurator-core``, if there is one."""
+    try:
+        import importlib.util
+        spec = importlib.util.find_spec("aiconfigurator_core")
+    except (ImportError, ValueError):
+        return None
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    path = Path(next(iter(spec.submodule_search_locations))) / "systems" / "silicon_sample.csv"
+    return path if path.is_file() else None
+
+
+def _weight(row: pd.Series) -> str | None:
+    q = row.get("gemm_quant_mode")
+    if isinstance(q, str):
+        return WEIGHTS.get(q)
+    p = row.get("precision")
+    return {"fp8": "fp8", "bf16": "bf16"}.get(p) if isinstance(p, str) else "bf16"
+
+
+def cases(table: pd.DataFrame, engines: Iterable[str] | None = None) -> list[Case]:
+    """The rows servesim models, as cases (see the module docstring for the rule)."""
+    out = []
+    want = set(engines) if engines else None
+    for _, r in table.iterrows():
+        if r["mode"] != "agg" or r["model_path"] not in MODELS or r["system"] not in GPUS:
+            continue
+        if want is not None and r["backend"] not in want:
+            continue
+        if not (pd.isna(r["pp_size"]) or r["pp_size"] == 1):
+            continue
+        if not (pd.isna(r["attention_dp_size"]) or r["attention_dp_size"] <= 1):
+            continue
+        w = _weight(r)
+        if w is None or any(pd.isna(r[k]) for k in ("batch_size", "tp_size", "silicon_ttft_ms", "silicon_tpot_ms")):
+            continue
+        out.append(Case(id=str(r["id"]), engine=str(r["backend"]), version=str(r["backend_version"]),
+                        model=MODELS[r["model_path"]], gpu=GPUS[r["system"]], weight_dtype=w, tp=int(r["tp_size"]),
+                        ep=int(r["moe_ep_size"]) if not pd.isna(r["moe_ep_size"]) else 1,
+                        concurrency=int(r["batch_size"]), isl=int(r["isl"]), osl=int(r["osl"]),
+                        ttft_ms=float(r["silicon_ttft_ms"]), tpot_ms=float(r["silicon_tpot_ms"])))
+    return out
+
+
+def scenario_of(c: Case, rounds: int, engine: str | None = None) -> dict[str, Any]:
+    """The closed-loop scenario of case ``c`` (``engine`` overrides the case's engine)."""
+    n = c.concurrency * (rounds + 1)
+    dep: dict[str, Any] = {"gpu": c.gpu, "engine": engine or c.engine, "tp": c.tp, "weight_dtype": c.weight_dtype}
+    if c.ep > 1:   # experts spread over the replica's GPUs (servesim: ep = tp)
+        dep["moe"] = {"expert_parallel": c.tp}
+    return {"name": c.id, "model": c.model, "deployment": dep, "seed": 0,
+            "workload": {"arrival": {"process": "closed_loop", "concurrency": c.concurrency}, "requests": n,
+                         "prompt_tokens": {"dist": "fixed", "value": c.isl},
+                         "output_tokens": {"dist": "fixed", "value": c.osl}},
+            "slo": {"ttft_s": None, "tpot_s": None}}
+
+
+def run_case(args: tuple[Case, int, str | None]) -> Outcome:
+    """Simulate one case; the statistics skip the first ``concurrency`` requests (the warm-up)."""
+    c, rounds, engine = args
+    try:
+        res = simulate(scenario_from_dict(scenario_of(c, rounds, engine)))
+    except ServesimError as e:
+        return Outcome(c, math.nan, math.nan, 0, 0.0, str(e).splitlines()[0][:200])
+    r = res.requests
+    order = np.argsort(r.arrival, kind="stable")
+    keep = order[c.concurrency:]
+    done = keep[r.finish[keep] > 0]
+    ttft = (r.first_token - r.arrival)[done]
+    tpot = ((r.finish - r.first_token) / np.maximum(r.output - 1, 1))[done]
+    return Outcome(c, float(np.mean(ttft)) * 1e3, float(np.mean(tpot)) * 1e3, int(r.preemptions.sum()),
+                   res.wall_time_s)
+
+
+def throughput_per_gpu(concurrency: int, osl: int, tp: int, ttft_ms: float, tpot_ms: float) -> float:
+    """Output tokens/s per GPU of a closed loop at ``concurrency`` (Little's law over one request)."""
+    e2e = (ttft_ms + (osl - 1) * tpot_ms) / 1e3
+    return concurrency * osl / e2e / tp
+
+
+def frame(outcomes: list[Outcome]) -> pd.DataFrame:
+    """One row per case: measured, predicted and signed relative errors."""
+    rows = []
+    for o in outcomes:
+        c = o.case
+        m_thr = throughput_per_gpu(c.concurrency, c.osl, c.tp, c.ttft_ms, c.tpot_ms)
+        p_thr = throughput_per_gpu(c.concurrency, c.osl, c.tp, o.ttft_ms, o.tpot_ms)
+        rows.append({**asdict(c), "pred_ttft_ms": o.ttft_ms, "pred_tpot_ms": o.tpot_ms,
+                     "ttft_err": o.ttft_ms / c.ttft_ms - 1, "tpot_err": o.tpot_ms / c.tpot_ms - 1,
+                     "thr_meas": m_thr, "thr_pred": p_thr, "thr_err": p_thr / m_thr - 1,
+                     "preemptions": o.preemptions, "sim_s": o.sim_s, "error": o.error})
+    return pd.DataFrame(rows)
+
+
+def summary(df: pd.DataFrame) -> pd.DataFrame:
+    """Median and worst |error| of TTFT, TPOT and throughput per engine (and all)."""
+    ok = df[df["error"] == ""]
+    groups = [(e, g) for e, g in ok.groupby("engine")] + [("all", ok)]
+    rows = []
+    for name, g in groups:
+        row: dict[str, Any] = {"engine": name, "rows": len(g)}
+        for k in ("ttft", "tpot", "thr"):
+            a = g[f"{k}_err"].abs()
+            row[f"{k}_median"] = float(a.median()) if len(a) else math.nan
+            row[f"{k}_p90"] = float(a.quantile(0.9)) if len(a) else math.nan
+            row[f"{k}_worst"] = float(a.max()) if len(a) else math.nan
+            row[f"{k}_bias"] = float(g[f"{k}_err"].median()) if len(a) else math.nan
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m calibration.silicon_check", description=__doc__.splitlines()[0])
+    ap.add_argument("--csv", type=Path, default=None, help="silicon_sample.csv (default: the installed package's)")
+    ap.add_argument("--engine", action="append", help="only these engines (vllm, sglang, trtllm)")
+    ap.add_argument("--as-engine", default=None, help="simulate every row with this engine profile instead")
+    ap.add_argument("--out", type=Path, default=None, help="folder for cases.csv and summary.json")
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--limit", type=int, default=None, help="every k-th case only, to at most this many")
+    ap.add_argument("--rounds", type=int, default=3, help="requests per client after the warm-up")
+    a = ap.parse_args(argv)
+    path = a.csv or default_csv()
+    if path is None or not path.is_file():
+        print("silicon_check: no silicon_sample.csv: pip install 'servesim[kerneldb]' or pass --csv", file=sys.stderr)
+        return 2
+    cs = cases(pd.read_csv(path), a.engine)
+    if a.limit and len(cs) > a.limit:
+        step = len(cs) / a.limit
+        cs = [cs[int(i * step)] for i in range(a.limit)]
+    jobs = [(c, a.rounds, a.as_engine) for c in cs]
+    if a.workers > 1:
+        with ProcessPoolExecutor(a.workers) as ex:
+            outs = list(ex.map(run_case, jobs, chunksize=1))
+    else:
+        outs = [run_case(j) for j in jobs]
+    df = frame(outs)
+    s = summary(df)
+    pd.set_option("display.width", 200)
+    print(s.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    failed = df[df["error"] != ""]
+    if len(failed):
+        print(f"{len(failed)} cases failed, e.g. {failed['error'].iloc[0]}")
+    if a.out:
+        a.out.mkdir(parents=True, exist_ok=True)
+        df.to_csv(a.out / "cases.csv", index=False)
+        (a.out / "summary.json").write_text(json.dumps(s.to_dict(orient="records"), indent=1) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
