@@ -9,20 +9,22 @@ the same package (a different kind of measurement) and from our own GPU runs, it
 and host figures from the engines' code and documentation.
 
 Each row becomes a closed-loop scenario (``concurrency`` clients, each sending its next request
-when the previous one ends) of ``warmup + rounds x concurrency`` requests; the first ``warmup``
-requests are left out of the statistics, as benchmark tools exclude their warm-up requests. The
+when the previous one ends) of ``--prompts`` requests (default 1000, the default ``--num-prompts``
+of ``vllm bench serve`` and SGLang's ``bench_serving``; at least two per client), all counted, as
+those tools count them when no warm-up is asked for (``--warmup`` leaves each client's first
+request out). The rows do not record how many requests their benchmark sent. The
 predicted mean TTFT and TPOT (mean over requests of (E2E - TTFT) / (output - 1)) are compared with
 the measured ones; offline throughput per GPU follows as concurrency x osl / (TTFT + (osl - 1) x
 TPOT) per replica.
 
 Rows are kept when servesim has the model and GPU and the row's layout is one it models: aggregated
-serving, no data-parallel attention, pipeline 1, weights in bf16 or fp8 (per-tensor or block).
+serving on one node (TP <= 8), no data-parallel attention, pipeline 1, weights in bf16 or fp8 (per-tensor or block).
 The KV cache is taken in the model's dtype (the engines' ``auto`` default), since rows do not say.
 
 Usage::
 
     python -m calibration.silicon_check [--csv silicon_sample.csv] [--engine vllm] [--out DIR]
-        [--workers 2] [--limit N] [--rounds 3]
+        [--workers 2] [--limit N] [--prompts 1000] [--warmup]
 """
 from __future__ import annotations
 
@@ -123,7 +125,7 @@ def cases(table: pd.DataFrame, engines: Iterable[str] | None = None) -> list[Cas
             continue
         if want is not None and r["backend"] not in want:
             continue
-        if not (pd.isna(r["pp_size"]) or r["pp_size"] == 1):
+        if not (pd.isna(r["pp_size"]) or r["pp_size"] == 1) or r["tp_size"] > 8:   # one node
             continue
         if not (pd.isna(r["attention_dp_size"]) or r["attention_dp_size"] <= 1):
             continue
@@ -138,9 +140,9 @@ def cases(table: pd.DataFrame, engines: Iterable[str] | None = None) -> list[Cas
     return out
 
 
-def scenario_of(c: Case, rounds: int, engine: str | None = None) -> dict[str, Any]:
+def scenario_of(c: Case, prompts: int, engine: str | None = None) -> dict[str, Any]:
     """The closed-loop scenario of case ``c`` (``engine`` overrides the case's engine)."""
-    n = c.concurrency * (rounds + 1)
+    n = max(prompts, 2 * c.concurrency)
     dep: dict[str, Any] = {"gpu": c.gpu, "engine": engine or c.engine, "tp": c.tp, "weight_dtype": c.weight_dtype}
     if c.ep > 1:   # experts spread over the replica's GPUs (servesim: ep = tp)
         dep["moe"] = {"expert_parallel": c.tp}
@@ -151,16 +153,16 @@ def scenario_of(c: Case, rounds: int, engine: str | None = None) -> dict[str, An
             "slo": {"ttft_s": None, "tpot_s": None}}
 
 
-def run_case(args: tuple[Case, int, str | None]) -> Outcome:
-    """Simulate one case; the statistics skip the first ``concurrency`` requests (the warm-up)."""
-    c, rounds, engine = args
+def run_case(args: tuple[Case, int, str | None, bool]) -> Outcome:
+    """Simulate one case; with ``warmup`` the statistics skip the first ``concurrency`` requests."""
+    c, prompts, engine, warmup = args
     try:
-        res = simulate(scenario_from_dict(scenario_of(c, rounds, engine)))
+        res = simulate(scenario_from_dict(scenario_of(c, prompts, engine)))
     except ServesimError as e:
         return Outcome(c, math.nan, math.nan, 0, 0.0, str(e).splitlines()[0][:200])
     r = res.requests
     order = np.argsort(r.arrival, kind="stable")
-    keep = order[c.concurrency:]
+    keep = order[c.concurrency:] if warmup else order
     done = keep[r.finish[keep] > 0]
     ttft = (r.first_token - r.arrival)[done]
     tpot = ((r.finish - r.first_token) / np.maximum(r.output - 1, 1))[done]
@@ -213,7 +215,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=None, help="folder for cases.csv and summary.json")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--limit", type=int, default=None, help="every k-th case only, to at most this many")
-    ap.add_argument("--rounds", type=int, default=3, help="requests per client after the warm-up")
+    ap.add_argument("--prompts", type=int, default=1000, help="requests per benchmark (at least 2 per client)")
+    ap.add_argument("--warmup", action="store_true", help="leave each client's first request out of the statistics")
     a = ap.parse_args(argv)
     path = a.csv or default_csv()
     if path is None or not path.is_file():
@@ -223,7 +226,7 @@ def main(argv: list[str] | None = None) -> int:
     if a.limit and len(cs) > a.limit:
         step = len(cs) / a.limit
         cs = [cs[int(i * step)] for i in range(a.limit)]
-    jobs = [(c, a.rounds, a.as_engine) for c in cs]
+    jobs = [(c, a.prompts, a.as_engine, a.warmup) for c in cs]
     if a.workers > 1:
         with ProcessPoolExecutor(a.workers) as ex:
             outs = list(ex.map(run_case, jobs, chunksize=1))

@@ -61,6 +61,7 @@ class StepModel:
         self.model, self.gpu, self.engine = model, gpu, engine
         self.tp, self.pp, self.cp, self.weight_dtype, self.kv_dtype = tp, pp, cp, weight_dtype, kv_dtype
         self.experts = plan
+        self.grouped_moe = engine.kernels.moe is not None   # experts' GEMMs in one grouped kernel
         self.dp = plan.ep if plan.dp_attention else 1        # attention ranks splitting the sequences
         self.attn_tp = 1 if plan.dp_attention else tp        # GPUs one attention / dense layer is split over
         self.routing = (ExpertRouting(model.moe.num_experts, model.moe.experts_per_token, plan, model.name)
@@ -109,7 +110,10 @@ class StepModel:
             for routed, active in zip(*self.routing.load(rows)):
                 fl, by = gemm_cost(routed, g.k, g.n, 0.0)
                 by += active * g.k * g.n * gw
-                ti = self._gemm_time(fl, by, dt, log2(routed / max(active, 1e-9)), log2(g.k * g.n), True)
+                # one grouped kernel streams every active expert's weights (fused MoE): its shape is
+                # the summed weights; an engine without one runs each expert's GEMM on its own
+                kn = g.k * g.n * (max(active, 1.0) if self.grouped_moe else 1.0)
+                ti = self._gemm_time(fl, by, dt, log2(routed / max(active, 1e-9)), log2(kn), True)
                 if t is None or ti.seconds > t.seconds:
                     t = ti
             assert t is not None

@@ -149,3 +149,33 @@ def test_fast_cost_equals_full_time_with_features(mixtral, flat_gpu, fused, pt, 
     assert wall == pytest.approx(full.wall_s, rel=1e-12)
     assert flops == pytest.approx(full.flops, rel=1e-12) and nbytes == pytest.approx(full.bytes, rel=1e-12)
     assert np.isfinite(wall) and wall > 0
+
+
+def test_grouped_moe_streams_all_active_experts_in_one_kernel(dsv3, flat_gpu):
+    """An engine with a fused MoE kernel prices the experts' GEMM at the efficiency of one GEMM over
+    every active expert's weights (one launch streams them all); without one, each expert's GEMM
+    runs alone at the small-GEMM efficiency. Decode of 16 sequences: memory-bound, so time = bytes /
+    (bandwidth x efficiency), the efficiency read at log2 of the weights each kernel streams."""
+    from simulator.catalog.engine import EngineProfile, KernelFamilies
+    from simulator.catalog.gpu import Curve, Efficiency
+
+    # efficiency 0.2 for a 2^20-element weight, rising linearly in log2 to 0.8 at 2^34
+    curves = {"gemm": Curve(x_feature="log2_m", x=[0, 14], y_feature="log2_kn", y=[20, 34],
+                            values=[[0.2, 0.2], [0.8, 0.8]])}
+    gpu = flat_gpu.model_copy(update={"efficiency": flat_gpu.efficiency.model_copy(update={"curves": curves})})
+    per = EngineProfile(name="per-expert", description="test")
+    grouped = EngineProfile(name="grouped", description="test", kernels=KernelFamilies(moe="fused_moe"))
+    rows = 16
+    times = {}
+    for eng in (per, grouped):
+        sm = StepModel(dsv3, gpu, eng, weight_dtype="fp8")
+        g = next(g for g in sm.gemms if g.experts > 1 and g.n == 2 * 2048)   # fused gate+up of the experts
+        times[eng.name] = sm._gemm(g, rows)[0] / g.layers
+    k, n = 7168, 2 * 2048
+    active = expected_active_experts(rows, 256, 8)                       # ~99 of 256 experts
+    nbytes = active * k * n * 1.0 + rows * 8 * (k + n) * 2               # fp8 weights + bf16 rows in/out
+    def eff(elements: float) -> float:
+        return 0.2 + 0.6 * (np.log2(elements) - 20) / 14
+    assert times["per-expert"] == pytest.approx(nbytes / 2e12 / eff(k * n), rel=1e-6)
+    assert times["grouped"] == pytest.approx(nbytes / 2e12 / eff(active * k * n), rel=1e-6)
+    assert times["grouped"] < 0.6 * times["per-expert"]
