@@ -42,7 +42,14 @@ def rows(what: str) -> list[dict]:
         return out
     from ..catalog.engines import list_engines, load_engine
 
-    return [{"name": n, "description": load_engine(n).description} for n in list_engines()]
+    out = []
+    for n in list_engines():
+        e = load_engine(n)
+        k = e.kernels
+        out.append({"name": n, "version": e.version or "", "status": e.status,
+                    "kernels": f"{k.attention_prefill}/{k.attention_decode}, {k.gemm}, all-reduce {k.all_reduce}",
+                    "host_overlap": e.overlap_host, "description": e.description, "source": e.source})
+    return out
 
 
 def run(a: argparse.Namespace) -> int:
@@ -52,9 +59,14 @@ def run(a: argparse.Namespace) -> int:
         return 0
     if not data:
         return 0
-    keys = list(data[0])
-    widths = {k: max(len(k), *(len(str(r[k])) for r in data)) for k in keys}
-    print("  ".join(k.ljust(widths[k]) for k in keys))
+    from rich.console import Console
+    from rich.table import Table
+
+    keys = [k for k in data[0] if k != "source"]   # sources: --json
+    table = Table(show_lines=a.what == "engines")
+    for k in keys:
+        table.add_column(k, overflow="fold")
     for r in data:
-        print("  ".join(str(r[k]).ljust(widths[k]) for k in keys))
+        table.add_row(*(str(r[k]) for k in keys))
+    Console().print(table)
     return 0
