@@ -19,7 +19,8 @@ TPOT) per replica.
 
 Rows are kept when servesim has the model and GPU and the row's layout is one it models: aggregated
 serving on one node (TP <= 8), no data-parallel attention, pipeline 1, weights in bf16 or fp8 (per-tensor or block).
-The KV cache is taken in the model's dtype (the engines' ``auto`` default), since rows do not say.
+Rows whose experts use another format than the other weights (mxfp4, nvfp4) are
+left out. The KV cache is taken in the model's dtype (the engines' ``auto`` default), since rows do not say.
 
 Usage::
 
@@ -130,6 +131,9 @@ def cases(table: pd.DataFrame, engines: Iterable[str] | None = None) -> list[Cas
         if not (pd.isna(r["attention_dp_size"]) or r["attention_dp_size"] <= 1):
             continue
         w = _weight(r)
+        mq = r.get("moe_quant_mode")
+        if isinstance(mq, str) and WEIGHTS.get(mq) != w:   # experts in another format (e.g. mxfp4)
+            continue
         if w is None or any(pd.isna(r[k]) for k in ("batch_size", "tp_size", "silicon_ttft_ms", "silicon_tpot_ms")):
             continue
         out.append(Case(id=str(r["id"]), engine=str(r["backend"]), version=str(r["backend_version"]),
@@ -207,6 +211,28 @@ def summary(df: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def by_group(df: pd.DataFrame) -> pd.DataFrame:
+    """Median signed and absolute errors per (engine, model, GPU, weights)."""
+    ok = df[df["error"] == ""]
+    g = ok.groupby(["engine", "model", "gpu", "weight_dtype"])
+    return g.agg(rows=("tpot_err", "size"), ttft_bias=("ttft_err", "median"),
+                 ttft_abs=("ttft_err", lambda x: x.abs().median()), tpot_bias=("tpot_err", "median"),
+                 tpot_abs=("tpot_err", lambda x: x.abs().median()), thr_bias=("thr_err", "median"),
+                 thr_abs=("thr_err", lambda x: x.abs().median())).reset_index()
+
+
+def markdown(df: pd.DataFrame) -> str:
+    """A pipe table of ``df`` (floats as percentages where the column is an error)."""
+    def cell(k: str, v: Any) -> str:
+        if isinstance(v, float):
+            return f"{v:+.1%}" if k.endswith("bias") else (f"{v:.1%}" if "_" in k else f"{v:.3g}")
+        return str(v)
+    head = "| " + " | ".join(df.columns) + " |"
+    rule = "|" + "|".join("---" for _ in df.columns) + "|"
+    body = ["| " + " | ".join(cell(k, v) for k, v in zip(df.columns, r)) + " |" for r in df.itertuples(index=False)]
+    return "\n".join([head, rule, *body]) + "\n"
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m calibration.silicon_check", description=__doc__.splitlines()[0])
     ap.add_argument("--csv", type=Path, default=None, help="silicon_sample.csv (default: the installed package's)")
@@ -243,6 +269,7 @@ def main(argv: list[str] | None = None) -> int:
         a.out.mkdir(parents=True, exist_ok=True)
         df.to_csv(a.out / "cases.csv", index=False)
         (a.out / "summary.json").write_text(json.dumps(s.to_dict(orient="records"), indent=1) + "\n")
+        (a.out / "summary.md").write_text(markdown(s) + "\n" + markdown(by_group(df)))
     return 0
 
 
