@@ -8,8 +8,8 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 class KernelFamilies(BaseModel):
     """Which kernel families an engine runs on NVIDIA GPUs (names as the engines' docs and code use
-    them). With ``measured_tables``, the engine's step prices use the efficiency fitted from its own
-    measured kernels on the GPU where ``hwprofiles/kernels/<gpu>/<engine>.yaml`` exists
+    them). With ``tables``, step prices use the efficiency fitted from that engine's own measured
+    kernels on the GPU where ``hwprofiles/kernels/<gpu>/<tables>.yaml`` exists
     (``simulator/catalog/kernels.py``); elsewhere the GPU profile's own (FlashAttention-2, cuBLAS)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -19,7 +19,7 @@ class KernelFamilies(BaseModel):
     gemm: str = "cublas"                    # e.g. cublas, cutlass-fp8
     moe: str | None = None                  # e.g. triton fused_moe, cutlass, trtllm-gen
     all_reduce: Literal["nccl", "custom"] = "nccl"   # custom: one-shot/two-shot NVLink all-reduce kernels
-    measured_tables: bool = False           # price with hwprofiles/kernels/<gpu>/<name>.yaml where it exists
+    tables: Literal["vllm", "sglang", "trtllm"] | None = None   # whose measured kernel tables price the ops
     source: str = ""
 
 

@@ -54,7 +54,7 @@ PRODUCTION = ("vllm", "sglang", "trtllm")
 @pytest.mark.parametrize("name", PRODUCTION)
 def test_production_engines_name_version_kernels_and_overlap(name: str) -> None:
     e = load_engine(name)
-    assert e.version and e.overlap_host and e.kernels.measured_tables and e.kernels.all_reduce == "custom"
+    assert e.version and e.overlap_host and e.kernels.tables == name and e.kernels.all_reduce == "custom"
     assert e.kernels.source and e.status == "sourced"
 
 
