@@ -132,6 +132,7 @@ def database_block(gpu: str, transferred: dict[str, Any]) -> dict[str, Any] | No
 
 
 def _block_yaml(eff: dict[str, Any]) -> str:
+    eff = {k: v for k, v in eff.items() if not (k == "kernel_overlay" and v is None)}   # set only at run time
     body = yaml.safe_dump({"efficiency": eff}, sort_keys=False, default_flow_style=None, width=120)
     return ("# efficiency: written by `servesim calibrate fit --write` (calibration/profiles.py); do not edit by hand\n"
             + body)

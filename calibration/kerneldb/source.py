@@ -56,7 +56,7 @@ class Table:
 
 def _dist_version(root: Path) -> str:
     for info in sorted(root.parent.glob("aiconfigurator_core-*.dist-info")):
-        return info.name.split("-")[1]
+        return info.name.removesuffix(".dist-info").split("-")[1]
     try:
         return importlib.metadata.version(PACKAGE)
     except importlib.metadata.PackageNotFoundError:
