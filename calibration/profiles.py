@@ -11,6 +11,9 @@ balance; launch figures, collectives and datasheet numbers stay its own), with `
 transferred`` and ``transferred_from``. The prefill-attention tile model goes with the curves: its
 per-CTA rate is a fraction of the receiving GPU's own peak per SM, while its SM count and fixed
 per-tile and per-kernel times stay the measured GPU's. Other vendors and device kinds keep the documented defaults.
+GPUs we have not measured but a kernel database has (``hwprofiles/kernels/<gpu>/vllm.yaml``, fitted by
+``python -m calibration.kerneldb``): their GEMM and attention curves and tile models come from that
+file, the memory-bound curves still by the transfer rule, and the status is ``calibrated``.
 The launch figures keep the GPU-side meaning the time model uses: ``launch_overhead_s`` is the
 host cost of one eager launch as measured (torch dispatch included), ``graph_launch_overhead_s``
 the per-kernel cost inside a CUDA-graph replay, ``min_kernel_s`` the shortest kernel.
@@ -27,10 +30,15 @@ from typing import Any
 import yaml
 
 from simulator.catalog.gpus import list_gpus, load_gpu
+from simulator.catalog.kernels import load_kernel_profile
 from simulator.paths import hwprofiles_dir
 
 DATA = Path(__file__).resolve().parent / "data"
 DECODE_FEATURE = "batch_kv_heads"
+#: The kernel database's engine that calibrates GPUs without our own measurements: vLLM, the most
+#: generic (bf16 GEMMs through torch.nn.functional.linear, i.e. cuBLAS as in our own suite; fp8 through
+#: CUTLASS; FlashAttention or FlashInfer attention).
+DB_ENGINE = "vllm"
 
 
 def measured_gpus() -> list[str]:
@@ -99,11 +107,32 @@ def efficiency_blocks() -> dict[str, dict[str, Any]]:
                    source=f"curves transferred from {src} (calibration/profiles.py transfer rule); "
                           f"launch figures and collectives are this profile's documented defaults")
         own.pop("collectives_graph", None) if not own.get("collectives_graph") else None
-        blocks[g] = own
+        blocks[g] = database_block(g, own) or own
     return blocks
 
 
+def database_block(gpu: str, transferred: dict[str, Any]) -> dict[str, Any] | None:
+    """``transferred`` with the GEMM and attention models of the GPU's kernel-database overlay, or None."""
+    k = load_kernel_profile(gpu, DB_ENGINE)
+    if k is None:
+        return None
+    eff = dict(transferred)
+    eff["curves"] = {**transferred["curves"], **{n: c.model_dump(mode="json") for n, c in k.efficiency.curves.items()}}
+    for key in ("attention_prefill_tiles", "attention_decode_tiles"):
+        if key in k.efficiency.model_fields_set:
+            model = getattr(k.efficiency, key)
+            eff[key] = model.model_dump(mode="json") if model is not None else None
+    tables = ", ".join(t.path for t in k.provenance.tables)
+    eff.update(status="calibrated", source=(
+        f"GEMM and attention fitted from the {k.provenance.package} {k.provenance.package_version} kernel database, "
+        f"{k.engine} {k.version} tables ({tables}; hwprofiles/kernels/{gpu}/{k.engine}.yaml, calibration/kerneldb); "
+        f"memory-bound curves transferred from {transferred['transferred_from']} (transfer rule); launch figures and "
+        "collectives are this profile's documented defaults"))
+    return eff
+
+
 def _block_yaml(eff: dict[str, Any]) -> str:
+    eff = {k: v for k, v in eff.items() if not (k == "kernel_overlay" and v is None)}   # set only at run time
     body = yaml.safe_dump({"efficiency": eff}, sort_keys=False, default_flow_style=None, width=120)
     return ("# efficiency: written by `servesim calibrate fit --write` (calibration/profiles.py); do not edit by hand\n"
             + body)

@@ -106,6 +106,7 @@ class Efficiency(BaseModel):
     status: Literal["default", "calibrated", "transferred"] = "default"
     source: str = "documented defaults (docs/time-model.md)"
     transferred_from: str | None = None
+    kernel_overlay: str | None = None              # set by catalog/kernels.apply_kernels: whose kernels
     launch_overhead_s: PositiveFloat = 4e-6        # per kernel when launched eagerly
     graph_launch_overhead_s: PositiveFloat = 1e-6  # per kernel inside a CUDA graph replay
     min_kernel_s: PositiveFloat = 2e-6             # shortest time any kernel takes on the device

@@ -1,8 +1,9 @@
 """The committed GPU profiles are exactly what the calibration fit produces from the committed CSVs."""
 from __future__ import annotations
 
-from calibration.profiles import main, measured_gpus, transfer_source
+from calibration.profiles import DB_ENGINE, main, measured_gpus, transfer_source
 from simulator.catalog.gpus import load_gpu
+from simulator.catalog.kernels import load_kernel_profile
 
 
 def test_committed_profiles_match_the_fit(capsys):
@@ -24,9 +25,9 @@ def test_measured_gpus_are_calibrated():
 
 
 def test_transferred_profiles_carry_the_tile_model():
-    b200 = load_gpu("b200").efficiency
-    assert b200.status == "transferred"
-    assert b200.attention_prefill_tiles == load_gpu("h200-sxm").efficiency.attention_prefill_tiles
+    h100 = load_gpu("h100-pcie").efficiency
+    assert h100.status == "transferred"
+    assert h100.attention_prefill_tiles == load_gpu(h100.transferred_from).efficiency.attention_prefill_tiles
     assert load_gpu("mi300x").efficiency.attention_prefill_tiles is None    # documented defaults
 
 
@@ -36,4 +37,15 @@ def test_transfer_rule_picks_nearest_bandwidth_and_skips_other_vendors():
     assert transfer_source("b200", m) == "h200-sxm"               # 8 TB/s
     assert transfer_source("mi300x", m) is None                   # AMD keeps documented defaults
     assert transfer_source("epyc-9654", m) is None
-    assert load_gpu("b200").efficiency.transferred_from == "h200-sxm"
+    assert load_gpu("b200").efficiency.transferred_from == "h200-sxm"      # its memory-bound curves
+
+
+def test_database_gpus_take_gemm_and_attention_from_the_vllm_overlay():
+    for g in ("a100-sxm-80gb", "b200", "gb200", "l40s"):
+        k = load_kernel_profile(g, DB_ENGINE)
+        assert k is not None, g
+        eff = load_gpu(g).efficiency
+        assert eff.status == "calibrated" and "aiconfigurator-core" in eff.source, g
+        assert eff.curves["gemm_bf16"] == k.efficiency.curves["gemm_bf16"]
+        assert eff.curves["memory"] == load_gpu(eff.transferred_from).efficiency.curves["memory"]
+        assert eff.attention_prefill_tiles == k.efficiency.attention_prefill_tiles

@@ -1,0 +1,142 @@
+"""Kernel-family overlays: an engine's measured kernels on one GPU, as a partial efficiency block.
+
+Files live in ``hwprofiles/kernels/<gpu>/<engine>.yaml`` (engine: vllm, sglang or trtllm) and are
+written by ``python -m calibration.kerneldb fit --write`` from a published kernel database (see
+docs/calibration.md, "Kernel databases"). A file's ``efficiency`` block holds only what the engine's
+kernels change: its curves replace the profile's curves of the same name (the others are kept), and a
+tile-model key that is present replaces the profile's (``null``: price that attention with the curve).
+``kv_fp8`` is a second overlay applied on top when the KV cache is stored in fp8, present only where
+the fp8-KV kernels need a model of their own (their bytes are already counted at 1 byte per element).
+"""
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from ..errors import InputError
+from ..paths import hwprofiles_dir
+from .gpu import Curve, DecodeTileModel, GPUProfile, TileModel
+
+ENGINES = ("vllm", "sglang", "trtllm")
+KV_DTYPES_FP8 = ("fp8", "fp8_e4m3", "fp8_e5m2")
+
+
+class KernelEfficiency(BaseModel):
+    """A partial ``Efficiency`` block: keys set here replace the profile's, the rest are kept."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    curves: dict[str, Curve] = {}
+    attention_prefill_tiles: TileModel | None = None
+    attention_decode_tiles: DecodeTileModel | None = None
+
+
+class TableSource(BaseModel):
+    """One database table a fit read."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    path: str = Field(min_length=1)
+    sha256: str = Field(min_length=64, max_length=64)
+    rows: int = Field(ge=0)                 # rows of the table
+    rows_used: int = Field(ge=0)            # rows exported after the filters
+    kernel_source: str                      # the table's kernel_source values that were used
+    version: str                            # framework version of this table
+
+
+class Provenance(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    package: str = Field(min_length=1)
+    package_version: str = Field(min_length=1)
+    license: str = Field(min_length=1)
+    tables: list[TableSource] = Field(min_length=1)
+    fitted: str = Field(min_length=4)
+    command: str = Field(min_length=1)
+    notes: list[str] = []
+
+
+class KernelFamilyProfile(BaseModel):
+    """``hwprofiles/kernels/<gpu>/<engine>.yaml``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    engine: Literal["vllm", "sglang", "trtllm"]
+    version: str = Field(min_length=1)
+    gpu: str = Field(min_length=1)
+    provenance: Provenance
+    efficiency: KernelEfficiency
+    kv_fp8: KernelEfficiency | None = None
+    fit_report: dict[str, dict[str, Any]] = {}
+
+
+def kernels_dir() -> Path:
+    """``hwprofiles/kernels`` of the checkout or the installed wheel."""
+    return hwprofiles_dir() / "kernels"
+
+
+def kernel_profile_path(gpu_name: str, engine_name: str) -> Path:
+    return kernels_dir() / gpu_name / f"{engine_name}.yaml"
+
+
+def available_kernel_profiles() -> list[tuple[str, str]]:
+    """(gpu, engine) of every committed overlay, sorted."""
+    root = kernels_dir()
+    if not root.is_dir():
+        return []
+    return sorted((p.parent.name, p.stem) for p in root.glob("*/*.yaml"))
+
+
+@functools.lru_cache(maxsize=64)
+def _load(path_str: str) -> KernelFamilyProfile:
+    path = Path(path_str)
+    label = f"kernels/{path.parent.name}/{path.name}"
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as e:
+        raise InputError(label, None, f"must be a readable YAML file ({' '.join(str(e).split())})") from None
+    try:
+        return KernelFamilyProfile.model_validate(raw)
+    except ValidationError as e:
+        err = e.errors()[0]
+        where = ".".join(str(p) for p in err["loc"])
+        raise InputError(f"{label}:{where}", err.get("input"), err["msg"]) from None
+
+
+def load_kernel_profile(gpu_name: str, engine_name: str) -> KernelFamilyProfile | None:
+    """The overlay of ``engine_name``'s kernels on ``gpu_name`` (profile file names), or None if there
+    is none. An engine outside :data:`ENGINES` is an error."""
+    if engine_name not in ENGINES:
+        raise InputError("engine", engine_name, f"kernel overlays exist for: {', '.join(ENGINES)}")
+    path = kernel_profile_path(gpu_name, engine_name)
+    if not path.is_file():
+        return None
+    prof = _load(str(path.resolve()))
+    if prof.gpu != gpu_name or prof.engine != engine_name:
+        raise InputError(f"kernels/{gpu_name}/{engine_name}.yaml:gpu", f"{prof.gpu}/{prof.engine}",
+                         "must match the folder and file name")
+    return prof
+
+
+def _overlay(update: dict[str, Any], curves: dict[str, Curve], block: KernelEfficiency) -> None:
+    curves.update(block.curves)
+    for key in ("attention_prefill_tiles", "attention_decode_tiles"):
+        if key in block.model_fields_set:
+            update[key] = getattr(block, key)
+
+
+def apply_kernels(gpu: GPUProfile, k: KernelFamilyProfile, kv_dtype: str = "bf16") -> GPUProfile:
+    """A copy of ``gpu`` whose efficiency has the overlay applied (and ``k.kv_fp8`` on top for an fp8
+    KV cache). The profile's status stays; ``kernel_overlay`` names the overlay."""
+    if k.gpu != gpu.name:
+        raise InputError("kernels.gpu", k.gpu, f"this overlay is for {k.gpu}, not {gpu.name}")
+    eff = gpu.efficiency
+    curves = dict(eff.curves)
+    update: dict[str, Any] = {}
+    _overlay(update, curves, k.efficiency)
+    fp8 = kv_dtype in KV_DTYPES_FP8 and k.kv_fp8 is not None
+    if fp8:
+        _overlay(update, curves, k.kv_fp8)  # type: ignore[arg-type]
+    label = f"{k.engine} {k.version} kernels ({k.provenance.package} {k.provenance.package_version})"
+    update.update(curves=curves, kernel_overlay=label + (", fp8 KV" if fp8 else ""))
+    return gpu.model_copy(update={"efficiency": eff.model_copy(update=update)})
