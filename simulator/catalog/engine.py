@@ -5,6 +5,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from .engine_scheduler import EngineScheduler
+
 
 class EngineProfile(BaseModel):
     """Which kernels a framework fuses, how it stores KV, and its CPU cost per step (seconds)."""
@@ -35,6 +37,8 @@ class EngineProfile(BaseModel):
     packed_attention_efficiency: float | None = Field(None, gt=0, le=4)         # steps with prompt chunks
     packed_attention_efficiency_decode: float | None = Field(None, gt=0, le=4)  # decode-only steps (default: the above)
     elementwise_kernel_s: float | None = Field(None, gt=0)  # measured shortest time of one small eager elementwise kernel
+    # scheduling rules and server defaults of the engine; None: servesim's generic scheduler
+    scheduler: EngineScheduler | None = None
     status: Literal["default", "calibrated"] = "default"
     source: str = ""
 

@@ -41,7 +41,7 @@ def test_hf_eager_engine_fuses_nothing() -> None:
     assert e.cpu_launch_per_kernel_s > load_engine("fused").cpu_launch_per_kernel_s
 
 
-@pytest.mark.parametrize(("alias", "name"), [("vLLM", "fused"), ("sglang", "fused"), ("TensorRT_LLM", "fused"),
+@pytest.mark.parametrize(("alias", "name"), [("vLLM", "vllm"), ("SGLang", "sglang"), ("TensorRT_LLM", "trtllm"), ("trt-llm", "trtllm"),
                                              ("transformers", "hf-eager"), ("HF-Eager", "hf-eager")])
 def test_aliases_resolve(alias: str, name: str) -> None:
     assert load_engine(alias).name == name
