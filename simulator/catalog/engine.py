@@ -5,6 +5,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from .engine_scheduler import EngineScheduler
+
 
 class KernelFamilies(BaseModel):
     """Which kernel families an engine runs on NVIDIA GPUs (names as the engines' docs and code use
@@ -58,6 +60,8 @@ class EngineProfile(BaseModel):
     overlap_host: bool = False
     version: str | None = None              # engine version the profile describes
     kernels: KernelFamilies = KernelFamilies()
+    # scheduling rules and server defaults of the engine; None: servesim's generic scheduler
+    scheduler: EngineScheduler | None = None
     status: Literal["default", "calibrated", "sourced"] = "default"
     source: str = ""
 

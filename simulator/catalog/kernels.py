@@ -140,3 +140,12 @@ def apply_kernels(gpu: GPUProfile, k: KernelFamilyProfile, kv_dtype: str = "bf16
     label = f"{k.engine} {k.version} kernels ({k.provenance.package} {k.provenance.package_version})"
     update.update(curves=curves, kernel_overlay=label + (", fp8 KV" if fp8 else ""))
     return gpu.model_copy(update={"efficiency": eff.model_copy(update=update)})
+
+
+def with_engine_kernels(gpu: GPUProfile, tables: str | None, kv_dtype: str = "bf16") -> GPUProfile:
+    """``gpu`` as the engine whose measured kernel tables are ``tables`` (an engine's
+    ``kernels.tables``) runs it: with that overlay where one exists for this GPU, else unchanged."""
+    if tables is None:
+        return gpu
+    k = load_kernel_profile(gpu.name, tables)
+    return gpu if k is None else apply_kernels(gpu, k, kv_dtype)

@@ -75,7 +75,7 @@ class ContinuousScheduler:
                     if done:
                         continue
                 else:
-                    steps = self._run_length()
+                    steps = self._run_length(r.admission.run_cap())
                     if steps >= 2:
                         yield from self._decode_run(steps)
                         continue
@@ -124,15 +124,14 @@ class ContinuousScheduler:
         need = int(blocks_for(kv + hit * r.pool.block_size + max(c, 1), r.pool.block_size))
         if hit:
             need -= hit - idle
-        return need <= r.pool.free
+        return need <= r.pool.free and r.admission.admits(rid, rem)
 
     def _schedule(self) -> tuple[list[tuple[int, int]], float]:
         """Allocate this step's blocks (preempting if needed) and pick prefill chunks."""
-        r, req, pool = self.r, self.r.reqs, self.r.pool
-        swap_s = 0.0
+        r, req, pool, adm = self.r, self.r.reqs, self.r.pool, self.r.admission
+        preempted = r.preemptions
         q = r.decode_q
-        while self.dec.n and not self.dec.reserve(q):
-            swap_s += self._preempt_newest()
+        swap_s = adm.make_room(self, q)
         budget = r.max_tokens - self.dec.n * q
         chunks: list[tuple[int, int]] = []
         stall = hold_back = False
@@ -147,7 +146,7 @@ class ContinuousScheduler:
                 stall = self._must_wait(rid)
                 if stall:
                     break
-                swap_s += self._preempt_newest()
+                swap_s += adm.evict(self)
             if stall:
                 break
             if rid in self.prefilling:
@@ -156,13 +155,15 @@ class ContinuousScheduler:
             else:   # it preempted itself: the blocks it freed go to stalled stages before new admissions
                 hold_back = any(x.stalled for x in r.loops)
         self.stalled = stall
+        if not adm.admit_after_preemption and r.preemptions > preempted:
+            hold_back = True
         now = self.env.now
         while r.waiting and budget > 0 and self.running < r.max_batch_size and not (stall or hold_back):
             rid = r.waiting[0]
             kv0 = int(req.kv[rid])
             rem = int(req.target[rid] - kv0)
             if rem <= 0:  # KV already complete (swapped out, or sent by a prefill replica): decode next step
-                if not pool.grow(rid, kv0 + q):
+                if not adm.admits(rid, 0) or not pool.grow(rid, kv0 + q):
                     break
                 if req.on_host[rid]:
                     swap_s += r.swap_seconds(kv0)
@@ -180,7 +181,7 @@ class ContinuousScheduler:
                 kv0, rem = hit, rem - hit
             c = min(rem, budget) if r.chunked else rem
             alone = not chunks and not self.dec.n   # a recompute may outgrow the budget: run it alone
-            if (c > budget and not alone) or not pool.grow(rid, kv0 + c):
+            if (c > budget and not alone) or not adm.admits(rid, rem) or not pool.grow(rid, kv0 + c):
                 if hit:
                     r.cache.undo(rid, hit)  # type: ignore[union-attr]
                 break
@@ -216,7 +217,7 @@ class ContinuousScheduler:
         mine = int(self.r.admit_seq[rid])
         return mine >= self.newest_seq() and self.r.newest_seq_besides(self) > mine
 
-    def _preempt_newest(self) -> float:
+    def preempt_newest(self) -> float:
         """Preempt the most recently admitted running request; returns swap-out seconds."""
         r = self.r
         seq = r.admit_seq
@@ -230,12 +231,12 @@ class ContinuousScheduler:
         victim = int(self.dec.remove(mask)[0])
         return r.preempt(victim)
 
-    def _run_length(self) -> int:
-        """Decode steps until the first completion, limited by free KV blocks (0 if none fit). The
+    def _run_length(self, cap: int | None = None) -> int:
+        """Decode steps until the first completion (at most ``cap``), limited by free KV blocks (0 if none fit). The
         blocks of a run of 2 or more steps are taken here, when it is planned: other scheduler loops
         of this replica (pipeline stages) share the pool and may allocate while it is in flight."""
         d = self.dec
-        j = d.left_min
+        j = d.left_min if cap is None else min(d.left_min, cap)
         if d.reserve(j):
             return j
         free = self.r.pool.free
@@ -266,6 +267,7 @@ class ContinuousScheduler:
         t1 = env.now
         n = self.dec.n
         self.dec.advance(done, t1, t0 + d0, d0 + slope * (done - 1))
+        r.admission.stepped(done)
         f = done / steps
         r.log.add(t0, t1, r.index, done, n, 0, d0, d0 + slope * (done - 1),
                   (f0 + f1) / 2 * steps * f, (b0 + b1) / 2 * steps * f, n, len(r.waiting), r.pool.used)
@@ -324,6 +326,7 @@ class ContinuousScheduler:
                 dec.advance_tokens(r.spec.one_step(dec), t1, t1, dt)
             else:
                 dec.advance(1, t1, t1, 0.0)
+            r.admission.stepped(1)
         moved = []
         target, last_token = req.target, req.last_token
         for rid, c in chunks:

@@ -8,8 +8,10 @@ from typing import TYPE_CHECKING
 import numpy as np
 import simpy
 
+from ..catalog.engines import load_engine
 from ..metrics.recorder import StepLog
 from ..perf.step import BatchShape, StepModel, quantize
+from .admission import Greedy, admission_rule
 from .itl import ItlLog
 from .kvcache import BlockPool, blocks_for
 from .prefix_cache import KeyStore, PrefixBlockPool, PrefixCache
@@ -63,6 +65,8 @@ class Replica:
         self._on_finish = on_finish
         self.on_prefilled: Callable[["Replica", np.ndarray], None] | None = None
         self.pool_index = 0   # which pool of its serving system (prefill 0, decode 1 when disaggregated)
+        # the engine's admission and eviction rules (admission.py); the generic ones without a scheduler block
+        self.admission: Greedy = admission_rule(self, load_engine(dep.engine).scheduler)
         n_loops = dep.pp if self.policy == "continuous" else 1
         cls = ContinuousScheduler if self.policy == "continuous" else StaticScheduler
         self.loops = [cls(self) for _ in range(n_loops)]

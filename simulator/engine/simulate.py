@@ -20,6 +20,7 @@ from ..workload.config import ClosedLoopArrival
 from ..workload.generate import generate_plan
 from . import decode_set
 from .itl import EXACT_MAX_REQUESTS, ItlLog
+from .engine_defaults import describe, effective_deployment
 from .prefix_cache import KeyStore
 from .service import SMALL, FrontDoor
 from .state import REJECTED, Requests
@@ -98,7 +99,7 @@ NOT_COMPILED = ("engine: compiled parts not built (no C compiler at install); ra
 def simulate(s: Scenario, progress: Any = None) -> SimulationResult:
     """Simulate the scenario to the last request's completion. ``progress(done, total)`` is optional."""
     t_wall = time.perf_counter()
-    d = s.deployment
+    d = effective_deployment(s.deployment)
     wp = generate_plan(s.workload, s.seed)
     table, sessions = wp.table, wp.sessions
     n = len(table)
@@ -209,6 +210,9 @@ def simulate(s: Scenario, progress: Any = None) -> SimulationResult:
         env.process(arrive())
     env.run()
     notes = list(table.notes)
+    engine_note = describe(s.deployment)
+    if engine_note is not None:
+        notes.append(engine_note)
     if decode_set.NativeDecodeSet is None:
         notes.append(NOT_COMPILED)
     if closed:

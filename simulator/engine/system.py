@@ -21,6 +21,7 @@ from ..perf.memory import MemoryPlan
 from ..perf.ops import ExpertPlan, shard
 from ..perf.step import StepModel
 from .capacity import Extra, extra_for_model, replica_memory
+from .engine_defaults import effective_deployment
 from .itl import ItlLog
 from .prefix_cache import KeyStore
 from .replica import Replica
@@ -63,7 +64,8 @@ class PoolBuild:
 
 
 def build_pool(model: ModelArch, d: Deployment, role: str = "colocated") -> PoolBuild:
-    """Time model and memory of one replica of deployment ``d``."""
+    """Time model and memory of one replica of deployment ``d`` (its engine's defaults filled in)."""
+    d = effective_deployment(d)
     gpu, engine = load_gpu(d.gpu), load_engine(d.engine)
     experts = expert_plan(d)
     sm = StepModel(model, gpu, engine, tp=d.tp, pp=d.pp, weight_dtype=d.weight_dtype, kv_dtype=d.kv_dtype,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from ..catalog.engine import EngineProfile
 from ..catalog.gpu import GPUProfile
+from ..catalog.kernels import with_engine_kernels
 from ..catalog.model import ModelArch, dtype_bytes
 from ..errors import InputError
 from .comm import collective_time, transfer_time
@@ -37,6 +38,7 @@ class StepModel:
             raise InputError("weight_dtype", weight_dtype, f"allowed: {', '.join(WEIGHT_DTYPES)}")
         if kv_dtype not in KV_DTYPES:
             raise InputError("kv_dtype", kv_dtype, f"allowed: {', '.join(KV_DTYPES)}")
+        gpu = with_engine_kernels(gpu, engine.kernels.tables, kv_dtype)   # the engine's own kernels
         cdt = COMPUTE_DTYPE[weight_dtype]
         if not gpu.has_dtype(cdt):
             ok = [d for d in WEIGHT_DTYPES if gpu.has_dtype(COMPUTE_DTYPE[d])]
