@@ -20,7 +20,9 @@ TPOT) per replica.
 Rows are kept when servesim has the model and GPU and the row's layout is one it models: aggregated
 serving on one node (TP <= 8), no data-parallel attention, pipeline 1, weights in bf16 or fp8 (per-tensor or block).
 Rows whose experts use another format than the other weights (mxfp4, nvfp4) are
-left out. The KV cache is taken in the model's dtype (the engines' ``auto`` default), since rows do not say.
+left out. An engine whose chunked prefill is off by default
+(TensorRT-LLM) is given a token budget of at least ``isl + concurrency`` per step, which such a
+benchmark must have been launched with. The KV cache is taken in the model's dtype (the engines' ``auto`` default), since rows do not say.
 
 Usage::
 
@@ -42,6 +44,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from simulator.catalog.engines import load_engine
 from simulator.config.loader import scenario_from_dict
 from simulator.engine.simulate import simulate
 from simulator.errors import ServesimError
@@ -150,6 +153,13 @@ def scenario_of(c: Case, prompts: int, engine: str | None = None) -> dict[str, A
     dep: dict[str, Any] = {"gpu": c.gpu, "engine": engine or c.engine, "tp": c.tp, "weight_dtype": c.weight_dtype}
     if c.ep > 1:   # experts spread over the replica's GPUs (servesim: ep = tp)
         dep["moe"] = {"expert_parallel": c.tp}
+    sched = load_engine(dep["engine"]).scheduler
+    if sched is not None and sched.chunked_prefill is False:
+        # without chunked prefill a prompt must fit one step beside the running decodes: a benchmark
+        # of these lengths has to be launched with a token budget that allows it
+        need = c.isl + c.concurrency
+        if need > (sched.max_num_batched_tokens or 0):
+            dep["batching"] = {"max_batched_tokens": need}
     return {"name": c.id, "model": c.model, "deployment": dep, "seed": 0,
             "workload": {"arrival": {"process": "closed_loop", "concurrency": c.concurrency}, "requests": n,
                          "prompt_tokens": {"dist": "fixed", "value": c.isl},

@@ -118,8 +118,16 @@ def load_kernel_profile(gpu_name: str, engine_name: str) -> KernelFamilyProfile 
     return prof
 
 
+#: Curves of an overlay that are not applied: the database's fp8 GEMM rows time a linear layer with
+#: dynamic activation quantization (its ``fp8_static`` mode models the quantization kernels apart,
+#: aiconfigurator_core/sdk/operations/gemm.py), 1.33-1.81x the scaled-GEMM kernel alone on the same
+#: shapes (docs/calibration.md); servesim prices the GEMM kernel, so fp8 GEMMs keep the GPU profile's
+#: own ``torch._scaled_mm`` curves. The fitted curves stay in the files, for comparison.
+NOT_APPLIED = ("gemm_fp8", "gemm_fp8_block")
+
+
 def _overlay(update: dict[str, Any], curves: dict[str, Curve], block: KernelEfficiency) -> None:
-    curves.update(block.curves)
+    curves.update({k: v for k, v in block.curves.items() if k not in NOT_APPLIED})
     for key in ("attention_prefill_tiles", "attention_decode_tiles"):
         if key in block.model_fields_set:
             update[key] = getattr(block, key)
