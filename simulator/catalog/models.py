@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import datetime as _dt
 import functools
-import json
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, ValidationError, model_validator
 
 from ..errors import InputError, unknown_name
+from ..inputs import check_path, load_json, read_text, read_yaml
 from ..paths import catalog_dir
 from .model import MLASpec, ModelArch, MoESpec
 
@@ -81,10 +80,7 @@ def _entries() -> dict[str, CatalogEntry]:
 
 
 def _read_entry(path: Path) -> CatalogEntry:
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as e:
-        raise InputError(str(path), None, f"must be valid YAML ({' '.join(str(e).split())})") from None
+    raw = read_yaml(path, str(path))
     if not isinstance(raw, dict):
         raise InputError(str(path), type(raw).__name__, "must be a YAML mapping of a model entry")
     try:
@@ -145,7 +141,9 @@ def load_model(name_or_path: str) -> ModelArch:
     key = name_or_path.strip()
     if key.lower() in _aliases():
         return _load_catalog_model(_aliases()[key.lower()])
-    path = Path(key).expanduser()
+    if "/" not in key and len(key.encode()) > 255:   # no file has such a name: an unknown model name
+        raise unknown_name("model", key, list_models())
+    path = check_path(key, "model")
     if path.is_dir():
         path = path / "config.json"
         if not path.is_file():
@@ -160,12 +158,7 @@ def load_model(name_or_path: str) -> ModelArch:
 
 
 def _model_from_hf_file(path: Path) -> ModelArch:
-    try:
-        cfg = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as e:
-        raise InputError(str(path), None, f"must be valid JSON ({e.msg} at line {e.lineno} column {e.colno})") from None
-    except UnicodeDecodeError:
-        raise InputError(str(path), None, "must be a UTF-8 JSON text file") from None
+    cfg = load_json(read_text(path, str(path)), str(path))
     if not isinstance(cfg, dict):
         raise InputError(str(path), type(cfg).__name__, "must hold a JSON object (a Hugging Face config)")
     name = path.parent.name if path.name == "config.json" and path.parent.name else path.stem
