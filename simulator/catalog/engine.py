@@ -3,13 +3,14 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
+
+from ..schema import StrictModel
 
 
-class EngineProfile(BaseModel):
+class EngineProfile(StrictModel):
     """Which kernels a framework fuses, how it stores KV, and its CPU cost per step (seconds)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
     name: str
     description: str
     fused_qkv: bool = True                  # one GEMM for Q, K and V

@@ -11,21 +11,21 @@ import functools
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, ValidationError, model_validator
+from pydantic import Field, PositiveFloat, ValidationError, model_validator
 
 from ..errors import InputError, unknown_name
 from ..inputs import check_path, load_json, read_text, read_yaml
 from ..paths import catalog_dir
 from .model import MLASpec, ModelArch, MoESpec
+from ..schema import StrictModel
 
 __all__ = ["CatalogEntry", "PublishedParams", "catalog_entry", "list_models", "load_model",
            "model_from_hf_config"]
 
 
-class PublishedParams(BaseModel):
+class PublishedParams(StrictModel):
     """Parameter counts the model's authors (or its checkpoint) report, for cross-checking."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
     total: PositiveFloat                  # parameters stored (elements)
     active: PositiveFloat                 # parameters used per token
     source: str = Field(min_length=1)
@@ -37,10 +37,9 @@ class PublishedParams(BaseModel):
     note: str = ""
 
 
-class CatalogEntry(BaseModel):
+class CatalogEntry(StrictModel):
     """One ``models/<name>.yaml`` file."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
     name: str = Field(min_length=1)
     display_name: str = Field(min_length=1)
     hf_id: str = Field(min_length=1)

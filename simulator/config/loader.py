@@ -5,6 +5,7 @@ Every failure becomes one :class:`~simulator.errors.InputError` line naming the 
 from __future__ import annotations
 
 import copy
+import re
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +48,9 @@ def format_validation_error(err: ValidationError, prefix: str = "") -> str:
     if e.get("type") == "literal_error" and "expected" in (e.get("ctx") or {}):
         msg = f"allowed: {e['ctx']['expected']}"
     value = e.get("input")
+    named = re.match(r"(\w+): (.*)$", msg)   # a record-level check naming one of its keys
+    if named and isinstance(value, dict) and named.group(1) in value:
+        field, value, msg = f"{field}.{named.group(1)}", value[named.group(1)], named.group(2)
     shown = excerpt(value) if not isinstance(value, dict) else "{...}"
     return f"{field}: got {shown}; {msg}"
 
