@@ -319,7 +319,10 @@ def _translate(c: _Cfg, model_type: str, name: str, source: str, source_date: st
     layers = c.int("num_hidden_layers", why)
     heads = c.int("num_attention_heads", why)
     vocab = c.int("vocab_size", why)
-    kv_heads = c.int("num_key_value_heads") or heads
+    kv_heads = c.int("num_key_value_heads", default=heads)
+    if kv_heads == 0:
+        raise InputError("config.json:num_key_value_heads", 0, f"must be a positive integer dividing "
+                         f"num_attention_heads ({heads}); leave it out for multi-head attention")
     if heads % kv_heads:
         raise InputError("config.json:num_key_value_heads", kv_heads,
                          f"must divide num_attention_heads ({heads})")
