@@ -128,7 +128,10 @@ def load_yaml(text: str, field: str) -> Any:
     """Parse YAML text with bounded nesting and bounded alias expansion; one-line errors."""
     if len(text) > MAX_FILE_BYTES:
         raise InputError(field, text, f"at most {MAX_FILE_BYTES:,} characters of YAML")
-    loader = _BoundedLoader(text)
+    try:
+        loader = _BoundedLoader(text)
+    except yaml.YAMLError as err:   # a character YAML does not allow (checked up front)
+        raise InputError(field, "text", f"invalid YAML: {' '.join(str(err).split())[:160]}") from None
     try:
         node = loader.get_single_node()
         if node is None:
@@ -136,13 +139,16 @@ def load_yaml(text: str, field: str) -> Any:
         if _expanded_size(node, {}) > MAX_NODES:
             raise InputError(field, "aliases", f"YAML aliases expand to more than {MAX_NODES:,} values; "
                                                "write the values out or use fewer aliases")
-        return loader.construct_document(node)
+        try:
+            return loader.construct_document(node)
+        except (ValueError, TypeError, IndexError, KeyError, OverflowError) as err:  # e.g. "!!int ''"
+            raise InputError(field, "a tagged value", f"invalid YAML: cannot construct a value ({err})") from None
     except _TooDeep as e:
         raise InputError(field, "nesting", f"invalid YAML: {e}") from None
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "unknown position"
-        problem = getattr(err, "problem", None) or "invalid YAML"
+        problem = getattr(err, "problem", None) or " ".join(str(err).split())[:160]
         raise InputError(field, where, f"invalid YAML: {problem}") from None
     except RecursionError:
         raise InputError(field, "nesting", f"invalid YAML: nesting deeper than {MAX_DEPTH} levels") from None

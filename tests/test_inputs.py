@@ -106,3 +106,9 @@ def test_excerpt_is_bounded_on_huge_and_shared_values():
 def test_bad_value_in_set_prints_a_bounded_excerpt(capsys):
     rc, err = _run(["run", "--set", "seed=" + "z" * 100_000], capsys)
     assert rc == 2 and len(err) < 400 and err.startswith("servesim: error: seed:")
+
+
+@pytest.mark.parametrize("text", ["\x00", "a: !!int ''\n", "a: !!float ''\n", "\x85\x00x: 1"])
+def test_yaml_the_parser_itself_chokes_on_is_one_line(text):
+    with pytest.raises(InputError, match="invalid YAML"):
+        inputs.load_yaml(text, "f")
