@@ -3,8 +3,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
+import os
 import sys
 from collections.abc import Callable, Sequence
+import typing
 from typing import Any
 
 from .errors import ServesimError
@@ -32,10 +35,29 @@ def _json_default(o: Any) -> Any:
     return str(o)
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line (and a pointer to ``--help``), exit code 2."""
+
+    def error(self, message: str) -> typing.NoReturn:
+        line = " ".join(message.split())
+        self.exit(2, f"{self.prog}: error: {line[:300]} (see {self.prog} --help)\n")
+
+
+def finite_float(text: str) -> float:
+    """An argparse type: a finite number (``nan``, ``inf`` and overflowing values are refused)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text[:40]!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a finite number, got {text[:40]!r}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     from . import commands  # noqa: F401  (registers the subcommands)
 
-    p = argparse.ArgumentParser(prog="servesim", description="Simulate and plan LLM inference serving.")
+    p = OneLineParser(prog="servesim", description="Simulate and plan LLM inference serving.")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     for register in _REGISTRY:
         register(sub)
@@ -62,7 +84,5 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("servesim: interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:  # output piped into a program that stopped reading (| head)
-        import os
-
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0

@@ -39,7 +39,16 @@ def capacity(yaml_text: str, attainment: float, requests: int) -> dict[str, Any]
 
 @st.cache_data(max_entries=64, show_spinner=False)
 def list_api_models() -> list[str]:
-    return api_model_names()
+    """API model names; empty (with a note on the page) when the genai-prices package is absent."""
+    try:
+        return api_model_names()
+    except ServesimError:
+        return []
+
+
+#: What the page says when no API prices are installed.
+NO_API_PRICES = ("API prices come from the genai-prices package, which is not installed: "
+                 "pip install \"servesim[app,prices]\" (the self-hosting side works without it).")
 
 
 @st.cache_data(max_entries=256, show_spinner=False)
@@ -95,6 +104,8 @@ def _sidebar(gpu: str) -> dict[str, Any]:
     except ServesimError as err:
         offer_note, default_price = error_line(err)[1], 0.0
     names = list_api_models()
+    if not names:
+        st.info(NO_API_PRICES)
     defaults = {"price_kind": "on-demand", "gpu_price": default_price, "attainment": 0.99, "requests": 400,
                 "rate_per_replica": 0.0, "volume": "", "cached_share": 0.0, "kwh_price": 0.0, "batch": False,
                 "apis": [n for n in DEFAULT_APIS if n in names]}

@@ -3,7 +3,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
+
+from ..schema import StrictModel
 
 from .engine_scheduler import EngineScheduler
 
@@ -25,10 +27,9 @@ class KernelFamilies(BaseModel):
     source: str = ""
 
 
-class EngineProfile(BaseModel):
+class EngineProfile(StrictModel):
     """Which kernels a framework fuses, how it stores KV, and its CPU cost per step (seconds)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
     name: str
     description: str
     fused_qkv: bool = True                  # one GEMM for Q, K and V

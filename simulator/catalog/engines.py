@@ -11,10 +11,10 @@ import functools
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import ValidationError
 
 from ..errors import InputError, unknown_name
+from ..inputs import check_path, read_yaml
 from ..paths import catalog_dir
 from .aliases import ALIAS_FILE, normalise as _normalise, read_aliases
 from .engine import EngineProfile
@@ -32,11 +32,7 @@ def _files() -> dict[str, Path]:
 
 
 def _read_yaml(path: Path, label: str | None = None) -> Any:
-    try:
-        return yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as e:
-        raise InputError(label or f"engines/{path.name}", None,
-                         f"must be valid YAML ({' '.join(str(e).split())})") from None
+    return read_yaml(path, label or f"engines/{path.name}")
 
 
 def list_engines() -> list[str]:
@@ -56,7 +52,7 @@ def _profile_path(name: str) -> Path | None:
     """The file ``name`` points to when it is a path to a profile YAML (None for catalog names)."""
     if not name.strip().lower().endswith((".yaml", ".yml")):
         return None
-    path = Path(name.strip()).expanduser()
+    path = check_path(name.strip(), "engine")
     if not path.is_file():
         raise InputError("engine", name, "no such file; give an engine name "
                          f"({', '.join(list_engines())}) or the path of an engine profile YAML")

@@ -7,28 +7,28 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, NonNegativeFloat, PositiveFloat, PositiveInt
+from pydantic import Field, NonNegativeFloat, PositiveFloat, PositiveInt
+
+from ..schema import StrictModel
 
 Dtype = Literal["fp32", "tf32", "bf16", "fp16", "fp8", "int8", "fp4"]
 
 
-class Figure(BaseModel):
+class Figure(StrictModel):
     """One datasheet number with where it came from."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
     value: PositiveFloat
     source: str = Field(min_length=1)
     date: str = Field(min_length=4)
 
 
-class Curve(BaseModel):
+class Curve(StrictModel):
     """Achievable fraction of the roofline (ideal time / real time) over log2 shape features.
 
     1-D when ``y`` is empty (``values`` has one row), 2-D otherwise (``values[i][j]`` at ``x[j]``, ``y[i]``).
     Interpolated linearly in log2 space and clamped at the edges.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
     x_feature: str
     x: list[float]
     y_feature: str | None = None
@@ -36,7 +36,7 @@ class Curve(BaseModel):
     values: list[list[float]]
 
 
-class TileModel(BaseModel):
+class TileModel(StrictModel):
     """Prefill attention as FlashAttention-2 forward tiles scheduled over the SMs (``simulator/perf/tiles.py``).
 
     One CTA takes ``block_m`` query rows of one (sequence, head) and walks its keys ``block_n`` at a
@@ -47,7 +47,6 @@ class TileModel(BaseModel):
     Times in seconds; fitted by calibration/fit_tiles.py.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
     sms: PositiveInt                      # streaming multiprocessors of the measured GPU
     ctas_per_sm: PositiveInt = 2
     block_m: PositiveInt = 128            # query rows per CTA (main kernel)
@@ -64,7 +63,7 @@ class TileModel(BaseModel):
     tail: float = Field(ge=0, le=2)
 
 
-class DecodeTileModel(BaseModel):
+class DecodeTileModel(StrictModel):
     """Decode attention as FlashAttention-2 CTAs streaming the KV cache (``simulator/perf/tiles.py``).
 
     One CTA per (sequence, KV head): the query heads of a group ride along as rows (FlashAttention's
@@ -76,7 +75,6 @@ class DecodeTileModel(BaseModel):
     fitted by calibration/fit_tiles.py.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
     sms: PositiveInt                      # streaming multiprocessors of the measured GPU
     ctas_per_sm: PositiveInt = 2
     block_n: PositiveInt = 128            # keys per block of the split-KV heuristic (head dim 128)
@@ -91,18 +89,16 @@ class DecodeTileModel(BaseModel):
     combine_split_s: NonNegativeFloat     # ... plus this per split
 
 
-class CollectiveFit(BaseModel):
+class CollectiveFit(StrictModel):
     """t(bytes) = latency_s + bytes / bus_bandwidth factor, per group size (alpha-beta model)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
     latency_s: PositiveFloat
     bandwidth_Bps: PositiveFloat            # algorithm bandwidth at large messages (bytes per second)
 
 
-class Efficiency(BaseModel):
+class Efficiency(StrictModel):
     """How close real kernels come to the roofline on this device."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
     status: Literal["default", "calibrated", "transferred"] = "default"
     source: str = "documented defaults (docs/time-model.md)"
     transferred_from: str | None = None
@@ -117,10 +113,9 @@ class Efficiency(BaseModel):
     collectives_graph: dict[str, dict[int, CollectiveFit]] = {}
 
 
-class GPUProfile(BaseModel):
+class GPUProfile(StrictModel):
     """An accelerator: peak rates, memory, links, and efficiency."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
     name: str
     display_name: str
     vendor: str

@@ -10,10 +10,10 @@ import functools
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import ValidationError
 
 from ..errors import InputError, unknown_name
+from ..inputs import check_path, read_yaml
 from ..paths import hwprofiles_dir
 from .aliases import ALIAS_FILE, normalise as _normalise, read_aliases
 from .gpu import GPUProfile
@@ -34,13 +34,7 @@ def _one_line(e: ValidationError) -> tuple[str, Any, str]:
 
 
 def _read_yaml(path: Path, label: str) -> Any:
-    try:
-        return yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as e:
-        msg = " ".join(str(e).split())
-        raise InputError(label, None, f"must be valid YAML ({msg})") from None
-    except OSError as e:
-        raise InputError(label, str(path), f"cannot be read ({e.strerror})") from None
+    return read_yaml(path, label)
 
 
 def _label(path: Path) -> str:
@@ -64,7 +58,7 @@ def _load_path(path_str: str) -> GPUProfile:
 
 def load_gpu_file(path: str | Path) -> GPUProfile:
     """Load and validate one profile YAML file (any location). Errors name ``<dir>/<file>:<field>``."""
-    p = Path(path).expanduser().resolve()
+    p = check_path(path, "gpu").resolve()
     if not p.is_file():
         raise InputError("gpu", str(path), "no such profile file")
     return _load_path(str(p))

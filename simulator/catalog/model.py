@@ -3,7 +3,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PositiveInt, model_validator
+from pydantic import Field, PositiveInt, model_validator
+
+from ..schema import StrictModel
 
 DTYPE_BYTES: dict[str, float] = {
     "fp32": 4.0, "tf32": 4.0, "bf16": 2.0, "fp16": 2.0, "fp8": 1.0, "int8": 1.0,
@@ -16,10 +18,9 @@ def dtype_bytes(dtype: str) -> float:
     return DTYPE_BYTES[dtype]
 
 
-class MoESpec(BaseModel):
+class MoESpec(StrictModel):
     """Mixture-of-experts feed-forward layers."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
     num_experts: PositiveInt                    # routed experts per MoE layer
     experts_per_token: PositiveInt              # routed experts each token visits (top-k)
     expert_intermediate_size: PositiveInt       # FFN width of one routed expert
@@ -37,10 +38,9 @@ class MoESpec(BaseModel):
         return self
 
 
-class MLASpec(BaseModel):
+class MLASpec(StrictModel):
     """Multi-head latent attention (DeepSeek-V2/V3): KV compressed to a latent of kv_lora_rank."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
     kv_lora_rank: PositiveInt
     q_lora_rank: int | None = None              # None: queries projected directly from hidden
     qk_nope_head_dim: PositiveInt
@@ -48,10 +48,9 @@ class MLASpec(BaseModel):
     v_head_dim: PositiveInt
 
 
-class ModelArch(BaseModel):
+class ModelArch(StrictModel):
     """A decoder-only transformer. Sizes in elements; see ``simulator.perf.ops`` for FLOPs and bytes."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
     name: str
     hidden_size: PositiveInt
     num_layers: PositiveInt

@@ -8,25 +8,24 @@ from __future__ import annotations
 
 import datetime as _dt
 import functools
-import json
 from pathlib import Path
 from typing import Any
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, ValidationError, model_validator
+from pydantic import Field, PositiveFloat, ValidationError, model_validator
 
 from ..errors import InputError, unknown_name
+from ..inputs import check_path, load_json, read_text, read_yaml
 from ..paths import catalog_dir
 from .model import MLASpec, ModelArch, MoESpec
+from ..schema import StrictModel
 
 __all__ = ["CatalogEntry", "PublishedParams", "catalog_entry", "list_models", "load_model",
            "model_from_hf_config"]
 
 
-class PublishedParams(BaseModel):
+class PublishedParams(StrictModel):
     """Parameter counts the model's authors (or its checkpoint) report, for cross-checking."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
     total: PositiveFloat                  # parameters stored (elements)
     active: PositiveFloat                 # parameters used per token
     source: str = Field(min_length=1)
@@ -38,10 +37,9 @@ class PublishedParams(BaseModel):
     note: str = ""
 
 
-class CatalogEntry(BaseModel):
+class CatalogEntry(StrictModel):
     """One ``models/<name>.yaml`` file."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
     name: str = Field(min_length=1)
     display_name: str = Field(min_length=1)
     hf_id: str = Field(min_length=1)
@@ -81,10 +79,7 @@ def _entries() -> dict[str, CatalogEntry]:
 
 
 def _read_entry(path: Path) -> CatalogEntry:
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as e:
-        raise InputError(str(path), None, f"must be valid YAML ({' '.join(str(e).split())})") from None
+    raw = read_yaml(path, str(path))
     if not isinstance(raw, dict):
         raise InputError(str(path), type(raw).__name__, "must be a YAML mapping of a model entry")
     try:
@@ -145,7 +140,9 @@ def load_model(name_or_path: str) -> ModelArch:
     key = name_or_path.strip()
     if key.lower() in _aliases():
         return _load_catalog_model(_aliases()[key.lower()])
-    path = Path(key).expanduser()
+    if "/" not in key and len(key.encode()) > 255:   # no file has such a name: an unknown model name
+        raise unknown_name("model", key, list_models())
+    path = check_path(key, "model")
     if path.is_dir():
         path = path / "config.json"
         if not path.is_file():
@@ -160,12 +157,7 @@ def load_model(name_or_path: str) -> ModelArch:
 
 
 def _model_from_hf_file(path: Path) -> ModelArch:
-    try:
-        cfg = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as e:
-        raise InputError(str(path), None, f"must be valid JSON ({e.msg} at line {e.lineno} column {e.colno})") from None
-    except UnicodeDecodeError:
-        raise InputError(str(path), None, "must be a UTF-8 JSON text file") from None
+    cfg = load_json(read_text(path, str(path)), str(path))
     if not isinstance(cfg, dict):
         raise InputError(str(path), type(cfg).__name__, "must hold a JSON object (a Hugging Face config)")
     name = path.parent.name if path.name == "config.json" and path.parent.name else path.stem
@@ -327,7 +319,10 @@ def _translate(c: _Cfg, model_type: str, name: str, source: str, source_date: st
     layers = c.int("num_hidden_layers", why)
     heads = c.int("num_attention_heads", why)
     vocab = c.int("vocab_size", why)
-    kv_heads = c.int("num_key_value_heads") or heads
+    kv_heads = c.int("num_key_value_heads", default=heads)
+    if kv_heads == 0:
+        raise InputError("config.json:num_key_value_heads", 0, f"must be a positive integer dividing "
+                         f"num_attention_heads ({heads}); leave it out for multi-head attention")
     if heads % kv_heads:
         raise InputError("config.json:num_key_value_heads", kv_heads,
                          f"must divide num_attention_heads ({heads})")

@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from ..cli import print_json, subcommand
+from ..cli import finite_float, print_json, subcommand
 
 
 @subcommand
@@ -19,10 +19,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--provider", help="only this GPU provider's prices")
     p.add_argument("--api-prices", help="API price file for models genai-prices lacks (or to replace its prices)")
     p.add_argument("--api-batch", action="store_true", help="also price the APIs' batch (discounted) tier")
-    p.add_argument("--kwh-price", type=float, help="add energy: dollars per kWh (TDP x busy fraction)")
-    p.add_argument("--cache-hit-rate", type=float, help="share of prompt tokens billed at the cached-input price")
-    p.add_argument("--rate-per-replica", type=float, help="requests/s one replica serves (skips the search)")
-    p.add_argument("--attainment", type=float, default=0.99, help="SLO attainment for the capacity search")
+    p.add_argument("--kwh-price", type=finite_float, help="add energy: dollars per kWh (TDP x busy fraction)")
+    p.add_argument("--cache-hit-rate", type=finite_float, help="share of prompt tokens billed at the cached-input price")
+    p.add_argument("--rate-per-replica", type=finite_float, help="requests/s one replica serves (skips the search)")
+    p.add_argument("--attainment", type=finite_float, default=0.99, help="SLO attainment for the capacity search")
     p.add_argument("--requests", type=int, default=400, help="requests per simulated evaluation of the search")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a key of the scenario")
     p.add_argument("--list-api", metavar="TEXT", help="list API model names containing TEXT and exit")

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..cli import print_json, subcommand
+from ..cli import finite_float, print_json, subcommand
 from ..perf.estimate import estimate_op, estimate_step
 
 
@@ -17,7 +17,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     for name in ("m", "k", "n", "batch", "seq", "kv-len", "q-heads", "kv-heads", "head-dim", "gpus",
                  "context"):
         p.add_argument(f"--{name}", type=int)
-    p.add_argument("--bytes", type=float, help="message bytes per GPU (collectives)")
+    p.add_argument("--bytes", type=finite_float, help="message bytes per GPU (collectives)")
     p.add_argument("--dtype", default="bf16")
     p.add_argument("--cuda-graph", action="store_true", help="collective replayed from a CUDA graph")
     p.add_argument("--tp", type=int, default=1)

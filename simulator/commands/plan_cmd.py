@@ -5,17 +5,17 @@ import argparse
 import sys
 from typing import Any
 
-from ..cli import print_json, subcommand
+from ..cli import finite_float, print_json, subcommand
 
 
 @subcommand
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("plan", help="rank deployments (GPU, TP, PP, dtype, batching) that serve a target rate")
     p.add_argument("scenario", nargs="?", help="scenario YAML file (model, workload, SLOs); default: embedded")
-    p.add_argument("--target-rate", type=float, required=True, help="requests per second to serve in total")
+    p.add_argument("--target-rate", type=finite_float, required=True, help="requests per second to serve in total")
     p.add_argument("--gpus", help="comma-separated GPU profiles (default: every GPU with a price)")
     p.add_argument("--max-gpus", type=int, help="GPUs the whole deployment may use")
-    p.add_argument("--attainment", type=float, default=0.99, help="share of requests meeting the SLOs (0..1)")
+    p.add_argument("--attainment", type=finite_float, default=0.99, help="share of requests meeting the SLOs (0..1)")
     p.add_argument("--replications", type=int, default=0, help="seeds at the chosen rate for P(meet SLO)")
     p.add_argument("--requests", type=int, default=400, help="requests per simulated evaluation")
     p.add_argument("--tp", default="1,2,4,8", help="tensor-parallel degrees to try")
@@ -28,9 +28,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--prices", help="price file replacing the built-in prices of its GPUs")
     p.add_argument("--workers", type=int, help="worker processes (default: all CPUs)")
     p.add_argument("--exhaustive", action="store_true", help="simulate every candidate (no pruning by cost)")
-    p.add_argument("--prune-factor", type=float, default=1.5,
+    p.add_argument("--prune-factor", type=finite_float, default=1.5,
                    help="skip candidates whose best case costs this many times the best plan")
-    p.add_argument("--rel-tol", type=float, default=0.05, help="relative width at which bisection stops")
+    p.add_argument("--rel-tol", type=finite_float, default=0.05, help="relative width at which bisection stops")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a key of the scenario")
     p.add_argument("--top", type=int, default=15, help="rows of the ranked table to print")
     p.add_argument("--json", action="store_true", help="print the result as one JSON object")

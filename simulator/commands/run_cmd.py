@@ -5,6 +5,10 @@ import argparse
 import sys
 
 from ..cli import print_json, subcommand
+from ..errors import InputError
+
+#: Most seeds ``--replications`` runs (each is a whole simulation).
+MAX_REPLICATIONS = 10_000
 
 
 @subcommand
@@ -27,6 +31,8 @@ def run(a: argparse.Namespace) -> int:
     from ..metrics.summary import summarize
     from .progress import progress_bar
 
+    if not 1 <= a.replications <= MAX_REPLICATIONS:
+        raise InputError("--replications", a.replications, f"must be 1 to {MAX_REPLICATIONS:,}")
     scenario = load_scenario(a.scenario, parse_set(a.set))
     show = not a.no_progress and sys.stderr.isatty()
     with progress_bar("simulating", enabled=show) as tick:

@@ -5,13 +5,16 @@ Every failure becomes one :class:`~simulator.errors.InputError` line naming the 
 from __future__ import annotations
 
 import copy
+import re
 from pathlib import Path
 from typing import Any
 
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from ..errors import InputError
+from ..errors import InputError, excerpt
+from ..inputs import check_path, load_yaml
+from ..inputs import read_yaml as read_yaml_file
 from .scenario import Scenario
 
 #: The embedded default: Llama-3.1-8B on one H100, Poisson chat traffic whose lengths follow the
@@ -45,8 +48,11 @@ def format_validation_error(err: ValidationError, prefix: str = "") -> str:
     if e.get("type") == "literal_error" and "expected" in (e.get("ctx") or {}):
         msg = f"allowed: {e['ctx']['expected']}"
     value = e.get("input")
-    shown = value if not isinstance(value, dict) else "{...}"
-    return f"{field}: got {shown!r}; {msg}"
+    named = re.match(r"(\w+): (.*)$", msg)   # a record-level check naming one of its keys
+    if named and isinstance(value, dict) and named.group(1) in value:
+        field, value, msg = f"{field}.{named.group(1)}", value[named.group(1)], named.group(2)
+    shown = excerpt(value) if not isinstance(value, dict) else "{...}"
+    return f"{field}: got {shown}; {msg}"
 
 
 def _is_union_tag(p: Any) -> bool:
@@ -82,8 +88,10 @@ def parse_set(items: list[str] | None) -> dict[str, Any]:
         if not key.strip():
             raise InputError("--set", item, "expected dotted.key=value")
         try:
-            out[key.strip()] = yaml.safe_load(raw) if raw.strip() else ""
-        except yaml.YAMLError:
+            out[key.strip()] = load_yaml(raw, f"--set {key.strip()}") if raw.strip() else ""
+        except InputError as err:
+            if "invalid YAML:" not in str(err) or "nesting" in str(err):
+                raise
             out[key.strip()] = raw
     return out
 
@@ -107,16 +115,10 @@ def apply_overrides(data: dict[str, Any], overrides: dict[str, Any]) -> dict[str
 
 def read_yaml(path: str | Path) -> dict[str, Any]:
     """Load a YAML mapping from a file; one-line errors for missing files and bad YAML."""
-    p = Path(path)
-    if not p.is_file():
+    p = check_path(path, "scenario")
+    if not p.exists():
         raise InputError("scenario", str(p), "no such file")
-    try:
-        data = yaml.safe_load(p.read_text())
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "unknown position"
-        problem = getattr(err, "problem", None) or "invalid YAML"
-        raise InputError(str(p), where, f"invalid YAML: {problem}") from None
+    data = read_yaml_file(p, str(p))
     if data is None:
         data = {}
     if not isinstance(data, dict):
@@ -137,7 +139,7 @@ def load_scenario(path: str | Path | None = None, overrides: dict[str, Any] | No
     data = read_yaml(path)
     arrival = (data.get("workload") or {}).get("arrival") if isinstance(data.get("workload"), dict) else None
     if isinstance(arrival, dict) and isinstance(arrival.get("path"), str):
-        tp = Path(arrival["path"])
+        tp = check_path(arrival["path"], "workload.arrival.path")
         if not tp.is_absolute() and (Path(path).parent / tp).exists():
             arrival["path"] = str(Path(path).parent / tp)
     return scenario_from_dict(data, overrides)

@@ -16,7 +16,9 @@ class BlockPool:
 
     def __init__(self, capacity: int, block_size: int, n_requests: int) -> None:
         if capacity < 1:
-            raise InputError("kv_cache.num_blocks", capacity, "must be at least 1")
+            raise InputError("deployment.kv_cache.block_size", block_size,
+                             "the KV-cache memory left after the weights holds no whole block of this many tokens; "
+                             "lower kv_cache.block_size (16 is usual), raise gpu_memory_utilization, or use more GPUs")
         self.capacity = int(capacity)
         self.block_size = int(block_size)
         self.used = 0

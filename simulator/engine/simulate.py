@@ -19,6 +19,7 @@ from ..perf.step import StepModel
 from ..workload.config import ClosedLoopArrival
 from ..workload.generate import generate_plan
 from . import decode_set
+from .guard import check_memory
 from .itl import EXACT_MAX_REQUESTS, ItlLog
 from .engine_defaults import describe, effective_deployment
 from .prefix_cache import KeyStore
@@ -99,6 +100,7 @@ NOT_COMPILED = ("engine: compiled parts not built (no C compiler at install); ra
 def simulate(s: Scenario, progress: Any = None) -> SimulationResult:
     """Simulate the scenario to the last request's completion. ``progress(done, total)`` is optional."""
     t_wall = time.perf_counter()
+    check_memory(s)
     d = effective_deployment(s.deployment)
     wp = generate_plan(s.workload, s.seed)
     table, sessions = wp.table, wp.sessions

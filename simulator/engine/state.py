@@ -9,7 +9,8 @@ PENDING, WAITING, RUNNING, DONE, REJECTED = 0, 1, 2, 3, 4
 SERVED_BY = ("gpu", "exact_cache", "semantic_cache", "small_model", "small_then_large")
 #: Why a request was rejected (index into this tuple is stored in ``reject_reason``).
 REJECT_REASONS = ("", "prompt + output exceed the replica's KV-cache capacity",
-                  "prompt longer than max_batched_tokens without chunked prefill")
+                  "prompt longer than max_batched_tokens without chunked prefill",
+                  "prompt + output exceed the model's context length (max_position_embeddings)")
 
 
 class Requests:

@@ -29,7 +29,7 @@ from .router import Router
 from .speculative import SpecModels, Speculator, check_draft, eagle_head
 from .state import Requests
 
-TOO_LONG, NO_CHUNKING = 1, 2  # reject reasons (state.REJECT_REASONS)
+TOO_LONG, NO_CHUNKING, BEYOND_CONTEXT = 1, 2, 3  # reject reasons (state.REJECT_REASONS)
 
 
 def expert_plan(d: Deployment) -> ExpertPlan | None:
@@ -172,7 +172,10 @@ class ServingSystem:
         req = self.reqs
         need = int(req.prompt[rid] + req.output[rid])
         reason = 0
-        if not rep.fits_ever(need) or (self.back and not self.back[0].fits_ever(need)):
+        context = self.model.max_position_embeddings
+        if context is not None and need > context:
+            reason = BEYOND_CONTEXT
+        elif not rep.fits_ever(need) or (self.back and not self.back[0].fits_ever(need)):
             reason = TOO_LONG
         elif rep.policy == "continuous" and not rep.chunked and req.prompt[rid] > rep.max_tokens:
             reason = NO_CHUNKING

@@ -33,6 +33,12 @@ def write_outputs(res: "SimulationResult", out: str | Path, summary: dict[str, A
     return d
 
 
+def _stable(st: dict[str, Any]) -> str:
+    if st["stable"]:
+        return "yes"
+    return f"NO: {st['reason']}" if st.get("reason") else "NO: the queue grew while requests arrived (overload)"
+
+
 def format_summary(s: dict[str, Any]) -> str:
     """A readable multi-line summary for the terminal."""
     def ms(block: dict[str, float | None]) -> str:
@@ -53,8 +59,10 @@ def format_summary(s: dict[str, Any]) -> str:
         f"utilisation   MFU {s['mfu']:.1%}  MBU {s['mbu']:.1%}  busy {s['busy_fraction']:.1%}  "
         f"KV peak {s['kv_cache']['peak_used_fraction']:.1%}",
         f"preemptions   {s['preemptions']}",
-        f"stable        {'yes' if s['stability']['stable'] else 'NO: the queue grew while requests arrived (overload)'}",
+        f"stable        {_stable(s['stability'])}",
     ]
+    for reason, count in (s.get("rejected_by_reason") or {}).items():
+        lines.append(f"rejected      {count}: {reason}")
     pc = s.get("prefix_cache")
     if pc:
         lines.append(f"prefix cache  hit rate {pc['hit_rate']:.1%} of prompt tokens, "

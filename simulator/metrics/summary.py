@@ -143,6 +143,8 @@ def stability(res: "SimulationResult", df: pd.DataFrame) -> dict[str, Any]:
     """
     arr, q = df["arrival_s"].to_numpy(), df["queue_s"].to_numpy()
     t_end = res.arrival_end_s
+    if len(df) and not df["finished"].any():
+        return {"stable": False, "queue_growth_per_s": 0.0, "reason": "no request completed"}
     if t_end <= 0:
         return {"stable": True, "queue_growth_per_s": 0.0, "reason": "no arrival window (offline or closed loop)"}
     late = (arr >= t_end / 2) & ~np.isnan(q)
@@ -154,6 +156,12 @@ def stability(res: "SimulationResult", df: pd.DataFrame) -> dict[str, Any]:
         q_end = float(np.mean(y[x >= np.quantile(x, 0.9)]))
     unstable = bool((slope > 0.05 and q_end > 1.0) or never > 0)
     return {"stable": not unstable, "queue_growth_per_s": slope, "queue_s_at_end_of_arrivals": q_end}
+
+
+def rejected_by_reason(df: pd.DataFrame) -> dict[str, int]:
+    """Rejected requests counted per reason (only reasons that occurred)."""
+    reasons = df.loc[df["rejected"].to_numpy(), "reject_reason"]
+    return {str(k): int(v) for k, v in reasons.value_counts().items()}
 
 
 def summarize(res: "SimulationResult", df: pd.DataFrame | None = None) -> dict[str, Any]:
@@ -179,6 +187,7 @@ def summarize(res: "SimulationResult", df: pd.DataFrame | None = None) -> dict[s
     return {
         "scenario": res.scenario.name or None,
         "requests": int(len(df)), "completed": int(done.sum()), "rejected": int(df["rejected"].sum()),
+        "rejected_by_reason": rejected_by_reason(df),
         "duration_s": dur,
         "throughput_requests_per_s": float(done.sum()) / dur,
         "throughput_output_tokens_per_s": out_tok / dur,

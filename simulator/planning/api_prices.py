@@ -18,18 +18,18 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from ..config.loader import read_yaml, validate
 from ..errors import InputError
+from ..schema import StrictModel
 
 PACKAGE = "genai-prices"
 
 
-class ApiOverride(BaseModel):
+class ApiOverride(StrictModel):
     """Prices of one API model in US dollars per million tokens."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
     input_per_mtok: float = Field(ge=0)
     output_per_mtok: float = Field(ge=0)
     cached_input_per_mtok: float | None = Field(None, ge=0, description="default: the input price")
@@ -38,10 +38,9 @@ class ApiOverride(BaseModel):
     date: str = Field(min_length=4)
 
 
-class ApiPriceFile(BaseModel):
+class ApiPriceFile(StrictModel):
     """A user API price file."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
     currency: Literal["USD"] = "USD"
     models: dict[str, ApiOverride]
 

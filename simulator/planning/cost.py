@@ -42,14 +42,18 @@ class Mix:
         return self.output_tokens / self.tokens
 
 
+#: Most replicas a self-hosting bill is computed for (beyond it the inputs are almost surely a typo).
+MAX_REPLICAS = 1_000_000
+
+
 def parse_volume(text: str | float) -> float:
     """Tokens per day from ``2e9``, ``500M``, ``2B``/``2G``, ``300k`` (case-insensitive)."""
     m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+(?:e[+-]?[0-9]+)?)\s*([kmbgt]?)\s*", str(text), re.IGNORECASE)
     if not m:
         raise InputError("--volume", text, "give tokens per day, e.g. 2e9, 500M, 2B or 300k")
     v = float(m.group(1)) * {"": 1, "k": 1e3, "m": 1e6, "b": 1e9, "g": 1e9, "t": 1e12}[m.group(2).lower()]
-    if v <= 0:
-        raise InputError("--volume", text, "must be more than 0 tokens per day")
+    if v <= 0 or not math.isfinite(v):
+        raise InputError("--volume", text, "must be more than 0 and finite tokens per day")
     return v
 
 
@@ -57,6 +61,9 @@ def replica_hours(volume: float, capacity: float, min_replicas: int = 1) -> int:
     """Whole replica-hours a day to serve ``volume`` tokens/day at ``capacity`` tokens/day per replica."""
     if capacity <= 0:
         raise InputError("capacity", capacity, "a replica must serve more than 0 tokens a day")
+    if not 24.0 * volume / capacity <= 24 * MAX_REPLICAS:
+        raise InputError("capacity", capacity, f"serving {volume:.3g} tokens a day would take more than "
+                                               f"{MAX_REPLICAS:,} replicas; check the volume and the rate per replica")
     return max(24 * min_replicas, math.ceil(24.0 * volume / capacity - 1e-9))
 
 

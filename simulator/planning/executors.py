@@ -11,6 +11,7 @@ import multiprocessing
 import os
 import socket
 import time
+import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
@@ -112,9 +113,32 @@ def mp_context() -> Any:
     return multiprocessing.get_context("spawn")
 
 
+def watch_parent(pid: int, every_s: float = 0.5) -> None:
+    """Pool initializer: end this worker when process ``pid`` (the sweep's main process) is gone, so
+    that a SIGKILL of the main process does not leave workers finishing points (a worker's parent
+    is the forkserver, so the parent-death signal would not fire)."""
+    def watch() -> None:
+        while True:
+            time.sleep(every_s)
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                os._exit(1)
+            except PermissionError:
+                pass
+
+    threading.Thread(target=watch, name="watch-parent", daemon=True).start()
+
+
+def worker_pool(workers: int) -> ProcessPoolExecutor:
+    """A process pool whose workers end with this process."""
+    return ProcessPoolExecutor(max_workers=workers, mp_context=mp_context(), initializer=watch_parent,
+                               initargs=(os.getpid(),))
+
+
 def _run_pool(tasks: Sequence[Task], on_row: Callable[[dict[str, Any]], None], workers: int,
               out_dir: str | None) -> None:
-    pool = ProcessPoolExecutor(max_workers=min(workers, len(tasks)), mp_context=mp_context())
+    pool = worker_pool(min(workers, len(tasks)))
     futures: dict[Future, Task] = {pool.submit(run_task, t, out_dir): t for t in tasks}
     delivered: set[Future] = set()
     pending = set(futures)

@@ -29,6 +29,8 @@ _BIN: dict[type, Callable[[Any, Any], Any]] = {
     ast.FloorDiv: operator.floordiv, ast.Mod: operator.mod,
 }
 _NAMES = {"true": True, "false": False, "none": None, "True": True, "False": False, "None": None}
+#: Longest filter expression (characters) and most items a string or list built by ``*`` may hold.
+MAX_CHARS, MAX_ITEMS = 2000, 100_000
 ALLOWED = ("allowed: comparisons (== != < <= > >= in, not in) of dotted scenario keys, numbers, "
            "strings and lists, joined by and/or/not, with + - * / // %")
 
@@ -40,13 +42,17 @@ class Filter:
         self.text, self.field = text, field
         if not isinstance(text, str) or not text.strip():
             raise InputError(field, text, f"give a non-empty expression; {ALLOWED}")
+        if len(text) > MAX_CHARS:
+            raise InputError(field, text, f"a filter has at most {MAX_CHARS} characters")
         try:
             tree = ast.parse(text.strip(), mode="eval")
+            self.tree = tree.body
+            self.keys: list[str] = []
+            self._check(self.tree)
         except SyntaxError as err:
             raise InputError(field, text, f"not a valid expression ({err.msg}); {ALLOWED}") from None
-        self.tree = tree.body
-        self.keys: list[str] = []
-        self._check(self.tree)
+        except (RecursionError, MemoryError):
+            raise InputError(field, text, "nested too deeply; split it into several filters") from None
 
     def _check(self, node: ast.AST) -> None:
         if isinstance(node, ast.BoolOp):
@@ -86,8 +92,16 @@ class Filter:
             return bool(self._eval(self.tree, values))
         except InputError:
             raise
+        except (RecursionError, MemoryError, OverflowError):
+            raise InputError(self.field, self.text, "too large to evaluate; simplify the filter") from None
         except (TypeError, ZeroDivisionError, ValueError) as err:
             raise InputError(self.field, self.text, f"cannot be evaluated on point {dict(values)} ({err})") from None
+
+    def _check_repeat(self, left: Any, right: Any) -> None:
+        """Refuse ``"a" * n`` and ``[x] * n`` that would build more than :data:`MAX_ITEMS` items."""
+        for seq, times in ((left, right), (right, left)):
+            if isinstance(seq, (str, list)) and isinstance(times, int) and len(seq) * times > MAX_ITEMS:
+                raise InputError(self.field, self.text, f"repeats a string or list to more than {MAX_ITEMS:,} items")
 
     def _eval(self, node: ast.AST, values: Mapping[str, Any]) -> Any:
         if isinstance(node, ast.BoolOp):
@@ -106,7 +120,10 @@ class Filter:
                 left = right
             return True
         if isinstance(node, ast.BinOp):
-            return _BIN[type(node.op)](self._eval(node.left, values), self._eval(node.right, values))
+            left, right = self._eval(node.left, values), self._eval(node.right, values)
+            if isinstance(node.op, ast.Mult):
+                self._check_repeat(left, right)
+            return _BIN[type(node.op)](left, right)
         if isinstance(node, ast.Constant):
             return node.value
         if isinstance(node, (ast.List, ast.Tuple)):

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from ..config.scenario import Scenario
 from ..errors import InputError, ServesimError
@@ -25,12 +25,12 @@ from .candidates import CANDIDATE_KINDS, Candidate, Screened, Space, rejection, 
 from .prices import load_prices
 from .search import at_rate, check_rate_workload, min_window, probe, search_max_rate
 from .uncertainty import wilson_interval
+from ..schema import StrictModel
 
 
-class PlanSettings(BaseModel):
+class PlanSettings(StrictModel):
     """What ``servesim plan`` searches and how."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
     target_rate: float = Field(gt=0, description="requests per second to serve in total")
     attainment: float = Field(0.99, gt=0, le=1, description="share of requests that must meet the SLOs")
     requests: int = Field(400, ge=50, description="requests per simulated evaluation")

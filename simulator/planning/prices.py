@@ -10,20 +10,20 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, model_validator
+from pydantic import Field, PositiveFloat, PositiveInt, model_validator
 
 from ..config.loader import read_yaml, validate
 from ..errors import InputError
+from ..schema import StrictModel
 
 DEFAULT_PRICE_FILE = Path(__file__).resolve().parent / "data" / "gpu_prices.yaml"
 PriceKind = Literal["on-demand", "reserved", "spot"]
 PRICE_KINDS: tuple[str, ...] = ("on-demand", "reserved", "spot")
 
 
-class PriceEntry(BaseModel):
+class PriceEntry(StrictModel):
     """One offer: ``usd_per_gpu_hour`` for one GPU of the profile, from ``source`` as of ``date``."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
     provider: str = Field(min_length=1)
     offer: str = Field(min_length=1)
     kind: PriceKind
@@ -50,10 +50,9 @@ class PriceEntry(BaseModel):
         return self
 
 
-class PriceFile(BaseModel):
+class PriceFile(StrictModel):
     """A price file: currency, unit, and offers per GPU profile name."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
     currency: Literal["USD"] = "USD"
     unit: Literal["per GPU-hour"] = "per GPU-hour"
     prices: dict[str, list[PriceEntry]]

@@ -25,40 +25,42 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
 from ..config.loader import apply_overrides, read_yaml, scenario_from_dict, validate
 from ..config.scenario import Scenario
 from ..errors import DoesNotFitError, InputError, ServesimError
+from ..inputs import check_path
 from .filters import Filter, lookup
+from ..schema import StrictModel
 
 DEFAULT_MAX_POINTS = 10_000
+#: Most values one axis may have, and most combinations (times replications) a sweep may examine,
+#: filtered out or not: a sweep examines about 10,000 combinations a second.
+MAX_AXIS_VALUES, MAX_COMBINATIONS = 1_000_000, 10_000_000
 
 
-class RangeAxis(BaseModel):
+class RangeAxis(StrictModel):
     """``{range: [start, stop, step]}``: start, start+step, ... up to stop (included when on a step)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
     range: tuple[float, float, float]
 
 
-class GeomAxis(BaseModel):
+class GeomAxis(StrictModel):
     """``{geomspace: [a, b, n]}``: n values spaced evenly on a log scale from a to b (both included)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
     geomspace: tuple[float, float, int]
 
 
-class SweepSpec(BaseModel):
+class SweepSpec(StrictModel):
     """A sweep file (see the module docstring)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
     name: str = ""
     base: dict[str, Any] | None = None
     base_file: str | None = None
     axes: dict[str, list[Any] | RangeAxis | GeomAxis]
     filters: list[str] = []
-    replications: int = Field(1, ge=1, description="seeds per point")
+    replications: int = Field(1, ge=1, le=10_000, description="seeds per point")
 
     @model_validator(mode="after")
     def _one_base(self) -> "SweepSpec":
@@ -103,13 +105,15 @@ def axis_values(key: str, spec: list[Any] | RangeAxis | GeomAxis) -> list[Any]:
         if step == 0 or not all(math.isfinite(x) for x in spec.range):
             raise InputError(field_name, list(spec.range), "range needs finite [start, stop, step] with step != 0")
         n = math.floor((stop - start) / step + 1e-9) + 1
-        if n > 10_000_000:
-            raise InputError(field_name, list(spec.range), "range gives more than 10 million values")
+        if n > MAX_AXIS_VALUES:
+            raise InputError(field_name, list(spec.range), f"range gives more than {MAX_AXIS_VALUES:,} values")
         values = [_clean(start + i * step) for i in range(max(n, 0))]
     else:
         a, b, n = spec.geomspace
         if a <= 0 or b <= 0 or n < 1:
             raise InputError(field_name, list(spec.geomspace), "geomspace needs [a > 0, b > 0, count >= 1]")
+        if n > MAX_AXIS_VALUES:
+            raise InputError(field_name, list(spec.geomspace), f"geomspace gives more than {MAX_AXIS_VALUES:,} values")
         raw = np.geomspace(a, b, n)
         if float(a).is_integer() and float(b).is_integer():
             values = list(dict.fromkeys(int(round(x)) for x in raw))   # integer ends: integer values
@@ -138,7 +142,7 @@ def base_mapping(spec: SweepSpec, root: Path) -> dict[str, Any]:
     """The base scenario mapping of ``spec``; relative paths resolve against ``root``."""
     if spec.base is not None:
         return dict(spec.base)
-    bp = Path(spec.base_file or "")
+    bp = check_path(spec.base_file or "", "base_file")
     bp = bp if bp.is_absolute() else root / bp
     if not bp.is_file():
         raise InputError("base_file", spec.base_file, f"no such file (looked for {bp})")
@@ -159,6 +163,11 @@ def _combos(spec: SweepSpec) -> tuple[list[str], Iterator[tuple[Any, ...]]]:
         raise InputError("axes", {}, "a sweep needs at least one axis (dotted scenario key -> values)")
     keys = list(spec.axes)
     values = [axis_values(k, spec.axes[k]) for k in keys]
+    total = math.prod(len(v) for v in values) * spec.replications
+    if total > MAX_COMBINATIONS:
+        raise InputError("axes", f"{total:.3g} combinations",
+                         f"a sweep examines at most {MAX_COMBINATIONS:,} combinations (times replications), "
+                         "filtered out or not; narrow the axes")
     return keys, itertools.product(*values)
 
 

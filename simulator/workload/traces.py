@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import functools
 import itertools
-import json
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -23,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from simulator.errors import InputError
+from simulator.inputs import MAX_TRACE_BYTES, check_path, load_json, read_text
 from simulator.workload.table import PREFIX_BLOCK_TOKENS, RequestTable, take_ragged
 
 AZURE_COLUMNS = ("TIMESTAMP", "ContextTokens", "GeneratedTokens")
@@ -36,7 +36,7 @@ _LIMIT = 2.0**53  # largest value that float64 (and so the readers) hold exactly
 
 
 def _existing(path: Path, field: str) -> Path:
-    path = Path(path)
+    path = check_path(path, field)
     if not path.is_file():
         raise InputError(field, str(path), "no such file")
     return path
@@ -86,16 +86,15 @@ def _json_lines(path: Path) -> tuple[list[dict], np.ndarray]:
     """The JSON objects of a JSONL file and their 1-based line numbers (blank lines skipped)."""
     records: list[dict] = []
     lines: list[int] = []
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError:
-        raise InputError(str(path), "binary data", "must be a UTF-8 JSONL file") from None
+    text = read_text(path, str(path), MAX_TRACE_BYTES)
     for number, line in enumerate(text.split("\n"), start=1):
         if not line.strip():
             continue
         try:
-            obj = json.loads(line)
-        except json.JSONDecodeError:
+            obj = load_json(line, f"{path}:{number}")
+        except InputError as err:
+            if "nested deeper" in str(err):
+                raise
             obj = None
         if not isinstance(obj, dict):
             raise InputError(f"{path}:{number}", line[:80], "each line must be one JSON object")
@@ -111,8 +110,17 @@ def _json_numbers(records: list[dict], key: str, path: Path, lines: np.ndarray) 
         if key not in rec:
             raise InputError(f"{path}:{lines[i]}", sorted(rec), f"missing key {key}")
         raw.append(rec[key])
-    nums = np.array([v if type(v) in (int, float) else np.nan for v in raw], dtype=np.float64)
+    nums = np.array([_as_float(v) for v in raw], dtype=np.float64)
     return nums, raw
+
+
+def _as_float(v: object) -> float:
+    """A JSON number as float64: NaN for non-numbers, +-inf for integers beyond float range."""
+    if type(v) is float:
+        return v
+    if type(v) is int:
+        return float(v) if abs(v) < 2**63 else (np.inf if v > 0 else -np.inf)
+    return np.nan
 
 
 def _sorted_table(
@@ -186,8 +194,8 @@ def _mooncake(key: tuple[str, int, int]) -> RequestTable:
         hashes = []
         for i, rec in enumerate(records):
             h = rec.get("hash_ids")
-            if type(h) is not list or not all(type(x) is int for x in h):
-                raise InputError(where(i), h, "hash_ids must be a list of integers")
+            if type(h) is not list or not all(type(x) is int and -2**63 <= x < 2**63 for x in h):
+                raise InputError(where(i), h, "hash_ids must be a list of integers in [-2^63, 2^63)")
             hashes.append(h)
         offsets = np.zeros(len(hashes) + 1, dtype=np.int64)
         np.cumsum([len(h) for h in hashes], out=offsets[1:])
@@ -235,7 +243,7 @@ def _column(key: tuple[str, int, int], column: str) -> np.ndarray:
         values, raw = _json_numbers(records, column, path, lines)
         line_no, sep = lines, ":"
     elif suffix == ".parquet":
-        df = pd.read_parquet(path)
+        df = _read_parquet(path)
         if column not in df.columns:
             raise InputError(str(path), f"columns {list(df.columns)}", f"missing column(s) {column}")
         raw = df[column].to_numpy(dtype=object)
@@ -254,6 +262,14 @@ def _column(key: tuple[str, int, int], column: str) -> np.ndarray:
     out = values.astype(np.int64)
     out.setflags(write=False)
     return out
+
+
+def _read_parquet(path: Path) -> pd.DataFrame:
+    try:
+        return pd.read_parquet(path)
+    except (OSError, ValueError, TypeError) as err:  # pyarrow's ArrowInvalid is a ValueError
+        raise InputError(str(path), type(err).__name__, "must be a readable Parquet file "
+                         f"({' '.join(str(err).split())[:120]})") from None
 
 
 def read_length_column(path: Path, column: str, *, field: str = "path") -> np.ndarray:

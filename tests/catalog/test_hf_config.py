@@ -240,3 +240,21 @@ def test_directory_without_config(tmp_path: Path) -> None:
 def test_not_a_dict() -> None:
     with pytest.raises(InputError):
         model_from_hf_config(["hidden_size"])  # type: ignore[arg-type]
+
+
+def test_zero_kv_heads_is_an_error_not_multi_head() -> None:
+    cfg = dict(fixture("llama"), num_key_value_heads=0)
+    with pytest.raises(InputError, match="num_key_value_heads: got 0"):
+        model_from_hf_config(cfg, name="x", source="test", source_date="2025-01-01")
+    absent = {k: v for k, v in fixture("llama").items() if k != "num_key_value_heads"}
+    arch = model_from_hf_config(absent, name="x", source="test", source_date="2025-01-01")
+    assert arch.num_kv_heads == arch.num_attention_heads
+
+
+
+def test_json_infinity_for_a_count_is_refused(tmp_path: Path) -> None:
+    p = tmp_path / "config.json"
+    p.write_text(json.dumps(fixture("llama")).replace('"num_hidden_layers": 4', '"num_hidden_layers": Infinity'))
+    assert "Infinity" in p.read_text()
+    with pytest.raises(InputError, match="num_hidden_layers"):
+        load_model(str(p))

@@ -275,3 +275,22 @@ def test_planning_pages_explain_a_workload_without_a_rate(page):
     at = open_app(page, query={"workload.requests": "200", "workload.arrival": "{process: offline}"})
     no_exception(at)
     assert any(e.value.startswith("workload.arrival.process: got 'offline'") for e in at.error)
+
+
+def test_costs_page_without_genai_prices_says_how_to_install(monkeypatch):
+    import streamlit as st
+
+    from simulator.errors import InputError
+    from simulator.planning import api_prices
+
+    def absent():
+        raise InputError("--api", api_prices.PACKAGE, "API prices need the genai-prices package")
+
+    monkeypatch.setattr(api_prices, "_snapshot", absent)
+    st.cache_data.clear()
+    try:
+        at = open_app("costs")
+        no_exception(at)
+        assert any("genai-prices" in i.value and "pip install" in i.value for i in at.info)
+    finally:
+        st.cache_data.clear()

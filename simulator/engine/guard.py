@@ -1,0 +1,81 @@
+"""The resource guard: refuse a run whose memory would exceed a limit, before anything is allocated.
+
+A run holds per-request columns (state, the per-request table, inter-token gaps, the step log that
+grows with the requests) and per-replica objects. Measured peak resident memory of ``servesim run``
+(Python 3.11, 2-core x86-64 VM, 2025; ``workload.requests`` 20,000 and 200,000 at
+``arrival.rate=2000`` on 16 replicas; ``deployment.replicas`` 1,000 and 10,000 with 10 requests):
+498 MB and 4,002 MB, so 19.5 KB per request; 134 MB and 180 MB, so 5.1 KB per replica; about
+130 MB of interpreter and libraries. The guard rounds these up (:data:`BYTES_PER_REQUEST`,
+:data:`BYTES_PER_REPLICA`).
+
+The limit is ``SERVESIM_MEMORY_LIMIT`` (bytes, or with a unit: ``8G``, ``512M``; ``0`` turns the guard
+off), else half of this machine's physical memory.
+"""
+from __future__ import annotations
+
+import os
+import re
+
+from ..config.scenario import Scenario
+from ..errors import InputError
+
+BYTES_PER_REQUEST = 24_000
+BYTES_PER_REPLICA = 8_000
+BASE_BYTES = 200 * 2**20
+#: Most replicas a run builds (they are built up front, about 53 microseconds each).
+MAX_REPLICAS = 100_000
+ENV = "SERVESIM_MEMORY_LIMIT"
+_UNITS = {"": 1, "k": 2**10, "m": 2**20, "g": 2**30, "t": 2**40}
+
+
+def memory_limit() -> int | None:
+    """The limit in bytes (None: no limit)."""
+    raw = os.environ.get(ENV, "").strip()
+    if raw:
+        m = re.fullmatch(r"([0-9]*\.?[0-9]+)\s*([kmgt]?)i?b?", raw, re.IGNORECASE)
+        if not m:
+            raise InputError(ENV, raw, "give bytes or a size such as 8G or 512M (0: no limit)")
+        limit = int(float(m.group(1)) * _UNITS[m.group(2).lower()])
+        return limit or None
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") // 2
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def replicas_of(s: Scenario) -> int:
+    """Replicas the run builds, over every pool and model."""
+    d = s.deployment
+    n = d.replicas if d.disaggregation is None else d.disaggregation.prefill.replicas + d.disaggregation.decode.replicas
+    return n + (d.cascade.small.replicas if d.cascade is not None else 0)
+
+
+def estimate_bytes(s: Scenario) -> int:
+    """Peak memory of simulating ``s``, bytes (traces without ``requests`` count as 0 requests here;
+    their file size is bounded where they are read)."""
+    requests = s.workload.requests or 0
+    return BASE_BYTES + requests * BYTES_PER_REQUEST + replicas_of(s) * BYTES_PER_REPLICA
+
+
+def check_memory(s: Scenario) -> None:
+    """Raise one :class:`InputError` line when ``s`` would need more memory than the limit."""
+    if replicas_of(s) > MAX_REPLICAS:
+        raise InputError("deployment.replicas", replicas_of(s), f"a run builds at most {MAX_REPLICAS:,} replicas "
+                         "(over every pool and model)")
+    limit = memory_limit()
+    need = estimate_bytes(s)
+    if limit is None or need <= limit:
+        return
+    requests, replicas = s.workload.requests or 0, replicas_of(s)
+    field, value = (("workload.requests", requests) if requests * BYTES_PER_REQUEST >= replicas * BYTES_PER_REPLICA
+                    else ("deployment.replicas", replicas))
+    raise InputError(field, value, f"this run would need about {_size(need)} of memory ({BYTES_PER_REQUEST // 1000} KB "
+                     f"per request, {BYTES_PER_REPLICA // 1000} KB per replica), over the limit of {_size(limit)}; "
+                     f"lower {field} or raise {ENV}")
+
+
+def _size(n: float) -> str:
+    for unit, div in (("PB", 2**50), ("TB", 2**40), ("GB", 2**30), ("MB", 2**20)):
+        if n >= div:
+            return f"{n / div:.3g} {unit}"
+    return f"{n / 2**10:.3g} KB"

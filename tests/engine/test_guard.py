@@ -1,0 +1,53 @@
+"""The resource guard refuses runs that would exceed the memory limit, before allocating."""
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from simulator.cli import main
+from simulator.config.loader import DEFAULT_SCENARIO, scenario_from_dict
+from simulator.engine import guard
+
+
+def _err(argv, capsys):
+    t = time.monotonic()
+    assert main(argv) == 2
+    assert time.monotonic() - t < 20
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1
+    return err
+
+
+@pytest.mark.parametrize("requests", ["100000000000", "1000000000000000000000000000000"])
+def test_huge_request_counts_are_refused_with_the_estimate(requests, capsys):
+    err = _err(["run", "--set", f"workload.requests={requests}"], capsys)
+    assert "workload.requests" in err and "would need about" in err and guard.ENV in err
+
+
+def test_huge_replica_counts_are_refused(capsys):
+    err = _err(["run", "--set", "deployment.replicas=100000000", "--set", "workload.requests=10"], capsys)
+    assert "deployment.replicas" in err
+    err = _err(["run", "--set", "deployment.replicas=1000000", "--set", "workload.requests=10"], capsys)
+    assert "at most 100,000 replicas" in err
+
+
+def test_limit_is_configurable(monkeypatch, capsys):
+    monkeypatch.setenv(guard.ENV, "300M")
+    err = _err(["run", "--set", "workload.requests=10000"], capsys)
+    assert "over the limit of 300 MB" in err
+    monkeypatch.setenv(guard.ENV, "0")
+    assert guard.memory_limit() is None
+    monkeypatch.setenv(guard.ENV, "lots")
+    assert "SERVESIM_MEMORY_LIMIT" in _err(["run", "--set", "workload.requests=10"], capsys)
+
+
+def test_estimate_grows_with_requests_and_replicas():
+    base = scenario_from_dict(DEFAULT_SCENARIO)
+    more = scenario_from_dict(DEFAULT_SCENARIO, {"workload.requests": 4000, "deployment.replicas": 3})
+    diff = guard.estimate_bytes(more) - guard.estimate_bytes(base)
+    assert diff == 2000 * guard.BYTES_PER_REQUEST + 2 * guard.BYTES_PER_REPLICA
+
+
+def test_replications_are_capped(capsys):
+    assert "--replications" in _err(["run", "--replications", "1000000000"], capsys)
