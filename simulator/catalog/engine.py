@@ -50,6 +50,8 @@ class EngineProfile(StrictModel):
     cpu_launch_per_kernel_s: float = Field(0.0, ge=0)   # host time to dispatch one kernel eagerly
     kv_copy_Bps: float | None = Field(None, gt=0)      # measured copy throughput, bytes/s: concatenation (dynamic
     #                                                   cache) or GQA head expansion (packed attention)
+    kv_copy_floor_s: float = Field(0.0, ge=0)          # fixed time of one copy kernel: a copy of N bytes takes
+    #                                                   kv_copy_floor_s + N / kv_copy_Bps (floor plus bandwidth)
     # packed attention: speed of the engine's masked SDPA kernel relative to the GPU profile's
     # attention-prefill curve for the same FLOPs and bytes (1 = as fast; measured per engine and backend)
     packed_attention_efficiency: float | None = Field(None, gt=0, le=4)         # steps with prompt chunks

@@ -195,11 +195,12 @@ class StepModel:
 
     def copy_op(self, acc: dict, ops: dict, kind: str, nbytes: float, kernels: int) -> int:
         """Price ``kernels`` cache copies moving ``nbytes`` at the engine's measured copy throughput
-        (``kv_copy_Bps``: a concatenated cache, a GQA head expansion), else as memory-bound kernels."""
+        (``kv_copy_Bps``: a concatenated cache, a GQA head expansion) plus a fixed time per kernel
+        (``kv_copy_floor_s``), else as memory-bound kernels."""
         rate = self.engine.kv_copy_Bps
         if not rate:
             return self.memory_op(acc, ops, kind, nbytes, kernels)
-        sec = max(nbytes / rate, kernels * self.gpu.efficiency.min_kernel_s)
+        sec = max(kernels * self.engine.kv_copy_floor_s + nbytes / rate, kernels * self.gpu.efficiency.min_kernel_s)
         acc[kind] = acc.get(kind, 0.0) + sec
         ops[kind] = _add(ops.get(kind), OpTime(sec, 0.0, nbytes, 0.0, nbytes / self.gpu.memory_bandwidth), 1, sec)
         return kernels

@@ -121,6 +121,18 @@ def test_unfused_engine_launches_more_kernels_and_copies_the_cache(llama8b, flat
     assert b.breakdown["kv_cache"] == pytest.approx(copy / 2e12 / 0.5)
 
 
+def test_cache_concatenation_costs_a_floor_per_kernel_plus_bytes_over_bandwidth(llama8b, flat_gpu):
+    eager = EngineProfile(name="eager", description="t", kv_cache="dynamic", cuda_graphs=False,
+                          kv_copy_Bps=2.5e12, kv_copy_floor_s=3e-6)
+    flat = eager.model_copy(update={"kv_copy_floor_s": 0.0})
+    for seqs, ctx in ((1, 128), (4, 2000), (128, 2048)):
+        got = StepModel(llama8b, flat_gpu, eager).time(BatchShape.decode(seqs, ctx)).breakdown["kv_cache"]
+        moved = 2 * seqs * (ctx + 1) * (2 * 8 * 128 * 2) * 32     # read + write, K and V, 32 layers
+        assert got == pytest.approx(2 * 32 * 3e-6 + moved / 2.5e12, rel=1e-6)
+        without = StepModel(llama8b, flat_gpu, flat).time(BatchShape.decode(seqs, ctx)).breakdown["kv_cache"]
+        assert got - without == pytest.approx(2 * 32 * 3e-6, rel=1e-6)    # 2 cat kernels per layer
+
+
 def test_memory_plan_and_does_not_fit(llama8b, flat_gpu):
     plan = memory_plan(llama8b, flat_gpu, "bf16", "bf16", gpu_memory_utilization=0.9)
     assert plan.weight_bytes == pytest.approx(8.03e9 * 2, rel=0.01)
