@@ -10,13 +10,12 @@ from ..schema import StrictModel
 from .engine_scheduler import EngineScheduler
 
 
-class KernelFamilies(BaseModel):
+class KernelFamilies(StrictModel):
     """Which kernel families an engine runs on NVIDIA GPUs (names as the engines' docs and code use
     them). With ``tables``, step prices use the efficiency fitted from that engine's own measured
     kernels on the GPU where ``hwprofiles/kernels/<gpu>/<tables>.yaml`` exists
     (``simulator/catalog/kernels.py``); elsewhere the GPU profile's own (FlashAttention-2, cuBLAS)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
     attention_prefill: str = "fa2"          # e.g. fa2, fa3, trtllm-fmha, flashinfer
     attention_decode: str = "fa2"           # e.g. fa3, xqa, flashinfer
     mla: str | None = None                  # e.g. flashmla, trtllm-mla, flashinfer-mla

@@ -8,17 +8,18 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
+
+from ..schema import StrictModel
 
 
-class NewTokenRatio(BaseModel):
+class NewTokenRatio(StrictModel):
     """SGLang's estimate of how much of its remaining ``max_new_tokens`` a running request will still
     generate: admission reserves ``ratio`` x the running requests' remaining outputs. The ratio starts
     at ``init``, falls linearly to ``min`` over ``decay_steps`` decode steps, and after a retraction is
     reset to (tokens decoded + ``retract_steps`` x running) / Σ max output of the running requests,
     at most 1. Remaining outputs count at most ``clip_max_new_tokens`` each."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
     init: float = Field(gt=0, le=1, description="ratio at start")
     min: float = Field(gt=0, le=1, description="floor the ratio decays to")
     decay_steps: int = Field(ge=1, description="decode steps over which the ratio falls from init to min")
@@ -33,10 +34,9 @@ class NewTokenRatio(BaseModel):
         return self
 
 
-class EngineScheduler(BaseModel):
+class EngineScheduler(StrictModel):
     """Server defaults and admission/eviction rules of one engine version (see the module docstring)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
     version: str = Field(min_length=1, description="engine version (or commit) the defaults are from")
     # server defaults, applied to a scenario's keys the user left unset (simulator/engine/engine_defaults.py)
     max_num_seqs: int | None = Field(None, ge=1, description="-> batching.max_batch_size")

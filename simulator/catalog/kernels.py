@@ -15,29 +15,28 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import Field, ValidationError
 
 from ..errors import InputError
 from ..paths import hwprofiles_dir
+from ..schema import StrictModel
 from .gpu import Curve, DecodeTileModel, GPUProfile, TileModel
 
 ENGINES = ("vllm", "sglang", "trtllm")
 KV_DTYPES_FP8 = ("fp8", "fp8_e4m3", "fp8_e5m2")
 
 
-class KernelEfficiency(BaseModel):
+class KernelEfficiency(StrictModel):
     """A partial ``Efficiency`` block: keys set here replace the profile's, the rest are kept."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
     curves: dict[str, Curve] = {}
     attention_prefill_tiles: TileModel | None = None
     attention_decode_tiles: DecodeTileModel | None = None
 
 
-class TableSource(BaseModel):
+class TableSource(StrictModel):
     """One database table a fit read."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
     path: str = Field(min_length=1)
     sha256: str = Field(min_length=64, max_length=64)
     rows: int = Field(ge=0)                 # rows of the table
@@ -46,8 +45,7 @@ class TableSource(BaseModel):
     version: str                            # framework version of this table
 
 
-class Provenance(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+class Provenance(StrictModel):
     package: str = Field(min_length=1)
     package_version: str = Field(min_length=1)
     license: str = Field(min_length=1)
@@ -57,10 +55,9 @@ class Provenance(BaseModel):
     notes: list[str] = []
 
 
-class KernelFamilyProfile(BaseModel):
+class KernelFamilyProfile(StrictModel):
     """``hwprofiles/kernels/<gpu>/<engine>.yaml``."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
     engine: Literal["vllm", "sglang", "trtllm"]
     version: str = Field(min_length=1)
     gpu: str = Field(min_length=1)
