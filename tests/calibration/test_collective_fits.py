@@ -69,13 +69,21 @@ def test_fits_json_shape_and_profile_merge(tmp_path):
     assert collective_time(gpu, "all-reduce", n, 8, cuda_graph=True) == pytest.approx(19e-6 + n / (300e9 / 1.75))
 
 
+def _approx(tree):
+    """``tree`` with every float wrapped for comparison to 1e-12 relative."""
+    if isinstance(tree, dict):
+        return {k: _approx(v) for k, v in tree.items()}
+    return pytest.approx(tree, rel=1e-12) if isinstance(tree, float) else tree
+
+
 # ---- the measured 4-GPU data -------------------------------------------------------------
 def test_x4_fits_file_matches_its_csv_and_physics():
     doc = json.loads((X4 / "collective_fits.json").read_text())
     rows = read_rows(X4 / "collectives.csv")
     again = cf.fits_json(rows, (4,), (8,), load_gpu("h200-sxm").link_bandwidth, doc["source"], doc["date"])
-    assert again["collectives"] == doc["collectives"]
-    assert again["collectives_graph"] == doc["collectives_graph"]
+    # the same fit, to the last bits of a float: numpy releases may sum in another order
+    assert again["collectives"] == _approx(doc["collectives"])
+    assert again["collectives_graph"] == _approx(doc["collectives_graph"])
     assert doc["source"] and doc["date"] == "2026-11-22"
     link = load_gpu("h200-sxm").link_bandwidth                 # 450 GB/s per direction (datasheet)
     for r in rows:                                             # nccl-tests bus bandwidth under the NVLink rate
