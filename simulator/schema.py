@@ -2,7 +2,7 @@
 
 Shared rules: unknown keys are errors; records are frozen; floats must be finite (``.inf``, ``nan``
 and JSON's ``Infinity`` are refused: no field gives infinity a meaning); and ``true``/``false`` are
-not numbers (``tp: true`` is refused instead of read as 1).
+not numbers (``tp: true`` is refused instead of read as 1); integers beyond 2^53 are refused.
 """
 from __future__ import annotations
 
@@ -24,11 +24,17 @@ class StrictModel(BaseModel):
     def _no_bool_for_number(cls, data: Any) -> Any:
         if isinstance(data, dict):
             for name, value in data.items():
+                if type(value) is int and abs(value) > MAX_INT and isinstance(name, str) and name in cls.model_fields:
+                    raise ValueError(f"{name}: {INT_TOO_LARGE}")
                 field = cls.model_fields.get(name) if isinstance(value, bool) and isinstance(name, str) else None
                 if field is not None and _number_not_bool(field.annotation):
                     raise ValueError(f"{name}: {BOOL_FOR_NUMBER}")
         return data
 
+
+#: Largest integer any field takes (float64 holds every integer up to it exactly), and the message.
+MAX_INT = 2**53
+INT_TOO_LARGE = "must be at most 2^53 in size"
 
 #: The message for ``true``/``false`` given where a number belongs.
 BOOL_FOR_NUMBER = "give a number, not true/false"

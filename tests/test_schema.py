@@ -84,3 +84,13 @@ def test_argparse_errors_are_one_line(argv, capsys):
         main(argv)
     err = capsys.readouterr().err
     assert exc.value.code == 2 and len(err.strip().splitlines()) == 1 and "--help" in err
+
+
+@pytest.mark.parametrize("key,value,needle", [
+    ("deployment.cp", "327452393619490", "less than or equal to 65536"),
+    ("deployment.tp", "100000", "less than or equal to 65536"),
+    ("seed", "100000000000000000000000", "seed: got 100000000000000000000000; must be at most 2^53"),
+    ("deployment.kv_cache.num_blocks", str(2**70), "num_blocks"),
+])
+def test_counts_beyond_what_the_engine_holds_are_refused(key, value, needle, capsys):
+    assert needle in _err(["run", "--set", f"{key}={value}", "--set", "workload.requests=5"], capsys)

@@ -50,7 +50,9 @@ def format_validation_error(err: ValidationError, prefix: str = "") -> str:
     value = e.get("input")
     named = re.match(r"(\w+): (.*)$", msg)   # a record-level check naming one of its keys
     if named and isinstance(value, dict) and named.group(1) in value:
-        field, value, msg = f"{field}.{named.group(1)}", value[named.group(1)], named.group(2)
+        base = ".".join(([prefix] if prefix else []) + loc)
+        field = f"{base}.{named.group(1)}" if base else named.group(1)
+        value, msg = value[named.group(1)], named.group(2)
     shown = excerpt(value) if not isinstance(value, dict) else "{...}"
     return f"{field}: got {shown}; {msg}"
 

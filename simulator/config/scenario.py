@@ -12,6 +12,10 @@ from ..workload.config import WorkloadConfig
 from ..schema import StrictModel
 
 
+#: Most GPUs one parallel dimension (tp, pp, cp, expert parallelism) may span: beyond any system built.
+MAX_GPUS = 65_536
+
+
 class _Strict(StrictModel):
     """Unknown keys are errors; floats finite; no booleans for numbers."""
 
@@ -20,8 +24,8 @@ class Batching(_Strict):
     """How a replica forms batches."""
 
     policy: Literal["static", "dynamic", "continuous"] = "continuous"
-    max_batch_size: int = Field(256, ge=1, description="requests in a batch")
-    max_batched_tokens: int = Field(8192, ge=1, description="tokens per step (continuous batching)")
+    max_batch_size: int = Field(256, ge=1, le=2**20, description="requests in a batch")
+    max_batched_tokens: int = Field(8192, ge=1, le=2**31, description="tokens per step (continuous batching)")
     chunked_prefill: bool = True
     timeout_s: float = Field(0.05, ge=0, description="dynamic: seconds a batch waits to fill")
 
@@ -29,10 +33,10 @@ class Batching(_Strict):
 class KVCache(_Strict):
     """Paged KV-cache memory of a replica."""
 
-    block_size: int = Field(16, ge=1, description="tokens per block")
+    block_size: int = Field(16, ge=1, le=2**20, description="tokens per block")
     gpu_memory_utilization: float = Field(0.9, gt=0, le=1, description="share of GPU memory the engine takes")
     preemption: Literal["recompute", "swap"] = "recompute"
-    num_blocks: int | None = Field(None, ge=1, description="override: blocks per replica (else from memory)")
+    num_blocks: int | None = Field(None, ge=1, le=2**40, description="override: blocks per replica (else from memory)")
     prefix_caching: bool = Field(False, description="share full KV blocks between requests with equal prefixes")
 
 
@@ -40,8 +44,8 @@ class Pool(_Strict):
     """One pool of a disaggregated deployment; unset keys inherit the deployment's."""
 
     gpu: str | None = None
-    tp: int | None = Field(None, ge=1)
-    pp: int | None = Field(None, ge=1)
+    tp: int | None = Field(None, ge=1, le=MAX_GPUS)
+    pp: int | None = Field(None, ge=1, le=MAX_GPUS)
     replicas: int = Field(1, ge=1)
     batching: Batching | None = None
     kv_cache: KVCache | None = None
@@ -92,7 +96,7 @@ class MoE(_Strict):
 
     balance: Literal["uniform", "zipf"] = "uniform"
     skew: float = Field(1.2, gt=0, description="zipf exponent of expert popularity")
-    expert_parallel: int | None = Field(None, ge=1, description="GPUs the experts are spread over (= tp)")
+    expert_parallel: int | None = Field(None, ge=1, le=MAX_GPUS, description="GPUs the experts are spread over (= tp)")
     attention: Literal["tp", "dp"] = Field("tp", description="dp: each GPU attends for its share of sequences")
 
 
@@ -115,8 +119,8 @@ class SmallModel(_Strict):
 
     model: str
     gpu: str | None = None
-    tp: int = Field(1, ge=1)
-    pp: int = Field(1, ge=1)
+    tp: int = Field(1, ge=1, le=MAX_GPUS)
+    pp: int = Field(1, ge=1, le=MAX_GPUS)
     replicas: int = Field(1, ge=1)
     weight_dtype: Literal["bf16", "fp16", "fp8", "int8", "int4", "sparse24"] | None = None
     batching: Batching | None = None
@@ -150,9 +154,9 @@ class Deployment(_Strict):
     gpu: str = "h100-sxm"
     engine: str = Field("fused", description="engine profile: a catalog name (`servesim engines`) or the path "
                                              "of an engine profile YAML whose `name` matches its file name")
-    tp: int = Field(1, ge=1)
-    pp: int = Field(1, ge=1)
-    cp: int = Field(1, ge=1, description="context parallelism: GPUs a long prompt's attention is split over")
+    tp: int = Field(1, ge=1, le=MAX_GPUS)
+    pp: int = Field(1, ge=1, le=MAX_GPUS)
+    cp: int = Field(1, ge=1, le=MAX_GPUS, description="context parallelism: GPUs a long prompt's attention is split over")
     replicas: int = Field(1, ge=1)
     weight_dtype: Literal["bf16", "fp16", "fp8", "int8", "int4", "sparse24"] = "bf16"
     kv_dtype: Literal["bf16", "fp16", "fp8"] = "bf16"
