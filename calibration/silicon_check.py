@@ -178,6 +178,9 @@ def run_case(args: tuple[Case, int, str | None, bool]) -> Outcome:
     order = np.argsort(r.arrival, kind="stable")
     keep = order[c.concurrency:] if warmup else order
     done = keep[r.finish[keep] > 0]
+    if done.size == 0:
+        why = res.notes[-1] if res.notes else "no request finished"
+        return Outcome(c, math.nan, math.nan, int(r.preemptions.sum()), res.wall_time_s, f"no request finished: {why}"[:200])
     ttft = (r.first_token - r.arrival)[done]
     tpot = ((r.finish - r.first_token) / np.maximum(r.output - 1, 1))[done]
     return Outcome(c, float(np.mean(ttft)) * 1e3, float(np.mean(tpot)) * 1e3, int(r.preemptions.sum()),

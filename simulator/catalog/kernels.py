@@ -115,12 +115,14 @@ def load_kernel_profile(gpu_name: str, engine_name: str) -> KernelFamilyProfile 
     return prof
 
 
-#: Curves of an overlay that are not applied: the database's fp8 GEMM rows time a linear layer with
-#: dynamic activation quantization (its ``fp8_static`` mode models the quantization kernels apart,
-#: aiconfigurator_core/sdk/operations/gemm.py), 1.33-1.81x the scaled-GEMM kernel alone on the same
-#: shapes (docs/calibration.md); servesim prices the GEMM kernel, so fp8 GEMMs keep the GPU profile's
-#: own ``torch._scaled_mm`` curves. The fitted curves stay in the files, for comparison.
-NOT_APPLIED = ("gemm_fp8", "gemm_fp8_block")
+#: Curves of an overlay that are not applied: GEMMs. Dense layers run the same GEMM kernel classes in
+#: every engine (cuBLAS/cuBLASLt, CUTLASS fp8), so a GPU keeps one GEMM source, its profile's own: our
+#: torch measurements where we ran them (H100, H200; method and command in docs/calibration.md), the
+#: database's vLLM tables on the GPUs we have not measured. Where both exist they agree for bf16
+#: (database/ours 1.01-1.07) but not for fp8 (1.33-1.95 on the same shapes, cause not established);
+#: docs/validation-engines.md gives the end-to-end error with either. The fitted curves stay in the
+#: files, for comparison. Attention is the engine's own kernel family and comes from its tables.
+NOT_APPLIED = ("gemm_bf16", "gemm_fp8", "gemm_fp8_block")
 
 
 def _overlay(update: dict[str, Any], curves: dict[str, Curve], block: KernelEfficiency) -> None:

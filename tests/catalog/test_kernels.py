@@ -21,7 +21,8 @@ DTILES = {"sms": 132, "launch_s": 1e-6, "tile_s": 1e-6, "tile_rate": 1.0, "bandw
 
 def _overlay(**kw: object) -> KernelFamilyProfile:
     doc = {"engine": "vllm", "version": "0.24.0", "gpu": "h100-sxm", "provenance": PROV,
-           "efficiency": {"curves": {"gemm_bf16": FLAT}, "attention_prefill_tiles": None}, **kw}
+           "efficiency": {"curves": {"gemm_bf16": FLAT, "attention_decode": FLAT}, "attention_prefill_tiles": None},
+           **kw}
     return KernelFamilyProfile.model_validate(doc)
 
 
@@ -29,14 +30,15 @@ def test_apply_replaces_present_keys_and_keeps_the_rest() -> None:
     gpu = load_gpu("h100-sxm")
     assert gpu.efficiency.attention_prefill_tiles is not None
     out = apply_kernels(gpu, _overlay())
-    assert out.efficiency.curves["gemm_bf16"].values == [[0.5, 0.5]]            # replaced
+    assert out.efficiency.curves["attention_decode"].values == [[0.5, 0.5]]     # replaced
+    assert out.efficiency.curves["gemm_bf16"] == gpu.efficiency.curves["gemm_bf16"]  # GEMMs: the profile's own
     assert out.efficiency.curves["gemm_fp8"] == gpu.efficiency.curves["gemm_fp8"]  # kept
     assert out.efficiency.curves["memory"] == gpu.efficiency.curves["memory"]
     assert out.efficiency.attention_prefill_tiles is None                          # present as null: replaced
     assert out.efficiency.attention_decode_tiles == gpu.efficiency.attention_decode_tiles  # absent: kept
     assert out.efficiency.status == gpu.efficiency.status == "calibrated"
     assert "vllm 0.24.0" in (out.efficiency.kernel_overlay or "")
-    assert gpu.efficiency.curves["gemm_bf16"].values != [[0.5, 0.5]]              # the original is untouched
+    assert gpu.efficiency.curves["attention_decode"].values != [[0.5, 0.5]]       # the original is untouched
 
 
 def test_kv_fp8_overlay_applies_only_for_an_fp8_cache() -> None:
