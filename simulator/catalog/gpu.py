@@ -90,10 +90,14 @@ class DecodeTileModel(StrictModel):
 
 
 class CollectiveFit(StrictModel):
-    """t(bytes) = latency_s + bytes / bus_bandwidth factor, per group size (alpha-beta model)."""
+    """t(bytes) = latency_s + bytes / bus_bandwidth factor, per group size (alpha-beta model).
+
+    ``max_bytes``: the largest message the fitted kernel takes (an engine's custom all-reduce runs
+    only below its buffer size; larger messages go to NCCL, ``simulator/perf/comm.py``)."""
 
     latency_s: PositiveFloat
     bandwidth_Bps: PositiveFloat            # algorithm bandwidth at large messages (bytes per second)
+    max_bytes: PositiveFloat | None = None
 
 
 class Efficiency(StrictModel):
@@ -111,6 +115,10 @@ class Efficiency(StrictModel):
     attention_decode_tiles: DecodeTileModel | None = None  # replaces the attention_decode curve when set
     collectives: dict[str, dict[int, CollectiveFit]] = {}  # "all-reduce" -> {gpus: fit}
     collectives_graph: dict[str, dict[int, CollectiveFit]] = {}
+    # an engine's own collective kernels (custom all-reduce), set by catalog/kernels.apply_kernels:
+    # used for messages up to their max_bytes, before the NCCL fits above
+    engine_collectives: dict[str, dict[int, CollectiveFit]] = {}
+    engine_collectives_graph: dict[str, dict[int, CollectiveFit]] = {}
 
 
 class GPUProfile(StrictModel):
