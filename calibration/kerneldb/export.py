@@ -35,6 +35,11 @@ MAX_ATTENTION_ROWS = 1600
 #: the launch floor (the fit's hold-out p90 on A100 falls from 40% to 22% without them).
 GEMM_MIN_KN = 256
 ATTN_KEY = ["batch_size", "isl", "step", "num_heads", "num_key_value_heads"]
+#: Decode rows kept: query heads per KV head up to 16, the groups of the models servesim lists
+#: (simulator/catalog/models: 1-8, and 16 for Qwen3-235B and Llama 3.1 405B). The tables' groups of
+#: 24-128 run slower kernel paths (TensorRT-LLM on H100, group 64: 10-30x the time per CTA of group 8
+#: at short KV) and would bend the fit away from the shapes that are served.
+DECODE_MAX_GROUP = 16
 
 
 def attention_bytes(batch: int, q_heads: int, kv_heads: int, head_dim: int, new: int, kv_len: int,
@@ -65,7 +70,7 @@ def attention_frame(t: Table, kv_dtype: str) -> pd.DataFrame:
             & (_col(df, "kv_cache_dtype", "bfloat16") == kv_dtype) & (df["latency"] > 0)
             & (df["num_heads"] % df["num_key_value_heads"] == 0))
     if t.kind == "generation":
-        keep &= df["isl"] == 1
+        keep &= (df["isl"] == 1) & (df["num_heads"] <= DECODE_MAX_GROUP * df["num_key_value_heads"])
     df = df[keep].assign(step=_col(df, "step", 0)[keep])
     df = majority_source(df, ATTN_KEY).sort_values(ATTN_KEY, kind="stable").reset_index(drop=True)
     stride = -(-len(df) // MAX_ATTENTION_ROWS) if len(df) > MAX_ATTENTION_ROWS else 1

@@ -36,6 +36,10 @@ from . import export as ex
 from .source import LICENSE, PACKAGE, Database, Table, read_table, versions
 
 FP8_MARGIN_PCT = 2.0
+#: Decode kernel geometries an engine's tables may take (calibration/fit_decode.py FAMILIES).
+DECODE_FAMILIES = ("fa2", "fa3")
+#: Prefill tile geometries likewise (calibration/fit_tiles.py FAMILIES).
+PREFILL_FAMILIES = ("fa2", "fa3", "fa3_176")
 GEMM_FP8_BLOCK = dataclasses.replace(SPECS[1], key="gemm_fp8_block", keep=lambda r: r["dtype"] == "fp8_block")
 
 
@@ -154,7 +158,7 @@ def _fp8_decode(job: Job, fp8dir: Path, eff: dict[str, Any], report: dict[str, A
         return None
     shared = _decode_ape(job.gpu, {k: eff[k] for k in ("attention_decode_tiles",) if k in eff}
                          | {"curves": {k: v for k, v in eff["curves"].items() if k == "attention_decode"}}, rows)
-    own_fit = fit(fp8dir, job.gpu, decode_feature="batch_kv_heads")
+    own_fit = fit(fp8dir, job.gpu, decode_feature="batch_kv_heads", decode_families=DECODE_FAMILIES)
     own: dict[str, Any] = {"curves": {}}
     sub: dict[str, Any] = {}
     _attention(own, sub, own_fit, {"report": {}, "efficiency": {"curves": {}}})
@@ -205,7 +209,8 @@ def fit_job(job: Job, keep: Path | None = None) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(keep or tmp)
         used = _export(tabs, job.gpu, work, {"aiconfigurator-core": job.db.package_version, job.engine: attn.version})
-        main = fit(work / "main", job.gpu, decode_feature="batch_kv_heads")
+        main = fit(work / "main", job.gpu, decode_feature="batch_kv_heads", decode_families=DECODE_FAMILIES,
+                   prefill_families=PREFILL_FAMILIES)
         curves = fit(work / "curves", job.gpu) if (work / "curves" / "attention_prefill.csv").exists() \
             else {"report": {}, "efficiency": {"curves": {}}}
         eff: dict[str, Any] = {"curves": {}}

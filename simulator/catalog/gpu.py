@@ -78,6 +78,11 @@ class DecodeTileModel(StrictModel):
     sms: PositiveInt                      # streaming multiprocessors of the measured GPU
     ctas_per_sm: PositiveInt = 2
     block_n: PositiveInt = 128            # keys per block of the split-KV heuristic (head dim 128)
+    # the split heuristic's view of the GPU: CTA slots per SM it fills (FlashAttention-2: 2; FA3 /
+    # XQA-style kernels that run one CTA of a KV head's query group per SM: 1) and the fewest key
+    # blocks it splits (FlashAttention-2: 1; FA3's heuristics.h: no split at 4 blocks or fewer, so 5)
+    split_slots_per_sm: PositiveInt = 2
+    split_min_blocks: PositiveInt = 1
     launch_s: NonNegativeFloat            # per call: ramp-up and drain
     tile_s: NonNegativeFloat              # per CTA wave: prologue / epilogue
     tile_rate: PositiveFloat              # one CTA's streaming rate / (memory bandwidth / sms)
