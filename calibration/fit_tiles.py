@@ -7,10 +7,10 @@ the split-KV kernel plus its combine kernel, and the ragged-tail factor ``tail``
 from the run's ``meta.json``; the split heuristic is FlashAttention-2's (hdim 128 on sm90). The
 kernel's tile geometry is a *family* (``FAMILIES``), not a fitted number: FlashAttention-2's 128 x 64
 tiles, two CTAs per SM (our torch measurements, which keep it), or FlashAttention-3's Hopper tiles for
-head dim 128, one CTA per SM (two consumer warpgroups of 64 rows each and a producer):
-128 x 128 keys for causal or local masks, 128 x 176 otherwise (hopper/tile_size.h
-``tile_size_fwd_sm90``, read 2026-12-07). An engine's tables take the family with the lower error on
-the rows the model is fitted on. Least squares on log(predicted / measured) from a fixed start (deterministic). Predictions,
+head dim 128, one CTA per SM (two consumer warpgroups of 64 rows each and a producer): 128 x 128
+keys for causal or local masks (hopper/tile_size.h ``tile_size_fwd_sm90``, read 2026-12-07; 128 x
+176 without a mask, which the databases' causal rows do not show). An engine's tables take the
+family with the lower error on the rows the model is fitted on. Least squares on log(predicted / measured) from a fixed start (deterministic). Predictions,
 in the fit and in the held-out report, go through ``simulator.perf.roofline.prefill_attention_time``,
 the function the step model calls.
 """
@@ -43,7 +43,6 @@ HI = (20.0, 50.0, 1.0, 4.0, 50.0, 1.0, 20.0, 2.0)
 FAMILIES: dict[str, dict[str, int]] = {
     "fa2": {"block_m": 128, "block_n": 64, "ctas_per_sm": 2},
     "fa3": {"block_m": 128, "block_n": 128, "ctas_per_sm": 1},
-    "fa3_176": {"block_m": 128, "block_n": 176, "ctas_per_sm": 1},
 }
 
 

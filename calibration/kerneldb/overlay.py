@@ -39,7 +39,7 @@ FP8_MARGIN_PCT = 2.0
 #: Decode kernel geometries an engine's tables may take (calibration/fit_decode.py FAMILIES).
 DECODE_FAMILIES = ("fa2", "fa3")
 #: Prefill tile geometries likewise (calibration/fit_tiles.py FAMILIES).
-PREFILL_FAMILIES = ("fa2", "fa3", "fa3_176")
+PREFILL_FAMILIES = ("fa2", "fa3")
 GEMM_FP8_BLOCK = dataclasses.replace(SPECS[1], key="gemm_fp8_block", keep=lambda r: r["dtype"] == "fp8_block")
 
 

@@ -51,7 +51,9 @@ class TileTime:
 def num_splits(tiles: int, slots: int, key_blocks: int, min_blocks: int = 1) -> int:
     """FlashAttention-2's split-KV count for ``tiles`` CTAs of 64 rows, ``slots`` (= 2 × SMs) and
     ``key_blocks`` blocks of 128 keys (``num_splits_heuristic`` in flash_api.cpp). FlashAttention-3's
-    (hopper/heuristics.h) is the same rule with slots = SMs and no split below ``min_blocks`` = 5."""
+    (hopper/heuristics.h) is the same rule with slots = SMs and no split below ``min_blocks`` = 5; it
+    also counts splits that leave the blocks per split unchanged, which this function skips for both
+    (the count then differs by one or two where few CTAs face many blocks)."""
     if tiles >= SPLIT_MIN_WAVES * slots or key_blocks < min_blocks:
         return 1
     top = min(SPLIT_MAX, slots, key_blocks)
