@@ -10,9 +10,10 @@ tiles, two CTAs per SM (our torch measurements, which keep it), or FlashAttentio
 head dim 128, one CTA per SM (two consumer warpgroups of 64 rows each and a producer): 128 x 128
 keys for causal or local masks (hopper/tile_size.h ``tile_size_fwd_sm90``, read 2026-12-07; 128 x
 176 without a mask, which the databases' causal rows do not show). An engine's tables take the
-family with the lower error on the rows the model is fitted on. Least squares on log(predicted / measured) from a fixed start (deterministic). Predictions,
-in the fit and in the held-out report, go through ``simulator.perf.roofline.prefill_attention_time``,
-the function the step model calls.
+family with the lower error on the rows the model is fitted on. Least squares on
+log(predicted / measured) from a fixed start (deterministic). Predictions, in the fit and in the
+held-out report, go through ``simulator.perf.roofline.prefill_attention_time``, the function the
+step model calls.
 """
 from __future__ import annotations
 

@@ -8,9 +8,10 @@ model does (simulator/perf/ops.py ``attention_cost``). Times: the table's latenc
 Rows kept: GEMMs of dtype bfloat16 / fp8 (per-tensor scales) / fp8_block with K, N >= 256; attention with head
 dimension 128 (the block sizes of the tile models), no sliding window, bf16 attention math,
 beam 1; prefill prompts of 128 tokens or more (``PREFILL_MIN_TOKENS``), decode with up to 16 query
-heads per KV head (``DECODE_MAX_GROUP``). Where a table has several kernel sources for one shape, the source with the most rows in
-the table wins (others fill shapes it lacks). Attention tables are thinned to every k-th row of
-the sorted rows (``MAX_ATTENTION_ROWS``) so that the tile fits stay within minutes.
+heads per KV head (``DECODE_MAX_GROUP``). Where a table has several kernel sources for one shape,
+the source with the most rows in the table wins (others fill shapes it lacks). Attention tables are
+thinned to every k-th row of the sorted rows (``MAX_ATTENTION_ROWS``) so that the tile fits stay
+within minutes.
 """
 from __future__ import annotations
 

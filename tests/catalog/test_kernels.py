@@ -87,5 +87,6 @@ def test_committed_overlays_carry_the_custom_all_reduce_below_its_limit(engine: 
     for graph, table in ((False, k.efficiency.collectives), (True, k.efficiency.collectives_graph)):
         f = table["all-reduce"][4]
         assert f.max_bytes == limit and 1e-6 < f.latency_s < 40e-6
-        assert collective_time(out, "all-reduce", 2**20, 4, graph) == pytest.approx(f.latency_s + 2**20 / f.bandwidth_Bps)
-        assert collective_time(out, "all-reduce", 2**26, 4, graph) == collective_time(gpu, "all-reduce", 2**26, 4, graph)
+        mib, big = 2**20, 2**26
+        assert collective_time(out, "all-reduce", mib, 4, graph) == pytest.approx(f.latency_s + mib / f.bandwidth_Bps)
+        assert collective_time(out, "all-reduce", big, 4, graph) == collective_time(gpu, "all-reduce", big, 4, graph)
