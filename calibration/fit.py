@@ -205,11 +205,15 @@ def fit_launch(rows: list[Row]) -> dict[str, float]:
     return out
 
 
-def fit(data_dir: str | Path, profile_yaml: str | Path, decode_feature: str = "batch") -> dict[str, Any]:
+def fit(data_dir: str | Path, profile_yaml: str | Path, decode_feature: str = "batch",
+        decode_families: tuple[str, ...] = ("fa2",), prefill_families: tuple[str, ...] = ("fa2",)
+        ) -> dict[str, Any]:
     """Fit every kind present in ``data_dir`` against the profile (name or YAML path).
 
     ``decode_feature``: 'batch' (x = log2 batch, as the simulator reads it now) or
-    'batch_kv_heads' (x = log2(batch x KV heads per GPU)).
+    'batch_kv_heads' (x = log2(batch x KV heads per GPU)). ``decode_families``: the decode kernel
+    geometries the decode tile model may take (calibration/fit_decode.py ``FAMILIES``), ``prefill_families``
+    those of the prefill tile model (calibration/fit_tiles.py ``FAMILIES``).
 
     Returns ``{"gpu", "efficiency": <fields of simulator.catalog.gpu.Efficiency, plain types>,
     "report": {kind: errors}}``.
@@ -238,13 +242,13 @@ def fit(data_dir: str | Path, profile_yaml: str | Path, decode_feature: str = "b
             continue
         if spec.key == "attention_prefill" and sms_of(meta):    # FlashAttention tiles over the SMs
             tiles, report[spec.key] = fit_tiles(sel, np.array([measured_s(r) for r in sel]), gpu,
-                                                sms_of(meta) or 0, spec.group)
+                                                sms_of(meta) or 0, spec.group, prefill_families)
             continue
         curves[spec.key], report[spec.key] = fit_curve(sel, spec, gpu)
         if spec.key == "attention_decode" and sms_of(meta):     # FlashAttention decode CTAs over the SMs
             report["attention_decode_curve"] = report[spec.key]
             decode_tiles, report[spec.key] = fit_decode_tiles(sel, np.array([measured_s(r) for r in sel]), gpu,
-                                                              sms_of(meta) or 0, spec.group)
+                                                              sms_of(meta) or 0, spec.group, decode_families)
     eff: dict[str, Any] = {"status": "calibrated", "curves": {k: c.model_dump() for k, c in curves.items()}}
     if tiles is not None:
         eff["attention_prefill_tiles"] = tiles.model_dump()

@@ -4,10 +4,16 @@ Eight numbers per GPU (``simulator.catalog.gpu.TileModel``): kernel ramp ``launc
 fixed time ``tile_s``, one CTA's MMA rate ``tile_efficiency`` (fraction of one SM's share of the
 datasheet bf16 peak), the slowdown of two CTAs sharing an SM ``pair_slowdown``, the same three for
 the split-KV kernel plus its combine kernel, and the ragged-tail factor ``tail``. The SM count comes
-from the run's ``meta.json``; block sizes and the split heuristic are FlashAttention-2's (hdim 128 on
-sm90). Least squares on log(predicted / measured) from a fixed start (deterministic). Predictions,
-in the fit and in the held-out report, go through ``simulator.perf.roofline.prefill_attention_time``,
-the function the step model calls.
+from the run's ``meta.json``; the split heuristic is FlashAttention-2's (hdim 128 on sm90). The
+kernel's tile geometry is a *family* (``FAMILIES``), not a fitted number: FlashAttention-2's 128 x 64
+tiles, two CTAs per SM (our torch measurements, which keep it), or FlashAttention-3's Hopper tiles for
+head dim 128, one CTA per SM (two consumer warpgroups of 64 rows each and a producer): 128 x 128
+keys for causal or local masks (hopper/tile_size.h ``tile_size_fwd_sm90``, read 2026-12-07; 128 x
+176 without a mask, which the databases' causal rows do not show). An engine's tables take the
+family with the lower error on the rows the model is fitted on. Least squares on
+log(predicted / measured) from a fixed start (deterministic). Predictions, in the fit and in the
+held-out report, go through ``simulator.perf.roofline.prefill_attention_time``, the function the
+step model calls.
 """
 from __future__ import annotations
 
@@ -34,6 +40,11 @@ _US = {"launch_s", "tile_s", "split_tile_s", "combine_s"}
 X0 = (2.0, 5.0, 0.3, 1.5, 5.0, 0.3, 1.0, 0.6)
 LO = (0.0, 0.0, 0.01, 1.0, 0.0, 0.01, 0.0, 0.0)
 HI = (20.0, 50.0, 1.0, 4.0, 50.0, 1.0, 20.0, 2.0)
+#: Tile geometries (TileModel fields that are not fitted).
+FAMILIES: dict[str, dict[str, int]] = {
+    "fa2": {"block_m": 128, "block_n": 64, "ctas_per_sm": 2},
+    "fa3": {"block_m": 128, "block_n": 128, "ctas_per_sm": 1},
+}
 
 
 def call(r: Row) -> tuple[float, float, float, float, float, float, int, int]:
@@ -54,9 +65,12 @@ def build_model(cls: type[M], params: tuple[str, ...], us: set[str], theta: np.n
     return cls(sms=sms, **{k: float(f"{v:.5g}") for k, v in kw.items()})
 
 
-def model_of(theta: np.ndarray | tuple[float, ...], sms: int, validate: bool = True) -> TileModel:
-    """The tile model for fitted values ``theta`` (microseconds for the times)."""
-    return build_model(TileModel, PARAMS, _US, theta, sms, validate)
+def model_of(theta: np.ndarray | tuple[float, ...], sms: int, validate: bool = True,
+             family: str = "fa2") -> TileModel:
+    """The tile model of geometry ``family`` for fitted values ``theta`` (microseconds for the times)."""
+    m = build_model(TileModel, PARAMS, _US, theta, sms, validate)
+    upd = FAMILIES[family]
+    return m.model_copy(update=upd) if validate else TileModel.model_construct(**{**dict(m), **upd})
 
 
 def predict_s(model: TileModel, gpu: GPUProfile, rows: list[Row]) -> np.ndarray:
@@ -69,18 +83,39 @@ def predict_s(model: TileModel, gpu: GPUProfile, rows: list[Row]) -> np.ndarray:
     return np.array(out)
 
 
-def fit_params(rows: list[Row], meas: np.ndarray, gpu: GPUProfile, sms: int) -> TileModel:
-    """Least-squares tile model for ``rows`` with measured seconds ``meas``."""
-    return least_squares_model(lambda th, v: model_of(th, sms, v), lambda m, rs: predict_s(m, gpu, rs),
-                               rows, meas, X0, LO, HI)
+def fit_params(rows: list[Row], meas: np.ndarray, gpu: GPUProfile, sms: int,
+               families: tuple[str, ...] = ("fa2",)) -> TileModel:
+    """Least-squares tile model for ``rows`` with measured seconds ``meas``: per geometry in
+    ``families``, and of those the one with the smallest sum of squared log errors on these rows."""
+    return best_family(lambda f: least_squares_model(lambda th, v: model_of(th, sms, v, f),
+                                                     lambda m, rs: predict_s(m, gpu, rs), rows, meas, X0, LO, HI),
+                       lambda m: predict_s(m, gpu, rows), meas, families)
 
 
-def fit_tiles(rows: list[Row], meas: np.ndarray, gpu: GPUProfile, sms: int,
-              group: Any = None) -> tuple[TileModel, dict[str, Any]]:
-    """Tile model fitted on all rows, and its held-out (every 4th row) / in-sample error report."""
+def best_family(fit_one: Callable[[str], Any], predict: Callable[[Any], np.ndarray], meas: np.ndarray,
+                families: tuple[str, ...]) -> Any:
+    """The model ``fit_one(family)`` of the family whose predictions have the smallest sum of squared
+    log errors against ``meas`` (the rows it was fitted on)."""
+    models = [fit_one(f) for f in families]
+    scores = [float(np.sum(np.log(predict(m) / meas) ** 2)) for m in models]
+    return models[int(np.argmin(scores))]
+
+
+def family_of(model: Any, families: dict[str, dict[str, int]]) -> str:
+    """The name of the geometry ``model`` has."""
+    return next(f for f, v in families.items() if all(getattr(model, k) == x for k, x in v.items()))
+
+
+def fit_tiles(rows: list[Row], meas: np.ndarray, gpu: GPUProfile, sms: int, group: Any = None,
+              families: tuple[str, ...] = ("fa2",)) -> tuple[TileModel, dict[str, Any]]:
+    """Tile model fitted on all rows, and its held-out (every 4th row) / in-sample error report.
+    ``families``: the tile geometries to choose from (:data:`FAMILIES`)."""
     ideal = np.array([call(r)[0] for r in rows]) / gpu.peak_flops("bf16")
-    return fit_with_holdout(lambda rs, ms: fit_params(rs, ms, gpu, sms), lambda m, rs: predict_s(m, gpu, rs),
-                            rows, meas, ideal, PARAMS, "flash tiles (simulator/perf/tiles.py)", group)
+    model, rep = fit_with_holdout(lambda rs, ms: fit_params(rs, ms, gpu, sms, families),
+                                  lambda m, rs: predict_s(m, gpu, rs), rows, meas, ideal, PARAMS,
+                                  "flash tiles (simulator/perf/tiles.py)", group)
+    rep["family"] = family_of(model, FAMILIES)
+    return model, rep
 
 
 def least_squares_model(build: Callable[[np.ndarray, bool], Any], predict: Callable[[Any, list[Row]], np.ndarray],

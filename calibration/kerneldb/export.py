@@ -7,9 +7,11 @@ model does (simulator/perf/ops.py ``attention_cost``). Times: the table's latenc
 
 Rows kept: GEMMs of dtype bfloat16 / fp8 (per-tensor scales) / fp8_block with K, N >= 256; attention with head
 dimension 128 (the block sizes of the tile models), no sliding window, bf16 attention math,
-beam 1. Where a table has several kernel sources for one shape, the source with the most rows in
-the table wins (others fill shapes it lacks). Attention tables are thinned to every k-th row of
-the sorted rows (``MAX_ATTENTION_ROWS``) so that the tile fits stay within minutes.
+beam 1; prefill prompts of 128 tokens or more (``PREFILL_MIN_TOKENS``), decode with up to 16 query
+heads per KV head (``DECODE_MAX_GROUP``). Where a table has several kernel sources for one shape,
+the source with the most rows in the table wins (others fill shapes it lacks). Attention tables are
+thinned to every k-th row of the sorted rows (``MAX_ATTENTION_ROWS``) so that the tile fits stay
+within minutes.
 """
 from __future__ import annotations
 
@@ -35,6 +37,17 @@ MAX_ATTENTION_ROWS = 1600
 #: the launch floor (the fit's hold-out p90 on A100 falls from 40% to 22% without them).
 GEMM_MIN_KN = 256
 ATTN_KEY = ["batch_size", "isl", "step", "num_heads", "num_key_value_heads"]
+#: Decode rows kept: query heads per KV head up to 16, the groups of the models servesim lists
+#: (simulator/catalog/models: 1-8, and 16 for Qwen3-235B and Llama 3.1 405B). The tables' groups of
+#: 24-128 run slower kernel paths (TensorRT-LLM on H100, group 64: 10-30x the time per CTA of group 8
+#: at short KV) and would bend the fit away from the shapes that are served.
+DECODE_MAX_GROUP = 16
+#: Prefill rows kept: prompts of at least one full 128-row query tile. Below that FlashAttention-3
+#: packs the query heads of a KV head into one tile (hopper/heuristics.h ``should_pack_gqa``: packing
+#: wins when q x group fills 128-row tiles better than q alone), so a 1-64 token prompt costs a
+#: fraction of a tile per query head, a kernel path the tile model does not describe (with those
+#: rows the H100 vLLM fit is off by +100-1400% on them and -50% on 128-1024 token prompts).
+PREFILL_MIN_TOKENS = 128
 
 
 def attention_bytes(batch: int, q_heads: int, kv_heads: int, head_dim: int, new: int, kv_len: int,
@@ -65,7 +78,9 @@ def attention_frame(t: Table, kv_dtype: str) -> pd.DataFrame:
             & (_col(df, "kv_cache_dtype", "bfloat16") == kv_dtype) & (df["latency"] > 0)
             & (df["num_heads"] % df["num_key_value_heads"] == 0))
     if t.kind == "generation":
-        keep &= df["isl"] == 1
+        keep &= (df["isl"] == 1) & (df["num_heads"] <= DECODE_MAX_GROUP * df["num_key_value_heads"])
+    else:
+        keep &= df["isl"] >= PREFILL_MIN_TOKENS
     df = df[keep].assign(step=_col(df, "step", 0)[keep])
     df = majority_source(df, ATTN_KEY).sort_values(ATTN_KEY, kind="stable").reset_index(drop=True)
     stride = -(-len(df) // MAX_ATTENTION_ROWS) if len(df) > MAX_ATTENTION_ROWS else 1

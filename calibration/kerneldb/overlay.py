@@ -9,7 +9,8 @@ per-tensor scales become ``gemm_fp8`` (what servesim's weight_dtype ``fp8`` read
 fp8 becomes the extra curve ``gemm_fp8_block``. Decode attention on an fp8 KV cache is first priced
 with the bf16-KV model (bytes at 1 byte per element); a ``kv_fp8`` overlay of its own is written
 only where a model fitted on the fp8 rows beats that by more than ``FP8_MARGIN_PCT`` points of
-held-out median error.
+held-out median error. The engine's custom all-reduce (``allreduce.py``) becomes the overlay's
+``collectives`` / ``collectives_graph``.
 """
 from __future__ import annotations
 
@@ -28,12 +29,17 @@ from simulator.errors import InputError
 from simulator.perf.roofline import decode_attention_time
 
 from ..fit import SPECS, fit, fit_curve, measured_s
+from .allreduce import fit_allreduce
 from ..fit_grid import ape_stats
 from ..io import as_float, read_rows
 from . import export as ex
 from .source import LICENSE, PACKAGE, Database, Table, read_table, versions
 
 FP8_MARGIN_PCT = 2.0
+#: Decode kernel geometries an engine's tables may take (calibration/fit_decode.py FAMILIES).
+DECODE_FAMILIES = ("fa2", "fa3")
+#: Prefill tile geometries likewise (calibration/fit_tiles.py FAMILIES).
+PREFILL_FAMILIES = ("fa2", "fa3")
 GEMM_FP8_BLOCK = dataclasses.replace(SPECS[1], key="gemm_fp8_block", keep=lambda r: r["dtype"] == "fp8_block")
 
 
@@ -47,9 +53,13 @@ class Job:
 
 
 def tables(job: Job) -> dict[str, Table]:
-    """The job's gemm / context / generation tables (newest version of each unless one is asked for)."""
+    """The job's gemm / context / generation tables (newest version of each unless one is asked for),
+    and its custom all-reduce table where the database has one (version asked for, else the newest)."""
     out = {k: t for k in ("gemm", "context", "generation")
            if (t := read_table(job.db, job.gpu, job.engine, k, job.version)) is not None}
+    if out and (ar := read_table(job.db, job.gpu, job.engine, "allreduce", job.version)
+                or read_table(job.db, job.gpu, job.engine, "allreduce")) is not None:
+        out["allreduce"] = ar
     if not out:
         have = sorted({v for k in ("gemm", "context", "generation") for v in versions(job.db, job.gpu, job.engine, k)})
         raise InputError("--version" if job.version else "--engine", job.version or job.engine,
@@ -148,7 +158,7 @@ def _fp8_decode(job: Job, fp8dir: Path, eff: dict[str, Any], report: dict[str, A
         return None
     shared = _decode_ape(job.gpu, {k: eff[k] for k in ("attention_decode_tiles",) if k in eff}
                          | {"curves": {k: v for k, v in eff["curves"].items() if k == "attention_decode"}}, rows)
-    own_fit = fit(fp8dir, job.gpu, decode_feature="batch_kv_heads")
+    own_fit = fit(fp8dir, job.gpu, decode_feature="batch_kv_heads", decode_families=DECODE_FAMILIES)
     own: dict[str, Any] = {"curves": {}}
     sub: dict[str, Any] = {}
     _attention(own, sub, own_fit, {"report": {}, "efficiency": {"curves": {}}})
@@ -193,10 +203,14 @@ def fit_job(job: Job, keep: Path | None = None) -> dict[str, Any]:
     """The overlay file's content for ``job`` (validated); ``keep``: leave the exported CSVs there."""
     tabs = tables(job)
     attn = tabs.get("context") or tabs.get("generation") or tabs["gemm"]
+    nvlink = load_gpu(job.gpu).scaleup_bandwidth_gbps is not None
+    comm, comm_report, comm_rows = fit_allreduce(tabs["allreduce"], job.engine, nvlink) if "allreduce" in tabs \
+        else ({}, {}, 0)
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(keep or tmp)
         used = _export(tabs, job.gpu, work, {"aiconfigurator-core": job.db.package_version, job.engine: attn.version})
-        main = fit(work / "main", job.gpu, decode_feature="batch_kv_heads")
+        main = fit(work / "main", job.gpu, decode_feature="batch_kv_heads", decode_families=DECODE_FAMILIES,
+                   prefill_families=PREFILL_FAMILIES)
         curves = fit(work / "curves", job.gpu) if (work / "curves" / "attention_prefill.csv").exists() \
             else {"report": {}, "efficiency": {"curves": {}}}
         eff: dict[str, Any] = {"curves": {}}
@@ -204,6 +218,9 @@ def fit_job(job: Job, keep: Path | None = None) -> dict[str, Any]:
         _gemm(work / "main", eff, report, main)
         _attention(eff, report, main, curves)
         kv_fp8 = _fp8_decode(job, work / "fp8kv", eff, report)
+    eff.update(comm)
+    used["allreduce"] = comm_rows
+    report.update({f"custom_{k}": v for k, v in comm_report.items()})
     doc = {"engine": job.engine, "version": attn.version, "gpu": job.gpu,
            "provenance": _provenance(job, tabs, used), "efficiency": eff, "kv_fp8": kv_fp8, "fit_report": report}
     KernelFamilyProfile.model_validate(doc)

@@ -33,7 +33,8 @@ SMS = {"h100-sxm": 132, "h200-sxm": 132,          # our own meta.json (calibrati
 #                                                   2025-12-15; hmc-tech.com B200 vs GB200 spec table, 2026)
 TABLES = {"gemm": ("gemm", "gemm_perf.parquet"),
           "context": ("attention", "context_attention_perf.parquet"),
-          "generation": ("attention", "generation_attention_perf.parquet")}
+          "generation": ("attention", "generation_attention_perf.parquet"),
+          "allreduce": ("comm", "custom_allreduce_perf.parquet")}
 
 
 @dataclass(frozen=True)

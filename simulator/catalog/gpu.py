@@ -78,6 +78,11 @@ class DecodeTileModel(StrictModel):
     sms: PositiveInt                      # streaming multiprocessors of the measured GPU
     ctas_per_sm: PositiveInt = 2
     block_n: PositiveInt = 128            # keys per block of the split-KV heuristic (head dim 128)
+    # the split heuristic's view of the GPU: CTA slots per SM it fills (FlashAttention-2: 2; FA3 /
+    # XQA-style kernels that run one CTA of a KV head's query group per SM: 1) and the fewest key
+    # blocks it splits (FlashAttention-2: 1; FA3's heuristics.h: no split at 4 blocks or fewer, so 5)
+    split_slots_per_sm: PositiveInt = 2
+    split_min_blocks: PositiveInt = 1
     launch_s: NonNegativeFloat            # per call: ramp-up and drain
     tile_s: NonNegativeFloat              # per CTA wave: prologue / epilogue
     tile_rate: PositiveFloat              # one CTA's streaming rate / (memory bandwidth / sms)
@@ -90,10 +95,14 @@ class DecodeTileModel(StrictModel):
 
 
 class CollectiveFit(StrictModel):
-    """t(bytes) = latency_s + bytes / bus_bandwidth factor, per group size (alpha-beta model)."""
+    """t(bytes) = latency_s + bytes / bus_bandwidth factor, per group size (alpha-beta model).
+
+    ``max_bytes``: the largest message the fitted kernel takes (an engine's custom all-reduce runs
+    only below its buffer size; larger messages go to NCCL, ``simulator/perf/comm.py``)."""
 
     latency_s: PositiveFloat
     bandwidth_Bps: PositiveFloat            # algorithm bandwidth at large messages (bytes per second)
+    max_bytes: PositiveFloat | None = None
 
 
 class Efficiency(StrictModel):
@@ -111,6 +120,10 @@ class Efficiency(StrictModel):
     attention_decode_tiles: DecodeTileModel | None = None  # replaces the attention_decode curve when set
     collectives: dict[str, dict[int, CollectiveFit]] = {}  # "all-reduce" -> {gpus: fit}
     collectives_graph: dict[str, dict[int, CollectiveFit]] = {}
+    # an engine's own collective kernels (custom all-reduce), set by catalog/kernels.apply_kernels:
+    # used for messages up to their max_bytes, before the NCCL fits above
+    engine_collectives: dict[str, dict[int, CollectiveFit]] = {}
+    engine_collectives_graph: dict[str, dict[int, CollectiveFit]] = {}
 
 
 class GPUProfile(StrictModel):

@@ -7,6 +7,9 @@ kernels change: its curves replace the profile's curves of the same name (the ot
 tile-model key that is present replaces the profile's (``null``: price that attention with the curve).
 ``kv_fp8`` is a second overlay applied on top when the KV cache is stored in fp8, present only where
 the fp8-KV kernels need a model of their own (their bytes are already counted at 1 byte per element).
+``collectives`` / ``collectives_graph`` hold the engine's custom all-reduce (eager / CUDA graph), each
+fit with the largest message the engine sends to it (``max_bytes``); they become the profile's
+``engine_collectives`` and larger messages keep the profile's NCCL fits (``simulator/perf/comm.py``).
 """
 from __future__ import annotations
 
@@ -20,7 +23,7 @@ from pydantic import Field, ValidationError
 from ..errors import InputError
 from ..paths import hwprofiles_dir
 from ..schema import StrictModel
-from .gpu import Curve, DecodeTileModel, GPUProfile, TileModel
+from .gpu import CollectiveFit, Curve, DecodeTileModel, GPUProfile, TileModel
 
 ENGINES = ("vllm", "sglang", "trtllm")
 KV_DTYPES_FP8 = ("fp8", "fp8_e4m3", "fp8_e5m2")
@@ -32,6 +35,8 @@ class KernelEfficiency(StrictModel):
     curves: dict[str, Curve] = {}
     attention_prefill_tiles: TileModel | None = None
     attention_decode_tiles: DecodeTileModel | None = None
+    collectives: dict[str, dict[int, CollectiveFit]] = {}          # eager: "all-reduce" -> {gpus: fit}
+    collectives_graph: dict[str, dict[int, CollectiveFit]] = {}    # replayed in a CUDA graph
 
 
 class TableSource(StrictModel):
@@ -132,9 +137,12 @@ def _overlay(update: dict[str, Any], curves: dict[str, Curve], block: KernelEffi
             update[key] = getattr(block, key)
 
 
-def apply_kernels(gpu: GPUProfile, k: KernelFamilyProfile, kv_dtype: str = "bf16") -> GPUProfile:
+def apply_kernels(gpu: GPUProfile, k: KernelFamilyProfile, kv_dtype: str = "bf16",
+                  all_reduce: str = "custom") -> GPUProfile:
     """A copy of ``gpu`` whose efficiency has the overlay applied (and ``k.kv_fp8`` on top for an fp8
-    KV cache). The profile's status stays; ``kernel_overlay`` names the overlay."""
+    KV cache). The overlay's collectives apply when the engine runs its custom all-reduce
+    (``all_reduce``: an engine's ``kernels.all_reduce``). The profile's status stays;
+    ``kernel_overlay`` names the overlay."""
     if k.gpu != gpu.name:
         raise InputError("kernels.gpu", k.gpu, f"this overlay is for {k.gpu}, not {gpu.name}")
     eff = gpu.efficiency
@@ -144,15 +152,19 @@ def apply_kernels(gpu: GPUProfile, k: KernelFamilyProfile, kv_dtype: str = "bf16
     fp8 = kv_dtype in KV_DTYPES_FP8 and k.kv_fp8 is not None
     if fp8:
         _overlay(update, curves, k.kv_fp8)  # type: ignore[arg-type]
+    if all_reduce == "custom":
+        update.update(engine_collectives=k.efficiency.collectives,
+                      engine_collectives_graph=k.efficiency.collectives_graph)
     label = f"{k.engine} {k.version} kernels ({k.provenance.package} {k.provenance.package_version})"
     update.update(curves=curves, kernel_overlay=label + (", fp8 KV" if fp8 else ""))
     return gpu.model_copy(update={"efficiency": eff.model_copy(update=update)})
 
 
-def with_engine_kernels(gpu: GPUProfile, tables: str | None, kv_dtype: str = "bf16") -> GPUProfile:
+def with_engine_kernels(gpu: GPUProfile, tables: str | None, kv_dtype: str = "bf16",
+                        all_reduce: str = "custom") -> GPUProfile:
     """``gpu`` as the engine whose measured kernel tables are ``tables`` (an engine's
     ``kernels.tables``) runs it: with that overlay where one exists for this GPU, else unchanged."""
     if tables is None:
         return gpu
     k = load_kernel_profile(gpu.name, tables)
-    return gpu if k is None else apply_kernels(gpu, k, kv_dtype)
+    return gpu if k is None else apply_kernels(gpu, k, kv_dtype, all_reduce)

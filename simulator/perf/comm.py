@@ -5,6 +5,11 @@ shard. Profiles carry (latency, bandwidth) fits per group size, eager and CUDA-g
 + N / bandwidth. Without a fit the ring formulas apply over the profile's scale-up link: an
 all-reduce moves 2(G-1)/G * N bytes per GPU, an all-gather (G-1) * N, an all-to-all (G-1)/G * N;
 latency grows by 1.5 us per GPU beyond the first, as NCCL's small-message times do.
+
+An engine's own kernels come first where the profile carries them (``engine_collectives``, set by a
+kernel overlay: vLLM's, SGLang's and TensorRT-LLM's custom all-reduce): a message of at most the
+fit's ``max_bytes`` (the kernel's buffer) runs on it, a larger one falls back to NCCL, as the
+engines dispatch it.
 """
 from __future__ import annotations
 
@@ -20,12 +25,13 @@ LATENCY_PER_GPU_S = 1.5e-6
 LINK_EFFICIENCY = 0.8   # achievable fraction of the link's unidirectional datasheet bandwidth
 
 
-def _fit(gpu: GPUProfile, collective: str, gpus: int, cuda_graph: bool) -> CollectiveFit | None:
-    table = gpu.efficiency.collectives_graph if cuda_graph else gpu.efficiency.collectives
-    fits = table.get(collective, {})
-    if gpus in fits:
-        return fits[gpus]
-    return None
+def _fit(gpu: GPUProfile, collective: str, nbytes: float, gpus: int, cuda_graph: bool) -> CollectiveFit | None:
+    eff = gpu.efficiency
+    own = (eff.engine_collectives_graph if cuda_graph else eff.engine_collectives).get(collective, {}).get(gpus)
+    if own is not None and (own.max_bytes is None or nbytes <= own.max_bytes):
+        return own
+    table = eff.collectives_graph if cuda_graph else eff.collectives
+    return table.get(collective, {}).get(gpus)
 
 
 def ring_factor(collective: str, gpus: int) -> float:
@@ -49,7 +55,7 @@ def collective_time(gpu: GPUProfile, collective: str, nbytes: float, gpus: int,
         raise InputError("gpus", gpus, "must be a positive integer")
     if gpus == 1 or nbytes <= 0:
         return 0.0
-    fit = _fit(gpu, collective, gpus, cuda_graph)
+    fit = _fit(gpu, collective, nbytes, gpus, cuda_graph)
     if fit is not None:
         return fit.latency_s + nbytes / fit.bandwidth_Bps
     base = GRAPH_LATENCY_S if cuda_graph else EAGER_LATENCY_S

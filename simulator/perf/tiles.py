@@ -48,10 +48,13 @@ class TileTime:
     splits: int
 
 
-def num_splits(tiles: int, slots: int, key_blocks: int) -> int:
+def num_splits(tiles: int, slots: int, key_blocks: int, min_blocks: int = 1) -> int:
     """FlashAttention-2's split-KV count for ``tiles`` CTAs of 64 rows, ``slots`` (= 2 × SMs) and
-    ``key_blocks`` blocks of 128 keys (``num_splits_heuristic`` in flash_api.cpp)."""
-    if tiles >= SPLIT_MIN_WAVES * slots:
+    ``key_blocks`` blocks of 128 keys (``num_splits_heuristic`` in flash_api.cpp). FlashAttention-3's
+    (hopper/heuristics.h) is the same rule with slots = SMs and no split below ``min_blocks`` = 5; it
+    also counts splits that leave the blocks per split unchanged, which this function skips for both
+    (the count then differs by one or two where few CTAs face many blocks)."""
+    if tiles >= SPLIT_MIN_WAVES * slots or key_blocks < min_blocks:
         return 1
     top = min(SPLIT_MAX, slots, key_blocks)
     eligible = [s for s in range(1, top + 1) if s == 1 or -(-key_blocks // s) != -(-key_blocks // (s - 1))]
@@ -131,8 +134,9 @@ def decode_tile_time(m: DecodeTileModel, bandwidth: float, nbytes: float, stream
     """Decode attention (one new token per sequence) moving ``nbytes`` in all over ``streams`` =
     sequences × KV heads on one GPU, ``kv`` keys per sequence, on a GPU of ``bandwidth`` bytes/s.
 
-    n0 = streams CTAs (FlashAttention-2 puts a KV head's query group in one CTA), split s ways by
-    :func:`num_splits` over ceil(kv / block_n) key blocks; each of the n = n0 · s CTAs streams
+    n0 = streams CTAs (FlashAttention-2, FA3 and XQA put a KV head's query group in one CTA), split s
+    ways by :func:`num_splits` over ceil(kv / block_n) key blocks (the model's ``split_slots_per_sm``
+    and ``split_min_blocks`` say whose heuristic); each of the n = n0 · s CTAs streams
     b = nbytes / n0 · min(ceil(blocks / s) · block_n, kv) / kv bytes. With S = sms · ctas_per_sm slots:
 
         t = launch_s + max(1, n / S) · tile_s + max(b / (rate · bandwidth / sms),
@@ -142,7 +146,7 @@ def decode_tile_time(m: DecodeTileModel, bandwidth: float, nbytes: float, stream
     n0 = max(round(streams), 1)
     kv = max(kv, 1.0)
     blocks = math.ceil(kv / m.block_n)
-    splits = num_splits(n0, 2 * m.sms, blocks)
+    splits = num_splits(n0, m.split_slots_per_sm * m.sms, blocks, m.split_min_blocks)
     if splits == 1:
         fixed, rate, eff, extra = m.tile_s, m.tile_rate, m.bandwidth_efficiency, 0.0
     else:

@@ -109,3 +109,22 @@ def test_committed_h200_profile_places_the_split_kv_step():
         assert t.seconds == pytest.approx(measured_s(r), rel=0.15), key      # the held-out p90 target
     assert meas[1] / meas[0] == pytest.approx(3.17, rel=0.01)                 # 1516 us / 479 us
     assert pred[1] / pred[0] == pytest.approx(meas[1] / meas[0], rel=0.15)
+
+
+def test_the_fit_chooses_the_geometry_that_generated_the_rows(tmp_path: Path) -> None:
+    """Rows timed by FlashAttention-3's geometry (one CTA per SM, its split rule): offered both
+    families, the fit takes fa3 and recovers the law; offered FA2's only, it keeps fa2."""
+    global TRUE
+    saved = TRUE
+    TRUE = saved.model_copy(update={"ctas_per_sm": 1, "split_slots_per_sm": 1, "split_min_blocks": 5})
+    try:
+        write(tmp_path, with_meta=True)
+    finally:
+        TRUE = saved
+    both = fit(tmp_path, GPU, decode_feature="batch_kv_heads", decode_families=("fa2", "fa3"))
+    assert both["report"]["attention_decode"]["family"] == "fa3"
+    m = Efficiency.model_validate(both["efficiency"]).attention_decode_tiles
+    assert (m.ctas_per_sm, m.split_slots_per_sm, m.split_min_blocks) == (1, 1, 5)
+    assert m.tile_s == pytest.approx(4e-6, rel=0.03)
+    assert both["report"]["attention_decode"]["held_out"]["median_ape_pct"] < 1.0
+    assert fit(tmp_path, GPU, decode_feature="batch_kv_heads")["report"]["attention_decode"]["family"] == "fa2"

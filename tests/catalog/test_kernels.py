@@ -7,6 +7,7 @@ from simulator.catalog.gpu import Curve, DecodeTileModel
 from simulator.catalog.gpus import load_gpu
 from simulator.catalog.kernels import KernelFamilyProfile, apply_kernels, load_kernel_profile
 from simulator.errors import InputError
+from simulator.perf.comm import collective_time
 from simulator.perf.roofline import prefill_attention_time
 
 PROV = {"package": "aiconfigurator-core", "package_version": "0.12.0", "license": "Apache-2.0",
@@ -75,3 +76,19 @@ def test_engine_overlays_price_long_causal_prefill_faster_than_torch_fa2(engine:
     ratio = seconds(gpu) / seconds(apply_kernels(gpu, k))
     print(f"h100-sxm {engine}: torch FA2 profile / {engine} overlay = {ratio:.2f}x")
     assert 1.3 < ratio < 3.0
+
+
+@pytest.mark.parametrize("engine,limit", [("vllm", 8 * 2**20 - 16), ("sglang", 8 * 2**20 - 16), ("trtllm", 8e6)])
+def test_committed_overlays_carry_the_custom_all_reduce_below_its_limit(engine: str, limit: float) -> None:
+    """H100: the engine's own all-reduce for 4 GPUs up to its buffer limit, eager and graph; with the
+    overlay applied a 1 MiB all-reduce is priced by that fit and a 64 MiB one by the profile's NCCL fit."""
+    gpu = load_gpu("h100-sxm")
+    k = load_kernel_profile("h100-sxm", engine)
+    assert k is not None
+    out = apply_kernels(gpu, k)
+    for graph, table in ((False, k.efficiency.collectives), (True, k.efficiency.collectives_graph)):
+        f = table["all-reduce"][4]
+        assert f.max_bytes == limit and 1e-6 < f.latency_s < 40e-6
+        mib, big = 2**20, 2**26
+        assert collective_time(out, "all-reduce", mib, 4, graph) == pytest.approx(f.latency_s + mib / f.bandwidth_Bps)
+        assert collective_time(out, "all-reduce", big, 4, graph) == collective_time(gpu, "all-reduce", big, 4, graph)

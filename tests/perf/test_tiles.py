@@ -163,3 +163,32 @@ def test_decode_split_cta_holds_whole_blocks():
     t = decode_tile_time(DEC, BW, nbytes, 2, 300)
     per_cta = nbytes / 2 * 128 / 300
     assert t.seconds == pytest.approx(2e-6 + 4e-6 + per_cta / 2e10 + 1e-6 + 3 * 0.1e-6)
+
+
+def test_fa3_split_rule_needs_five_key_blocks_and_counts_one_slot_per_sm() -> None:
+    # 8 CTAs, 4 key blocks: FA2 (264 slots) splits 4 ways (32 CTAs, 0.12 waves, the best of 1..4);
+    # FA3 never splits at 4 blocks or fewer
+    assert num_splits(8, 264, 4) == 4
+    assert num_splits(8, 132, 4, min_blocks=5) == 1
+    # 8 CTAs, 40 key blocks, 132 slots, counting only splits that change the blocks per split (FA2's
+    # filter, kept): s = 14 (3 blocks each) reaches 112/132 = 0.848, the best of them (s = 20: 0.606,
+    # s = 40: 2.42 waves / 3 = 0.808); the fewest within 85% of it is 14 itself
+    assert num_splits(8, 132, 40, min_blocks=5) == 14
+    # 0.8 x 132 = 105.6 CTAs or more: no split, whatever the keys
+    assert num_splits(106, 132, 1000, min_blocks=5) == 1
+    assert num_splits(105, 132, 1000, min_blocks=5) > 1
+
+
+def test_decode_geometry_fields_change_only_the_split_choice() -> None:
+    """One CTA per SM and FA3's split rule: 4 streams of 512 keys (4 blocks) stay whole, so the call is
+    launch + tile_s + max(per-CTA bytes / (rate x bw / sms), bytes / (eff x bw)), by hand."""
+    m = DecodeTileModel(sms=132, ctas_per_sm=1, split_slots_per_sm=1, split_min_blocks=5, launch_s=2e-6,
+                        tile_s=3e-6, tile_rate=1.0, bandwidth_efficiency=0.8, split_tile_s=1e-6, split_rate=2.0,
+                        split_bandwidth_efficiency=0.9, combine_s=1e-6, combine_split_s=1e-7)
+    bw, nbytes = 3.35e12, 4 * 512 * 2 * 128 * 2.0        # 4 streams x 512 keys x K and V x d 128 x 2 bytes
+    t = decode_tile_time(m, bw, nbytes, 4, 512)
+    per_cta = nbytes / 4 / (1.0 * bw / 132)             # 131,072 B at 25.4 GB/s: 5.16 us
+    assert t.splits == 1 and t.kernels == 1
+    assert t.seconds == pytest.approx(2e-6 + 3e-6 + max(per_cta, nbytes / (0.8 * bw)))
+    fa2 = m.model_copy(update={"ctas_per_sm": 2, "split_slots_per_sm": 2, "split_min_blocks": 1})
+    assert decode_tile_time(fa2, bw, nbytes, 4, 512).splits == 4    # FA2 splits the same call
