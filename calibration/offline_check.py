@@ -1,0 +1,128 @@
+"""Hold servesim's offline throughput against an engine's published maximum-throughput tables.
+
+The table (``calibration/data/published/*.csv``, source in its header) lists, per model, GPU, tensor
+parallelism and fixed prompt / output lengths, the output tokens per second the engine's own
+benchmark reached with every request queued at once. Each row becomes an offline scenario of the
+same requests on the engine's profile (its scheduler defaults, kernels and host overlap); the
+predicted throughput is the output tokens over the time from the first arrival to the last
+completion. Nothing in servesim is fitted on these tables.
+
+Launch settings the tables state or imply, applied to every row the same way: fp8 weights (the
+ModelOpt FP8 checkpoints), the KV cache in the model's dtype by default (the engine's ``auto``;
+TensorRT-LLM's examples pass ``--kv_cache_dtype fp8`` to these checkpoints to get an fp8 cache, and
+the tables do not say which was used: ``--kv-dtype fp8`` runs the other case), and, for an
+engine whose chunked prefill is off by default, a token budget of at least ``isl + max_batch_size``
+per step (the benchmark sizes its budget so a prompt fits one step).
+
+Usage::
+
+    python -m calibration.offline_check [--table FILE] [--engine trtllm] [--out DIR] [--workers 2]
+"""
+from __future__ import annotations
+
+import argparse
+import io
+import math
+import sys
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from simulator.catalog.engines import load_engine
+from simulator.config.loader import scenario_from_dict
+from simulator.engine.simulate import simulate
+from simulator.errors import ServesimError
+
+TABLE = Path(__file__).resolve().parent / "data" / "published" / "trtllm-perf-overview-v1.0.csv"
+
+
+def read_table(path: Path) -> pd.DataFrame:
+    """The published rows (comment lines starting with ``#`` are the source)."""
+    text = path.read_text(encoding="utf-8")
+    return pd.read_csv(io.StringIO("\n".join(ln for ln in text.splitlines() if not ln.startswith("#"))))
+
+
+def scenario_of(row: dict[str, Any], engine: str, kv_dtype: str = "bf16") -> dict[str, Any]:
+    """The offline scenario of one published row."""
+    dep: dict[str, Any] = {"gpu": row["gpu"], "engine": engine, "tp": int(row["tp"]), "weight_dtype": "fp8",
+                           "kv_dtype": kv_dtype}
+    sched = load_engine(engine).scheduler
+    if sched is not None and sched.chunked_prefill is False:
+        need = int(row["isl"]) + int(sched.max_num_seqs or 0)
+        if need > (sched.max_num_batched_tokens or 0):
+            dep["batching"] = {"max_batched_tokens": need}
+    return {"name": f"{row['model']} {row['gpu']} tp{row['tp']} {row['isl']}/{row['osl']}", "model": row["model"],
+            "deployment": dep, "seed": 0, "slo": {"ttft_s": None, "tpot_s": None},
+            "workload": {"arrival": {"process": "offline"}, "requests": int(row["requests"]),
+                         "prompt_tokens": {"dist": "fixed", "value": int(row["isl"])},
+                         "output_tokens": {"dist": "fixed", "value": int(row["osl"])}}}
+
+
+def predict(args: tuple[dict[str, Any], str, str]) -> dict[str, Any]:
+    """Predicted output tokens/s of one row (NaN with the reason if the run failed)."""
+    row, engine, kv_dtype = args
+    try:
+        res = simulate(scenario_from_dict(scenario_of(row, engine, kv_dtype)))
+    except ServesimError as e:
+        return {**row, "pred_tps": math.nan, "preemptions": 0, "error": str(e).splitlines()[0][:200]}
+    r = res.requests
+    done = r.finish > 0
+    span = float(r.finish[done].max() - r.arrival.min()) if done.any() else math.nan
+    tps = float(r.output[done].sum()) / span if span and span > 0 else math.nan
+    return {**row, "pred_tps": tps, "preemptions": int(r.preemptions.sum()),
+            "error": "" if done.all() else f"{int((~done).sum())} requests did not finish"}
+
+
+def compare(table: pd.DataFrame, engine: str, workers: int = 2, kv_dtype: str = "bf16") -> pd.DataFrame:
+    """One row per published figure with the prediction and its signed relative error."""
+    jobs = [(row, engine, kv_dtype) for row in table.to_dict(orient="records")]
+    if workers > 1:
+        with ProcessPoolExecutor(workers) as ex:
+            out = list(ex.map(predict, jobs, chunksize=1))
+    else:
+        out = [predict(j) for j in jobs]
+    df = pd.DataFrame(out)
+    df["err"] = df["pred_tps"] / df["output_tps"] - 1
+    return df
+
+
+def summary(df: pd.DataFrame) -> pd.DataFrame:
+    """Median and worst |error| per model and GPU, and over all rows."""
+    ok = df[df["error"] == ""]
+    rows = []
+    for key, g in [*ok.groupby(["model", "gpu", "tp"]), (("all", "", ""), ok)]:
+        a = g["err"].abs()
+        rows.append({"model": key[0], "gpu": key[1], "tp": key[2], "rows": len(g),
+                     "median_abs": float(a.median()), "worst_abs": float(a.max()),
+                     "bias": float(g["err"].median())})
+    return pd.DataFrame(rows)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m calibration.offline_check", description=__doc__.splitlines()[0])
+    ap.add_argument("--table", type=Path, default=TABLE)
+    ap.add_argument("--engine", default="trtllm", help="engine profile to simulate the rows with")
+    ap.add_argument("--out", type=Path, default=None, help="folder for rows.csv")
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--kv-dtype", default="bf16", choices=["bf16", "fp8"],
+                    help="KV cache of the simulated runs (the tables do not state theirs)")
+    a = ap.parse_args(argv)
+    if not a.table.is_file():
+        print(f"offline_check: no table at {a.table}", file=sys.stderr)
+        return 2
+    df = compare(read_table(a.table), a.engine, a.workers, a.kv_dtype)
+    pd.set_option("display.width", 200)
+    cols = ["model", "gpu", "tp", "isl", "osl", "output_tps", "pred_tps", "err", "preemptions", "error"]
+    print(df[cols].to_string(index=False, float_format=lambda v: f"{v:.3g}"))
+    print(summary(df).to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    if a.out:
+        a.out.mkdir(parents=True, exist_ok=True)
+        df.to_csv(a.out / "rows.csv", index=False)
+    return 0 if np.isfinite(df["pred_tps"]).any() else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,85 @@
+"""calibration/silicon_check.py and offline_check.py: which measured rows are kept, how each becomes a
+scenario, and the throughput arithmetic, on small tables written here (no aiconfigurator-core needed)."""
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+import pytest
+
+from calibration import offline_check, silicon_check as sc
+
+COLS = ["id", "silicon_data_source", "backend", "backend_version", "model_path", "system", "precision", "mode",
+        "isl", "osl", "gemm_quant_mode", "moe_quant_mode", "batch_size", "tp_size", "pp_size",
+        "attention_dp_size", "moe_tp_size", "moe_ep_size", "silicon_ttft_ms", "silicon_tpot_ms"]
+
+
+def _row(**kw: object) -> dict:
+    base = {"id": "r", "silicon_data_source": "x", "backend": "vllm", "backend_version": "0.12.0",
+            "model_path": "meta-llama/Llama-3.1-8B-Instruct", "system": "h100_sxm", "precision": "fp8", "mode": "agg",
+            "isl": 1000, "osl": 100, "gemm_quant_mode": "fp8", "moe_quant_mode": None, "batch_size": 16,
+            "tp_size": 1, "pp_size": 1, "attention_dp_size": 1, "moe_tp_size": 1, "moe_ep_size": 1,
+            "silicon_ttft_ms": 100.0, "silicon_tpot_ms": 10.0}
+    return {**base, **kw}
+
+
+def test_rows_outside_what_servesim_models_are_left_out() -> None:
+    table = pd.DataFrame([
+        _row(id="kept"),
+        _row(id="disagg", mode="disagg"),
+        _row(id="unknown model", model_path="someone/Unknown-7B"),
+        _row(id="unknown gpu", system="b60"),
+        _row(id="two nodes", tp_size=16),
+        _row(id="pipeline", pp_size=2),
+        _row(id="attention dp", attention_dp_size=4),
+        _row(id="nvfp4", gemm_quant_mode="nvfp4"),
+        _row(id="mxfp4 experts", model_path="openai/gpt-oss-120b", moe_quant_mode="w4a16_mxfp4"),
+        _row(id="block fp8", gemm_quant_mode="fp8_block", moe_quant_mode="fp8_block",
+             model_path="deepseek-ai/DeepSeek-V3", tp_size=8, moe_ep_size=8),
+    ], columns=COLS)
+    cases = sc.cases(table)
+    assert [c.id for c in cases] == ["kept", "block fp8"]
+    dsv3 = cases[1]
+    assert (dsv3.model, dsv3.weight_dtype, dsv3.ep) == ("deepseek-v3", "fp8", 8)
+    assert sc.scenario_of(dsv3, 1000)["deployment"]["moe"] == {"expert_parallel": 8}
+    assert [c.id for c in sc.cases(table, ["trtllm"])] == []
+
+
+def test_a_case_is_a_closed_loop_of_the_tools_default_prompt_count() -> None:
+    c = sc.cases(pd.DataFrame([_row(batch_size=600)], columns=COLS))[0]
+    s = sc.scenario_of(c, 1000)
+    assert s["workload"]["arrival"] == {"process": "closed_loop", "concurrency": 600}
+    assert s["workload"]["requests"] == 1200            # at least two requests per client
+    assert s["workload"]["prompt_tokens"] == {"dist": "fixed", "value": 1000}
+    assert s["deployment"]["engine"] == "vllm" and "batching" not in s["deployment"]
+
+
+def test_an_engine_without_chunked_prefill_gets_a_budget_its_prompt_fits() -> None:
+    c = sc.cases(pd.DataFrame([_row(backend="trtllm", isl=20000, batch_size=8)], columns=COLS))[0]
+    assert sc.scenario_of(c, 1000)["deployment"]["batching"] == {"max_batched_tokens": 20008}
+    small = sc.cases(pd.DataFrame([_row(backend="trtllm", isl=1000)], columns=COLS))[0]
+    assert "batching" not in sc.scenario_of(small, 1000)["deployment"]   # 8192 already fits
+
+
+def test_throughput_per_gpu_is_littles_law_over_one_request() -> None:
+    # 64 clients, 100 output tokens, TTFT 0.2 s and 99 x 10 ms: each request lasts 1.19 s
+    assert sc.throughput_per_gpu(64, 100, 2, 200.0, 10.0) == pytest.approx(64 * 100 / 1.19 / 2)
+
+
+def test_a_simulated_case_predicts_finite_latencies() -> None:
+    c = sc.cases(pd.DataFrame([_row(batch_size=4, isl=256, osl=32)], columns=COLS))[0]
+    out = sc.run_case((c, 16, None, False))
+    assert out.error == "" and out.ttft_ms > 0 and out.tpot_ms > 0
+    assert math.isfinite(sc.frame([out])["thr_pred"].iloc[0])
+
+
+def test_offline_rows_become_offline_scenarios(tmp_path) -> None:
+    p = tmp_path / "t.csv"
+    p.write_text("# source line\nmodel,gpu,tp,isl,osl,requests,output_tps\nllama-3.1-8b,h100-sxm,1,128,64,50,1000\n")
+    t = offline_check.read_table(p)
+    row = t.to_dict(orient="records")[0]
+    s = offline_check.scenario_of(row, "trtllm")
+    assert s["workload"]["arrival"] == {"process": "offline"} and s["workload"]["requests"] == 50
+    assert s["deployment"]["weight_dtype"] == "fp8" and s["deployment"]["kv_dtype"] == "bf16"
+    out = offline_check.predict((row, "trtllm", "bf16"))
+    assert out["error"] == "" and out["pred_tps"] > 0
