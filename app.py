@@ -10,6 +10,8 @@ ROOT = Path(__file__).resolve().parent
 if str(ROOT) not in sys.path:       # the pages import the ui package from this folder
     sys.path.insert(0, str(ROOT))
 
+from ui import READY_KEY  # noqa: E402  (the ui package is importable once ROOT is on the path)
+
 PAGES = [
     ("ui/whatif.py", "What-if", ":material/tune:", "whatif"),
     ("ui/capacity.py", "Capacity plan", ":material/dns:", "capacity"),
@@ -21,3 +23,5 @@ PAGES = [
 st.set_page_config(page_title="servesim", page_icon=":material/timer:", layout="wide")
 st.navigation([st.Page(ROOT / path, title=title, icon=icon, url_path=url, default=(url == "whatif"))
                for path, title, icon, url in PAGES]).run()
+# Rendered last, so its presence says the page's script ran to its end (the browser test waits on it).
+st.sidebar.container(key=READY_KEY).html("<span></span>")

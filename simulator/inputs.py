@@ -58,8 +58,17 @@ def is_file(path: str | os.PathLike[str], field: str) -> bool:
         return False
 
 
-def read_text(path: str | os.PathLike[str], field: str, max_bytes: int | None = None) -> str:
-    """The UTF-8 text of a file, at most ``max_bytes`` (default :data:`MAX_FILE_BYTES`) long."""
+def is_dir(path: str | os.PathLike[str], field: str) -> bool:
+    """Whether ``path`` names a folder (names too long to exist are refused)."""
+    p = check_path(path, field)
+    try:
+        return p.is_dir()
+    except OSError:
+        return False
+
+
+def read_bytes(path: str | os.PathLike[str], field: str, max_bytes: int | None = None) -> bytes:
+    """The bytes of a regular file, at most ``max_bytes`` (default :data:`MAX_FILE_BYTES`) long."""
     max_bytes = MAX_FILE_BYTES if max_bytes is None else max_bytes
     p = check_path(path, field)
     try:
@@ -68,12 +77,17 @@ def read_text(path: str | os.PathLike[str], field: str, max_bytes: int | None = 
             raise InputError(field, str(p), "not a file")
         if size > max_bytes:
             raise InputError(field, str(p), f"the file has {size:,} bytes; at most {max_bytes:,} are read")
-        data = p.read_bytes()
+        return p.read_bytes()
     except FileNotFoundError:
         raise InputError(field, str(p), "no such file") from None
     except OSError as e:
         raise InputError(field, str(p), f"cannot be read ({e.strerror or e})") from None
-    return decode(data, f"{field} ({p})" if field != str(p) else field)
+
+
+def read_text(path: str | os.PathLike[str], field: str, max_bytes: int | None = None) -> str:
+    """The UTF-8 text of a file, at most ``max_bytes`` (default :data:`MAX_FILE_BYTES`) long."""
+    p = check_path(path, field)
+    return decode(read_bytes(p, field, max_bytes), f"{field} ({p})" if field != str(p) else field)
 
 
 def decode(data: bytes, field: str) -> str:

@@ -112,3 +112,18 @@ def test_bad_value_in_set_prints_a_bounded_excerpt(capsys):
 def test_yaml_the_parser_itself_chokes_on_is_one_line(text):
     with pytest.raises(InputError, match="invalid YAML"):
         inputs.load_yaml(text, "f")
+
+
+def test_read_bytes_is_bounded_and_refuses_what_is_not_a_regular_file(tmp_path):
+    f = tmp_path / "r.parquet"
+    f.write_bytes(b"\x00" * 100)
+    assert inputs.read_bytes(f, "results path") == b"\x00" * 100
+    with pytest.raises(InputError, match="the file has 100 bytes; at most 99 are read"):
+        inputs.read_bytes(f, "results path", max_bytes=99)
+    with pytest.raises(InputError, match="not a file"):
+        inputs.read_bytes(tmp_path, "results path")
+    with pytest.raises(InputError, match="no such file"):
+        inputs.read_bytes(tmp_path / "nope", "results path")
+    assert inputs.is_dir(tmp_path, "f") and not inputs.is_dir(f, "f")
+    with pytest.raises(InputError, match="at most 4096 bytes"):
+        inputs.is_dir("x/" * 3000, "f")

@@ -12,6 +12,7 @@ from calibration.fit import fit, measured_s
 from calibration.io import as_float, read_rows
 from simulator.catalog.gpus import gpu_table, list_gpus, load_gpu
 from simulator.errors import InputError, ServesimError
+from simulator.inputs import check_path, is_dir
 
 from ui import charts
 
@@ -19,6 +20,7 @@ ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "calibration" / "data"
 DOCS = ROOT / "docs"
 VALIDATION = DOCS / "validation"
+FIELD = "calibration folder"
 #: Kernel CSVs plotted on the roofline, and how a row is labelled.
 KERNELS = {"gemm": lambda r: f"GEMM {r.get('dtype', '')}".strip(), "attention_prefill": lambda r: "attention prefill",
            "attention_decode": lambda r: "attention decode", "memory": lambda r: f"memory ({r.get('op', '')})"}
@@ -69,14 +71,19 @@ def held_out_errors(folder: str, gpu: str, _stamp: float) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def status_table(data_root: Path) -> pd.DataFrame:
+def _folder(path: Path | None) -> bool:
+    """Whether ``path`` is a folder that can be listed (False for None and unreadable names)."""
+    return path is not None and is_dir(path, FIELD)
+
+
+def status_table(data_root: Path | None) -> pd.DataFrame:
     """One row per GPU profile: headline figures, efficiency status and where it comes from."""
     rows = []
     for r in gpu_table():
         eff = load_gpu(r["name"]).efficiency
         rows.append({"profile": r["name"], "device": r["display_name"], "status": eff.status,
                      "BF16 dense TFLOP/s": r["bf16_dense_tflops"], "memory TB/s": r["bandwidth_tbps"],
-                     "measured kernels": (data_root / r["name"]).is_dir(),
+                     "measured kernels": data_root is not None and _folder(data_root / r["name"]),
                      "transferred from": eff.transferred_from or "", "efficiency source": eff.source})
     return pd.DataFrame(rows)
 
@@ -92,7 +99,7 @@ def whole_model_errors(df: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _validation(gpu: str, folder: Path) -> bool:
+def _validation(gpu: str, folder: Path | None) -> bool:
     """The documented validation of ``gpu`` (docs/validation/*.csv); False when there is none."""
     kernels, whole = VALIDATION / "kernels.csv", VALIDATION / "whole_model.csv"
     shown = False
@@ -122,7 +129,7 @@ def _validation(gpu: str, folder: Path) -> bool:
     if doc.is_file():
         with st.expander("Method and known weaknesses (docs/validation.md)"):
             st.markdown(doc.read_text(encoding="utf-8").split("## Rooflines")[0])
-    for csv in sorted(folder.glob("validation*.csv")) if folder.is_dir() else []:
+    for csv in sorted(folder.glob("validation*.csv")) if _folder(folder) else []:
         st.markdown(f"**{csv.name}** (from the calibration folder)")
         st.dataframe(pd.read_csv(csv), hide_index=True, width="stretch")
         shown = True
@@ -137,11 +144,16 @@ def render() -> None:
                "`python -m calibration` plotted where they landed.")
     with st.sidebar:
         st.header("Calibration data")
-        root = Path(st.text_input("Folder of calibration runs", str(DATA), key="calib.root",
-                                  help="one sub-folder per GPU profile, as written by python -m calibration --out"))
-        measured = sorted(p.name for p in root.glob("*") if p.is_dir()) if root.is_dir() else []
-        if not root.is_dir():
-            st.error(str(InputError("calibration folder", str(root), "no such folder")), icon=":material/error:")
+        text = st.text_input("Folder of calibration runs", str(DATA), key="calib.root",
+                             help="one sub-folder per GPU profile, as written by python -m calibration --out")
+        root: Path | None = None
+        try:
+            root = check_path(text, FIELD)
+            if not is_dir(root, FIELD):
+                raise InputError(FIELD, text, "no such folder")
+        except InputError as err:
+            st.error(str(err), icon=":material/error:")
+        measured = sorted(p.name for p in root.glob("*") if is_dir(p, FIELD)) if _folder(root) else []
         gpus = list_gpus()
         default = measured[0] if measured and measured[0] in gpus else "h100-sxm"
         gpu = st.selectbox("GPU profile", gpus, index=gpus.index(default), key="calib.gpu",
@@ -160,15 +172,15 @@ def render() -> None:
     dtypes = list(profile.dense_tflops)
     shown = st.multiselect("Compute roofs", dtypes, default=[d for d in ("bf16", "fp8") if d in dtypes] or dtypes[:1],
                            key="calib.dtypes")
-    folder = root / gpu
-    pts = measured_points(str(folder), _stamp(folder)) if folder.is_dir() else None
+    folder = root / gpu if root is not None else None
+    pts = measured_points(str(folder), _stamp(folder)) if _folder(folder) else None
     peaks = {d: profile.peak_flops(d) for d in shown}
     if peaks:
         st.altair_chart(charts.roofline_chart(peaks, profile.memory_bandwidth, pts), width="stretch")
     else:
         st.info("Pick at least one compute roof.")
     if pts is None:
-        st.info(f"No measured kernels for {gpu}: run `python -m calibration --out {root}/{gpu} --name {gpu}` on "
+        st.info(f"No measured kernels for {gpu}: run `python -m calibration --out {root or DATA}/{gpu} --name {gpu}` on "
                 "the device to add them.")
     else:
         st.caption(f"{len(pts):,} measured kernels from {folder} (kernel time where profiled, else the event median).")

@@ -10,6 +10,7 @@ import pandas as pd
 import streamlit as st
 
 from simulator.errors import InputError, ServesimError
+from simulator.inputs import MAX_TRACE_BYTES, check_path, is_dir, is_file, read_bytes
 from simulator.planning.planner import pareto_front
 from simulator.planning.rows import METRIC_COLUMNS
 from simulator.planning.runner import run_sweep
@@ -69,6 +70,18 @@ def run_example(path: Path) -> Path:
     return out / "results.parquet"
 
 
+def _read_path(path: str) -> None:
+    """Load the results file at ``path`` (or ``path``/results.parquet) as the source; InputError if none."""
+    field = "results path"
+    p = check_path(path.strip(), field)
+    if is_dir(p, field):
+        p = p / "results.parquet"
+    if not is_file(p, field):
+        raise InputError(field, path, "no such file (give a results.parquet or its folder)")
+    st.session_state[SOURCE] = (f"path {path}", str(p), read_bytes(p, field, MAX_TRACE_BYTES))
+    st.query_params["results"] = path.strip()
+
+
 def _source_sidebar() -> None:
     ss = st.session_state
     with st.sidebar:
@@ -80,15 +93,10 @@ def _source_sidebar() -> None:
                              value=st.query_params.get("results", ""),
                              placeholder="out/tp-rate/results.parquet")
         if path.strip() and ss.get(SOURCE, ("",))[0] != f"path {path}":
-            p = Path(path.strip()).expanduser()
-            if p.is_dir():
-                p = p / "results.parquet"
-            if p.is_file():
-                ss[SOURCE] = (f"path {path}", str(p), p.read_bytes())
-                st.query_params["results"] = path.strip()
-            else:
-                st.error(str(InputError("results path", path, "no such file (give a results.parquet or its folder)")),
-                         icon=":material/error:")
+            try:
+                _read_path(path)
+            except InputError as err:
+                st.error(error_line(err)[1], icon=":material/error:")
         examples = sorted(EXAMPLES.glob("*.yaml")) if EXAMPLES.is_dir() else []
         if examples:
             ex = st.selectbox("…or run an example sweep", examples, format_func=lambda p: p.name, key="sweeps.example")

@@ -6,7 +6,9 @@ grows with the requests) and per-replica objects. Measured peak resident memory 
 ``arrival.rate=2000`` on 16 replicas; ``deployment.replicas`` 1,000 and 10,000 with 10 requests):
 498 MB and 4,002 MB, so 19.5 KB per request; 134 MB and 180 MB, so 5.1 KB per replica; about
 130 MB of interpreter and libraries. The guard rounds these up (:data:`BYTES_PER_REQUEST`,
-:data:`BYTES_PER_REPLICA`).
+:data:`BYTES_PER_REPLICA`). Multi-turn sessions add prompt segments (a turn repeats the conversation so
+far, so a session of t turns has about t^2): 66 bytes per segment at the peak of generating 8 million
+(``turns`` 200 and 400; same machine, 2026), rounded up to :data:`BYTES_PER_SEGMENT`.
 
 The limit is ``SERVESIM_MEMORY_LIMIT`` (bytes, or with a unit: ``8G``, ``512M``; ``0`` turns the guard
 off), else half of this machine's physical memory.
@@ -21,6 +23,7 @@ from ..errors import InputError
 
 BYTES_PER_REQUEST = 24_000
 BYTES_PER_REPLICA = 8_000
+BYTES_PER_SEGMENT = 80
 BASE_BYTES = 200 * 2**20
 #: Most replicas a run builds (they are built up front, about 53 microseconds each).
 MAX_REPLICAS = 100_000
@@ -50,11 +53,26 @@ def replicas_of(s: Scenario) -> int:
     return n + (d.cascade.small.replicas if d.cascade is not None else 0)
 
 
+def session_segments(s: Scenario) -> int:
+    """Prompt segments that ``workload.sessions`` generates (0 without sessions): a session of t turns
+    has t^2 user turns and answers plus a system prompt per turn; for geometric turn counts of mean
+    T the expected t^2 per turn is E[t^2] / E[t] = 2T - 1, counted as 2T."""
+    w = s.workload
+    if w.sessions is None or not w.requests:
+        return 0
+    n, t = w.requests, w.sessions.turns
+    if w.sessions.turns_dist == "fixed":
+        whole, rest = divmod(n, t)
+        return whole * t * t + rest * rest + n
+    return n * (2 * t + 1)
+
+
 def estimate_bytes(s: Scenario) -> int:
     """Peak memory of simulating ``s``, bytes (traces without ``requests`` count as 0 requests here;
     their file size is bounded where they are read)."""
     requests = s.workload.requests or 0
-    return BASE_BYTES + requests * BYTES_PER_REQUEST + replicas_of(s) * BYTES_PER_REPLICA
+    return (BASE_BYTES + requests * BYTES_PER_REQUEST + replicas_of(s) * BYTES_PER_REPLICA
+            + session_segments(s) * BYTES_PER_SEGMENT)
 
 
 def check_memory(s: Scenario) -> None:
@@ -67,11 +85,15 @@ def check_memory(s: Scenario) -> None:
     if limit is None or need <= limit:
         return
     requests, replicas = s.workload.requests or 0, replicas_of(s)
-    field, value = (("workload.requests", requests) if requests * BYTES_PER_REQUEST >= replicas * BYTES_PER_REPLICA
-                    else ("deployment.replicas", replicas))
-    raise InputError(field, value, f"this run would need about {_size(need)} of memory ({BYTES_PER_REQUEST // 1000} KB "
-                     f"per request, {BYTES_PER_REPLICA // 1000} KB per replica), over the limit of {_size(limit)}; "
-                     f"lower {field} or raise {ENV}")
+    parts = {"workload.requests": (requests * BYTES_PER_REQUEST, requests),
+             "deployment.replicas": (replicas * BYTES_PER_REPLICA, replicas),
+             "workload.sessions.turns": (session_segments(s) * BYTES_PER_SEGMENT,
+                                         s.workload.sessions.turns if s.workload.sessions else 0)}
+    field = max(parts, key=lambda f: parts[f][0])
+    raise InputError(field, parts[field][1], f"this run would need about {_size(need)} of memory "
+                     f"({BYTES_PER_REQUEST // 1000} KB per request, {BYTES_PER_REPLICA // 1000} KB per replica, "
+                     f"{BYTES_PER_SEGMENT} bytes per prompt segment of the sessions: "
+                     f"{session_segments(s):,}), over the limit of {_size(limit)}; lower {field} or raise {ENV}")
 
 
 def _size(n: float) -> str:

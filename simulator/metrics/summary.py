@@ -149,13 +149,31 @@ def stability(res: "SimulationResult", df: pd.DataFrame) -> dict[str, Any]:
         return {"stable": True, "queue_growth_per_s": 0.0, "reason": "no arrival window (offline or closed loop)"}
     late = (arr >= t_end / 2) & ~np.isnan(q)
     never = int(((arr >= t_end / 2) & np.isnan(q) & ~df["rejected"].to_numpy()).sum())
-    slope, q_end = 0.0, 0.0
+    slope: float | None = 0.0
+    q_end = 0.0
     if late.sum() >= 10:
         x, y = arr[late], q[late]
-        slope = float(np.polyfit(x, y, 1)[0])
+        slope = growth_slope(x, y)
         q_end = float(np.mean(y[x >= np.quantile(x, 0.9)]))
-    unstable = bool((slope > 0.05 and q_end > 1.0) or never > 0)
-    return {"stable": not unstable, "queue_growth_per_s": slope, "queue_s_at_end_of_arrivals": q_end}
+    # no slope: the late arrivals span no time that floats resolve, so the backlog grew at once
+    unstable = bool(((slope is None or slope > 0.05) and q_end > 1.0) or never > 0)
+    out: dict[str, Any] = {"stable": not unstable, "queue_growth_per_s": slope, "queue_s_at_end_of_arrivals": q_end}
+    if slope is None:
+        out["reason"] = f"arrivals {float(np.ptp(x)):.3g} s apart: too close to fit a growth rate"
+    return out
+
+
+def growth_slope(x: np.ndarray, y: np.ndarray) -> float | None:
+    """Least-squares slope of ``y`` against ``x``, on ``x`` centred and scaled to [-1, 1] (so arrival
+    times near the smallest floats, e.g. ``arrival.rate: 1e300``, cannot underflow the fit); None
+    when the ``x`` span no time or the slope is not a finite float."""
+    dx = x - x.mean()
+    span = float(dx.max() - dx.min())
+    if not span > 0:
+        return None
+    u = dx / span
+    slope = float(u @ (y - y.mean()) / (u @ u) / span)
+    return slope if np.isfinite(slope) else None
 
 
 def rejected_by_reason(df: pd.DataFrame) -> dict[str, int]:

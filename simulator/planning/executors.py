@@ -6,9 +6,12 @@ that finished is on disk even if the parent dies a moment later.
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import multiprocessing
+import multiprocessing.util as mp_util
 import os
+import shutil
 import socket
 import time
 import threading
@@ -16,6 +19,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from ..config.scenario import Scenario
@@ -113,16 +117,25 @@ def mp_context() -> Any:
     return multiprocessing.get_context("spawn")
 
 
-def watch_parent(pid: int, every_s: float = 0.5) -> None:
+def watch_parent(pid: int, tempdir: str | None = None, out_dir: str | None = None, every_s: float = 0.5) -> None:
     """Pool initializer: end this worker when process ``pid`` (the sweep's main process) is gone, so
     that a SIGKILL of the main process does not leave workers finishing points (a worker's parent
-    is the forkserver, so the parent-death signal would not fire)."""
+    is the forkserver, so the parent-death signal would not fire). The forkserver and the resource
+    tracker end by themselves (their pipes from the main process close). What the main process
+    would have removed is removed here: its multiprocessing temp folder ``tempdir`` (the forkserver's
+    socket) and the half-written temporary files in ``out_dir``."""
     def watch() -> None:
         while True:
             time.sleep(every_s)
             try:
                 os.kill(pid, 0)
             except ProcessLookupError:
+                if out_dir:
+                    for tmp in store.stale_temp_files(Path(out_dir)):
+                        with contextlib.suppress(OSError):
+                            tmp.unlink()
+                if tempdir:
+                    shutil.rmtree(tempdir, ignore_errors=True)
                 os._exit(1)
             except PermissionError:
                 pass
@@ -130,15 +143,17 @@ def watch_parent(pid: int, every_s: float = 0.5) -> None:
     threading.Thread(target=watch, name="watch-parent", daemon=True).start()
 
 
-def worker_pool(workers: int) -> ProcessPoolExecutor:
-    """A process pool whose workers end with this process."""
-    return ProcessPoolExecutor(max_workers=workers, mp_context=mp_context(), initializer=watch_parent,
-                               initargs=(os.getpid(),))
+def worker_pool(workers: int, out_dir: str | None = None) -> ProcessPoolExecutor:
+    """A process pool whose workers end with this process, and clean up after it if it is killed."""
+    ctx = mp_context()
+    tempdir = mp_util.get_temp_dir() if ctx.get_start_method() == "forkserver" else None
+    return ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=watch_parent,
+                               initargs=(os.getpid(), tempdir, out_dir))
 
 
 def _run_pool(tasks: Sequence[Task], on_row: Callable[[dict[str, Any]], None], workers: int,
               out_dir: str | None) -> None:
-    pool = worker_pool(min(workers, len(tasks)))
+    pool = worker_pool(min(workers, len(tasks)), out_dir)
     futures: dict[Future, Task] = {pool.submit(run_task, t, out_dir): t for t in tasks}
     delivered: set[Future] = set()
     pending = set(futures)

@@ -70,12 +70,22 @@ def _json_default(o: Any) -> Any:
 
 
 def prepare(out_dir: str | Path) -> Path:
-    """Create the output folder and its ``points/`` folder; an error if it is a file."""
+    """Create the output folder and its ``points/`` folder (an error if it is a file), and remove the
+    temporary files of writes that a killed run left half done (one sweep writes a folder at a time)."""
     d = Path(out_dir)
     if d.exists() and not d.is_dir():
         raise InputError("--out", str(d), "must be a folder (it is a file)")
     (d / POINTS).mkdir(parents=True, exist_ok=True)
+    for tmp in stale_temp_files(d):
+        tmp.unlink(missing_ok=True)
     return d
+
+
+def stale_temp_files(out_dir: Path) -> list[Path]:
+    """Temporary files of :func:`atomic_write` (``.NAME.XXXX``) and :func:`write_results`
+    (``.results.XXXX.parquet``) in ``out_dir`` and its points folder."""
+    top = [p for p in out_dir.glob(".*") if p.name.startswith((".results.", ".sweep.yaml.", ".invalid.json."))]
+    return [p for p in top + list((out_dir / POINTS).glob(".*.json.*")) if p.is_file()]
 
 
 def finished_rows(out_dir: str | Path) -> dict[str, dict[str, Any]]:

@@ -89,18 +89,69 @@ def with_prefix(cfg: SharedPrefix, user: np.ndarray, rng: np.random.Generator) -
     return user + np.where(sys_ >= 0, n_tok, 0), _ragged(parts)
 
 
+def _session_turns(cfg: Sessions, n: int, rng: np.random.Generator) -> np.ndarray:
+    """Turns of each session, ``n`` in all (the last session is cut short to fit).
+
+    Geometric counts are drawn in blocks, then exactly as many as used are drawn again from the
+    saved state, so ``rng`` ends where one draw per session would leave it."""
+    if cfg.turns_dist == "fixed":
+        whole, rest = divmod(n, cfg.turns)
+        return np.array([cfg.turns] * whole + ([rest] if rest else []), dtype=np.int64)
+    p = 1.0 / cfg.turns
+    saved = rng.bit_generator.state
+    drawn: list[np.ndarray] = []
+    total, used = 0, 0
+    while total < n:
+        block = rng.geometric(p, size=max(1024, 2 * (n - total) // cfg.turns + 16))
+        ends = total + np.cumsum(block)
+        cut = int(np.searchsorted(ends, n))          # first session whose end reaches n
+        if cut < len(block):
+            drawn.append(block[:cut + 1])
+            used += cut + 1
+            break
+        drawn.append(block)
+        used += len(block)
+        total = int(ends[-1])
+    rng.bit_generator.state = saved
+    rng.geometric(p, size=used)
+    turns = np.concatenate(drawn).astype(np.int64)
+    turns[-1] -= int(turns.sum()) - n
+    return turns
+
+
+def _session_segments(turns: np.ndarray, sys_: np.ndarray, n_sys: int, user: np.ndarray,
+                      output: np.ndarray) -> PromptSegments:
+    """Segments of every turn: the session's system prompt (if any), then the user turns and answers
+    before it, then its own user turn. Built as index arithmetic over the conversation
+    ``USER+f, OUTPUT+f, USER+f+1, ...`` of each session starting at request ``f``."""
+    n = len(user)
+    first = np.repeat(np.cumsum(turns) - turns, turns)          # first request of each request's session
+    has = np.repeat(sys_ >= 0, turns)
+    count = has + 2 * (np.arange(n) - first) + 1
+    offsets = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(count, out=offsets[1:])
+    req = np.repeat(np.arange(n), count)
+    q = np.arange(offsets[-1]) - offsets[:-1][req] - has[req]   # place in the conversation; -1: system
+    conv = 2 * first[req] + np.maximum(q, 0)
+    m, is_out = conv // 2, (conv % 2).astype(bool)
+    ids = np.where(is_out, OUTPUT + m, USER + m)
+    lens = np.where(is_out, output[m], user[m]).astype(np.int64)
+    is_sys = q < 0
+    ids[is_sys] = SYSTEM + np.repeat(sys_, turns)[req[is_sys]]
+    lens[is_sys] = n_sys
+    return PromptSegments(offsets, ids.astype(np.int64), lens)
+
+
 def sessions_plan(workload: WorkloadConfig, user: np.ndarray, output: np.ndarray,
                   starts_of: Callable[[int], np.ndarray], rngs: dict[str, np.random.Generator]) -> WorkloadPlan:
     """Multi-turn sessions over ``len(user)`` requests (turns of one session are consecutive ids).
 
-    ``starts_of(k)`` gives ``k`` sorted session start times (seconds)."""
+    ``starts_of(k)`` gives ``k`` sorted session start times (seconds). Time and memory are linear in
+    the segments (a turn repeats the conversation so far)."""
     cfg: Sessions = workload.sessions  # type: ignore[assignment]
     n = len(user)
     rng = rngs["sessions"]
-    turns: list[int] = []
-    while sum(turns) < n:
-        t = cfg.turns if cfg.turns_dist == "fixed" else int(rng.geometric(1.0 / cfg.turns))
-        turns.append(min(t, n - sum(turns)))
+    turns = _session_turns(cfg, n, rng)
     k = len(turns)
     starts = starts_of(k)
     sys_ = _system(workload.prefix, k, rngs["prefix"])
@@ -109,26 +160,20 @@ def sessions_plan(workload: WorkloadConfig, user: np.ndarray, output: np.ndarray
         think = cfg.think_time_s * rng.standard_exponential(n)
     else:
         think = np.full(n, cfg.think_time_s)
-    prev = np.full(n, -1, dtype=np.int64)
+    user, output = np.asarray(user, dtype=np.int64), np.asarray(output, dtype=np.int64)
+    first_ids = np.cumsum(turns) - turns
+    first = np.repeat(first_ids, turns)
+    ids = np.arange(n, dtype=np.int64)
+    prev = np.where(ids > first, ids - 1, -1)
     start_s = np.full(n, np.nan)
-    prompt = np.zeros(n, dtype=np.int64)
-    parts: list[list[tuple[int, int]]] = []
-    i = 0
-    for s, t in enumerate(turns):
-        segs: list[tuple[int, int]] = [(SYSTEM + int(sys_[s]), n_sys)] if sys_[s] >= 0 else []
-        start_s[i] = starts[s]
-        for turn in range(t):
-            if turn:
-                prev[i] = i - 1
-                segs = segs + [(int(output_id(i - 1)), int(output[i - 1]))]
-            segs = segs + [(USER + i, int(user[i]))]
-            parts.append(segs)
-            prompt[i] = sum(x[1] for x in segs)
-            i += 1
+    start_s[first_ids] = starts
+    spoken = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(user + output, out=spoken[1:])
+    prompt = np.repeat(np.where(sys_ >= 0, n_sys, 0), turns) + spoken[ids] - spoken[first] + user
     think = np.where(prev >= 0, think, 0.0)
     table = RequestTable(arrival_s=np.full(n, np.nan), prompt_tokens=prompt, output_tokens=output,
                          notes=(f"{k} sessions of {n} turns in all",))
-    return WorkloadPlan(table, _ragged(parts), SessionLinks(start_s, prev, think))
+    return WorkloadPlan(table, _session_segments(turns, sys_, n_sys, user, output), SessionLinks(start_s, prev, think))
 
 
 def trace_segments(table: RequestTable, block_tokens: int) -> PromptSegments | None:

@@ -12,6 +12,7 @@ on (path, modification time, size), so sweeps read each file once.
 from __future__ import annotations
 
 import functools
+import io
 import itertools
 import re
 from collections.abc import Callable
@@ -65,15 +66,18 @@ def _check_numbers(
 
 
 def _read_csv(path: Path, columns: tuple[str, ...]) -> pd.DataFrame:
-    """All columns as strings; blank lines kept so that row i is on line i + 2."""
+    """All columns as strings; blank lines kept so that row i is on line i + 2. The file is read as
+    JSONL traces are (:func:`simulator.inputs.read_text`: at most ``MAX_TRACE_BYTES``, UTF-8, a
+    leading byte-order mark dropped)."""
+    text = read_text(path, str(path), MAX_TRACE_BYTES)
     try:
-        df = pd.read_csv(path, dtype=str, skip_blank_lines=False, keep_default_na=False)
+        df = pd.read_csv(io.StringIO(text), dtype=str, skip_blank_lines=False, keep_default_na=False)
     except pd.errors.ParserError as err:
         m = re.search(r"Expected (\d+) fields in line (\d+), saw (\d+)", str(err))
         if m:
             raise InputError(f"{path}:{m.group(2)}", f"{m.group(3)} fields", f"rows need {m.group(1)} fields, as the header") from None
         raise InputError(str(path), str(err).strip().splitlines()[-1], "must be a well-formed CSV file") from None
-    except (UnicodeDecodeError, pd.errors.EmptyDataError) as err:
+    except pd.errors.EmptyDataError as err:
         raise InputError(str(path), type(err).__name__, "must be a CSV file with a header row") from None
     df.columns = [str(c).strip() for c in df.columns]
     missing = [c for c in columns if c not in df.columns]

@@ -8,6 +8,7 @@ import pytest
 from simulator.cli import main
 from simulator.config.loader import DEFAULT_SCENARIO, scenario_from_dict
 from simulator.engine import guard
+from simulator.workload.generate import generate_plan
 
 
 def _err(argv, capsys):
@@ -52,3 +53,20 @@ def test_estimate_grows_with_requests_and_replicas():
 
 def test_replications_are_capped(capsys):
     assert "--replications" in _err(["run", "--replications", "1000000000"], capsys)
+
+
+@pytest.mark.parametrize("turns,dist", [(1, "fixed"), (7, "fixed"), (40, "fixed"), (6, "geometric")])
+def test_session_segments_count_what_generation_makes(turns, dist):
+    s = scenario_from_dict(DEFAULT_SCENARIO, {"workload.requests": 3000, "workload.sessions.turns": turns,
+                                              "workload.sessions.turns_dist": dist,
+                                              "workload.prefix.system_prompt_tokens": 100})
+    made = len(generate_plan(s.workload, s.seed).segments.ids)
+    if dist == "fixed":
+        assert guard.session_segments(s) == made
+    else:        # expected (2T - 1) + 1 per turn, counted as 2T + 1: within the draw's noise above it
+        assert made <= guard.session_segments(s) <= 1.25 * made
+
+
+def test_long_sessions_are_refused_naming_the_turns(capsys):
+    err = _err(["run", "--set", "workload.requests=1000000", "--set", "workload.sessions.turns=100000"], capsys)
+    assert "workload.sessions.turns: got 100000" in err and "prompt segment" in err

@@ -5,8 +5,9 @@ import numpy as np
 import pytest
 
 from simulator.config import scenario_from_dict
+from simulator.config.loader import DEFAULT_SCENARIO
 from simulator.engine.simulate import simulate
-from simulator.metrics.summary import per_request, summarize, time_series
+from simulator.metrics.summary import growth_slope, per_request, summarize, time_series
 
 BASE = {"model": "llama-3.1-8b", "deployment": {"gpu": "h100-sxm"},
         "workload": {"arrival": {"process": "poisson", "rate": 5.0}, "requests": 150,
@@ -54,3 +55,20 @@ def test_feature_blocks_appear_when_turned_on():
     assert s["speculative"]["expected_tokens_per_step"] == pytest.approx(1.75)
     s = summarize(_run(**{"deployment.service_cache": {"exact": {"hit_rate": 0.5}}}))
     assert s["service_cache"]["exact_hits"] > 0
+
+
+def test_growth_slope_is_the_least_squares_slope():
+    rng = np.random.default_rng(0)
+    x = np.sort(rng.uniform(100, 200, 500))
+    y = 0.3 * x + rng.normal(0, 5, 500)
+    assert growth_slope(x, y) == pytest.approx(np.polyfit(x, y, 1)[0], rel=1e-9)
+    assert growth_slope(np.full(20, 3.0), y[:20]) is None      # no time between the arrivals
+
+
+def test_arrivals_near_the_smallest_floats_give_a_verdict_not_a_linalg_error():
+    """arrival.rate 1e300: arrivals 1e-300 s apart made np.polyfit's SVD fail (LinAlgError)."""
+    s = scenario_from_dict(DEFAULT_SCENARIO, {"workload.arrival.rate": 1e300, "workload.requests": 300})
+    st = summarize(simulate(s))["stability"]
+    assert st["stable"] is False and st["queue_s_at_end_of_arrivals"] > 1.0
+    # the queue grew by seconds over a window of about 1e-298 s
+    assert st["queue_growth_per_s"] is None or st["queue_growth_per_s"] > 1e290

@@ -41,25 +41,39 @@ class CDPError(RuntimeError):
 class Browser:
     """One headless Chromium with one page; use as a context manager."""
 
-    def __init__(self, binary: str, width: int = 1440, height: int = 1000) -> None:
+    def __init__(self, binary: str, width: int = 1440, height: int = 1000, timeout: float = 60.0) -> None:
         self.profile = Path(tempfile.mkdtemp(prefix="servesim-chromium-"))
         self.proc = subprocess.Popen(
             [binary, *CHROMIUM_FLAGS, f"--user-data-dir={self.profile}", "--remote-debugging-port=0",
              "--remote-debugging-address=127.0.0.1", f"--window-size={width},{height}", "about:blank"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         self.width, self.height = width, height
+        self.timeout = timeout          # the longest wait for one command's reply
         self._stack = ExitStack()
         self._ids = itertools.count(1)
         try:
-            page = self._page_target(self._port(timeout=30.0), timeout=15.0)
+            page = self._page_target(self._port(timeout=timeout), timeout=timeout)
+            # No keepalive pings: a busy Chromium answers them late and the client would then close a
+            # healthy connection ("keepalive ping timeout"); every wait here has its own deadline.
             self.ws = self._stack.enter_context(connect(page["webSocketDebuggerUrl"], max_size=64 * 2**20,
-                                                        open_timeout=15))
+                                                        open_timeout=timeout, ping_interval=None))
             self.send("Page.enable")
             self.send("Runtime.enable")
             self.viewport(width, height)
         except BaseException:
             self.close()
             raise
+
+    @classmethod
+    def launch(cls, binary: str, attempts: int = 2, **kwargs: Any) -> Browser:
+        """A started browser; a start that fails (a slow first start on a fresh machine) is tried again."""
+        for attempt in range(1, attempts + 1):
+            try:
+                return cls(binary, **kwargs)
+            except (CDPError, OSError, TimeoutError):
+                if attempt == attempts:
+                    raise
+        raise AssertionError("unreachable")
 
     def _port(self, timeout: float) -> int:
         marker = self.profile / "DevToolsActivePort"
@@ -88,12 +102,17 @@ class Browser:
             time.sleep(0.1)
         raise CDPError("chromium has no page target")
 
-    def send(self, method: str, **params: Any) -> dict[str, Any]:
-        """Send one command and wait for its reply (events in between are dropped)."""
+    def send(self, method: str, timeout: float | None = None, **params: Any) -> dict[str, Any]:
+        """Send one command and wait for its reply (events in between are dropped), at most ``timeout`` s."""
+        limit = self.timeout if timeout is None else timeout
+        end = time.monotonic() + limit
         msg_id = next(self._ids)
         self.ws.send(json.dumps({"id": msg_id, "method": method, "params": params}))
         while True:
-            reply = json.loads(self.ws.recv(timeout=60))
+            try:
+                reply = json.loads(self.ws.recv(timeout=max(end - time.monotonic(), 0.001)))
+            except TimeoutError:
+                raise CDPError(f"chromium did not answer {method} within {limit:.0f} s") from None
             if reply.get("id") == msg_id:
                 if "error" in reply:
                     raise CDPError(f"{method}: {reply['error']}")
@@ -116,6 +135,11 @@ class Browser:
             time.sleep(interval)
         raise CDPError(f"timed out after {timeout:.0f} s waiting for: {expression[:120]}")
 
+    def next_frames(self, frames: int = 2) -> None:
+        """Return once the page has painted ``frames`` more animation frames (layout and charts caught up)."""
+        self.evaluate("new Promise(r => { let n = %d; const f = () => --n > 0 ? requestAnimationFrame(f) : r(1); "
+                      "requestAnimationFrame(f); })" % frames)
+
     def viewport(self, width: int, height: int) -> None:
         self.send("Emulation.setDeviceMetricsOverride", width=width, height=height, deviceScaleFactor=1, mobile=False)
 
@@ -124,7 +148,7 @@ class Browser:
 
     def screenshot(self, path: Path) -> None:
         """Save a PNG of the viewport."""
-        data = self.send("Page.captureScreenshot", format="png")["data"]
+        data = self.send("Page.captureScreenshot", timeout=2 * self.timeout, format="png")["data"]
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(base64.b64decode(data))
 

@@ -194,6 +194,16 @@ def test_calibration_missing_folder_is_an_error_not_an_exception(tmp_path):
     assert any("No measured kernels" in i.value for i in at.info)
 
 
+@pytest.mark.parametrize("page,key", [("calibration", "calib.root"), ("sweeps", "sweeps.path")])
+@pytest.mark.parametrize("path", ["a" * 5000, "/" + "b" * 300, "x\x00y"])
+def test_path_no_file_system_holds_is_an_error_not_an_exception(page, key, path):
+    """Found by the page fuzz: a 5,000-character folder name raised OSError (file name too long)."""
+    at = open_app(page)
+    at.text_input(key=key).set_value(path).run()
+    no_exception(at)
+    assert any("path" in e.value for e in at.sidebar.error), [e.value for e in at.sidebar.error]
+
+
 # ---------------------------------------------------------------- sweeps
 
 @pytest.fixture(scope="module")

@@ -10,6 +10,7 @@ import pytest
 
 from simulator.errors import InputError
 from simulator.workload import read_azure_trace, read_mooncake_trace, read_trace
+from simulator.workload import traces
 from simulator.workload.traces import detect_format
 
 from .helpers import FIXTURES, SHARED_TRACES, needs_shared_traces
@@ -183,3 +184,20 @@ def test_real_mooncake_blocks_cover_prompts() -> None:
     # ATTRIBUTION.md: about 36.6% of 512-token prefix blocks are reused in the conversation trace.
     reused = 1 - len(np.unique(t.block_ids)) / len(t.block_ids)  # type: ignore[arg-type]
     assert reused == pytest.approx(0.366, abs=0.01)
+
+
+def test_azure_csv_goes_through_the_input_reader(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Like JSONL traces: bounded size, UTF-8 with the bad byte's offset, a byte-order mark dropped."""
+    body = AZURE.read_bytes()
+    bom = tmp_path / "bom.csv"
+    bom.write_bytes(b"\xef\xbb\xbf" + body)                 # Excel's "CSV UTF-8" starts with a BOM
+    assert read_azure_trace(bom).prompt_tokens.tolist() == read_azure_trace(AZURE).prompt_tokens.tolist()
+    latin = tmp_path / "latin.csv"
+    latin.write_bytes(body + b"caf\xe9,1,2\n")
+    with pytest.raises(InputError, match=f"must be UTF-8 text \\(bad byte at offset {len(body) + 3}\\)"):
+        read_azure_trace(latin)
+    monkeypatch.setattr(traces, "MAX_TRACE_BYTES", 100)
+    big = tmp_path / "big.csv"                               # a new file: the reader caches by file
+    big.write_bytes(body)
+    with pytest.raises(InputError, match=f"the file has {len(body):,} bytes; at most 100 are read"):
+        read_azure_trace(big)
