@@ -63,7 +63,8 @@ MODELS = {
 }
 #: The sample's system names -> servesim GPU profiles.
 GPUS = {"h100_sxm": "h100-sxm", "h200_sxm": "h200-sxm", "b200_sxm": "b200", "gb200": "gb200",
-        "a100_sxm": "a100-sxm-80gb", "l40s": "l40s"}
+        "a100_sxm": "a100-sxm-80gb", "l40s": "l40s", "b300_sxm": "b300", "gb300": "gb300",
+        "rtx_pro_6000_server": "rtx-pro-6000-server"}
 #: The sample's GEMM quantisation -> servesim weight dtype (None: not modelled).
 WEIGHTS = {"fp8": "fp8", "fp8_block": "fp8", "bfloat16": "bf16", "float16": "fp16"}
 

@@ -23,14 +23,24 @@ PACKAGE_VERSION = "0.12.0"
 LICENSE = "Apache-2.0"
 #: servesim profile name -> the database's system folder (aiconfigurator_core/systems/<name>.yaml).
 GPU_DIRS = {"h100-sxm": "h100_sxm", "h200-sxm": "h200_sxm", "a100-sxm-80gb": "a100_sxm", "b200": "b200_sxm",
-            "gb200": "gb200", "l40s": "l40s"}
+            "gb200": "gb200", "l40s": "l40s", "b300": "b300_sxm", "gb300": "gb300",
+            "rtx-pro-6000-server": "rtx_pro_6000_server"}
+#: Database systems with GEMM and attention tables that no servesim profile takes, and why.
+UNMAPPED = {"b60": "Intel Arc Pro B60: Intel prints only an INT8 rate (197 TOPS), no BF16/FP16 matrix rate for the "
+                   "GEMM efficiency to be a fraction of, and the transfer rule that supplies memory-bound curves "
+                   "covers NVIDIA GPUs only"}
 ENGINES = ("vllm", "sglang", "trtllm")
 #: Streaming multiprocessors, for the tile models (the database does not record them).
 SMS = {"h100-sxm": 132, "h200-sxm": 132,          # our own meta.json (calibration/data/h100-sxm, h200-sxm)
        "a100-sxm-80gb": 108,                      # NVIDIA A100 Tensor Core GPU Architecture whitepaper (2020)
        "l40s": 142,                               # NVIDIA L40S datasheet / Ada Lovelace whitepaper (2023)
-       "b200": 148, "gb200": 148}                 # 74 of 80 SMs per die x 2 (Chips and Cheese, "Nvidia's B200",
+       "b200": 148, "gb200": 148,                 # 74 of 80 SMs per die x 2 (Chips and Cheese, "Nvidia's B200",
 #                                                   2025-12-15; hmc-tech.com B200 vs GB200 spec table, 2026)
+       "b300": 148, "gb300": 152,                 # CUDA device properties (multiProcessorCount) of B300 SXM6 and
+#                                                   GB300 NVL72 GPUs as recorded in public profiler traces and kernel
+#                                                   qualification tables (2026); NVIDIA publishes no SM count
+       "rtx-pro-6000-server": 188}                # 24,064 CUDA cores / 128 per SM (NVIDIA RTX PRO 6000 Blackwell
+#                                                   Server Edition product page; 752 Tensor Cores = 4 per SM)
 TABLES = {"gemm": ("gemm", "gemm_perf.parquet"),
           "context": ("attention", "context_attention_perf.parquet"),
           "generation": ("attention", "generation_attention_perf.parquet"),

@@ -18,7 +18,9 @@ from calibration.io import SCHEMAS, as_float, read_rows
 from calibration.kerneldb import export as ex
 from calibration.kerneldb.cli import main as cli_main
 from calibration.kerneldb.overlay import Job, fit_job
-from calibration.kerneldb.source import locate, read_table
+from calibration.kerneldb.source import ENGINES, GPU_DIRS, SMS, UNMAPPED, locate, read_table
+from calibration.profiles import measured_gpus
+from simulator.catalog.gpus import list_gpus, load_gpu
 from simulator.catalog.kernels import available_kernel_profiles, load_kernel_profile
 
 DEV = "NVIDIA H100 80GB HBM3"
@@ -163,3 +165,40 @@ def test_refit_of_a_small_table_matches_the_committed_file() -> None:
     assert doc["provenance"]["tables"][0]["sha256"] == committed.provenance.tables[0].sha256
     assert doc["efficiency"]["curves"]["gemm_bf16"] == committed.efficiency.curves["gemm_bf16"].model_dump()
     assert doc["fit_report"]["gemm_bf16"] == committed.fit_report["gemm_bf16"]
+
+
+def test_every_mapped_gpu_is_a_calibrated_profile_with_sms_and_overlays() -> None:
+    """Each GPU the database maps to has a profile, an SM count for the tile models and all three
+    committed engine overlays, and, unless we measured it ourselves, is calibrated from the database."""
+    own = set(measured_gpus())
+    for gpu, system in GPU_DIRS.items():
+        assert gpu in list_gpus() and SMS.get(gpu, 0) > 0, gpu
+        for engine in ENGINES:
+            k = load_kernel_profile(gpu, engine)
+            assert k is not None and all(t.path.startswith(f"systems/data/{system}/") for t in k.provenance.tables)
+        eff = load_gpu(gpu).efficiency
+        assert eff.status == "calibrated", gpu
+        if gpu not in own:
+            assert f"systems/data/{system}/" in eff.source and "aiconfigurator-core 0.12.0" in eff.source, gpu
+
+
+def _has(system: Path, op: str, name: str) -> bool:
+    return any(system.glob(f"{op}/*/*/{name}"))
+
+
+@pytest.mark.skipif(importlib.util.find_spec("aiconfigurator_core") is None,
+                    reason="aiconfigurator-core is not installed (pip install 'servesim[kerneldb]')")
+def test_every_database_system_with_gemm_and_attention_tables_maps_to_a_calibrated_profile() -> None:
+    data = locate().root / "systems" / "data"
+    systems = sorted(d.name for d in data.iterdir() if d.is_dir() and _has(d, "gemm", "gemm_perf.parquet")
+                     and _has(d, "attention", "context_attention_perf.parquet")
+                     and _has(d, "attention", "generation_attention_perf.parquet"))
+    assert len(systems) >= 6                                  # 0.12.0 holds ten such systems
+    mapped = {system: gpu for gpu, system in GPU_DIRS.items()}
+    assert set(UNMAPPED) <= set(systems) and not set(UNMAPPED) & set(mapped)
+    for system in systems:
+        if system in UNMAPPED:
+            continue
+        assert system in mapped, f"{system}: add it to GPU_DIRS (with a profile) or to UNMAPPED with the reason"
+        eff = load_gpu(mapped[system]).efficiency
+        assert eff.status == "calibrated", system

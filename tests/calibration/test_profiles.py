@@ -41,7 +41,7 @@ def test_transfer_rule_picks_nearest_bandwidth_and_skips_other_vendors():
 
 
 def test_database_gpus_take_gemm_and_attention_from_the_vllm_overlay():
-    for g in ("a100-sxm-80gb", "b200", "gb200", "l40s"):
+    for g in ("a100-sxm-80gb", "b200", "gb200", "l40s", "b300", "gb300", "rtx-pro-6000-server"):
         k = load_kernel_profile(g, DB_ENGINE)
         assert k is not None, g
         eff = load_gpu(g).efficiency
