@@ -32,9 +32,12 @@ import numpy as np
 import pandas as pd
 
 from simulator.catalog.engines import load_engine
+from simulator.catalog.gpus import load_gpu
+from simulator.catalog.models import load_model
 from simulator.config.loader import scenario_from_dict
 from simulator.engine.simulate import simulate
 from simulator.errors import ServesimError
+from simulator.perf.memory import kv_bytes_per_token_per_gpu, weight_bytes_per_gpu
 
 TABLE = Path(__file__).resolve().parent / "data" / "published" / "trtllm-perf-overview-v1.0.csv"
 
@@ -59,6 +62,20 @@ def scenario_of(row: dict[str, Any], engine: str, kv_dtype: str = "bf16") -> dic
             "workload": {"arrival": {"process": "offline"}, "requests": int(row["requests"]),
                          "prompt_tokens": {"dist": "fixed", "value": int(row["isl"])},
                          "output_tokens": {"dist": "fixed", "value": int(row["osl"])}}}
+
+
+def decode_bound(row: dict[str, Any], kv_dtype: str) -> float:
+    """An upper bound on output tokens/s that needs no simulation: every decode step reads the weights
+    and the running requests' KV cache through HBM at the datasheet bandwidth, the KV cache fills all
+    memory the weights leave free, and each request holds prompt + half its output on average (compute,
+    prefill and every overhead ignored). A published figure above it rules that KV format out."""
+    model, gpu, tp = load_model(row["model"]), load_gpu(row["gpu"]), int(row["tp"])
+    weights = weight_bytes_per_gpu(model, "fp8", tp)
+    free = gpu.memory_bytes - weights
+    per_request = kv_bytes_per_token_per_gpu(model, kv_dtype, tp) * (int(row["isl"]) + int(row["osl"]) / 2)
+    running = free / per_request
+    step_s = (weights + free) / gpu.memory_bandwidth
+    return running / step_s
 
 
 def predict(args: tuple[dict[str, Any], str, str]) -> dict[str, Any]:
@@ -86,6 +103,8 @@ def compare(table: pd.DataFrame, engine: str, workers: int = 2, kv_dtype: str = 
         out = [predict(j) for j in jobs]
     df = pd.DataFrame(out)
     df["err"] = df["pred_tps"] / df["output_tps"] - 1
+    df["bound_bf16_kv"] = [decode_bound(r, "bf16") for r in table.to_dict(orient="records")]
+    df["bf16_kv_possible"] = df["output_tps"] <= df["bound_bf16_kv"]
     return df
 
 
@@ -115,9 +134,12 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     df = compare(read_table(a.table), a.engine, a.workers, a.kv_dtype)
     pd.set_option("display.width", 200)
-    cols = ["model", "gpu", "tp", "isl", "osl", "output_tps", "pred_tps", "err", "preemptions", "error"]
+    cols = ["model", "gpu", "tp", "isl", "osl", "output_tps", "pred_tps", "err", "bound_bf16_kv", "preemptions",
+            "error"]
     print(df[cols].to_string(index=False, float_format=lambda v: f"{v:.3g}"))
     print(summary(df).to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    over = int((~df["bf16_kv_possible"]).sum())
+    print(f"{over} of {len(df)} published figures exceed the HBM-bandwidth bound of a bf16 KV cache")
     if a.out:
         a.out.mkdir(parents=True, exist_ok=True)
         df.to_csv(a.out / "rows.csv", index=False)

@@ -83,3 +83,18 @@ def test_offline_rows_become_offline_scenarios(tmp_path) -> None:
     assert s["deployment"]["weight_dtype"] == "fp8" and s["deployment"]["kv_dtype"] == "bf16"
     out = offline_check.predict((row, "trtllm", "bf16"))
     assert out["error"] == "" and out["pred_tps"] > 0
+
+
+def test_decode_bound_by_hand() -> None:
+    # Llama-3.1-8B fp8 on one H100: 8.03e9 weight bytes, 128 KiB of bf16 KV per token, 80 GiB of HBM at
+    # 3.35 TB/s; 128-token prompts and 2048-token outputs hold 1152 tokens each on average.
+    row = {"model": "llama-3.1-8b", "gpu": "h100-sxm", "tp": 1, "isl": 128, "osl": 2048}
+    from simulator.catalog.models import load_model
+    from simulator.perf.memory import weight_bytes_per_gpu
+    w = weight_bytes_per_gpu(load_model("llama-3.1-8b"), "fp8", 1)
+    free = 80 * 2**30 - w
+    running = free / (32 * 8 * 128 * 2 * 2 * 1152)
+    expect = running / (80 * 2**30 / 3.35e12)
+    assert offline_check.decode_bound(row, "bf16") == pytest.approx(expect)
+    assert 19e3 < expect < 21e3                        # below the 22,714 tokens/s TensorRT-LLM published
+    assert offline_check.decode_bound(row, "fp8") == pytest.approx(2 * expect)
