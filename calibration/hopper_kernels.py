@@ -317,25 +317,30 @@ PARTS = {"cudnn": lambda r: run_attention(r, "cudnn"), "kvcat": run_kvcat,
          "flash": lambda r: run_attention(r, "flash"), "fp8": run_fp8}
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def run_parts(argv: list[str] | None, doc: str | None, parts: dict[str, Any], tag: str, bench: bool = True) -> int:
+    """The command line of a Hopper measurement script: OUT folder, --parts (comma-separated keys of
+    ``parts``, each a function of the :class:`Runner`) and --deadline-s; writes the device's meta first."""
+    ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("out")
-    ap.add_argument("--parts", default="cudnn,kvcat,flash,fp8")
+    ap.add_argument("--parts", default=",".join(parts))
     ap.add_argument("--deadline-s", type=float, default=480.0)
     a = ap.parse_args(argv)
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
-    r = Runner(out, a.deadline_s)
-    meta = device_meta()
-    meta["command"] = " ".join(sys.argv)
-    (out / f"meta-{time.strftime('%H%M%S')}.json").write_text(json.dumps(meta, indent=1))
+    r = Runner(out, a.deadline_s, bench=bench)
+    meta = {**device_meta(), "command": " ".join(sys.argv)}
+    (out / f"meta-{tag}{time.strftime('%H%M%S')}.json").write_text(json.dumps(meta, indent=1))
     r.log(json.dumps(meta))
     for part in a.parts.split(","):
         try:
-            PARTS[part](r)
+            parts[part](r)
         except Exception as exc:   # a broken part must not cost the others their device time
             r.log(f"part {part} failed: {type(exc).__name__}: {exc}")
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_parts(argv, __doc__, PARTS, "")
 
 
 if __name__ == "__main__":

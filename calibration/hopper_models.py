@@ -21,14 +21,12 @@ per-kernel-name totals of one decode point per model into ``hopper_model_kernels
 """
 from __future__ import annotations
 
-import argparse
 import gc
-import json
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
+from .hopper_kernels import run_parts
 from .io import CsvLog, Schema, percentiles
 
 SOURCE_NOTE = "config values as in simulator/catalog/models/<name>.yaml"
@@ -211,24 +209,8 @@ def run_part(r: Any, part: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .hopper_kernels import Runner, device_meta
-
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("out")
-    ap.add_argument("--parts", default="moe,mla,dense")
-    ap.add_argument("--deadline-s", type=float, default=480.0)
-    a = ap.parse_args(argv)
-    out = Path(a.out)
-    out.mkdir(parents=True, exist_ok=True)
-    r = Runner(out, a.deadline_s, bench=False)
-    meta = {**device_meta(), "command": " ".join(sys.argv)}
-    (out / f"meta-models-{time.strftime('%H%M%S')}.json").write_text(json.dumps(meta, indent=1))
-    for part in a.parts.split(","):
-        try:
-            run_part(r, part)
-        except Exception as exc:   # a broken part must not cost the others their device time
-            r.log(f"part {part} failed: {type(exc).__name__}: {exc}")
-    return 0
+    parts = {p: (lambda r, p=p: run_part(r, p)) for p in ("moe", "mla", "dense")}
+    return run_parts(argv, __doc__, parts, "models-", bench=False)
 
 
 if __name__ == "__main__":

@@ -7,10 +7,21 @@ from contextlib import contextmanager
 from typing import Any
 
 import pytest
+from hypothesis import strategies as st
 
 from simulator.config import scenario_from_dict
 from simulator.native import NATIVE_ENV
 from simulator.engine.simulate import SimulationResult, simulate
+
+
+def uniform_workload(rate: float, requests: int, prompt_high: int, output_high: int) -> dict[str, Any]:
+    """Hypothesis strategies for a random Poisson workload with uniform prompt and output lengths,
+    as dotted scenario keys."""
+    def lengths(low: int, high: int):  # noqa: ANN202
+        return st.fixed_dictionaries({"dist": st.just("uniform"), "low": st.integers(1, low),
+                                      "high": st.integers(low, high)})
+    return {"workload.arrival.rate": st.floats(0.5, rate), "workload.requests": st.integers(1, requests),
+            "workload.prompt_tokens": lengths(64, prompt_high), "workload.output_tokens": lengths(8, output_high)}
 
 
 def make_scenario(**over: Any):

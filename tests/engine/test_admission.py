@@ -10,17 +10,12 @@ from hypothesis import strategies as st
 from simulator.engine.simulate import simulate
 from simulator.engine.state import DONE, REJECTED
 
-from .conftest import make_scenario
+from .conftest import make_scenario, uniform_workload
 
 ENGINES = ("fused", "vllm", "sglang", "trtllm")
 
 workloads = st.fixed_dictionaries({
-    "workload.arrival.rate": st.floats(0.5, 80.0),
-    "workload.requests": st.integers(1, 100),
-    "workload.prompt_tokens": st.fixed_dictionaries({"dist": st.just("uniform"), "low": st.integers(1, 64),
-                                                     "high": st.integers(64, 3000)}),
-    "workload.output_tokens": st.fixed_dictionaries({"dist": st.just("uniform"), "low": st.integers(1, 8),
-                                                     "high": st.integers(8, 600)}),
+    **uniform_workload(rate=80.0, requests=100, prompt_high=3000, output_high=600),
     "deployment.batching.max_batch_size": st.integers(1, 64),
     "deployment.batching.max_batched_tokens": st.integers(64, 4096),
     "deployment.batching.chunked_prefill": st.booleans(),
