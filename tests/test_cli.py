@@ -24,7 +24,8 @@ def test_run_json_has_the_documented_keys(capsys):
                 "goodput_requests_per_s", "slo_attainment", "preemptions", "mfu", "mbu"):
         assert key in s
     for key in ("ttft_s", "tpot_s", "itl_s", "e2e_s"):
-        assert set(s[key]) == {"mean", "p50", "p90", "p99"}
+        assert set(s[key]) == {"mean", "median", "std", "min", "max", "p50", "p90", "p95", "p99", "p99.9"}
+        assert s[key]["min"] <= s[key]["median"] == s[key]["p50"] <= s[key]["max"]
         assert s[key]["p50"] <= s[key]["p90"] <= s[key]["p99"]
     assert s["requests"] == 60 and s["completed"] == 60
     assert 0 < s["mfu"] < 1 and 0 < s["mbu"] < 1

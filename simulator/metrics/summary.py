@@ -12,27 +12,44 @@ from ..engine.state import DONE, REJECT_REASONS, REJECTED, SERVED_BY
 if TYPE_CHECKING:
     from ..engine.simulate import SimulationResult
 
-PCTS = (50, 90, 99)
+#: Percentiles every latency block reports by default (``servesim run --percentiles`` changes them).
+PCTS: tuple[float, ...] = (50, 90, 95, 99, 99.9)
 ITL_POINTS = 8  # representative step durations sampled per decode run
 
 
-def stats(x: np.ndarray, w: np.ndarray | None = None) -> dict[str, float | None]:
-    """mean, p50, p90, p99 (weighted if ``w``); None for an empty array."""
+def pct_key(p: float) -> str:
+    """The key of percentile ``p``: ``p50``, ``p99.9`` (vLLM's ``p_word`` rule: integers lose the ``.0``)."""
+    return f"p{int(p)}" if float(p).is_integer() else f"p{p}"
+
+
+def stats(x: np.ndarray, w: np.ndarray | None = None,
+          pcts: tuple[float, ...] = PCTS) -> dict[str, float | None]:
+    """mean, median, std, min, max and the ``pcts`` percentiles (weighted if ``w``); None when empty.
+
+    ``std`` is the population standard deviation (numpy's default, as ``vllm bench serve`` reports);
+    unweighted percentiles interpolate linearly (``np.percentile``), weighted ones take the first
+    sample whose cumulative weight reaches the percentile."""
     x = np.asarray(x, dtype=float)
     ok = ~np.isnan(x)
     if w is not None:
         w = np.asarray(w, dtype=float)[ok]
     x = x[ok]
+    keys = ("mean", "median", "std", "min", "max", *(pct_key(p) for p in pcts))
     if not len(x) or (w is not None and w.sum() <= 0):
-        return {"mean": None, "p50": None, "p90": None, "p99": None}
+        return dict.fromkeys(keys)
     if w is None:
-        ps = np.percentile(x, PCTS)
-        return {"mean": float(x.mean()), **{f"p{p}": float(v) for p, v in zip(PCTS, ps)}}
-    order = np.argsort(x)
-    xs, cw = x[order], np.cumsum(w[order])
-    cw /= cw[-1]
-    ps = [xs[min(len(xs) - 1, int(np.searchsorted(cw, p / 100.0)))] for p in PCTS]
-    return {"mean": float(np.average(x, weights=w)), **{f"p{p}": float(v) for p, v in zip(PCTS, ps)}}
+        mean, ps = float(x.mean()), np.percentile(x, (50, *pcts))
+        std = float(x.std())
+    else:
+        order = np.argsort(x)
+        xs, cw = x[order], np.cumsum(w[order])
+        cw /= cw[-1]
+        ps = [xs[min(len(xs) - 1, int(np.searchsorted(cw, p / 100.0)))] for p in (50, *pcts)]
+        mean = float(np.average(x, weights=w))
+        std = float(np.sqrt(np.average((x - mean) ** 2, weights=w)))
+        x = x[w > 0]
+    vals = (mean, float(ps[0]), std, float(x.min()), float(x.max()), *(float(v) for v in ps[1:]))
+    return dict(zip(keys, vals))
 
 
 def per_request(res: "SimulationResult") -> pd.DataFrame:
@@ -182,15 +199,22 @@ def rejected_by_reason(df: pd.DataFrame) -> dict[str, int]:
     return {str(k): int(v) for k, v in reasons.value_counts().items()}
 
 
-def summarize(res: "SimulationResult", df: pd.DataFrame | None = None) -> dict[str, Any]:
-    """The summary object printed by ``servesim run --json``."""
+def summarize(res: "SimulationResult", df: pd.DataFrame | None = None,
+              percentiles: tuple[float, ...] = ()) -> dict[str, Any]:
+    """The summary object printed by ``servesim run --json``; latency blocks carry the default
+    percentiles and ``percentiles`` (e.g. ``(99.9,)``) besides."""
     df = per_request(res) if df is None else df
+    pcts = tuple(sorted(set(PCTS) | {float(p) for p in percentiles}))
+
+    def st(x: np.ndarray, w: np.ndarray | None = None) -> dict[str, float | None]:
+        return stats(x, w, pcts)
     s = res.steps
     done = df["finished"].to_numpy()
     start = float(np.nanmin(df["arrival_s"])) if len(df) else 0.0
     end = float(np.nanmax(df["arrival_s"] + df["e2e_s"])) if done.any() else start
     dur = max(end - start, 1e-12)
     out_tok = float(df.loc[done, "output_tokens"].sum())
+    tpot = df.loc[done, "tpot_s"].to_numpy()
     in_tok = float(df.loc[done, "prompt_tokens"].sum())
     itl_v, itl_w = itl_samples(s)
     d = res.scenario.deployment
@@ -210,16 +234,20 @@ def summarize(res: "SimulationResult", df: pd.DataFrame | None = None) -> dict[s
         "throughput_requests_per_s": float(done.sum()) / dur,
         "throughput_output_tokens_per_s": out_tok / dur,
         "throughput_input_tokens_per_s": in_tok / dur,
-        "ttft_s": stats(df.loc[done, "ttft_s"].to_numpy()),
-        "tpot_s": stats(df.loc[done, "tpot_s"].to_numpy()),
-        "itl_s": stats(itl_v, itl_w),
-        "e2e_s": stats(df.loc[done, "e2e_s"].to_numpy()),
-        "queue_s": stats(df.loc[done, "queue_s"].to_numpy()),
+        "throughput_total_tokens_per_s": (in_tok + out_tok) / dur,
+        "ttft_s": st(df.loc[done, "ttft_s"].to_numpy()),
+        "tpot_s": st(tpot),
+        "itl_s": st(itl_v, itl_w),
+        "e2e_s": st(df.loc[done, "e2e_s"].to_numpy()),
+        "queue_s": st(df.loc[done, "queue_s"].to_numpy()),
+        "output_tokens_per_s_per_user": st(1.0 / tpot[tpot > 0]),
+        "percentiles": list(pcts),
+        "slos": {k: v for k, v in res.scenario.slo.model_dump().items() if v is not None},
         "goodput_requests_per_s": n_ok / dur,
         "slo_attainment": n_ok / max(len(df), 1),
         "preemptions": int(df["preemptions"].sum()),
-        "itl_request_p50_s": stats(df.loc[done, "itl_p50_s"].to_numpy()),
-        "itl_request_p99_s": stats(df.loc[done, "itl_p99_s"].to_numpy()),
+        "itl_request_p50_s": st(df.loc[done, "itl_p50_s"].to_numpy()),
+        "itl_request_p99_s": st(df.loc[done, "itl_p99_s"].to_numpy()),
         "gpus": int(gpus),
         "mfu": float(s["flops"].sum()) / (dur * peak),
         "mbu": float(s["bytes"].sum()) / (dur * bw),

@@ -72,3 +72,29 @@ def test_arrivals_near_the_smallest_floats_give_a_verdict_not_a_linalg_error():
     assert st["stable"] is False and st["queue_s_at_end_of_arrivals"] > 1.0
     # the queue grew by seconds over a window of about 1e-298 s
     assert st["queue_growth_per_s"] is None or st["queue_growth_per_s"] > 1e290
+
+
+def test_stats_match_numpy_and_weights_repeat_samples():
+    from simulator.metrics.summary import stats
+    x = np.array([3.0, 1.0, 4.0, 1.0, 5.0, 9.0, 2.0, 6.0])
+    s = stats(x, pcts=(50, 95, 99.9))
+    assert s["mean"] == pytest.approx(x.mean()) and s["std"] == pytest.approx(x.std())
+    assert (s["min"], s["max"]) == (1.0, 9.0) and s["median"] == pytest.approx(np.median(x))
+    assert s["p99.9"] == pytest.approx(np.percentile(x, 99.9)) and "p90" not in s
+    # integer weights act as repeated samples
+    w = np.array([1, 2, 1, 1, 3, 1, 1, 1], dtype=float)
+    sw, rep = stats(x, w), np.repeat(x, w.astype(int))
+    assert sw["mean"] == pytest.approx(rep.mean()) and sw["std"] == pytest.approx(rep.std())
+    assert sw["max"] == 9.0 and stats(np.array([]))["p99.9"] is None
+
+
+def test_total_throughput_and_per_user_rate():
+    res = _run()
+    df = per_request(res)
+    s = summarize(res, df, percentiles=(99.9,))
+    assert s["throughput_total_tokens_per_s"] == pytest.approx(
+        s["throughput_input_tokens_per_s"] + s["throughput_output_tokens_per_s"])
+    tpot = df["tpot_s"].to_numpy()
+    assert s["output_tokens_per_s_per_user"]["mean"] == pytest.approx(np.nanmean(1 / tpot))
+    assert "p99.9" in s["ttft_s"] and s["percentiles"][-1] == 99.9
+    assert s["slos"] == {"ttft_s": 2.0, "tpot_s": 0.1}
