@@ -44,9 +44,13 @@ def format_summary(s: dict[str, Any]) -> str:
     def ms(block: dict[str, float | None]) -> str:
         return "  ".join(f"{k} {v * 1e3:9.1f}" if v is not None else f"{k}      n/a" for k, v in block.items())
 
+    w = s.get("window") or {}
     lines = [
         f"requests      {s['requests']} ({s['completed']} completed, {s['rejected']} rejected)"
         f" over {s['duration_s']:.1f} s",
+        f"window        {w.get('start_s', 0.0):.1f} s to {w.get('end_s', 0.0):.1f} s; "
+        + (f"the first {w['warmup_requests']} requests were warm-up, left out of every metric"
+           if w.get("warmup_requests") else "no warm-up requests"),
         f"throughput    {s['throughput_requests_per_s']:.2f} req/s, "
         f"{s['throughput_output_tokens_per_s']:.0f} output tok/s, {s['throughput_input_tokens_per_s']:.0f} input tok/s",
         f"goodput       {s['goodput_requests_per_s']:.2f} req/s meeting the SLOs "

@@ -75,6 +75,8 @@ def per_request(res: "SimulationResult") -> pd.DataFrame:
         ok &= e2e <= slo.e2e_s
     reasons = np.asarray(REJECT_REASONS, dtype=object)[r.reject_reason]
     p50, p99 = res.request_itl()
+    warm = np.zeros(r.n, dtype=bool)
+    warm[np.argsort(r.arrival, kind="stable")[:res.scenario.workload.warmup(r.n)]] = True
     return pd.DataFrame({
         "request": np.arange(r.n), "replica": r.replica, "arrival_s": r.arrival,
         "queue_s": r.first_sched - r.arrival, "ttft_s": ttft, "tpot_s": tpot, "e2e_s": e2e,
@@ -84,7 +86,8 @@ def per_request(res: "SimulationResult") -> pd.DataFrame:
         "prefill_tokens_computed": r.prefill_computed, "preemptions": r.preemptions,
         "cached_prompt_tokens": r.first_cached, "kv_transfer_s": r.kv_transfer_s,
         "served_by": np.asarray(SERVED_BY, dtype=object)[r.served_by],
-        "finished": done, "rejected": r.status == REJECTED, "reject_reason": reasons, "meets_slo": ok})
+        "finished": done, "rejected": r.status == REJECTED, "reject_reason": reasons, "meets_slo": ok,
+        "warmup": warm})
 
 
 def itl_samples(steps: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
@@ -108,10 +111,10 @@ def time_series(res: "SimulationResult") -> pd.DataFrame:
                          "step_s": s["dt_first"]})
 
 
-def _capacity(res: "SimulationResult") -> np.ndarray | int:
-    """KV blocks of the replica of each step-log row."""
+def _capacity(res: "SimulationResult", steps: dict[str, np.ndarray] | None = None) -> np.ndarray | int:
+    """KV blocks of the replica of each step-log row (of ``steps``, default the whole log)."""
     caps = res.kv_blocks_by_replica
-    return caps[res.steps["replica"]] if len(caps) else res.kv_blocks
+    return caps[(res.steps if steps is None else steps)["replica"]] if len(caps) else res.kv_blocks
 
 
 def features(res: "SimulationResult", df: pd.DataFrame) -> dict[str, Any]:
@@ -193,6 +196,24 @@ def growth_slope(x: np.ndarray, y: np.ndarray) -> float | None:
     return slope if np.isfinite(slope) else None
 
 
+def window_steps(steps: dict[str, np.ndarray], start: float, end: float) -> dict[str, np.ndarray]:
+    """The step log cut to the window [start, end]: rows outside dropped, a row (a decode run) that
+    straddles an edge keeps its overlapping share of time, FLOPs, bytes and decode steps."""
+    t0, t1 = steps["t_start"], steps["t_end"]
+    span = t1 - t0
+    lo, hi = np.maximum(t0, start), np.minimum(t1, end)
+    frac = np.where(span > 0, np.clip(hi - lo, 0.0, None) / np.where(span > 0, span, 1.0),
+                    ((t0 >= start) & (t0 <= end)).astype(float))
+    keep = frac > 0
+    out = {k: v[keep] for k, v in steps.items()}
+    f = frac[keep]
+    out["t_start"], out["t_end"] = lo[keep], np.maximum(hi[keep], lo[keep])
+    for k in ("flops", "bytes"):
+        out[k] = steps[k][keep] * f
+    out["steps"] = np.maximum(np.round(steps["steps"][keep] * f), 1).astype(steps["steps"].dtype)
+    return out
+
+
 def rejected_by_reason(df: pd.DataFrame) -> dict[str, int]:
     """Rejected requests counted per reason (only reasons that occurred)."""
     reasons = df.loc[df["rejected"].to_numpy(), "reject_reason"]
@@ -208,11 +229,14 @@ def summarize(res: "SimulationResult", df: pd.DataFrame | None = None,
 
     def st(x: np.ndarray, w: np.ndarray | None = None) -> dict[str, float | None]:
         return stats(x, w, pcts)
-    s = res.steps
+    n_warm = int(df["warmup"].sum()) if "warmup" in df else 0
+    if n_warm:
+        df = df.loc[~df["warmup"].to_numpy()]
     done = df["finished"].to_numpy()
     start = float(np.nanmin(df["arrival_s"])) if len(df) else 0.0
     end = float(np.nanmax(df["arrival_s"] + df["e2e_s"])) if done.any() else start
     dur = max(end - start, 1e-12)
+    s = window_steps(res.steps, start, end) if n_warm else res.steps
     out_tok = float(df.loc[done, "output_tokens"].sum())
     tpot = df.loc[done, "tpot_s"].to_numpy()
     in_tok = float(df.loc[done, "prompt_tokens"].sum())
@@ -224,13 +248,14 @@ def summarize(res: "SimulationResult", df: pd.DataFrame | None = None,
     n_rep = max(d.replicas, len(res.kv_blocks_by_replica))
     # a step's time covers all pipeline stages in turn, so each stage's GPUs are busy 1/pp of it
     busy = np.bincount(s["replica"], weights=s["t_end"] - s["t_start"], minlength=n_rep) / dur / max(d.pp, 1)
-    kv_frac = s["kv_blocks"] / _capacity(res)
+    kv_frac = s["kv_blocks"] / _capacity(res, s)
     n_ok = int(df["meets_slo"].sum())
     return {
         "scenario": res.scenario.name or None,
         "requests": int(len(df)), "completed": int(done.sum()), "rejected": int(df["rejected"].sum()),
         "rejected_by_reason": rejected_by_reason(df),
         "duration_s": dur,
+        "window": {"start_s": start, "end_s": end, "warmup_requests": n_warm},
         "throughput_requests_per_s": float(done.sum()) / dur,
         "throughput_output_tokens_per_s": out_tok / dur,
         "throughput_input_tokens_per_s": in_tok / dur,

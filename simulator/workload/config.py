@@ -252,6 +252,9 @@ class WorkloadConfig(_Strict):
 
     arrival: ArrivalConfig
     requests: int | None = Field(default=None, ge=1, description="number of requests")
+    warmup_requests: int | None = Field(
+        default=None, ge=0, description="earliest-arriving requests left out of the metrics (default: the "
+                                        "concurrency for a closed loop, capped at half the requests; else 0)")
     prompt_tokens: LengthConfig | None = None
     output_tokens: LengthConfig | None = None
     prefix: SharedPrefix | None = None
@@ -263,6 +266,8 @@ class WorkloadConfig(_Strict):
             raise ValueError(f"sessions cannot be combined with arrival.process {self.arrival.process}")
         if self.prefix is not None and isinstance(self.arrival, TraceArrival):
             raise ValueError("prefix cannot be combined with a trace (Mooncake traces carry their own hash_ids)")
+        if self.warmup_requests and self.requests is not None and self.warmup_requests >= self.requests:
+            raise ValueError(f"warmup_requests ({self.warmup_requests}) must be less than requests ({self.requests})")
         if isinstance(self.arrival, TraceArrival):
             return self
         missing = [k for k in ("requests", "prompt_tokens", "output_tokens") if getattr(self, k) is None]
@@ -271,3 +276,11 @@ class WorkloadConfig(_Strict):
                 f"{', '.join(missing)} required when arrival.process is {self.arrival.process} (optional only for trace)"
             )
         return self
+
+    def warmup(self, n: int) -> int:
+        """Requests (of ``n``) that warm the system up and stay out of the metrics."""
+        if self.warmup_requests is not None:
+            return min(self.warmup_requests, max(n - 1, 0))
+        if isinstance(self.arrival, ClosedLoopArrival):
+            return min(self.arrival.concurrency, n // 2)
+        return 0
