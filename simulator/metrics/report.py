@@ -39,13 +39,51 @@ def _stable(st: dict[str, Any]) -> str:
     return f"NO: {st['reason']}" if st.get("reason") else "NO: the queue grew while requests arrived (overload)"
 
 
+def duration(v: float | None) -> str:
+    """Seconds as a readable duration: 850 us, 12.3 ms, 4.56 s, 3.2 min, 1.5 h."""
+    if v is None:
+        return "n/a"
+    a = abs(v)
+    if a < 1e-3:
+        return f"{v * 1e6:.0f} us"
+    if a < 1.0:
+        return f"{v * 1e3:.1f} ms"
+    if a < 120.0:
+        return f"{v:.2f} s"
+    if a < 7200.0:
+        return f"{v / 60:.1f} min"
+    return f"{v / 3600:.1f} h"
+
+
+def header(s: dict[str, Any]) -> list[str]:
+    """What ran: model, GPUs, engine, parallelism, precision, arrivals and offered rate, SLOs."""
+    u = s.get("setup")
+    if not u:
+        return []
+    load = (f"closed loop, {u['concurrency']} clients" if u.get("concurrency")
+            else f"{u['arrival']}" + (f" at {u['offered_rate']:.3g} req/s offered" if u.get("offered_rate") else ""))
+    slos = ", ".join(f"{k.removesuffix('_s').upper()} <= {duration(v)}" for k, v in (s.get("slos") or {}).items())
+    return [f"model         {u['model']} on {u['gpus']} x {u['gpu']} ({u['engine']} engine, TP{u['tp']} PP{u['pp']}, "
+            f"{u['replicas']} replica{'s' if u['replicas'] != 1 else ''}; weights {u['weight_dtype']}, KV {u['kv_dtype']})",
+            f"load          {load}", f"SLOs          {slos or 'none'}"]
+
+
+def verdict(s: dict[str, Any]) -> str:
+    """Offered against achieved rate, and whether the system kept up."""
+    r = s.get("rate") or {}
+    if r.get("kept_up") is None:
+        return "rate          n/a (no arrival span: offline or too few requests)"
+    line = f"rate          offered {r['offered_rate']:.3g} req/s, completed {r['achieved_rate']:.3g} req/s (second half of arrivals)"
+    return line + (": kept up" if r["kept_up"] else ": DID NOT KEEP UP, the backlog grew (overloaded)")
+
+
 def format_summary(s: dict[str, Any]) -> str:
     """A readable multi-line summary for the terminal."""
     def ms(block: dict[str, float | None]) -> str:
-        return "  ".join(f"{k} {v * 1e3:9.1f}" if v is not None else f"{k}      n/a" for k, v in block.items())
+        return "  ".join(f"{k} {duration(block.get(k)):>9}" for k in ("mean", "p50", "p90", "p99", "max"))
 
     w = s.get("window") or {}
-    lines = [
+    lines = [*header(s), verdict(s),
         f"requests      {s['requests']} ({s['completed']} completed, {s['rejected']} rejected)"
         f" over {s['duration_s']:.1f} s",
         f"window        {w.get('start_s', 0.0):.1f} s to {w.get('end_s', 0.0):.1f} s; "
@@ -55,7 +93,7 @@ def format_summary(s: dict[str, Any]) -> str:
         f"{s['throughput_output_tokens_per_s']:.0f} output tok/s, {s['throughput_input_tokens_per_s']:.0f} input tok/s",
         f"goodput       {s['goodput_requests_per_s']:.2f} req/s meeting the SLOs "
         f"(attainment {s['slo_attainment']:.1%})",
-        "latency in milliseconds:",
+        "latency:",
         f"  TTFT        {ms(s['ttft_s'])}",
         f"  TPOT        {ms(s['tpot_s'])}",
         f"  ITL         {ms(s['itl_s'])}",

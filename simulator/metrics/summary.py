@@ -183,6 +183,37 @@ def stability(res: "SimulationResult", df: pd.DataFrame) -> dict[str, Any]:
     return out
 
 
+def keeping_up(df: pd.DataFrame) -> dict[str, Any]:
+    """Offered against achieved rate over the second half of the arrival span (requests per second).
+
+    Once warm, a system that keeps up completes requests as fast as they arrive, whatever its
+    latency; one that is overloaded completes at its capacity and the gap is the backlog's growth.
+    ``kept_up`` is False when completions in that half fall short of arrivals by more than 10% and
+    by more than three standard deviations of a Poisson count (3 sqrt(arrivals)), so that a short
+    run's noise does not read as overload."""
+    arr = df["arrival_s"].to_numpy()
+    fin = (df["arrival_s"] + df["e2e_s"]).to_numpy()
+    if len(arr) < 4 or not np.ptp(arr) > 0:
+        return {"offered_rate": None, "achieved_rate": None, "kept_up": None}
+    t0, t1 = float(arr.min() + np.ptp(arr) / 2), float(arr.max())
+    n_in = float(((arr >= t0) & (arr <= t1)).sum())
+    n_out = float(((fin >= t0) & (fin <= t1)).sum())
+    short = n_in - n_out
+    return {"offered_rate": n_in / (t1 - t0), "achieved_rate": n_out / (t1 - t0),
+            "kept_up": not (short > 0.1 * n_in and short > 3.0 * np.sqrt(n_in))}
+
+
+def setup(res: "SimulationResult") -> dict[str, Any]:
+    """What was simulated, for the run header: model, GPUs, engine, parallelism, precision, arrivals."""
+    sc = res.scenario
+    d, arr = sc.deployment, sc.workload.arrival
+    rate = getattr(arr, "mean_rate", None) if hasattr(arr, "rate") else None
+    return {"model": sc.model, "gpu": d.gpu, "gpus": int(res.total_gpus or d.replicas * res.gpus_per_replica),
+            "engine": d.engine, "tp": d.tp, "pp": d.pp, "replicas": d.replicas,
+            "weight_dtype": d.weight_dtype, "kv_dtype": d.kv_dtype, "arrival": arr.process,
+            "offered_rate": rate, "concurrency": getattr(arr, "concurrency", None)}
+
+
 def growth_slope(x: np.ndarray, y: np.ndarray) -> float | None:
     """Least-squares slope of ``y`` against ``x``, on ``x`` centred and scaled to [-1, 1] (so arrival
     times near the smallest floats, e.g. ``arrival.rate: 1e300``, cannot underflow the fit); None
@@ -255,6 +286,8 @@ def summarize(res: "SimulationResult", df: pd.DataFrame | None = None,
         "requests": int(len(df)), "completed": int(done.sum()), "rejected": int(df["rejected"].sum()),
         "rejected_by_reason": rejected_by_reason(df),
         "duration_s": dur,
+        "setup": setup(res),
+        "rate": keeping_up(df),
         "window": {"start_s": start, "end_s": end, "warmup_requests": n_warm},
         "throughput_requests_per_s": float(done.sum()) / dur,
         "throughput_output_tokens_per_s": out_tok / dur,

@@ -1,0 +1,36 @@
+"""The terminal summary: what ran, units that scale, offered against achieved rate with a verdict."""
+from __future__ import annotations
+
+from simulator.config import scenario_from_dict
+from simulator.engine.simulate import simulate
+from simulator.metrics.report import duration, format_summary
+from simulator.metrics.summary import summarize
+
+BASE = {"model": "llama-3.1-8b", "deployment": {"gpu": "h100-sxm"},
+        "workload": {"arrival": {"process": "poisson", "rate": 2.0}, "requests": 400,
+                     "prompt_tokens": {"dist": "fixed", "value": 1000}, "output_tokens": {"dist": "fixed", "value": 200}},
+        "seed": 3}
+
+
+def _summary(rate: float) -> dict:
+    return summarize(simulate(scenario_from_dict(BASE, {"workload.arrival.rate": rate})))
+
+
+def test_durations_scale_their_unit():
+    assert duration(0.0004) == "400 us" and duration(0.0123) == "12.3 ms"
+    assert duration(4.561) == "4.56 s" and duration(1973.2389) == "32.9 min" and duration(None) == "n/a"
+
+
+def test_header_names_what_ran_and_light_load_keeps_up():
+    s = _summary(2.0)
+    text = format_summary(s)
+    assert "llama-3.1-8b on 1 x h100-sxm" in text and "TP1 PP1" in text and "weights bf16" in text
+    assert "poisson at 2 req/s offered" in text and "TTFT <= 2.00 s" in text
+    assert s["rate"]["kept_up"] is True and ": kept up" in text
+
+
+def test_overload_is_called_out_even_when_the_queue_slope_is_small():
+    s = _summary(200.0)   # far beyond one H100's capacity for 1,000 + 200 tokens
+    assert s["rate"]["kept_up"] is False
+    assert s["rate"]["achieved_rate"] < 0.5 * s["rate"]["offered_rate"]
+    assert "DID NOT KEEP UP" in format_summary(s)
