@@ -26,6 +26,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--price-kind", default="on-demand", help="on-demand | reserved | spot")
     p.add_argument("--provider", help="only this provider's prices")
     p.add_argument("--prices", help="price file replacing the built-in prices of its GPUs")
+    p.add_argument("--price", action="append", default=[], metavar="GPU=USD_PER_HOUR",
+                   help="price per GPU-hour of --price-kind for one GPU (repeatable); GPUs without a price "
+                        "are still planned, ranked by GPUs")
     p.add_argument("--workers", type=int, help="worker processes (default: all CPUs)")
     p.add_argument("--exhaustive", action="store_true", help="simulate every candidate (no pruning by cost)")
     p.add_argument("--prune-factor", type=finite_float, default=1.5,
@@ -63,7 +66,7 @@ def settings_from_args(a: argparse.Namespace) -> Any:
             "weight_dtypes": _list("--dtypes", a.dtypes, str),
             "max_batch_sizes": _list("--batch-sizes", a.batch_sizes, int),
             "max_batched_tokens": _list("--batched-tokens", a.batched_tokens, int),
-            "price_kind": a.price_kind, "provider": a.provider, "prices_file": a.prices,
+            "price_kind": a.price_kind, "provider": a.provider, "prices_file": a.prices, "prices": tuple(a.price),
             "prune_factor": a.prune_factor, "exhaustive": a.exhaustive, "replications": a.replications,
             "workers": a.workers if a.workers is not None else default_workers()}
     try:
@@ -72,7 +75,7 @@ def settings_from_args(a: argparse.Namespace) -> Any:
         field, rest = str(err).split(":", 1)
         key = field.split(".")[0]
         flags = {"weight_dtypes": "--dtypes", "max_batch_sizes": "--batch-sizes",
-                 "max_batched_tokens": "--batched-tokens", "prices_file": "--prices"}
+                 "max_batched_tokens": "--batched-tokens", "prices_file": "--prices", "prices": "--price"}
         flag = flags.get(key, "--" + key.replace("_", "-"))
         raise InputError(flag, data.get(key), rest.split(";", 1)[-1].strip()) from None
 
@@ -86,7 +89,7 @@ def run(a: argparse.Namespace) -> int:
     scenario = load_scenario(a.scenario, parse_set(a.set))
     st = settings_from_args(a)
     show = not a.no_progress and not a.json and sys.stderr.isatty()
-    with points_progress(show, "plan: candidates") as tick:
+    with points_progress(show, "plan: candidates searched or pruned", "candidates") as tick:
         res = plan(scenario, st, progress=tick)
     if a.json:
         print_json(res)
@@ -108,8 +111,9 @@ def format_plan(res: dict[str, Any], top: int = 15) -> str:
     lines = [f"{res['model']}: {res['target_rate']:g} req/s at {res['attainment']:.1%} SLO attainment "
              f"(SLO {', '.join(f'{k}={v:g}' for k, v in res['slo'].items() if v is not None)}), "
              f"{res['price_kind']} prices",
-             f"{c['candidates']} candidates, {c['searched']} searched ({c['simulations']} simulations of "
-             f"{res['requests_per_evaluation']} requests), {c['plans']} plans, {c['wall_s']:.1f} s"]
+             f"{c['candidates']} candidates, {c['screened_in']} past the cheap checks: {c['searched']} searched "
+             f"({c['simulations']} simulations of {res['requests_per_evaluation']} requests), "
+             f"{c['pruned_by_cost']} pruned by cost; {c['plans']} plans, {c['wall_s']:.1f} s"]
     pareto = {r["candidate"] for r in res["pareto"]}
     if rows:
         rep = "p_meet_slo" in rows[0]
@@ -119,8 +123,8 @@ def format_plan(res: dict[str, Any], top: int = 15) -> str:
         for i, r in enumerate(rows[:top], 1):
             mark = "*" if r["candidate"] in pareto else " "
             line = (f"{i:>3} {r['candidate']:<33}{mark} {r['replicas']:>4} {r['gpus']:>4} "
-                    f"{r['max_rate_per_replica']:>10.2f} {r['cost_per_hour']:>8.2f} "
-                    f"{r['cost_per_million_output_tokens']:>8.3f} {_f(r['ttft_p99'], '>9.3f')} "
+                    f"{r['max_rate_per_replica']:>10.2f} {_f(r['cost_per_hour'], '>8.2f'):>8} "
+                    f"{_f(r['cost_per_million_output_tokens'], '>8.3f'):>8} {_f(r['ttft_p99'], '>9.3f')} "
                     f"{_f(r['tpot_p99'], '>9.4f')} {r['slo_attainment']:>7.3f}")
             if rep:
                 lo, hi = r["p_meet_slo_ci"]
@@ -129,7 +133,7 @@ def format_plan(res: dict[str, Any], top: int = 15) -> str:
         if len(rows) > top:
             lines.append(f"    ... {len(rows) - top} more (--top N, or --json for all)")
         lines.append("    * on the Pareto front of cost vs p99 TTFT and TPOT; latencies at the operating rate "
-                     "(target / replicas); seconds")
+                     "(target / replicas); seconds; $/h '-': no price of this kind (ranked by GPUs)")
     if res["rejected"]:
         lines.append("")
         lines.append("rejected: " + ", ".join(f"{k} {v}" for k, v in c["rejected"].items()))
@@ -138,4 +142,6 @@ def format_plan(res: dict[str, Any], top: int = 15) -> str:
             if r["reason"] not in seen:
                 seen.add(r["reason"])
                 lines.append(f"  e.g. {r['candidate']}: {r['detail']}")
+    if res.get("excluded"):
+        lines += ["", "excluded or unpriced GPUs:"] + [f"  {x}" for x in res["excluded"]]
     return "\n".join(lines)
