@@ -12,7 +12,15 @@ from ..cli import finite_float, print_json, subcommand
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("plan", help="rank deployments (GPU, TP, PP, dtype, batching) that serve a target rate")
     p.add_argument("scenario", nargs="?", help="scenario YAML file (model, workload, SLOs); default: embedded")
-    p.add_argument("--target-rate", type=finite_float, required=True, help="requests per second to serve in total")
+    p.add_argument("--scenario", dest="scenario_file", metavar="FILE", help="the scenario file, as a flag")
+    p.add_argument("--target-rate", "--rate", dest="target_rate", type=finite_float, required=True,
+                   help="requests per second to serve in total")
+    p.add_argument("--model", help="model (catalog name or config.json path); replaces the scenario's")
+    p.add_argument("--isl", type=int, help="input (prompt) tokens per request: a fixed length")
+    p.add_argument("--osl", type=int, help="output tokens per request: a fixed length")
+    p.add_argument("--ttft", type=finite_float, help="TTFT SLO in seconds")
+    p.add_argument("--tpot", type=finite_float, help="TPOT SLO in seconds (time per output token after the first)")
+    p.add_argument("--engine", help="engine profile (vllm, sglang, trtllm, ...; `servesim engines`)")
     p.add_argument("--gpus", help="comma-separated GPU profiles (default: every GPU with a price)")
     p.add_argument("--max-gpus", type=int, help="GPUs the whole deployment may use")
     p.add_argument("--attainment", type=finite_float, default=0.99, help="share of requests meeting the SLOs (0..1)")
@@ -53,6 +61,50 @@ def _list(flag: str, text: str, kind: type) -> tuple[Any, ...]:
         raise InputError(flag, text, f"give a comma-separated list of {kind.__name__} values") from None
 
 
+def scenario_overrides(a: argparse.Namespace) -> dict[str, Any]:
+    """Scenario keys set by the one-line flags (--model --isl --osl --ttft --tpot --engine);
+    ``--set`` is applied after them."""
+    from ..errors import InputError
+
+    over: dict[str, Any] = {}
+    if a.model is not None:
+        from ..catalog.models import load_model
+        try:
+            load_model(a.model)
+        except InputError as err:
+            raise InputError("--model", a.model, err.allowed) from None
+        over["model"] = a.model
+    if a.engine is not None:
+        from ..catalog.engines import load_engine
+        try:
+            load_engine(a.engine)
+        except InputError as err:
+            raise InputError("--engine", a.engine, err.allowed) from None
+        over["deployment.engine"] = a.engine
+    for flag, value, key in (("--isl", a.isl, "workload.prompt_tokens"), ("--osl", a.osl, "workload.output_tokens")):
+        if value is not None:
+            if value < 1:
+                raise InputError(flag, value, "a positive number of tokens")
+            over[key] = {"dist": "fixed", "value": value}
+    for flag, value, key in (("--ttft", a.ttft, "slo.ttft_s"), ("--tpot", a.tpot, "slo.tpot_s")):
+        if value is not None:
+            if value <= 0:
+                raise InputError(flag, value, "a positive number of seconds")
+            over[key] = value
+    return over
+
+
+def load_plan_scenario(a: argparse.Namespace) -> Any:
+    """The scenario to plan: the file (positional or --scenario) or the embedded default, with the
+    one-line flags and then --set applied."""
+    from ..config.loader import load_scenario, parse_set
+    from ..errors import InputError
+
+    if a.scenario and a.scenario_file and a.scenario != a.scenario_file:
+        raise InputError("--scenario", a.scenario_file, f"give the scenario once (also given: {a.scenario})")
+    return load_scenario(a.scenario or a.scenario_file, scenario_overrides(a) | parse_set(a.set))
+
+
 def settings_from_args(a: argparse.Namespace) -> Any:
     """The :class:`PlanSettings` of the command line; bad values name their flag."""
     from ..config.loader import validate
@@ -81,13 +133,12 @@ def settings_from_args(a: argparse.Namespace) -> Any:
 
 
 def run(a: argparse.Namespace) -> int:
-    from ..config.loader import load_scenario, parse_set
     from ..errors import ServesimError
     from ..planning.planner import plan
     from .sweep_cmd import points_progress
 
-    scenario = load_scenario(a.scenario, parse_set(a.set))
     st = settings_from_args(a)
+    scenario = load_plan_scenario(a)
     show = not a.no_progress and not a.json and sys.stderr.isatty()
     with points_progress(show, "plan: candidates searched or pruned", "candidates") as tick:
         res = plan(scenario, st, progress=tick)

@@ -9,6 +9,11 @@ from .candidates import Candidate, Screened
 from .plan_settings import PlanSettings
 
 
+#: Rejection reasons, from the furthest stage of the search to the earliest.
+STAGES = ("exceeds --max-gpus", "pruned by cost", "SLO unreachable at any rate", "pruned by bound", "does not fit",
+          "unsupported")
+
+
 def excluded_lines(cands: list[Candidate], rows: list[dict[str, Any]], rejected: list[dict[str, Any]],
                    kept: list[Screened], st: PlanSettings) -> list[str]:
     """One line per GPU type with no plan (its rejection reasons, counted, and one example), then
@@ -21,8 +26,9 @@ def excluded_lines(cands: list[Candidate], rows: list[dict[str, Any]], rejected:
     for gpu in sorted({c.gpu for c in cands} - planned):
         rs = by_gpu.get(gpu, [])
         counts = Counter(r["reason"] for r in rs)
-        top = counts.most_common(1)[0][0] if counts else "not searched"
-        example = next((r for r in rs if r["reason"] == top), None)
+        # the example comes from the furthest stage a candidate reached: the closest miss
+        example = min(rs, key=lambda r: STAGES.index(r["reason"]) if r["reason"] in STAGES else len(STAGES),
+                      default=None)
         tail = f"; e.g. {example['candidate']}: {example['detail']}" if example else ""
         lines.append(f"{gpu}: no plan ({', '.join(f'{k} {v}' for k, v in counts.items())}){tail}")
     unpriced = sorted({k.candidate.gpu for k in kept if not k.priced} & planned)

@@ -17,6 +17,8 @@ from typing import Any
 
 import numpy as np
 
+from ..catalog.engines import load_engine
+from ..catalog.models import load_model
 from ..config.scenario import Scenario
 from ..errors import InputError
 from .candidates import CANDIDATE_KINDS, Candidate, Space, default_gpus, screen
@@ -61,6 +63,8 @@ def plan(base: Scenario, st: PlanSettings, progress: Callable[[int, int], None] 
 
     t0 = time.perf_counter()
     check_rate_workload(base)
+    load_model(base.model)                 # an unknown model or engine is one error, not a rejection per candidate
+    load_engine(base.deployment.engine)
     book = load_prices(st.prices_file, st.prices, st.price_kind)
     eval_s = at_rate(base, base.workload.arrival.rate, st.requests)   # type: ignore[union-attr]
     table = generate(eval_s.workload, eval_s.seed)
