@@ -45,7 +45,8 @@ def main() -> None:
           f"total {c['wall_s']:.1f} s with {a.workers} workers")
     print(f"rejected: {c['rejected']}")
     if best:
-        print(f"cheapest: {best['candidate']} x{best['replicas']} at ${best['cost_per_hour']:.2f}/h")
+        cost = "no price" if best["cost_per_hour"] is None else f"${best['cost_per_hour']:.2f}/h"
+        print(f"cheapest: {best['candidate']} x{best['replicas']} at {cost}")
     if a.out:
         meta = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "machine": platform.platform(),
                 "processor": platform.processor() or platform.machine(), "cpus": os.cpu_count(),

@@ -95,7 +95,7 @@ def _sidebar(base_rate: float, base_gpu: str) -> None:
             st.number_input("SLO attainment (share of requests)", min_value=0.0, max_value=1.0, step=0.01,
                             format="%.3f", key=K + "attainment")
             show_errors(errors, "attainment")
-            st.multiselect("GPUs (those with a price)", priced, key=K + "gpus", placeholder="every priced GPU")
+            st.multiselect("GPUs (those with a price)", priced, key=K + "gpus", placeholder="every GPU")
             show_errors(errors, "gpus", "--gpus", "gpu")
             st.pills("Tensor parallel (TP)", [1, 2, 4, 8], selection_mode="multi", key=K + "tp")
             st.pills("Pipeline parallel (PP)", [1, 2, 4], selection_mode="multi", key=K + "pp")
@@ -121,6 +121,10 @@ def _sidebar(base_rate: float, base_gpu: str) -> None:
                 st.error(msg, icon=":material/error:")
 
 
+def _round(v: float | None, digits: int) -> float | None:
+    return None if v is None else round(v, digits)
+
+
 def _results(res: dict[str, Any]) -> None:
     c = res["counts"]
     st.caption(f"{c['candidates']} candidates, {c['screened_in']} passed the memory and bound checks, "
@@ -136,20 +140,25 @@ def _results(res: dict[str, Any]) -> None:
         cols[0].metric("Replicas", f"{best['replicas']}")
         cols[1].metric("GPUs", f"{best['gpus']}")
         price = best["price"]
-        cols[2].metric("Cost", f"${best['cost_per_hour']:,.2f}/h",
-                       help=f"{price['provider']} {price['kind']} ${price['usd_per_gpu_hour']:.2f}/GPU-h "
-                            f"({price['date']}; {price['source']})")
-        cols[3].metric("$ per M output tokens", f"{best['cost_per_million_output_tokens']:,.3f}")
+        if price is None:
+            cols[2].metric("Cost", "no price", help=f"no {res['price_kind']} price for this GPU: ranked by GPUs")
+            cols[3].metric("$ per M output tokens", "-")
+        else:
+            cols[2].metric("Cost", f"${best['cost_per_hour']:,.2f}/h",
+                           help=f"{price['provider']} {price['kind']} ${price['usd_per_gpu_hour']:.2f}/GPU-h "
+                                f"({price['date']}; {price['source']})")
+            cols[3].metric("$ per M output tokens", f"{best['cost_per_million_output_tokens']:,.3f}")
         cols[4].metric("p99 TTFT", fmt_seconds(best["ttft_p99"]), help=f"p99 TPOT {fmt_seconds(best['tpot_p99'])}")
         front = {r["candidate"] for r in res["pareto"]}
         df = pd.DataFrame([{"plan": r["candidate"], "replicas": r["replicas"], "GPUs": r["gpus"],
-                            "cost_per_hour": round(r["cost_per_hour"], 3),
-                            "usd_per_M_output_tokens": round(r["cost_per_million_output_tokens"], 4),
+                            "cost_per_hour": _round(r["cost_per_hour"], 3),
+                            "usd_per_M_output_tokens": _round(r["cost_per_million_output_tokens"], 4),
                             "max req/s per replica": round(r["max_rate_per_replica"], 3),
                             "ttft_p99_ms": round(r["ttft_p99"] * 1e3, 1), "tpot_p99_ms": round(r["tpot_p99"] * 1e3, 2),
                             "SLO attainment": round(r["slo_attainment"], 4), "pareto": r["candidate"] in front,
-                            "price": f"{r['price']['provider']} ${r['price']['usd_per_gpu_hour']:.2f}/GPU-h "
-                                     f"({r['price']['date']})"} for r in res["plans"]])
+                            "price": "none" if r["price"] is None else
+                            f"{r['price']['provider']} ${r['price']['usd_per_gpu_hour']:.2f}/GPU-h "
+                            f"({r['price']['date']})"} for r in res["plans"]])
         st.subheader("Plans, cheapest first")
         st.dataframe(df, hide_index=True, width="stretch")
         st.subheader("Cost against tail latency")

@@ -12,7 +12,15 @@ from ..cli import finite_float, print_json, subcommand
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("plan", help="rank deployments (GPU, TP, PP, dtype, batching) that serve a target rate")
     p.add_argument("scenario", nargs="?", help="scenario YAML file (model, workload, SLOs); default: embedded")
-    p.add_argument("--target-rate", type=finite_float, required=True, help="requests per second to serve in total")
+    p.add_argument("--scenario", dest="scenario_file", metavar="FILE", help="the scenario file, as a flag")
+    p.add_argument("--target-rate", "--rate", dest="target_rate", type=finite_float, required=True,
+                   help="requests per second to serve in total")
+    p.add_argument("--model", help="model (catalog name or config.json path); replaces the scenario's")
+    p.add_argument("--isl", type=int, help="input (prompt) tokens per request: a fixed length")
+    p.add_argument("--osl", type=int, help="output tokens per request: a fixed length")
+    p.add_argument("--ttft", type=finite_float, help="TTFT SLO in seconds")
+    p.add_argument("--tpot", type=finite_float, help="TPOT SLO in seconds (time per output token after the first)")
+    p.add_argument("--engine", help="engine profile (vllm, sglang, trtllm, ...; `servesim engines`)")
     p.add_argument("--gpus", help="comma-separated GPU profiles (default: every GPU with a price)")
     p.add_argument("--max-gpus", type=int, help="GPUs the whole deployment may use")
     p.add_argument("--attainment", type=finite_float, default=0.99, help="share of requests meeting the SLOs (0..1)")
@@ -26,6 +34,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--price-kind", default="on-demand", help="on-demand | reserved | spot")
     p.add_argument("--provider", help="only this provider's prices")
     p.add_argument("--prices", help="price file replacing the built-in prices of its GPUs")
+    p.add_argument("--price", action="append", default=[], metavar="GPU=USD_PER_HOUR",
+                   help="price per GPU-hour of --price-kind for one GPU (repeatable); GPUs without a price "
+                        "are still planned, ranked by GPUs")
     p.add_argument("--workers", type=int, help="worker processes (default: all CPUs)")
     p.add_argument("--exhaustive", action="store_true", help="simulate every candidate (no pruning by cost)")
     p.add_argument("--prune-factor", type=finite_float, default=1.5,
@@ -50,6 +61,50 @@ def _list(flag: str, text: str, kind: type) -> tuple[Any, ...]:
         raise InputError(flag, text, f"give a comma-separated list of {kind.__name__} values") from None
 
 
+def scenario_overrides(a: argparse.Namespace) -> dict[str, Any]:
+    """Scenario keys set by the one-line flags (--model --isl --osl --ttft --tpot --engine);
+    ``--set`` is applied after them."""
+    from ..errors import InputError
+
+    over: dict[str, Any] = {}
+    if a.model is not None:
+        from ..catalog.models import load_model
+        try:
+            load_model(a.model)
+        except InputError as err:
+            raise InputError("--model", a.model, err.allowed) from None
+        over["model"] = a.model
+    if a.engine is not None:
+        from ..catalog.engines import load_engine
+        try:
+            load_engine(a.engine)
+        except InputError as err:
+            raise InputError("--engine", a.engine, err.allowed) from None
+        over["deployment.engine"] = a.engine
+    for flag, value, key in (("--isl", a.isl, "workload.prompt_tokens"), ("--osl", a.osl, "workload.output_tokens")):
+        if value is not None:
+            if value < 1:
+                raise InputError(flag, value, "a positive number of tokens")
+            over[key] = {"dist": "fixed", "value": value}
+    for flag, value, key in (("--ttft", a.ttft, "slo.ttft_s"), ("--tpot", a.tpot, "slo.tpot_s")):
+        if value is not None:
+            if value <= 0:
+                raise InputError(flag, value, "a positive number of seconds")
+            over[key] = value
+    return over
+
+
+def load_plan_scenario(a: argparse.Namespace) -> Any:
+    """The scenario to plan: the file (positional or --scenario) or the embedded default, with the
+    one-line flags and then --set applied."""
+    from ..config.loader import load_scenario, parse_set
+    from ..errors import InputError
+
+    if a.scenario and a.scenario_file and a.scenario != a.scenario_file:
+        raise InputError("--scenario", a.scenario_file, f"give the scenario once (also given: {a.scenario})")
+    return load_scenario(a.scenario or a.scenario_file, scenario_overrides(a) | parse_set(a.set))
+
+
 def settings_from_args(a: argparse.Namespace) -> Any:
     """The :class:`PlanSettings` of the command line; bad values name their flag."""
     from ..config.loader import validate
@@ -63,7 +118,7 @@ def settings_from_args(a: argparse.Namespace) -> Any:
             "weight_dtypes": _list("--dtypes", a.dtypes, str),
             "max_batch_sizes": _list("--batch-sizes", a.batch_sizes, int),
             "max_batched_tokens": _list("--batched-tokens", a.batched_tokens, int),
-            "price_kind": a.price_kind, "provider": a.provider, "prices_file": a.prices,
+            "price_kind": a.price_kind, "provider": a.provider, "prices_file": a.prices, "prices": tuple(a.price),
             "prune_factor": a.prune_factor, "exhaustive": a.exhaustive, "replications": a.replications,
             "workers": a.workers if a.workers is not None else default_workers()}
     try:
@@ -72,21 +127,20 @@ def settings_from_args(a: argparse.Namespace) -> Any:
         field, rest = str(err).split(":", 1)
         key = field.split(".")[0]
         flags = {"weight_dtypes": "--dtypes", "max_batch_sizes": "--batch-sizes",
-                 "max_batched_tokens": "--batched-tokens", "prices_file": "--prices"}
+                 "max_batched_tokens": "--batched-tokens", "prices_file": "--prices", "prices": "--price"}
         flag = flags.get(key, "--" + key.replace("_", "-"))
         raise InputError(flag, data.get(key), rest.split(";", 1)[-1].strip()) from None
 
 
 def run(a: argparse.Namespace) -> int:
-    from ..config.loader import load_scenario, parse_set
     from ..errors import ServesimError
     from ..planning.planner import plan
     from .sweep_cmd import points_progress
 
-    scenario = load_scenario(a.scenario, parse_set(a.set))
     st = settings_from_args(a)
+    scenario = load_plan_scenario(a)
     show = not a.no_progress and not a.json and sys.stderr.isatty()
-    with points_progress(show, "plan: candidates") as tick:
+    with points_progress(show, "plan: candidates searched or pruned", "candidates") as tick:
         res = plan(scenario, st, progress=tick)
     if a.json:
         print_json(res)
@@ -108,8 +162,9 @@ def format_plan(res: dict[str, Any], top: int = 15) -> str:
     lines = [f"{res['model']}: {res['target_rate']:g} req/s at {res['attainment']:.1%} SLO attainment "
              f"(SLO {', '.join(f'{k}={v:g}' for k, v in res['slo'].items() if v is not None)}), "
              f"{res['price_kind']} prices",
-             f"{c['candidates']} candidates, {c['searched']} searched ({c['simulations']} simulations of "
-             f"{res['requests_per_evaluation']} requests), {c['plans']} plans, {c['wall_s']:.1f} s"]
+             f"{c['candidates']} candidates, {c['screened_in']} past the cheap checks: {c['searched']} searched "
+             f"({c['simulations']} simulations of {res['requests_per_evaluation']} requests), "
+             f"{c['pruned_by_cost']} pruned by cost; {c['plans']} plans, {c['wall_s']:.1f} s"]
     pareto = {r["candidate"] for r in res["pareto"]}
     if rows:
         rep = "p_meet_slo" in rows[0]
@@ -119,8 +174,8 @@ def format_plan(res: dict[str, Any], top: int = 15) -> str:
         for i, r in enumerate(rows[:top], 1):
             mark = "*" if r["candidate"] in pareto else " "
             line = (f"{i:>3} {r['candidate']:<33}{mark} {r['replicas']:>4} {r['gpus']:>4} "
-                    f"{r['max_rate_per_replica']:>10.2f} {r['cost_per_hour']:>8.2f} "
-                    f"{r['cost_per_million_output_tokens']:>8.3f} {_f(r['ttft_p99'], '>9.3f')} "
+                    f"{r['max_rate_per_replica']:>10.2f} {_f(r['cost_per_hour'], '>8.2f'):>8} "
+                    f"{_f(r['cost_per_million_output_tokens'], '>8.3f'):>8} {_f(r['ttft_p99'], '>9.3f')} "
                     f"{_f(r['tpot_p99'], '>9.4f')} {r['slo_attainment']:>7.3f}")
             if rep:
                 lo, hi = r["p_meet_slo_ci"]
@@ -129,7 +184,7 @@ def format_plan(res: dict[str, Any], top: int = 15) -> str:
         if len(rows) > top:
             lines.append(f"    ... {len(rows) - top} more (--top N, or --json for all)")
         lines.append("    * on the Pareto front of cost vs p99 TTFT and TPOT; latencies at the operating rate "
-                     "(target / replicas); seconds")
+                     "(target / replicas); seconds; $/h '-': no price of this kind (ranked by GPUs)")
     if res["rejected"]:
         lines.append("")
         lines.append("rejected: " + ", ".join(f"{k} {v}" for k, v in c["rejected"].items()))
@@ -138,4 +193,6 @@ def format_plan(res: dict[str, Any], top: int = 15) -> str:
             if r["reason"] not in seen:
                 seen.add(r["reason"])
                 lines.append(f"  e.g. {r['candidate']}: {r['detail']}")
+    if res.get("excluded"):
+        lines += ["", "excluded or unpriced GPUs:"] + [f"  {x}" for x in res["excluded"]]
     return "\n".join(lines)

@@ -81,8 +81,9 @@ def run(a: argparse.Namespace) -> int:
 
 
 @contextmanager
-def points_progress(enabled: bool, label: str = "sweep") -> Iterator[Callable[[int, int], None] | None]:
-    """``tick(done, total)`` driving a rich bar with points done, rate and ETA (None when disabled)."""
+def points_progress(enabled: bool, label: str = "sweep", unit: str = "pts"
+                    ) -> Iterator[Callable[[int, int], None] | None]:
+    """``tick(done, total)`` driving a rich bar with items done, rate (``unit``/s) and ETA (None when disabled)."""
     if not enabled:
         yield None
         return
@@ -102,7 +103,7 @@ def points_progress(enabled: bool, label: str = "sweep") -> Iterator[Callable[[i
             t = prog.tasks[0]
             ran = done - state["first"]
             elapsed = t.elapsed or 0.0
-            rate = f"{ran / elapsed:.2f} pts/s" if ran and elapsed > 0 else ""
+            rate = f"{ran / elapsed:.2f} {unit}/s" if ran and elapsed > 0 else ""
             prog.update(task, rate=rate)
 
         yield tick

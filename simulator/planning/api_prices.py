@@ -1,4 +1,4 @@
-"""LLM API prices per million tokens, from the ``genai-prices`` package (pinned 0.2.3) or a user file.
+"""LLM API prices per million tokens, from the ``genai-prices`` package (pinned 0.2.5) or a user file.
 
 Names are the package's model references (``gpt-4o-mini``, ``claude-sonnet-4-5``); prefix a
 provider to choose one (``together:meta-llama/Llama-3.3-70B-Instruct-Turbo``). A user file
@@ -25,6 +25,9 @@ from ..errors import InputError
 from ..schema import StrictModel
 
 PACKAGE = "genai-prices"
+#: Release dates of genai-prices versions (PyPI upload time, https://pypi.org/project/genai-prices/,
+#: read 2026-12-07): the date of the bundled price data, shown with every price taken from it.
+RELEASE_DATES = {"0.2.3": "2026-11-10", "0.2.5": "2026-11-19"}
 
 
 class ApiOverride(StrictModel):
@@ -96,6 +99,13 @@ def _version() -> str:
     return version(PACKAGE)
 
 
+def data_date() -> str:
+    """The date of genai-prices' bundled data: its release date (the data is not updated after install)."""
+    v = _version()
+    return f"{RELEASE_DATES[v]} (genai-prices {v} release)" if v in RELEASE_DATES else \
+        f"date unknown (genai-prices {v}, released after this table)"
+
+
 def api_model_names(contains: str = "") -> list[str]:
     """``provider:model`` names the package prices (containing ``contains``, case-insensitive)."""
     snap = _snapshot()
@@ -148,8 +158,7 @@ def api_price(name: str, *, prompt_tokens: float = 0.0, overrides: dict[str, Api
     has_batch = batch is not std and (b_in, b_out) != (inp, out)
     return ApiPrice(model.id, provider.id, inp, cached if cached is not None else inp, out,
                     b_in if has_batch else None, b_out if has_batch else None,
-                    f"{PACKAGE}=={_version()} bundled prices ({provider.name}, {model.id})",
-                    f"prices in effect {when.date().isoformat()}")
+                    f"{PACKAGE}=={_version()} bundled prices ({provider.name}, {model.id})", data_date())
 
 
 def _unknown(name: str, snap: Any, overrides: dict[str, ApiOverride] | None) -> InputError:

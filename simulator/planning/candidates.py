@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from ..catalog.gpus import list_gpus, load_gpu
 from ..config.loader import scenario_from_dict
 from ..config.scenario import Scenario
 from ..errors import DoesNotFitError, ServesimError
@@ -56,7 +57,7 @@ class Candidate:
 
 @dataclass(frozen=True)
 class Space:
-    """The grid of aggregated candidates (``gpus`` None: every GPU with a price of the chosen kind)."""
+    """The grid of aggregated candidates (``gpus`` None: every GPU of the catalog, priced or not)."""
 
     gpus: tuple[str, ...] | None = None
     tp: tuple[int, ...] = (1, 2, 4, 8)
@@ -67,9 +68,15 @@ class Space:
     max_gpus_per_replica: int = 8
 
 
-def aggregated_candidates(space: Space, priced_gpus: list[str]) -> list[Candidate]:
+def default_gpus(priced: list[str]) -> list[str]:
+    """The GPUs a plan considers without ``--gpus``: every ``kind: gpu`` profile of the catalog, and
+    any other profile (a TPU) that has a price of the chosen kind."""
+    return sorted({g for g in list_gpus() if load_gpu(g).kind == "gpu"} | set(priced))
+
+
+def aggregated_candidates(space: Space, default: list[str]) -> list[Candidate]:
     """Every combination of the space with ``tp * pp <= max_gpus_per_replica``."""
-    gpus = list(space.gpus) if space.gpus is not None else priced_gpus
+    gpus = list(space.gpus) if space.gpus is not None else default
     out = []
     for g, tp, pp, dt, mb, mt in itertools.product(gpus, space.tp, space.pp, space.weight_dtypes,
                                                    space.max_batch_sizes, space.max_batched_tokens):
@@ -84,20 +91,33 @@ CANDIDATE_KINDS: dict[str, Callable[[Space, list[str]], list[Candidate]]] = {"ag
 
 @dataclass
 class Screened:
-    """A candidate that passed the cheap checks, with its price and bounds."""
+    """A candidate that passed the cheap checks, with its price (None: no offer of the chosen kind) and bounds."""
 
     candidate: Candidate
     scenario: Scenario
-    price: PriceEntry
+    price: PriceEntry | None
     bound: Bound
     min_replicas: int             # replicas needed even at the bound's rate
-    min_cost_per_hour: float      # their cost: no plan with this candidate costs less
     zero_load: dict[str, float] = field(default_factory=dict)
 
     @property
-    def replica_cost(self) -> float:
-        """Dollars per hour of one replica."""
-        return self.price.usd_per_gpu_hour * self.candidate.gpus
+    def priced(self) -> bool:
+        return self.price is not None
+
+    @property
+    def replica_cost(self) -> float | None:
+        """Dollars per hour of one replica (None without a price)."""
+        return None if self.price is None else self.price.usd_per_gpu_hour * self.candidate.gpus
+
+    @property
+    def min_gpus(self) -> int:
+        """GPUs needed even at the bound's rate."""
+        return self.min_replicas * self.candidate.gpus
+
+    @property
+    def min_cost_per_hour(self) -> float | None:
+        """Dollars per hour of :attr:`min_gpus`: no plan with this candidate costs less (None without a price)."""
+        return None if self.price is None else self.min_gpus * self.price.usd_per_gpu_hour
 
 
 def rejection(c: Candidate, reason: str, detail: str) -> dict[str, Any]:
@@ -110,7 +130,8 @@ def screen(base: Scenario, cands: list[Candidate], book: PriceBook, *, target_ra
            max_gpus: int | None = None) -> tuple[list[Screened], list[dict[str, Any]]]:
     """Keep the candidates that could serve ``target_rate``; the others with the reason why.
 
-    Checks, in order: a price exists; the scenario is valid and the model shards on it (TP divides
+    A candidate without a price of ``price_kind`` is kept (its price None): it is simulated and
+    ranked by GPUs, not dollars. Checks, in order: the scenario is valid and the model shards on it (TP divides
     the heads, the dtype is supported); the model fits in memory; the SLOs can be met on an idle
     replica; the best-case replica count fits within ``max_gpus``.
     """
@@ -122,11 +143,7 @@ def screen(base: Scenario, cands: list[Candidate], book: PriceBook, *, target_ra
     data = base.model_dump(mode="json", exclude_none=True)
     p_mean, o_mean = float(np.mean(prompt)), float(np.mean(output))
     for c in cands:
-        try:
-            price = book.offer(c.gpu, price_kind, provider)
-        except ServesimError as err:
-            rejected.append(rejection(c, "no price", str(err)))
-            continue
+        price = book.find(c.gpu, price_kind, provider)
         try:
             s = scenario_from_dict(data, c.overrides())
             sm = build_step_model(s)
@@ -155,5 +172,5 @@ def screen(base: Scenario, cands: list[Candidate], book: PriceBook, *, target_ra
                                       f"even at the best case of {b.rate:.3g} req/s per replica, {target_rate:g} req/s "
                                       f"needs {reps} replicas x {c.gpus} GPUs > --max-gpus {max_gpus}"))
             continue
-        keep.append(Screened(c, s, price, b, reps, reps * price.usd_per_gpu_hour * c.gpus, z))
+        keep.append(Screened(c, s, price, b, reps, z))
     return keep, rejected

@@ -6,12 +6,15 @@ the kind (on-demand, reserved, spot), the price, its date and its source. A user
 """
 from __future__ import annotations
 
+import math
+from datetime import date
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, PositiveFloat, PositiveInt, model_validator
 
+from ..catalog.gpus import list_gpus, resolve_gpu_name
 from ..config.loader import read_yaml, validate
 from ..errors import InputError
 from ..schema import StrictModel
@@ -68,20 +71,24 @@ class PriceBook:
         """GPU profile names with at least one offer (of ``kind`` when given)."""
         return sorted(g for g, offers in self.prices.items() if any(kind in (None, o.kind) for o in offers))
 
-    def offer(self, gpu: str, kind: str = "on-demand", provider: str | None = None) -> PriceEntry:
-        """The cheapest offer of ``kind`` (and ``provider``) for ``gpu``; an error when there is none."""
+    def find(self, gpu: str, kind: str = "on-demand", provider: str | None = None) -> PriceEntry | None:
+        """The cheapest offer of ``kind`` (and ``provider``) for ``gpu``, or None when there is none."""
         if kind not in PRICE_KINDS:
             raise InputError("--price-kind", kind, f"allowed: {', '.join(PRICE_KINDS)}")
-        from ..catalog.gpus import resolve_gpu_name
         name = resolve_gpu_name(gpu) if not str(gpu).endswith((".yaml", ".yml")) else str(gpu)
         offers = [o for o in self.prices.get(name, []) if o.kind == kind
                   and (provider is None or o.provider.lower() == provider.lower())]
-        if not offers:
+        return min(offers, key=lambda o: o.usd_per_gpu_hour) if offers else None
+
+    def offer(self, gpu: str, kind: str = "on-demand", provider: str | None = None) -> PriceEntry:
+        """The cheapest offer of ``kind`` (and ``provider``) for ``gpu``; an error when there is none."""
+        found = self.find(gpu, kind, provider)
+        if found is None:
             priced = ", ".join(self.gpus(kind)) or "none"
             who = f" from {provider}" if provider else ""
             raise InputError("gpu", gpu, f"no {kind} price{who} in {', '.join(self.files)} (priced: {priced}); "
-                                         f"add one with --prices FILE")
-        return min(offers, key=lambda o: o.usd_per_gpu_hour)
+                                         f"add one with --prices FILE or --price GPU=USD_PER_HOUR")
+        return found
 
 
 def _read(path: Path) -> PriceFile:
@@ -93,10 +100,31 @@ def _default() -> PriceFile:
     return _read(DEFAULT_PRICE_FILE)
 
 
-def load_prices(override: str | Path | None = None) -> PriceBook:
-    """The built-in price file, with the GPUs of ``override`` (same schema) replacing its offers."""
-    from ..catalog.gpus import list_gpus, resolve_gpu_name
+def parse_price(text: str, kind: str = "on-demand") -> tuple[str, PriceEntry]:
+    """A ``--price GPU=USD_PER_HOUR`` argument as (profile name, offer of ``kind``, dated today)."""
+    gpu, sep, value = str(text).partition("=")
+    try:
+        usd = float(value) if sep else math.nan
+    except ValueError:
+        usd = math.nan
+    if not gpu.strip() or not math.isfinite(usd) or usd <= 0:
+        raise InputError("--price", text, "give GPU=USD_PER_HOUR, a GPU profile and a positive price per GPU-hour, "
+                                          "e.g. h200-sxm=3.50")
+    try:
+        name = resolve_gpu_name(gpu.strip())
+    except InputError as err:
+        raise InputError("--price", text, f"not a GPU profile ({err.allowed})") from None
+    if kind not in PRICE_KINDS:
+        raise InputError("--price-kind", kind, f"allowed: {', '.join(PRICE_KINDS)}")
+    entry = PriceEntry(provider="user", offer="--price on the command line", kind=kind,  # type: ignore[arg-type]
+                       usd_per_gpu_hour=usd, date=date.today().isoformat(), source="--price on the command line")
+    return name, entry
 
+
+def load_prices(override: str | Path | None = None, extra: list[str] | tuple[str, ...] = (),
+                extra_kind: str = "on-demand") -> PriceBook:
+    """The built-in price file, with the GPUs of ``override`` (same schema) replacing its offers, and
+    ``extra`` (``GPU=USD_PER_HOUR`` texts, offers of ``extra_kind``) replacing that kind's offers."""
     prices = {g: list(v) for g, v in _default().prices.items()}
     files = [str(DEFAULT_PRICE_FILE.relative_to(DEFAULT_PRICE_FILE.parents[3]))]
     if override is not None:
@@ -110,6 +138,11 @@ def load_prices(override: str | Path | None = None) -> PriceBook:
             except InputError as err:
                 raise InputError(f"{p}:prices.{gpu}", gpu, f"not a GPU profile ({err.allowed})") from None
         files.append(str(p))
+    for text in extra:
+        gpu, entry = parse_price(text, extra_kind)
+        prices[gpu] = [o for o in prices.get(gpu, []) if o.kind != entry.kind] + [entry]
+    if extra:
+        files.append("--price")
     known = set(list_gpus())
     for gpu in prices:
         if gpu not in known:

@@ -197,6 +197,7 @@ class Search:
     reason: str = ""
     best: Probe | None = None     # the probe at max_rate
     last_bad: Probe | None = None
+    replicas_needed: int | None = None   # status "pruned": replicas needed even at the highest possible rate
 
 
 def search_max_rate(s: Scenario, upper: float, *, start: float | None = None, attainment: float = 0.99,
@@ -221,8 +222,9 @@ def search_max_rate(s: Scenario, upper: float, *, start: float | None = None, at
         top = hi if (hi_checked or hi >= upper) else upper   # a rate no feasible one exceeds
         if target_rate and replica_cost and cost_cap is not None \
                 and math.ceil(target_rate / top) * replica_cost > cost_cap:
-            return Search("pruned", lo, lo, hi, n, f"even {top:.3g} req/s per replica needs "
-                          f"{math.ceil(target_rate / top)} replicas costing more than ${cost_cap:.2f}/h", best, bad)
+            need = math.ceil(target_rate / top)
+            return Search("pruned", lo, lo, hi, n, f"even {top:.3g} req/s per replica needs {need} replicas, "
+                          f"more than the cost cap", best, bad, need)
         if lo > 0 and hi - lo <= rel_tol * hi:
             if hi_checked:
                 break

@@ -142,7 +142,9 @@ def test_genai_prices_gpt_4o_mini():
     p = api_price("gpt-4o-mini")
     assert (p.provider, p.input_per_mtok, p.cached_input_per_mtok, p.output_per_mtok) == ("openai", 0.15, 0.075, 0.6)
     assert (p.batch_input_per_mtok, p.batch_output_per_mtok) == (0.075, 0.3)
-    assert "genai-prices==0.2.3" in p.source
+    assert "genai-prices==0.2.5" in p.source
+    # the date is the bundled data's (the release), not today's
+    assert p.date == "2026-11-19 (genai-prices 0.2.5 release)"
     # one request of 1M input and 1M output tokens costs 0.15 + 0.60 dollars, as genai-prices computes it
     from genai_prices import Usage, calc_price
     ours = p.per_request(1e6, 1e6)

@@ -102,7 +102,7 @@ def test_cost_bound_prunes_expensive_candidates():
     res = plan(s, st)
     assert [r["candidate"] for r in res["plans"]] == ["h100-sxm tp1 pp1 bf16 b256/t8192"]
     (tp8,) = res["rejected"]
-    assert tp8["reason"] == "pruned by bound" and "more than 1.5x the best plan" in tp8["detail"]
+    assert tp8["reason"] == "pruned by cost" and "more than 1.5x the best plan" in tp8["detail"]
 
 
 def test_unreachable_slo_and_max_gpus_bind(capsys, tmp_path):

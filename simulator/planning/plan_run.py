@@ -1,0 +1,200 @@
+"""The planner's search loop: candidates simulated in order (in worker processes or inline),
+pruned by cost, and turned into ranked rows.
+
+Pruning compares like with like: a priced candidate whose best case costs more than
+``prune_factor`` times the cheapest priced plan is skipped; an unpriced one whose best case needs
+more than ``prune_factor`` times the GPUs of the smallest plan on the same GPU type is skipped (on
+one GPU type, dollars are proportional to GPUs whatever the price). Pruned candidates are reported
+at the end, against the final best plan, never a provisional one.
+"""
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
+from typing import Any
+
+from ..config.scenario import Scenario
+from ..errors import ServesimError
+from .candidates import Screened, rejection
+from .executors import mp_context
+from .plan_settings import PlanSettings
+from .search import min_window, probe, search_max_rate
+from .uncertainty import wilson_interval
+
+
+@dataclass(frozen=True)
+class Job:
+    """One candidate's search, as sent to a worker process (costs in dollars, or GPUs when unpriced)."""
+
+    index: int
+    scenario: Scenario
+    upper: float
+    start: float
+    replica_cost: float
+    cost_cap: float | None
+    settings: PlanSettings
+
+
+def evaluate(job: Job) -> dict[str, Any]:
+    """Search one candidate's max rate; then simulate it at its operating rate (and replications)."""
+    st = job.settings
+    t0 = time.perf_counter()
+    res = search_max_rate(job.scenario, job.upper, start=job.start, attainment=st.attainment,
+                          requests=st.requests, rel_tol=st.rel_tol,
+                          target_rate=st.target_rate if st.stop_when_replicas_decided else None,
+                          replica_cost=job.replica_cost, cost_cap=job.cost_cap)
+    out: dict[str, Any] = {"index": job.index, "status": res.status, "reason": res.reason, "max_rate": res.max_rate,
+                           "bracket": [res.lo, res.hi], "evaluations": res.evaluations,
+                           "replicas_needed": res.replicas_needed}
+    if res.status == "ok":
+        replicas = math.ceil(st.target_rate / res.max_rate)
+        op = st.target_rate / replicas
+        window = min_window(job.scenario, st.rel_tol)
+        p = probe(job.scenario, op, st.requests, window_s=window)
+        out.update(replicas=replicas, operating_rate=op, ttft_p99=p.ttft_p99, tpot_p99=p.tpot_p99,
+                   slo_attainment=p.slo_attainment, stable=p.stable, evaluations=res.evaluations + 1)
+        if st.replications:
+            seeds = [job.scenario.seed + 1 + i for i in range(st.replications)]   # fresh seeds: not the search's
+            hits = sum(probe(job.scenario, op, st.requests, seed, window).feasible(st.attainment) for seed in seeds)
+            lo, hi = wilson_interval(hits, len(seeds))
+            out.update(p_meet_slo=hits / len(seeds), p_meet_slo_ci=[lo, hi], replication_seeds=seeds)
+    out["wall_s"] = time.perf_counter() - t0
+    return out
+
+
+def _price(k: Screened) -> dict[str, Any] | None:
+    p = k.price
+    return None if p is None else {"provider": p.provider, "kind": p.kind, "usd_per_gpu_hour": p.usd_per_gpu_hour,
+                                   "date": p.date, "source": p.source}
+
+
+class PlanRun:
+    """State of one planner run: rows, rejections, bests so far, pruned candidates, counters."""
+
+    def __init__(self, st: PlanSettings, kept: list[Screened], rejected: list[dict[str, Any]], mean_out: float,
+                 progress: Callable[[int, int], None] | None) -> None:
+        self.st, self.kept, self.rejected, self.mean_out, self.progress = st, kept, rejected, mean_out, progress
+        self.rows: list[dict[str, Any]] = []
+        self.best_cost = math.inf                    # cheapest priced plan, $/h
+        self.best_gpus: dict[str, int] = {}          # fewest GPUs of a plan, per GPU type
+        self.pruned_list: list[tuple[Screened, int, str]] = []   # (candidate, GPUs needed at best, how)
+        self.searched = self.pruned = self.sims = 0
+
+    # -- pruning -------------------------------------------------------------------------------
+    def cap(self, k: Screened) -> float | None:
+        """The most a candidate's plan may cost (dollars, or GPUs when unpriced); None: no cap yet."""
+        if self.st.exhaustive:
+            return None
+        if k.priced:
+            return self.st.prune_factor * self.best_cost if math.isfinite(self.best_cost) else None
+        best = self.best_gpus.get(k.candidate.gpu)
+        return None if best is None else self.st.prune_factor * best
+
+    def _tick(self) -> None:
+        if self.progress:
+            self.progress(self.searched + self.pruned, len(self.kept))
+
+    def prune_rest(self, queue: list[int]) -> list[int]:
+        keep = []
+        for i in queue:
+            k = self.kept[i]
+            limit = self.cap(k)
+            cost = k.min_cost_per_hour if k.priced else k.min_gpus
+            if limit is not None and cost is not None and cost > limit:
+                self.pruned_list.append((k, k.min_gpus, "bound"))
+                self.pruned += 1
+                self._tick()
+            else:
+                keep.append(i)
+        return keep
+
+    def job(self, i: int) -> Job:
+        k = self.kept[i]
+        unit = k.replica_cost if k.priced else float(k.candidate.gpus)
+        return Job(i, k.scenario, k.bound.rate, k.bound.start, unit, self.cap(k), self.st)   # type: ignore[arg-type]
+
+    def finish_pruned(self) -> list[dict[str, Any]]:
+        """The pruned candidates as rejections, measured against the final best plans."""
+        out = []
+        best_row = next((r for r in self.rows if r["cost_per_hour"] is not None), None)
+        for k, gpus, how in self.pruned_list:
+            c = k.candidate
+            what = ("best case" if how == "bound" else "even at its highest possible rate") + \
+                f" {gpus // c.gpus} replicas = {gpus} GPUs"
+            if k.priced and best_row is not None:
+                cost = gpus * k.price.usd_per_gpu_hour   # type: ignore[union-attr]
+                detail = (f"{what} cost ${cost:.2f}/h, more than {self.st.prune_factor:g}x the best plan "
+                          f"(${best_row['cost_per_hour']:.2f}/h, {best_row['candidate']})")
+            else:
+                best = min((r for r in self.rows if r["deployment"]["gpu"] == c.gpu), key=lambda r: r["gpus"])
+                detail = (f"{what}, more than {self.st.prune_factor:g}x the {best['gpus']} GPUs of the smallest "
+                          f"{c.gpu} plan ({best['candidate']})")
+            out.append(rejection(c, "pruned by cost", detail))
+        return out
+
+    # -- results -------------------------------------------------------------------------------
+    def accept(self, k: Screened, r: dict[str, Any]) -> None:
+        st, c = self.st, k.candidate
+        self.searched += 1
+        self.sims += r["evaluations"] + (st.replications if "p_meet_slo" in r else 0)
+        if r["status"] == "pruned":
+            self.pruned_list.append((k, (r["replicas_needed"] or 0) * c.gpus, "search"))
+            return
+        if r["status"] != "ok":
+            self.rejected.append(rejection(c, "SLO unreachable at any rate", r["reason"]))
+            return
+        gpus = r["replicas"] * c.gpus
+        if st.max_gpus is not None and gpus > st.max_gpus:
+            self.rejected.append(rejection(c, "exceeds --max-gpus", f"serves {r['max_rate']:.3g} req/s per replica: "
+                                           f"{st.target_rate:g} req/s needs {r['replicas']} replicas = {gpus} GPUs "
+                                           f"> {st.max_gpus}") | {"gpus_needed": gpus})
+            return
+        cost = None if k.price is None else r["replicas"] * k.replica_cost   # type: ignore[operator]
+        if cost is not None:
+            self.best_cost = min(self.best_cost, cost)
+        self.best_gpus[c.gpu] = min(self.best_gpus.get(c.gpu, gpus), gpus)
+        per_m = None if cost is None else cost / (st.target_rate * self.mean_out * 3600.0) * 1e6
+        row = {"candidate": c.label(), "deployment": c.deployment(), "max_rate_per_replica": r["max_rate"],
+               "rate_bracket": r["bracket"], "replicas": r["replicas"], "gpus": gpus, "cost_per_hour": cost,
+               "cost_per_million_output_tokens": per_m,
+               "ttft_p99": r["ttft_p99"], "tpot_p99": r["tpot_p99"], "slo_attainment": r["slo_attainment"],
+               "stable": r["stable"], "operating_rate_per_replica": r["operating_rate"],
+               "evaluations": r["evaluations"], "price": _price(k)}
+        for key in ("p_meet_slo", "p_meet_slo_ci", "replication_seeds"):
+            if key in r:
+                row[key] = r[key]
+        self.rows.append(row)
+
+    def search_all(self) -> None:
+        """Search every kept candidate not pruned on the way, inline or in ``st.workers`` processes."""
+        queue = list(range(len(self.kept)))
+        if self.st.workers == 1:
+            while queue:
+                queue = self.prune_rest(queue)
+                if queue:
+                    i = queue.pop(0)
+                    self.accept(self.kept[i], evaluate(self.job(i)))
+                    self._tick()
+            return
+        try:
+            with ProcessPoolExecutor(max_workers=self.st.workers, mp_context=mp_context()) as pool:
+                running: dict[Future, int] = {}
+                while queue or running:
+                    queue = self.prune_rest(queue)
+                    while queue and len(running) < self.st.workers:
+                        i = queue.pop(0)
+                        running[pool.submit(evaluate, self.job(i))] = i
+                    if not running:
+                        break
+                    finished, _ = wait(running, return_when=FIRST_COMPLETED)
+                    for f in finished:
+                        i = running.pop(f)
+                        self.accept(self.kept[i], f.result())
+                        self._tick()
+        except BrokenProcessPool:
+            raise ServesimError("a planner worker process died (killed or out of memory); "
+                                "rerun with fewer --workers or a smaller --requests") from None
