@@ -46,7 +46,8 @@ def main(argv: list[str] | None = None) -> int:
     f.add_argument("--all", action="store_true", help="every (gpu, engine) the database has")
     f.add_argument("--version", help="framework version of the tables (default: the newest of each table)")
     f.add_argument("--db", help="aiconfigurator_core package folder or its systems/data (default: installed)")
-    f.add_argument("--write", action="store_true", help="write hwprofiles/kernels/<gpu>/<engine>.yaml")
+    f.add_argument("--write", action="store_true",
+                   help="write hwprofiles/kernels/<gpu>/<engine>.yaml (<engine>@<version>.yaml with --version)")
     f.add_argument("--keep", help="leave the exported CSVs in this folder (one sub-folder per gpu/engine)")
     a = ap.parse_args(argv)
     if not a.all and not (a.gpu and a.engine):
@@ -59,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
             doc = fit_job(Job(gpu, engine, a.version, db, f"python -m calibration.kerneldb {args} --write"), keep)
             print(summary(doc), flush=True)
             if a.write:
-                path = kernel_profile_path(gpu, engine)
+                path = kernel_profile_path(gpu, engine, a.version)
                 path.parent.mkdir(parents=True, exist_ok=True)
                 path.write_text(render(doc, args + " --write"))
     except ServesimError as err:

@@ -23,6 +23,7 @@ class KernelFamilies(StrictModel):
     moe: str | None = None                  # e.g. triton fused_moe, cutlass, trtllm-gen
     all_reduce: Literal["nccl", "custom"] = "nccl"   # custom: one-shot/two-shot NVLink all-reduce kernels
     tables: Literal["vllm", "sglang", "trtllm"] | None = None   # whose measured kernel tables price the ops
+    tables_version: str | None = None       # that engine's version (None: the newest tables; deployment.engine_version)
     source: str = ""
 
 

@@ -97,10 +97,18 @@ def _load(path_str: str, label: str) -> EngineProfile:
     return profile
 
 
-def load_engine(name: str) -> EngineProfile:
-    """An engine profile by name or alias (case-insensitive), or from a profile YAML's path."""
+def load_engine(name: str, version: str | None = None) -> EngineProfile:
+    """An engine profile by name or alias (case-insensitive), or from a profile YAML's path; ``version``
+    pins the engine version whose measured kernel tables price its steps (default: the newest)."""
     path = _profile_path(name) if isinstance(name, str) else None
     if path is not None:
-        return _load(str(path.resolve()), str(path))
-    file = _files()[resolve_engine_name(name)]
-    return _load(str(file.resolve()), f"engines/{file.name}")
+        prof = _load(str(path.resolve()), str(path))
+    else:
+        file = _files()[resolve_engine_name(name)]
+        prof = _load(str(file.resolve()), f"engines/{file.name}")
+    if version is None:
+        return prof
+    if prof.kernels.tables is None:
+        raise InputError("deployment.engine_version", version, f"engine {prof.name} has no measured kernel tables "
+                         "to pin; remove engine_version")
+    return prof.model_copy(update={"kernels": prof.kernels.model_copy(update={"tables_version": str(version)})})

@@ -77,16 +77,28 @@ def kernels_dir() -> Path:
     return hwprofiles_dir() / "kernels"
 
 
-def kernel_profile_path(gpu_name: str, engine_name: str) -> Path:
-    return kernels_dir() / gpu_name / f"{engine_name}.yaml"
+def kernel_profile_path(gpu_name: str, engine_name: str, version: str | None = None) -> Path:
+    """``<engine>.yaml`` (the newest tables) or ``<engine>@<version>.yaml`` (an older engine version)."""
+    name = engine_name if version is None else f"{engine_name}@{version}"
+    return kernels_dir() / gpu_name / f"{name}.yaml"
+
+
+def kernel_versions(gpu_name: str, engine_name: str) -> list[str]:
+    """Engine versions with an overlay on this GPU, the default file's first."""
+    default = kernel_profile_path(gpu_name, engine_name)
+    if not default.is_file():
+        return []
+    pinned = sorted(p.stem.split("@", 1)[1] for p in default.parent.glob(f"{engine_name}@*.yaml"))
+    return [_load(str(default.resolve())).version, *pinned]
 
 
 def available_kernel_profiles() -> list[tuple[str, str]]:
-    """(gpu, engine) of every committed overlay, sorted."""
+    """(gpu, engine) of every committed default overlay (the newest tables), sorted; older engine
+    versions are ``<engine>@<version>.yaml`` beside it (:func:`kernel_versions`)."""
     root = kernels_dir()
     if not root.is_dir():
         return []
-    return sorted((p.parent.name, p.stem) for p in root.glob("*/*.yaml"))
+    return sorted((p.parent.name, p.stem) for p in root.glob("*/*.yaml") if "@" not in p.stem)
 
 
 @functools.lru_cache(maxsize=64)
@@ -105,17 +117,24 @@ def _load(path_str: str) -> KernelFamilyProfile:
         raise InputError(f"{label}:{where}", err.get("input"), err["msg"]) from None
 
 
-def load_kernel_profile(gpu_name: str, engine_name: str) -> KernelFamilyProfile | None:
-    """The overlay of ``engine_name``'s kernels on ``gpu_name`` (profile file names), or None if there
-    is none. An engine outside :data:`ENGINES` is an error."""
+def load_kernel_profile(gpu_name: str, engine_name: str, version: str | None = None) -> KernelFamilyProfile | None:
+    """The overlay of ``engine_name``'s kernels on ``gpu_name`` (profile file names), for ``version``
+    (None: the default file, the newest tables), or None if the GPU has none for this engine. An
+    engine outside :data:`ENGINES`, or a version without an overlay on a covered GPU, is an error."""
     if engine_name not in ENGINES:
         raise InputError("engine", engine_name, f"kernel overlays exist for: {', '.join(ENGINES)}")
     path = kernel_profile_path(gpu_name, engine_name)
     if not path.is_file():
         return None
     prof = _load(str(path.resolve()))
-    if prof.gpu != gpu_name or prof.engine != engine_name:
-        raise InputError(f"kernels/{gpu_name}/{engine_name}.yaml:gpu", f"{prof.gpu}/{prof.engine}",
+    if version is not None and version != prof.version:
+        path = kernel_profile_path(gpu_name, engine_name, version)
+        if not path.is_file():
+            raise InputError("deployment.engine_version", version, f"{engine_name} kernel tables on {gpu_name} "
+                             f"exist for: {', '.join(kernel_versions(gpu_name, engine_name))}")
+        prof = _load(str(path.resolve()))
+    if prof.gpu != gpu_name or prof.engine != engine_name or version not in (None, prof.version):
+        raise InputError(f"kernels/{gpu_name}/{path.name}:gpu", f"{prof.gpu}/{prof.engine} {prof.version}",
                          "must match the folder and file name")
     return prof
 
@@ -161,10 +180,11 @@ def apply_kernels(gpu: GPUProfile, k: KernelFamilyProfile, kv_dtype: str = "bf16
 
 
 def with_engine_kernels(gpu: GPUProfile, tables: str | None, kv_dtype: str = "bf16",
-                        all_reduce: str = "custom") -> GPUProfile:
+                        all_reduce: str = "custom", version: str | None = None) -> GPUProfile:
     """``gpu`` as the engine whose measured kernel tables are ``tables`` (an engine's
-    ``kernels.tables``) runs it: with that overlay where one exists for this GPU, else unchanged."""
+    ``kernels.tables``, at ``version`` or the newest) runs it: with that overlay where one exists for
+    this GPU, else unchanged."""
     if tables is None:
         return gpu
-    k = load_kernel_profile(gpu.name, tables)
+    k = load_kernel_profile(gpu.name, tables, version)
     return gpu if k is None else apply_kernels(gpu, k, kv_dtype, all_reduce)

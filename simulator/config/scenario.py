@@ -154,6 +154,9 @@ class Deployment(_Strict):
     gpu: str = "h100-sxm"
     engine: str = Field("fused", description="engine profile: a catalog name (`servesim engines`) or the path "
                                              "of an engine profile YAML whose `name` matches its file name")
+    engine_version: str | None = Field(
+        None, max_length=64, description="pin the engine version whose measured kernel tables price the steps "
+                                         "where several exist (`servesim engines`); default: the newest")
     tp: int = Field(1, ge=1, le=MAX_GPUS)
     pp: int = Field(1, ge=1, le=MAX_GPUS)
     cp: int = Field(1, ge=1, le=MAX_GPUS, description="context parallelism: GPUs a long prompt's attention is split over")

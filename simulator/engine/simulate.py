@@ -76,7 +76,7 @@ class SimulationResult:
 def build_step_model(s: Scenario) -> StepModel:
     """The time model of one replica of the scenario's deployment."""
     d = s.deployment
-    return StepModel(load_model(s.model), load_gpu(d.gpu), load_engine(d.engine), tp=d.tp, pp=d.pp,
+    return StepModel(load_model(s.model), load_gpu(d.gpu), load_engine(d.engine, d.engine_version), tp=d.tp, pp=d.pp,
                      weight_dtype=d.weight_dtype, kv_dtype=d.kv_dtype, experts=expert_plan(d), cp=d.cp)
 
 

@@ -66,7 +66,7 @@ class PoolBuild:
 def build_pool(model: ModelArch, d: Deployment, role: str = "colocated") -> PoolBuild:
     """Time model and memory of one replica of deployment ``d`` (its engine's defaults filled in)."""
     d = effective_deployment(d)
-    gpu, engine = load_gpu(d.gpu), load_engine(d.engine)
+    gpu, engine = load_gpu(d.gpu), load_engine(d.engine, d.engine_version)
     experts = expert_plan(d)
     sm = StepModel(model, gpu, engine, tp=d.tp, pp=d.pp, weight_dtype=d.weight_dtype, kv_dtype=d.kv_dtype,
                    experts=experts, cp=d.cp)

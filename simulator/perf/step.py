@@ -38,7 +38,8 @@ class StepModel:
             raise InputError("weight_dtype", weight_dtype, f"allowed: {', '.join(WEIGHT_DTYPES)}")
         if kv_dtype not in KV_DTYPES:
             raise InputError("kv_dtype", kv_dtype, f"allowed: {', '.join(KV_DTYPES)}")
-        gpu = with_engine_kernels(gpu, engine.kernels.tables, kv_dtype, engine.kernels.all_reduce)   # its own kernels
+        gpu = with_engine_kernels(gpu, engine.kernels.tables, kv_dtype, engine.kernels.all_reduce,
+                                  engine.kernels.tables_version)   # its own kernels
         cdt = COMPUTE_DTYPE[weight_dtype]
         if not gpu.has_dtype(cdt):
             ok = [d for d in WEIGHT_DTYPES if gpu.has_dtype(COMPUTE_DTYPE[d])]

@@ -92,3 +92,39 @@ def test_committed_overlays_carry_the_custom_all_reduce_below_its_limit(engine: 
         mib, big = 2**20, 2**26
         assert collective_time(out, "all-reduce", mib, 4, graph) == pytest.approx(f.latency_s + mib / f.bandwidth_Bps)
         assert collective_time(out, "all-reduce", big, 4, graph) == collective_time(gpu, "all-reduce", big, 4, graph)
+
+
+def test_an_engine_version_can_be_pinned_where_the_tables_have_several() -> None:
+    from simulator.catalog.engines import load_engine
+    from simulator.catalog.kernels import kernel_versions
+    from simulator.catalog.model import ModelArch
+    from simulator.perf.step import BatchShape, StepModel
+
+    assert kernel_versions("b200", "vllm") == ["0.24.0", "0.22.0"]
+    assert load_kernel_profile("b200", "vllm").version == "0.24.0"
+    assert load_kernel_profile("b200", "vllm", "0.22.0").version == "0.22.0"
+    with pytest.raises(InputError) as info:
+        load_kernel_profile("b200", "vllm", "0.9")
+    assert info.value.field == "deployment.engine_version" and "0.24.0, 0.22.0" in str(info.value)
+    llama = ModelArch(name="llama-3.1-8b", hidden_size=4096, num_layers=32, num_attention_heads=32,
+                      num_kv_heads=8, head_dim=128, intermediate_size=14336, vocab_size=128256)
+    shape = BatchShape.decode(64, 64 * 2048)
+    new = StepModel(llama, load_gpu("b200"), load_engine("vllm")).time(shape)
+    old = StepModel(llama, load_gpu("b200"), load_engine("vllm", "0.22.0")).time(shape)
+    assert old.breakdown["mlp"] == new.breakdown["mlp"]                       # GEMMs: the profile's own
+    assert old.breakdown["attention_decode"] != new.breakdown["attention_decode"]   # each version's kernels
+    with pytest.raises(InputError, match="engine_version"):
+        load_engine("fused", "1.0")                                          # nothing to pin
+
+
+def test_a_scenario_pins_the_engine_version() -> None:
+    from simulator.config.loader import scenario_from_dict
+    from simulator.engine.simulate import build_step_model
+
+    base = {"model": "llama-3.1-8b", "deployment": {"gpu": "b200", "engine": "vllm"},
+            "workload": {"arrival": {"process": "offline"}, "requests": 4,
+                         "prompt_tokens": {"dist": "fixed", "value": 64}, "output_tokens": {"dist": "fixed", "value": 4}}}
+    sm = build_step_model(scenario_from_dict(base, {"deployment.engine_version": "0.22.0"}))
+    assert sm.engine.kernels.tables_version == "0.22.0"
+    with pytest.raises(InputError, match="exist for: 0.24.0, 0.22.0"):
+        build_step_model(scenario_from_dict(base, {"deployment.engine_version": "0.1"}))
