@@ -16,6 +16,7 @@ from pydantic import Field, PositiveFloat, ValidationError, model_validator
 from ..errors import InputError, unknown_name
 from ..inputs import check_path, load_json, read_text, read_yaml
 from ..paths import catalog_dir
+from .hf_ids import variant_index, variant_key
 from .model import MLASpec, ModelArch, MoESpec
 from ..schema import StrictModel
 
@@ -100,15 +101,26 @@ def _aliases() -> dict[str, str]:
     return out
 
 
+@functools.lru_cache(maxsize=1)
+def _variants() -> dict[str, str]:
+    """Variant key of each entry's hf_id -> catalog name (see :mod:`.hf_ids` for the rule)."""
+    return variant_index({name: e.hf_id for name, e in _entries().items()})
+
+
+def _catalog_name(key: str) -> str | None:
+    """The catalog name a name, display name, hf_id or a variant of an hf_id refers to."""
+    return _aliases().get(key.lower()) or _variants().get(variant_key(key))
+
+
 def list_models() -> list[str]:
     """Catalog model names, sorted."""
     return sorted(_entries())
 
 
 def _resolve(name: str) -> str:
-    key = name.strip().lower()
-    if key in _aliases():
-        return _aliases()[key]
+    found = _catalog_name(name.strip())
+    if found:
+        return found
     raise unknown_name("model", name, list_models())
 
 
@@ -132,7 +144,8 @@ def _load_catalog_model(name: str) -> ModelArch:
 
 
 def load_model(name_or_path: str) -> ModelArch:
-    """A model by catalog name (case-insensitive; display name or hf_id also work), or from a
+    """A model by catalog name (case-insensitive; display name, hf_id or a Hugging Face id of a
+    post-trained or re-quantised variant, see :mod:`.hf_ids`, also work), or from a
     Hugging Face ``config.json`` path (or a directory containing one), or a catalog-format YAML file.
     """
     if not isinstance(name_or_path, str) or not name_or_path.strip():
@@ -151,6 +164,9 @@ def load_model(name_or_path: str) -> ModelArch:
         if path.suffix in (".yaml", ".yml"):
             return _arch_of(_read_entry(path), path.name)
         return _model_from_hf_file(path)
+    found = _catalog_name(key) if not path.exists() else None
+    if found:
+        return _load_catalog_model(found)
     if path.suffix in (".json", ".yaml", ".yml") or key.startswith((".", "/", "~")) or key.count("/") > 1:
         raise InputError("model", key, "no such file")
     raise unknown_name("model", key, list_models())

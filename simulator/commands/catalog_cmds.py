@@ -18,14 +18,14 @@ def register(sub: argparse._SubParsersAction) -> None:
 def rows(what: str) -> list[dict]:
     """One dict per catalog entry, for printing."""
     if what == "models":
-        from ..catalog.models import list_models, load_model
+        from ..catalog.models import catalog_entry, list_models, load_model
         from ..perf.memory import param_count
 
         out = []
         for n in list_models():
             m = load_model(n)
             pc = param_count(m)
-            out.append({"name": n, "params_b": round(pc.total / 1e9, 2), "active_b": round(pc.active / 1e9, 2),
+            out.append({"name": n, "hf_id": catalog_entry(n)["hf_id"], "params_b": round(pc.total / 1e9, 2), "active_b": round(pc.active / 1e9, 2),
                         "layers": m.num_layers, "hidden": m.hidden_size, "kv_heads": m.num_kv_heads,
                         "attention": "mla" if m.mla else "gqa", "moe": bool(m.moe)})
         return out
@@ -63,7 +63,9 @@ def run(a: argparse.Namespace) -> int:
     from rich.table import Table
 
     keys = [k for k in data[0] if k != "source"]   # sources: --json
-    table = Table(show_lines=a.what == "engines")
+    caption = ("hf_id variants (org prefix, -Instruct, -it, -FP8, ...) resolve to the same entry: "
+               "see simulator/catalog/hf_ids.py" if a.what == "models" else None)
+    table = Table(show_lines=a.what == "engines", caption=caption)
     for k in keys:
         table.add_column(k, overflow="fold")
     for r in data:

@@ -12,6 +12,7 @@ from typing import Any
 from ..cli import print_json, subcommand
 from ..errors import InputError
 from ..metrics.formats import FORMATS, to_aiperf, to_vllm
+from .load_points import at_concurrency, at_rate, parse_concurrency, parse_rates, points_table
 from ..workload.config import ClosedLoopArrival, GammaArrival
 
 #: Most seeds ``--replications`` runs (each is a whole simulation).
@@ -22,6 +23,13 @@ MAX_REPLICATIONS = 10_000
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("run", help="simulate a scenario (embedded default when none is given)")
     p.add_argument("scenario", nargs="?", help="scenario YAML file")
+    p.add_argument("--model", metavar="M", help="model: catalog name, Hugging Face id or config.json path "
+                   "(same as --set model=M)")
+    load = p.add_mutually_exclusive_group()
+    load.add_argument("--concurrency", metavar="N,N,...", help="closed-loop clients, one simulation per value "
+                      "(e.g. 1,5,25,50); several values print one table")
+    load.add_argument("--rate", metavar="R,R,...", help="offered request rates in req/s, one simulation per value "
+                      "(e.g. 1,2,4,inf; inf sends every request at once); several values print one table")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a key, e.g. workload.arrival.rate=12")
     p.add_argument("--out", help="folder for summary.json and the per-request and time-series tables")
     p.add_argument("--json", action="store_true", help="print the summary as one JSON object")
@@ -38,20 +46,48 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(a: argparse.Namespace) -> int:
     from ..config.loader import load_scenario, parse_set
-    from ..engine.simulate import simulate
-    from ..metrics.report import format_summary, write_outputs
-    from ..metrics.summary import per_request, summarize
-    from .progress import progress_bar
 
     if not 1 <= a.replications <= MAX_REPLICATIONS:
         raise InputError("--replications", a.replications, f"must be 1 to {MAX_REPLICATIONS:,}")
     pcts = parse_percentiles(a.percentiles)
-    scenario = load_scenario(a.scenario, parse_set(a.set))
-    show = not a.no_progress and sys.stderr.isatty()
-    with progress_bar("simulating", enabled=show) as tick:
+    overrides = parse_set(a.set)
+    if a.model is not None:
+        overrides = {"model": a.model, **overrides}
+    scenario = load_scenario(a.scenario, overrides)
+    points = load_points(a, scenario)
+    if len(points) == 1:
+        return run_one(a, points[0][1], pcts)
+    if a.replications != 1:
+        raise InputError("--replications", a.replications, "must be 1 when --concurrency or --rate lists several values")
+    return run_points(a, points, pcts)
+
+
+def load_points(a: argparse.Namespace, scenario: Any) -> list[tuple[str, Any]]:
+    """``[(label, scenario)]``: one per --concurrency or --rate value, or the scenario itself."""
+    if a.concurrency is not None:
+        return [(str(c), at_concurrency(scenario, c)) for c in parse_concurrency(a.concurrency)]
+    if a.rate is not None:
+        return [(f"{r:g}", at_rate(scenario, r)) for r in parse_rates(a.rate)]
+    return [("", scenario)]
+
+
+def simulate_point(a: argparse.Namespace, scenario: Any, pcts: tuple[float, ...], label: str = "simulating"
+                   ) -> tuple[Any, Any, dict[str, Any]]:
+    """(result, per-request table, summary) of one simulation, with a progress bar on a terminal."""
+    from ..engine.simulate import simulate
+    from ..metrics.summary import per_request, summarize
+    from .progress import progress_bar
+
+    with progress_bar(label, enabled=not a.no_progress and sys.stderr.isatty()) as tick:
         res = simulate(scenario, progress=tick)
     df = per_request(res)
-    summary = summarize(res, df, pcts)
+    return res, df, summarize(res, df, pcts)
+
+
+def run_one(a: argparse.Namespace, scenario: Any, pcts: tuple[float, ...]) -> int:
+    from ..metrics.report import format_summary, write_outputs
+
+    res, df, summary = simulate_point(a, scenario, pcts)
     if a.replications != 1:
         from ..planning.executors import default_workers
         from ..planning.uncertainty import replicate
@@ -70,6 +106,35 @@ def run(a: argparse.Namespace) -> int:
         print(format_summary(summary))
         if a.out:
             print(f"wrote        {a.out}/summary.json, requests.parquet, timeseries.parquet (and .csv)")
+    return 0
+
+
+def run_points(a: argparse.Namespace, points: list[tuple[str, Any]], pcts: tuple[float, ...]) -> int:
+    """Several load points: one table (or a JSON list), ``--out DIR/<flag>-<value>/`` per point."""
+    from rich.console import Console
+
+    from ..metrics.report import header, write_outputs
+
+    flag = "concurrency" if a.concurrency is not None else "rate"
+    done, shown = [], []
+    for name, scenario in points:
+        res, df, summary = simulate_point(a, scenario, pcts, f"{flag} {name}")
+        out = tool_json(a.format, summary, df, pcts, scenario)
+        if a.out:
+            folder = Path(a.out) / f"{flag}-{name}"
+            write_outputs(res, folder, summary)
+            if a.format != "servesim":
+                (folder / f"{a.format}.json").write_text(json.dumps(out, indent=2, default=float))
+        done.append((name, summary))
+        shown.append({flag: name, **out})
+    if a.json or a.format != "servesim":
+        print_json(shown)
+        return 0
+    print("\n".join(header(done[0][1])[:1] + header(done[0][1])[2:]))
+    pct = "p99" if 99.0 in pcts else f"p{max(pcts):g}"
+    Console().print(points_table(flag, done, pct))
+    if a.out:
+        print(f"wrote        {a.out}/{flag}-<value>/summary.json and tables, one folder per point")
     return 0
 
 
