@@ -6,6 +6,7 @@ import sys
 from typing import Any
 
 from ..cli import finite_float, print_json, subcommand
+from ..planning.interactivity import front_lines
 
 
 @subcommand
@@ -44,6 +45,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--rel-tol", type=finite_float, default=0.05, help="relative width at which bisection stops")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a key of the scenario")
     p.add_argument("--top", type=int, default=15, help="rows of the ranked table to print")
+    p.add_argument("--emit", metavar="DIR", help="write the best plan's launch commands (vLLM, SGLang, "
+                   "TensorRT-LLM) and benchmark commands (vllm bench serve, AIPerf) into DIR")
+    p.add_argument("--plot", metavar="FILE.png", help="chart output tokens/s per GPU against tokens/s per user "
+                   "with the TPOT SLO line (.png or .svg; needs Altair and vl-convert)")
     p.add_argument("--json", action="store_true", help="print the result as one JSON object")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(handler=run)
@@ -146,6 +151,14 @@ def run(a: argparse.Namespace) -> int:
         print_json(res)
     else:
         print(format_plan(res, a.top))
+    if a.plot:
+        from .plan_plot import write_plot
+        print(write_plot(res, a.plot), file=sys.stderr if a.json else sys.stdout)
+    if a.emit and res["plans"]:
+        from ..planning.emit import emit
+        paths = emit(a.emit, scenario, res["plans"][0], st.target_rate)
+        print(f"launch and benchmark commands for plan #1 in {a.emit}: " + ", ".join(p.name for p in paths),
+              file=sys.stderr if a.json else sys.stdout)
     if res["binding"]:
         raise ServesimError(f"no candidate can reach {st.target_rate:g} req/s: {res['binding']}")
     return 0
@@ -185,6 +198,9 @@ def format_plan(res: dict[str, Any], top: int = 15) -> str:
             lines.append(f"    ... {len(rows) - top} more (--top N, or --json for all)")
         lines.append("    * on the Pareto front of cost vs p99 TTFT and TPOT; latencies at the operating rate "
                      "(target / replicas); seconds; $/h '-': no price of this kind (ranked by GPUs)")
+    front = front_lines(res)
+    if front:
+        lines += [""] + front
     if res["rejected"]:
         lines.append("")
         lines.append("rejected: " + ", ".join(f"{k} {v}" for k, v in c["rejected"].items()))

@@ -24,25 +24,26 @@ def test_default_gpus_are_the_whole_gpu_catalog():
     book = load_prices()
     gpus = default_gpus(book.gpus("on-demand"))
     assert {"h100-sxm", "h200-sxm", "b200", "mi300x", "mi325x", "gb200"} <= set(gpus)
-    assert "h200-sxm" not in book.gpus("on-demand")          # simulated although it has no on-demand price
+    assert "b200" not in book.gpus("on-demand")               # simulated although it has no on-demand price
+    assert "h200-sxm" in book.gpus("on-demand")               # Nebius on-demand price (2025-10-22)
     assert "epyc-9654" not in gpus and "apple-m3-max" not in gpus
 
 
 def test_unpriced_gpu_is_simulated_ranked_after_priced_and_listed():
     s = scenario_from_dict(PLAN)
-    res = plan(s, PlanSettings(target_rate=40.0, gpus=("h100-sxm", "h200-sxm"), **ONE))
+    res = plan(s, PlanSettings(target_rate=40.0, gpus=("h100-sxm", "b200"), **ONE))
     rows = {r["deployment"]["gpu"]: r for r in res["plans"]}
-    assert set(rows) == {"h100-sxm", "h200-sxm"}
-    h200 = rows["h200-sxm"]
-    assert h200["cost_per_hour"] is None and h200["price"] is None and h200["slo_attainment"] >= 0.99
-    assert res["plans"][-1] is h200                           # priced plans first
+    assert set(rows) == {"h100-sxm", "b200"}
+    b200 = rows["b200"]
+    assert b200["cost_per_hour"] is None and b200["price"] is None and b200["slo_attainment"] >= 0.99
+    assert res["plans"][-1] is b200                           # priced plans first
     assert [r["candidate"] for r in res["pareto"]] == [rows["h100-sxm"]["candidate"]]
     (line,) = res["excluded"]
-    assert line.startswith("h200-sxm: no on-demand price;") and "--price h200-sxm=USD_PER_HOUR" in line
+    assert line.startswith("b200: no on-demand price;") and "--price b200=USD_PER_HOUR" in line
     # priced on the command line, it is ranked by dollars: GPUs x price
-    priced = plan(s, PlanSettings(target_rate=40.0, gpus=("h100-sxm", "h200-sxm"), prices=("h200-sxm=0.5",), **ONE))
+    priced = plan(s, PlanSettings(target_rate=40.0, gpus=("h100-sxm", "b200"), prices=("b200=0.5",), **ONE))
     top = priced["plans"][0]
-    assert top["deployment"]["gpu"] == "h200-sxm" and top["cost_per_hour"] == pytest.approx(0.5 * top["gpus"])
+    assert top["deployment"]["gpu"] == "b200" and top["cost_per_hour"] == pytest.approx(0.5 * top["gpus"])
     assert top["price"]["provider"] == "user"
     (line,) = priced["excluded"]                              # H100 at $3.78/h is now pruned by cost
     assert line.startswith("h100-sxm: no plan (pruned by cost 1); e.g.") and "the best plan ($0.50/h" in line
