@@ -71,21 +71,18 @@ def scenario_overrides(a: argparse.Namespace) -> dict[str, Any]:
     ``--set`` is applied after them."""
     from ..errors import InputError
 
+    from ..catalog.engines import load_engine
+    from ..catalog.models import load_model
+
     over: dict[str, Any] = {}
-    if a.model is not None:
-        from ..catalog.models import load_model
-        try:
-            load_model(a.model)
-        except InputError as err:
-            raise InputError("--model", a.model, err.allowed) from None
-        over["model"] = a.model
-    if a.engine is not None:
-        from ..catalog.engines import load_engine
-        try:
-            load_engine(a.engine)
-        except InputError as err:
-            raise InputError("--engine", a.engine, err.allowed) from None
-        over["deployment.engine"] = a.engine
+    for flag, value, key, load in (("--model", a.model, "model", load_model),
+                                   ("--engine", a.engine, "deployment.engine", load_engine)):
+        if value is not None:
+            try:
+                load(value)
+            except InputError as err:
+                raise InputError(flag, value, err.allowed) from None
+            over[key] = value
     for flag, value, key in (("--isl", a.isl, "workload.prompt_tokens"), ("--osl", a.osl, "workload.output_tokens")):
         if value is not None:
             if value < 1:
