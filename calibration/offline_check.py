@@ -39,6 +39,8 @@ from simulator.engine.simulate import simulate
 from simulator.errors import ServesimError
 from simulator.perf.memory import kv_bytes_per_token_per_gpu, weight_bytes_per_gpu
 
+from .silicon_check import prompt_budget
+
 TABLE = Path(__file__).resolve().parent / "data" / "published" / "trtllm-perf-overview-v1.0.csv"
 
 
@@ -53,10 +55,7 @@ def scenario_of(row: dict[str, Any], engine: str, kv_dtype: str = "bf16") -> dic
     dep: dict[str, Any] = {"gpu": row["gpu"], "engine": engine, "tp": int(row["tp"]), "weight_dtype": "fp8",
                            "kv_dtype": kv_dtype}
     sched = load_engine(engine).scheduler
-    if sched is not None and sched.chunked_prefill is False:
-        need = int(row["isl"]) + int(sched.max_num_seqs or 0)
-        if need > (sched.max_num_batched_tokens or 0):
-            dep["batching"] = {"max_batched_tokens": need}
+    dep.update(prompt_budget(engine, int(row["isl"]), int(sched.max_num_seqs or 0) if sched else 0))
     return {"name": f"{row['model']} {row['gpu']} tp{row['tp']} {row['isl']}/{row['osl']}", "model": row["model"],
             "deployment": dep, "seed": 0, "slo": {"ttft_s": None, "tpot_s": None},
             "workload": {"arrival": {"process": "offline"}, "requests": int(row["requests"]),

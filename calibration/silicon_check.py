@@ -148,19 +148,23 @@ def cases(table: pd.DataFrame, engines: Iterable[str] | None = None) -> list[Cas
     return out
 
 
+def prompt_budget(engine: str, isl: int, running: int) -> dict[str, Any]:
+    """The deployment keys a benchmark of ``isl``-token prompts must have been launched with on
+    ``engine``: without chunked prefill a prompt fits one step beside up to ``running`` decodes only
+    if the token budget allows it (empty when the engine's default budget or chunking suffices)."""
+    sched = load_engine(engine).scheduler
+    if sched is None or sched.chunked_prefill is not False or isl + running <= (sched.max_num_batched_tokens or 0):
+        return {}
+    return {"batching": {"max_batched_tokens": isl + running}}
+
+
 def scenario_of(c: Case, prompts: int, engine: str | None = None) -> dict[str, Any]:
     """The closed-loop scenario of case ``c`` (``engine`` overrides the case's engine)."""
     n = max(prompts, 2 * c.concurrency)
     dep: dict[str, Any] = {"gpu": c.gpu, "engine": engine or c.engine, "tp": c.tp, "weight_dtype": c.weight_dtype}
     if c.ep > 1:   # experts spread over the replica's GPUs (servesim: ep = tp)
         dep["moe"] = {"expert_parallel": c.tp}
-    sched = load_engine(dep["engine"]).scheduler
-    if sched is not None and sched.chunked_prefill is False:
-        # without chunked prefill a prompt must fit one step beside the running decodes: a benchmark
-        # of these lengths has to be launched with a token budget that allows it
-        need = c.isl + c.concurrency
-        if need > (sched.max_num_batched_tokens or 0):
-            dep["batching"] = {"max_batched_tokens": need}
+    dep.update(prompt_budget(dep["engine"], c.isl, c.concurrency))
     return {"name": c.id, "model": c.model, "deployment": dep, "seed": 0,
             "workload": {"arrival": {"process": "closed_loop", "concurrency": c.concurrency}, "requests": n,
                          "prompt_tokens": {"dist": "fixed", "value": c.isl},

@@ -232,9 +232,10 @@ class ContinuousScheduler:
         return r.preempt(victim)
 
     def _run_length(self, cap: int | None = None) -> int:
-        """Decode steps until the first completion (at most ``cap``), limited by free KV blocks (0 if none fit). The
-        blocks of a run of 2 or more steps are taken here, when it is planned: other scheduler loops
-        of this replica (pipeline stages) share the pool and may allocate while it is in flight."""
+        """Decode steps until the first completion (at most ``cap``), limited by free KV blocks (0 if
+        none fit). The blocks of a run of 2 or more steps are taken here, when it is planned: other
+        scheduler loops of this replica (pipeline stages) share the pool and may allocate while it is
+        in flight."""
         d = self.dec
         j = d.left_min if cap is None else min(d.left_min, cap)
         if d.reserve(j):

@@ -24,6 +24,17 @@ def uniform_workload(rate: float, requests: int, prompt_high: int, output_high: 
             "workload.prompt_tokens": lengths(64, prompt_high), "workload.output_tokens": lengths(8, output_high)}
 
 
+def batching_and_kv() -> dict[str, Any]:
+    """Hypothesis strategies for random batch limits, token budgets, KV block sizes and counts and the
+    preemption mode, as dotted scenario keys."""
+    return {"deployment.batching.max_batch_size": st.integers(1, 64),
+            "deployment.batching.max_batched_tokens": st.integers(64, 4096),
+            "deployment.batching.chunked_prefill": st.booleans(),
+            "deployment.kv_cache.block_size": st.sampled_from([1, 8, 16, 32]),
+            "deployment.kv_cache.num_blocks": st.integers(20, 3000),
+            "deployment.kv_cache.preemption": st.sampled_from(["recompute", "swap"])}
+
+
 def make_scenario(**over: Any):
     """A small Llama-3.1-8B / H100 scenario with dotted-key overrides."""
     base = {

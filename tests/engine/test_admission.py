@@ -10,18 +10,13 @@ from hypothesis import strategies as st
 from simulator.engine.simulate import simulate
 from simulator.engine.state import DONE, REJECTED
 
-from .conftest import make_scenario, uniform_workload
+from .conftest import batching_and_kv, make_scenario, uniform_workload
 
 ENGINES = ("fused", "vllm", "sglang", "trtllm")
 
 workloads = st.fixed_dictionaries({
     **uniform_workload(rate=80.0, requests=100, prompt_high=3000, output_high=600),
-    "deployment.batching.max_batch_size": st.integers(1, 64),
-    "deployment.batching.max_batched_tokens": st.integers(64, 4096),
-    "deployment.batching.chunked_prefill": st.booleans(),
-    "deployment.kv_cache.block_size": st.sampled_from([1, 8, 16, 32]),
-    "deployment.kv_cache.num_blocks": st.integers(20, 3000),
-    "deployment.kv_cache.preemption": st.sampled_from(["recompute", "swap"]),
+    **batching_and_kv(),
     "deployment.kv_cache.prefix_caching": st.booleans(),
     "deployment.replicas": st.integers(1, 3),
     "deployment.pp": st.sampled_from([1, 1, 2]),

@@ -9,22 +9,12 @@ from simulator.engine.simulate import simulate
 from simulator.engine.state import DONE, REJECTED
 from simulator.metrics.summary import per_request, summarize
 
-from .conftest import make_scenario, reference_decode_set
+from .conftest import batching_and_kv, make_scenario, reference_decode_set, uniform_workload
 
 scenarios = st.fixed_dictionaries({
-    "workload.arrival.rate": st.floats(0.5, 60.0),
-    "workload.requests": st.integers(1, 120),
-    "workload.prompt_tokens": st.fixed_dictionaries({"dist": st.just("uniform"), "low": st.integers(1, 64),
-                                                     "high": st.integers(64, 3000)}),
-    "workload.output_tokens": st.fixed_dictionaries({"dist": st.just("uniform"), "low": st.integers(1, 8),
-                                                     "high": st.integers(8, 400)}),
+    **uniform_workload(rate=60.0, requests=120, prompt_high=3000, output_high=400),
     "deployment.batching.policy": st.sampled_from(["continuous", "static", "dynamic"]),
-    "deployment.batching.max_batch_size": st.integers(1, 64),
-    "deployment.batching.max_batched_tokens": st.integers(64, 4096),
-    "deployment.batching.chunked_prefill": st.booleans(),
-    "deployment.kv_cache.block_size": st.sampled_from([1, 8, 16, 32]),
-    "deployment.kv_cache.num_blocks": st.integers(20, 3000),
-    "deployment.kv_cache.preemption": st.sampled_from(["recompute", "swap"]),
+    **batching_and_kv(),
     "deployment.replicas": st.integers(1, 3),
     "deployment.router": st.sampled_from(["round_robin", "least_outstanding", "least_kv", "random"]),
     "seed": st.integers(0, 10_000),
@@ -108,12 +98,7 @@ def test_request_that_can_never_fit_is_rejected_with_reason():
 
 
 features = st.fixed_dictionaries({
-    "workload.arrival.rate": st.floats(0.5, 40.0),
-    "workload.requests": st.integers(1, 80),
-    "workload.prompt_tokens": st.fixed_dictionaries({"dist": st.just("uniform"), "low": st.integers(1, 64),
-                                                     "high": st.integers(64, 2000)}),
-    "workload.output_tokens": st.fixed_dictionaries({"dist": st.just("uniform"), "low": st.integers(1, 8),
-                                                     "high": st.integers(8, 300)}),
+    **uniform_workload(rate=40.0, requests=80, prompt_high=2000, output_high=300),
     "deployment.batching.max_batch_size": st.integers(1, 64),
     "deployment.kv_cache.num_blocks": st.integers(200, 3000),
     "deployment.kv_cache.preemption": st.sampled_from(["recompute", "swap"]),
