@@ -138,7 +138,7 @@ def size_table(rows: list[dict[str, str]], doc: dict[str, Any], name: str, gpus:
     meas = {(r["mode"], int(r["bytes"])): as_float(r["seconds"]) for r in rows
             if r["collective"] == csv_name and int(r["gpus"]) == gpus}
     sizes = sorted({b for _, b in meas})
-    lines = [f"| bytes per GPU | eager measured (us) | eager fit | graph measured (us) | graph fit |",
+    lines = ["| bytes per GPU | eager measured (us) | eager fit | graph measured (us) | graph fit |",
              "|---|---|---|---|---|"]
     for b in sizes:
         cells = []

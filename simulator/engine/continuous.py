@@ -63,7 +63,7 @@ class ContinuousScheduler:
         return self.dec.n + len(self.prefilling)
 
     # ---- the loop -------------------------------------------------------------
-    def loop(self):  # noqa: ANN201 (SimPy generator)
+    def loop(self):  # SimPy generator
         r = self.r
         while True:
             if not self.running and not r.waiting:
@@ -85,7 +85,7 @@ class ContinuousScheduler:
                 continue
             yield from self._mixed_step(chunks, swap_s)
 
-    def _sleep(self):  # noqa: ANN202
+    def _sleep(self):
         self.idle = True
         self.wake_ev = self.env.event()
         yield self.wake_ev
@@ -258,7 +258,7 @@ class ContinuousScheduler:
         s, win = self.dec.ctx_sums(extra, self.r.window)
         return self.r.sm.cost_of(0, 0, 0.0, 0.0, self.dec.n, s, None, None, win)
 
-    def _decode_run(self, steps: int):  # noqa: ANN202
+    def _decode_run(self, steps: int):
         r, env = self.r, self.env
         d0, f0, b0 = self._decode_cost(0)
         d1, f1, b1 = self._decode_cost(steps - 1)
@@ -275,7 +275,7 @@ class ContinuousScheduler:
         r.itl.row(self.loop_id, t0, d0, slope, done)
         self.finish_done()
 
-    def timed_run(self, steps: int, d0: float, slope: float):  # noqa: ANN201
+    def timed_run(self, steps: int, d0: float, slope: float):
         """Wait out ``steps`` steps of durations d0 + j·slope; an arrival cuts the run after the step
         in progress. Returns the steps done."""
         env = self.env
@@ -295,7 +295,7 @@ class ContinuousScheduler:
         self.interruptible = False
         return done
 
-    def _mixed_step(self, chunks: list[tuple[int, int]], swap_s: float):  # noqa: ANN202
+    def _mixed_step(self, chunks: list[tuple[int, int]], swap_s: float):
         r, env, req, dec = self.r, self.env, self.r.reqs, self.dec
         kv_col = req.kv
         w = r.window

@@ -196,7 +196,7 @@ def simulate(s: Scenario, progress: Any = None) -> SimulationResult:
         starts = sessions.start_s if sessions is not None else reqs.arrival
         first = np.flatnonzero(~np.isnan(starts)) if sessions is not None else np.arange(n)
 
-        def arrive():  # noqa: ANN202
+        def arrive():
             for rid in first.tolist():
                 t = starts[rid]
                 if t > env.now:

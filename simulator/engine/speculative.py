@@ -107,7 +107,7 @@ class Speculator:
             sec, fl, by = sec + s, fl + f, by + b
         return sec, fl, by
 
-    def one_step(self, dec) -> np.ndarray:  # noqa: ANN001
+    def one_step(self, dec) -> np.ndarray:
         """Tokens each member of a decode set gets from one verify step (capped at what it has left)."""
         tok = np.minimum(self.draw(1, len(dec))[0], dec.left())
         self.seq_steps += len(dec)
@@ -125,7 +125,7 @@ class Speculator:
         x, y, z = self.extra_cost(shape)
         return a + x, b + y, c + z
 
-    def run(self, s: "ContinuousScheduler"):  # noqa: ANN201
+    def run(self, s: "ContinuousScheduler"):
         """A run of verify steps until the first completion (or free blocks run out); False if under 2."""
         dec, r = s.dec, s.r
         n, q, bs = len(dec), self.q, r.pool.block_size

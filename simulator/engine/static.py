@@ -54,8 +54,8 @@ class StaticScheduler:
             return max(0.0, first + r.timeout_s - self.env.now)
         return None
 
-    def loop(self):  # noqa: ANN201
-        r, env = self.r, self.env
+    def loop(self):
+        env = self.env
         while True:
             wait = self._ready()
             if wait is None or wait > 0:
@@ -84,7 +84,7 @@ class StaticScheduler:
             ids.append(r.waiting.popleft())
         return np.asarray(ids, dtype=np.int64)
 
-    def _run_batch(self):  # noqa: ANN202
+    def _run_batch(self):
         r, env, req = self.r, self.env, self.r.reqs
         ids = self._take()
         if not len(ids):  # the head request alone cannot fit while others hold memory

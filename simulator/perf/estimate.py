@@ -10,7 +10,7 @@ from ..catalog.models import load_model
 from ..errors import InputError
 from .comm import collective_time
 from .memory import memory_plan
-from .ops import ACT_BYTES, attention_cost
+from .ops import ACT_BYTES
 from .roofline import log2, op_time, prefill_attention_time
 from .step import BatchShape, StepModel
 

@@ -87,7 +87,7 @@ class StepModel:
         self.lean = self.cp == 1 and self.dp == 1 and not self.packed   # parts looked up directly when memoised
 
     # ---- parts: each memoised on the few numbers it depends on -------------------------
-    def _part(self, key: tuple, build) -> "Part":  # noqa: ANN001
+    def _part(self, key: tuple, build) -> "Part":
         hit = self._memo.get(key)
         if hit is None:
             if len(self._memo) > 400_000:
@@ -140,7 +140,7 @@ class StepModel:
     def _tokens_part(self, m: float, m_all: int, graph: bool) -> "Part":
         """Everything that scales with the token count: weight GEMMs, norms, KV writes, TP/EP comm.
         ``m``: tokens on one GPU's dense path; ``m_all``: the step's tokens (routed to the experts)."""
-        def build():  # noqa: ANN202
+        def build():
             acc: dict[str, float] = {}
             ops: dict[str, OpTime] = {}
             kernels = 0
@@ -177,7 +177,7 @@ class StepModel:
 
     def _seqs_part(self, rows: float, graph: bool) -> "Part":
         """Per-token-with-logits work: LM head, sampling, logits gather (``rows`` on one GPU)."""
-        def build():  # noqa: ANN202
+        def build():
             acc: dict[str, float] = {}
             ops: dict[str, OpTime] = {}
             kernels = 0
@@ -215,7 +215,7 @@ class StepModel:
     def _attn_part(self, kind: str, phase: str, q: float, seqs: float, pairs: float, kv: float,
                    pairs_w: float, kv_w: float, graph: bool = False) -> "Part":
         """Attention of all layers (full and sliding-window ones) for one phase, on one GPU."""
-        def build():  # noqa: ANN202
+        def build():
             L, W = self.model.num_layers, self.swa_layers
             ops: dict[str, OpTime] = {}
             total, kernels = 0.0, 0

@@ -122,7 +122,7 @@ def test_hf_eager_llama_7b_matches_published_speed() -> None:
     assert fused < eager / 1.5                                   # fusion, graphs and no dispatch cost
 
 
-def test_engine_profile_from_a_file_path(tmp_path) -> None:  # noqa: ANN001
+def test_engine_profile_from_a_file_path(tmp_path) -> None:
     text = load_engine("hf-paged").model_dump()
     text.update(name="my-engine", cpu_overhead_per_step_s=0.004)
     path = tmp_path / "my-engine.yaml"
@@ -137,7 +137,7 @@ def test_engine_profile_from_a_file_path(tmp_path) -> None:  # noqa: ANN001
         load_engine(str(tmp_path / "other.yaml"))
 
 
-def test_bad_engine_profile_file_is_named_in_one_line(tmp_path) -> None:  # noqa: ANN001
+def test_bad_engine_profile_file_is_named_in_one_line(tmp_path) -> None:
     bad = tmp_path / "mine.yaml"
     bad.write_text("name: mine\ndescription: x\nfused_qkv: maybe\n")
     with pytest.raises(InputError) as e:

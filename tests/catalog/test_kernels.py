@@ -70,7 +70,7 @@ def test_engine_overlays_price_long_causal_prefill_faster_than_torch_fa2(engine:
     pairs = s * (s + 1) / 2
     flops, nbytes = 4.0 * hq * d * pairs, 2.0 * d * (2 * hq * s + 2 * hkv * s)
 
-    def seconds(g):  # noqa: ANN001, ANN202
+    def seconds(g):
         return prefill_attention_time(g, flops, nbytes, "bf16", 1.0, hq, s, s, pairs, d, d)[0].seconds
 
     ratio = seconds(gpu) / seconds(apply_kernels(gpu, k))

@@ -157,7 +157,7 @@ def test_grouped_moe_streams_all_active_experts_in_one_kernel(dsv3, flat_gpu):
     runs alone at the small-GEMM efficiency. Decode of 16 sequences: memory-bound, so time = bytes /
     (bandwidth x efficiency), the efficiency read at log2 of the weights each kernel streams."""
     from simulator.catalog.engine import EngineProfile, KernelFamilies
-    from simulator.catalog.gpu import Curve, Efficiency
+    from simulator.catalog.gpu import Curve
 
     # efficiency 0.2 for a 2^20-element weight, rising linearly in log2 to 0.8 at 2^34
     curves = {"gemm": Curve(x_feature="log2_m", x=[0, 14], y_feature="log2_kn", y=[20, 34],

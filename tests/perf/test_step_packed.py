@@ -14,7 +14,7 @@ from simulator.perf.step import BatchShape, StepModel
 L, HEADS, KV_HEADS, D = 32, 32, 8, 128      # llama8b fixture
 
 
-def engine(**kw) -> EngineProfile:  # noqa: ANN003
+def engine(**kw) -> EngineProfile:
     base = dict(name="packed", description="test", kv_cache="paged", attention="packed", cuda_graphs=False)
     return EngineProfile(**{**base, **kw})
 
