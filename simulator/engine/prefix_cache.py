@@ -20,7 +20,7 @@ from collections import OrderedDict
 import numpy as np
 
 from ..workload.prefix import USER, PromptSegments, output_id
-from .kvcache import BlockPool, blocks_for
+from .kvcache import BlockPool
 from .state import Requests
 
 _M1, _M2, _M3 = np.uint64(0x9E3779B97F4A7C15), np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB)
@@ -81,10 +81,6 @@ class PrefixBlockPool(BlockPool):
         ok = super().grow(rid, tokens)
         self._reclaim()
         return ok
-
-    def grow_many(self, rids: np.ndarray, tokens: np.ndarray) -> None:
-        super().grow_many(rids, tokens)
-        self._reclaim()
 
     def take(self, n: int) -> None:
         super().take(n)
@@ -248,8 +244,3 @@ class PrefixCache:
     def referenced(self) -> int:
         """Sum of reference counts (0 once every request has released its blocks)."""
         return sum(self.refs.values())
-
-    def fits_with_hits(self, rid: int, tokens: int) -> int:
-        """New blocks ``rid`` needs to hold ``tokens`` tokens after taking its cache hits."""
-        h, idle = self.match(rid)
-        return int(blocks_for(tokens, self.bs)) - h + idle

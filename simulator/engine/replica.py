@@ -64,7 +64,6 @@ class Replica:
         self.arrivals_done = False
         self._on_finish = on_finish
         self.on_prefilled: Callable[["Replica", np.ndarray], None] | None = None
-        self.pool_index = 0   # which pool of its serving system (prefill 0, decode 1 when disaggregated)
         # the engine's admission and eviction rules (admission.py); the generic ones without a scheduler block
         self.admission: Greedy = admission_rule(self, load_engine(dep.engine).scheduler)
         n_loops = dep.pp if self.policy == "continuous" else 1
@@ -72,9 +71,6 @@ class Replica:
         self.loops = [cls(self) for _ in range(n_loops)]
 
     # ---- used by the router and the arrival process ------------------------------------
-    def capacity_tokens(self) -> int:
-        return self.pool.capacity * self.pool.block_size
-
     def submit(self, rid: int, counted: bool = False) -> None:
         """A request routed here joins the queue (``counted``: already in :attr:`outstanding`)."""
         self.reqs.status[rid] = WAITING

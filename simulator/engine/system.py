@@ -132,13 +132,12 @@ class ServingSystem:
             self.pools = [build_pool(self.model, pool_deployment(d, dis.prefill), "prefill"),
                           build_pool(self.model, pool_deployment(d, dis.decode), "decode")]
         self.replicas: list[Replica] = []
-        for k, pb in enumerate(self.pools):
+        for pb in self.pools:
             for _ in range(pb.dep.replicas):
                 i = first_index + len(self.replicas)
                 spec = Speculator(pb.spec, np.random.default_rng([seed, 0x5BEC, i])) if pb.spec else None
                 rep = Replica(env, i, pb.dep, pb.sm, pb.kv_blocks, reqs, log, self._finished,
                               pb.plan.kv_bytes_per_token, pb.sm.gpu.host_bandwidth, itl, keys, pb.role, spec)
-                rep.pool_index = k
                 self.replicas.append(rep)
         self.front = [r for r in self.replicas if r.role != "decode"]
         self.back = [r for r in self.replicas if r.role == "decode"]
@@ -219,9 +218,6 @@ class ServingSystem:
         dst.submit(rid, counted=True)
 
     # ---- figures ----------------------------------------------------------------------
-    def kv_blocks(self) -> list[int]:
-        return [r.pool.capacity for r in self.replicas]
-
     def gpus(self) -> int:
         return sum(pb.gpus_per_replica * pb.dep.replicas for pb in self.pools)
 

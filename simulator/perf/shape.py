@@ -39,11 +39,6 @@ class BatchShape:
     def seqs(self) -> int:
         return self.prefill_seqs + self.decode_seqs
 
-    @property
-    def logit_rows(self) -> int:
-        """Tokens whose logits are computed: the last of each prefill, every decode token."""
-        return self.prefill_seqs + self.decode_seqs * self.decode_q
-
     def key(self) -> tuple:
         return (self.prefill_tokens, self.prefill_seqs, self.prefill_pairs, self.prefill_kv, self.decode_seqs,
                 self.decode_ctx, self.prefill_pairs_win, self.prefill_kv_win, self.decode_ctx_win, self.decode_q)

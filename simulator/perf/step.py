@@ -389,10 +389,6 @@ class StepModel:
         self._full[key] = st
         return st
 
-    def step_seconds(self, b: BatchShape) -> float:
-        """Wall seconds of a step, memoised on the shape rounded by :func:`quantize`."""
-        return self.cost(quantize(b))[0]
-
     def linear_cost(self, rows: float, k: int, n: int, layers: int = 1) -> tuple[float, float, float]:
         """(seconds, FLOPs, bytes) of ``layers`` GEMMs x[rows, k] @ w[k, n] in this replica's weight format,
         each taking at least one kernel (for small extra heads, e.g. Medusa)."""
