@@ -31,7 +31,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     load.add_argument("--rate", metavar="R,R,...", help="offered request rates in req/s, one simulation per value "
                       "(e.g. 1,2,4,inf; inf sends every request at once); several values print one table")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a key, e.g. workload.arrival.rate=12")
-    p.add_argument("--out", help="folder for summary.json and the per-request and time-series tables")
+    p.add_argument("--out", help="folder for summary.json and the per-request and time-series tables (Parquet)")
+    p.add_argument("--csv", action="store_true", help="with --out, write the tables as CSV too")
     p.add_argument("--json", action="store_true", help="print the summary as one JSON object")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--percentiles", metavar="P,P,...", default="50,90,95,99,99.9",
@@ -97,7 +98,7 @@ def run_one(a: argparse.Namespace, scenario: Any, pcts: tuple[float, ...]) -> in
                                  "level": rep["confidence"], "metrics": rep["metrics"]}
     shown = tool_json(a.format, summary, df, pcts, scenario)
     if a.out:
-        write_outputs(res, a.out, summary)
+        write_outputs(res, a.out, summary, csv=a.csv)
         if a.format != "servesim":
             (Path(a.out) / f"{a.format}.json").write_text(json.dumps(shown, indent=2, default=float))
     if a.json or a.format != "servesim":
@@ -105,7 +106,8 @@ def run_one(a: argparse.Namespace, scenario: Any, pcts: tuple[float, ...]) -> in
     else:
         print(format_summary(summary))
         if a.out:
-            print(f"wrote        {a.out}/summary.json, requests.parquet, timeseries.parquet (and .csv)")
+            print(f"wrote        {a.out}/summary.json, requests.parquet, timeseries.parquet"
+                  + (" (and .csv)" if a.csv else ""))
     return 0
 
 
@@ -122,7 +124,7 @@ def run_points(a: argparse.Namespace, points: list[tuple[str, Any]], pcts: tuple
         out = tool_json(a.format, summary, df, pcts, scenario)
         if a.out:
             folder = Path(a.out) / f"{flag}-{name}"
-            write_outputs(res, folder, summary)
+            write_outputs(res, folder, summary, csv=a.csv)
             if a.format != "servesim":
                 (folder / f"{a.format}.json").write_text(json.dumps(out, indent=2, default=float))
         done.append((name, summary))
