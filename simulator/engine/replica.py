@@ -9,7 +9,7 @@ import numpy as np
 import simpy
 
 from ..catalog.engines import load_engine
-from ..metrics.recorder import StepLog
+from .step_log import StepLog
 from ..perf.step import BatchShape, StepModel, quantize
 from .admission import Greedy, admission_rule
 from .itl import ItlLog

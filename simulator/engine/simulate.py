@@ -13,7 +13,7 @@ from ..catalog.gpus import load_gpu
 from ..catalog.models import load_model
 from ..config.scenario import Deployment, Scenario
 from ..errors import DoesNotFitError, InputError
-from ..metrics.recorder import StepLog
+from .step_log import StepLog
 from ..perf.memory import MemoryPlan
 from ..perf.step import StepModel
 from ..workload.config import ClosedLoopArrival

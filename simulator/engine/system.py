@@ -16,7 +16,7 @@ from ..catalog.model import ModelArch
 from ..catalog.models import load_model
 from ..config.scenario import Deployment, Pool
 from ..errors import InputError
-from ..metrics.recorder import StepLog
+from .step_log import StepLog
 from ..perf.memory import MemoryPlan
 from ..perf.ops import ExpertPlan, shard
 from ..perf.step import StepModel

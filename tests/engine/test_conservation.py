@@ -230,7 +230,7 @@ def test_pipeline_stages_short_of_blocks_do_not_preempt_each_other_forever():
     stage preempted its own oldest prefill to grow it, the stages took turns freeing blocks and no
     prefill ever finished (found by the property test above). Only the replica's newest request gives
     way now, so every request finishes. A run of over 100,000 step-log rows counts as that livelock."""
-    from simulator.metrics.recorder import StepLog
+    from simulator.engine.step_log import StepLog
 
     s = make_scenario(**{"deployment.pp": 3, "deployment.router": "least_kv", "seed": 1153,
                          "deployment.batching.max_batch_size": 8, "deployment.batching.max_batched_tokens": 130,
