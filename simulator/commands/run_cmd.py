@@ -13,6 +13,7 @@ from ..cli import print_json, subcommand
 from ..errors import InputError
 from ..metrics.formats import FORMATS, to_aiperf, to_vllm
 from .load_points import at_concurrency, at_rate, parse_concurrency, parse_rates, points_table
+from .run_plot import write_sweep_plot
 from ..workload.config import ClosedLoopArrival, GammaArrival
 
 #: Most seeds ``--replications`` runs (each is a whole simulation).
@@ -40,6 +41,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--format", choices=FORMATS, default="servesim",
                    help="JSON layout of --json and summary.json: servesim (default), vllm (vllm bench serve "
                         "--save-result) or aiperf (profile_export_aiperf.json)")
+    p.add_argument("--plot", metavar="FILE.png", help="with --concurrency or --rate: a latency-vs-throughput "
+                   "chart (PNG, or SVG for .svg; needs altair and vl-convert-python)")
     p.add_argument("--replications", type=int, default=1, metavar="K",
                    help="also run seeds seed+1..seed+K-1 and report 95%% confidence intervals")
     p.set_defaults(handler=run)
@@ -56,7 +59,9 @@ def run(a: argparse.Namespace) -> int:
         overrides = {"model": a.model, **overrides}
     scenario = load_scenario(a.scenario, overrides)
     points = load_points(a, scenario)
-    if len(points) == 1:
+    if a.plot is not None and a.concurrency is None and a.rate is None:
+        raise InputError("--plot", a.plot, "draws a sweep: give --concurrency N,N,... or --rate R,R,... with it")
+    if len(points) == 1 and a.plot is None:
         return run_one(a, points[0][1], pcts)
     if a.replications != 1:
         raise InputError("--replications", a.replications, "must be 1 when --concurrency or --rate lists several values")
@@ -129,12 +134,17 @@ def run_points(a: argparse.Namespace, points: list[tuple[str, Any]], pcts: tuple
                 (folder / f"{a.format}.json").write_text(json.dumps(out, indent=2, default=float))
         done.append((name, summary))
         shown.append({flag: name, **out})
+    pct = "p99" if 99.0 in pcts else f"p{max(pcts):g}"
+    drawn = write_sweep_plot(flag, done, pct, a.plot) if a.plot else None
     if a.json or a.format != "servesim":
         print_json(shown)
+        if drawn:
+            print(drawn, file=sys.stderr)
         return 0
     print("\n".join(header(done[0][1])[:1] + header(done[0][1])[2:]))
-    pct = "p99" if 99.0 in pcts else f"p{max(pcts):g}"
     Console().print(points_table(flag, done, pct))
+    if drawn:
+        print(drawn)
     if a.out:
         print(f"wrote        {a.out}/{flag}-<value>/summary.json and tables, one folder per point")
     return 0
