@@ -14,15 +14,17 @@ import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from ..config.scenario import Scenario
 from ..errors import ServesimError
 from .candidates import Screened, rejection
 from .executors import mp_context
+from .layouts import DisaggCandidate, EPCandidate
 from .plan_settings import PlanSettings
-from .search import min_window, probe, search_max_rate
+from .pools import match_pools
+from .search import Bound, min_window, probe, search_max_rate
 from .uncertainty import wilson_interval
 
 
@@ -37,6 +39,7 @@ class Job:
     replica_cost: float
     cost_cap: float | None
     settings: PlanSettings
+    pools: tuple[DisaggCandidate, Bound] | None = None    # a disaggregated unit: sized by xPyD after the search
 
 
 def evaluate(job: Job) -> dict[str, Any]:
@@ -50,7 +53,19 @@ def evaluate(job: Job) -> dict[str, Any]:
     out: dict[str, Any] = {"index": job.index, "status": res.status, "reason": res.reason, "max_rate": res.max_rate,
                            "bracket": [res.lo, res.hi], "evaluations": res.evaluations,
                            "replicas_needed": res.replicas_needed}
-    if res.status == "ok":
+    if res.status == "ok" and job.pools is not None:
+        c, bound = job.pools
+        x, y, p, n = match_pools(job.scenario, c, bound, res.max_rate, st.target_rate, st.requests, st.attainment,
+                                 st.rel_tol)
+        sized = replace(c, prefill_replicas=x, decode_replicas=y)
+        out.update(replicas=x + y, gpus=sized.gpus, operating_rate=st.target_rate, ttft_p99=p.ttft_p99,
+                   tpot_p99=p.tpot_p99, slo_attainment=p.slo_attainment, stable=p.stable,
+                   evaluations=res.evaluations + n, label=sized.label(), deployment=sized.deployment())
+        if not p.feasible(st.attainment):
+            out.update(status="unreachable", reason=f"{p.binding()} binds: {x} prefill + {y} decode replicas "
+                       f"miss the {st.attainment:.1%} attainment at {st.target_rate:g} req/s "
+                       f"({p.slo_attainment:.1%} met)")
+    elif res.status == "ok":
         replicas = math.ceil(st.target_rate / res.max_rate)
         op = st.target_rate / replicas
         window = min_window(job.scenario, st.rel_tol)
@@ -115,7 +130,9 @@ class PlanRun:
     def job(self, i: int) -> Job:
         k = self.kept[i]
         unit = k.replica_cost if k.priced else float(k.candidate.gpus)
-        return Job(i, k.scenario, k.bound.rate, k.bound.start, unit, self.cap(k), self.st)   # type: ignore[arg-type]
+        pools = (k.candidate, k.bound) if isinstance(k.candidate, DisaggCandidate) else None
+        return Job(i, k.scenario, k.bound.rate, k.bound.start, unit, self.cap(k), self.st,   # type: ignore[arg-type]
+                   pools)
 
     def finish_pruned(self) -> list[dict[str, Any]]:
         """The pruned candidates as rejections, measured against the final best plans."""
@@ -123,8 +140,9 @@ class PlanRun:
         best_row = next((r for r in self.rows if r["cost_per_hour"] is not None), None)
         for k, gpus, how in self.pruned_list:
             c = k.candidate
+            unit = "units" if isinstance(c, DisaggCandidate) else "replicas"
             what = ("best case" if how == "bound" else "even at its highest possible rate") + \
-                f" {gpus // c.gpus} replicas = {gpus} GPUs"
+                f" {gpus // c.gpus} {unit} = {gpus} GPUs"
             if k.priced and best_row is not None:
                 cost = gpus * k.price.usd_per_gpu_hour   # type: ignore[union-attr]
                 detail = (f"{what} cost ${cost:.2f}/h, more than {self.st.prune_factor:g}x the best plan "
@@ -147,18 +165,21 @@ class PlanRun:
         if r["status"] != "ok":
             self.rejected.append(rejection(c, "SLO unreachable at any rate", r["reason"]))
             return
-        gpus = r["replicas"] * c.gpus
+        gpus = r.get("gpus", r["replicas"] * c.gpus)
         if st.max_gpus is not None and gpus > st.max_gpus:
             self.rejected.append(rejection(c, "exceeds --max-gpus", f"serves {r['max_rate']:.3g} req/s per replica: "
                                            f"{st.target_rate:g} req/s needs {r['replicas']} replicas = {gpus} GPUs "
                                            f"> {st.max_gpus}") | {"gpus_needed": gpus})
             return
-        cost = None if k.price is None else r["replicas"] * k.replica_cost   # type: ignore[operator]
+        cost = None if k.price is None else gpus * k.price.usd_per_gpu_hour
         if cost is not None:
             self.best_cost = min(self.best_cost, cost)
         self.best_gpus[c.gpu] = min(self.best_gpus.get(c.gpu, gpus), gpus)
         per_m = None if cost is None else cost / (st.target_rate * self.mean_out * 3600.0) * 1e6
-        row = {"candidate": c.label(), "deployment": c.deployment(), "max_rate_per_replica": r["max_rate"],
+        layout = "disaggregated" if isinstance(c, DisaggCandidate) else "wide_ep" if isinstance(c, EPCandidate) \
+            else "aggregated"
+        row = {"candidate": r.get("label", c.label()), "layout": layout,
+               "deployment": r.get("deployment", c.deployment()), "max_rate_per_replica": r["max_rate"],
                "rate_bracket": r["bracket"], "replicas": r["replicas"], "gpus": gpus, "cost_per_hour": cost,
                "cost_per_million_output_tokens": per_m,
                "ttft_p99": r["ttft_p99"], "tpot_p99": r["tpot_p99"], "slo_attainment": r["slo_attainment"],
