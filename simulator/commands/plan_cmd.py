@@ -43,7 +43,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--price", action="append", default=[], metavar="GPU=USD_PER_HOUR",
                    help="price per GPU-hour of --price-kind for one GPU (repeatable); GPUs without a price "
                         "are still planned, ranked by GPUs")
-    p.add_argument("--workers", type=int, help="worker processes (default: all CPUs)")
+    p.add_argument("--workers", type=int, help="simulations in flight (default: all CPUs)")
+    p.add_argument("--executor", default="local", help="local (processes) | ray (tasks on RAY_ADDRESS's cluster, "
+                   "else a local Ray with --workers CPUs)")
     p.add_argument("--exhaustive", action="store_true", help="simulate every candidate (no pruning by cost)")
     p.add_argument("--prune-factor", type=finite_float, default=1.5,
                    help="skip candidates whose best case costs this many times the best plan")
@@ -128,7 +130,7 @@ def settings_from_args(a: argparse.Namespace) -> Any:
             "kinds": _list("--layouts", a.layouts, str), "link_gbps": a.link_gbps,
             "price_kind": a.price_kind, "provider": a.provider, "prices_file": a.prices, "prices": tuple(a.price),
             "prune_factor": a.prune_factor, "exhaustive": a.exhaustive, "replications": a.replications,
-            "workers": a.workers if a.workers is not None else default_workers()}
+            "workers": a.workers if a.workers is not None else default_workers(), "executor": a.executor}
     try:
         return validate(PlanSettings, data)
     except InputError as err:

@@ -37,3 +37,4 @@ class PlanSettings(StrictModel):
     stop_when_replicas_decided: bool = True
     replications: int = Field(0, ge=0, description="extra seeds at the chosen rate for P(meet SLO)")
     workers: int = Field(1, ge=1)
+    executor: Literal["local", "ray"] = Field("local", description="local processes, or Ray tasks (extra ray)")
