@@ -200,10 +200,33 @@ class Search:
     replicas_needed: int | None = None   # status "pruned": replicas needed even at the highest possible rate
 
 
+def _pruned(n: int, lo: float, hi: float, top: float, target_rate: float, best: Probe | None = None,
+            bad: Probe | None = None) -> Search:
+    need = math.ceil(target_rate / top)
+    return Search("pruned", lo, lo, hi, n, f"even {top:.3g} req/s per replica needs {need} replicas, "
+                  f"more than the cost cap", best, bad, need)
+
+
+def replay(trace: list[tuple[int, float, float, float]], target_rate: float, replica_cost: float,
+           cost_cap: float | None) -> Search | None:
+    """The search pruned at the first cost check of ``trace`` that ``cost_cap`` fails, else None.
+
+    Bisection probes do not depend on the cap, so a search run under a higher cap passed the same
+    checks, in the same states, up to where this cap stops it: the outcome equals a fresh search
+    under ``cost_cap`` (except the probes kept in ``best``/``bad``, which a pruned search does not report).
+    """
+    if cost_cap is None or not replica_cost:
+        return None
+    for n, lo, hi, top in trace:
+        if math.ceil(target_rate / top) * replica_cost > cost_cap:
+            return _pruned(n, lo, hi, top, target_rate)
+    return None
+
+
 def search_max_rate(s: Scenario, upper: float, *, start: float | None = None, attainment: float = 0.99,
                     requests: int = 400, rel_tol: float = 0.05, target_rate: float | None = None,
                     replica_cost: float | None = None, cost_cap: float | None = None,
-                    max_evals: int = 16) -> Search:
+                    max_evals: int = 16, trace: list[tuple[int, float, float, float]] | None = None) -> Search:
     """Bisection for the highest feasible rate of one replica in the bracket (0, start or upper].
 
     Stops when ``(hi - lo) <= rel_tol * hi``; with ``target_rate``, also when ``ceil(target/lo) ==
@@ -211,6 +234,8 @@ def search_max_rate(s: Scenario, upper: float, *, start: float | None = None, at
     ``cost_cap``, when even the highest possible rate needs replicas costing more than ``cost_cap``
     per hour (status "pruned"). ``upper`` is trusted as a bound, ``start`` is only a first guess:
     when every probe below the bracket's top succeeds, the top is probed and doubled while feasible.
+    ``trace`` collects ``(evaluations, lo, hi, top)`` at every cost check, so that :func:`replay`
+    can give the outcome under a lower cap without simulating again.
     """
     if upper <= 0 or not math.isfinite(upper):
         raise InputError("upper", upper, "the rate bound must be a positive number")
@@ -220,11 +245,11 @@ def search_max_rate(s: Scenario, upper: float, *, start: float | None = None, at
     n = 0
     while n < max_evals:
         top = hi if (hi_checked or hi >= upper) else upper   # a rate no feasible one exceeds
+        if trace is not None:
+            trace.append((n, lo, hi, top))
         if target_rate and replica_cost and cost_cap is not None \
                 and math.ceil(target_rate / top) * replica_cost > cost_cap:
-            need = math.ceil(target_rate / top)
-            return Search("pruned", lo, lo, hi, n, f"even {top:.3g} req/s per replica needs {need} replicas, "
-                          f"more than the cost cap", best, bad, need)
+            return _pruned(n, lo, hi, top, target_rate, best, bad)
         if lo > 0 and hi - lo <= rel_tol * hi:
             if hi_checked:
                 break
