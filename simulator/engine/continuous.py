@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import simpy
 
-from ..perf.step import BatchShape, window_pairs
+from ..perf.step import BatchShape, StepCost
 from .decode_set import decode_set_type
 from .kvcache import blocks_for
 from .state import DONE, RUNNING
@@ -253,10 +253,10 @@ class ContinuousScheduler:
         return lo
 
     # ---- executing steps -----------------------------------------------------------
-    def _decode_cost(self, extra: int) -> tuple[float, float, float]:
-        """(wall seconds, FLOPs, bytes) of a decode-only step ``extra`` steps ahead."""
+    def _decode_cost(self, extra: int) -> StepCost:
+        """The price of a decode-only step ``extra`` steps ahead."""
         s, win = self.dec.ctx_sums(extra, self.r.window)
-        return self.r.sm.cost_of(0, 0, 0.0, 0.0, self.dec.n, s, None, None, win)
+        return self.r.sm.price(BatchShape.decode_total(self.dec.n, s, win))
 
     def _decode_run(self, steps: int):  # noqa: ANN202
         r, env = self.r, self.env
@@ -299,24 +299,14 @@ class ContinuousScheduler:
         r, env, req, dec = self.r, self.env, self.r.reqs, self.dec
         kv_col = req.kv
         w = r.window
-        pt = 0
-        pairs = kvr = pairs_w = kvr_w = 0.0
-        for rid, c in chunks:
-            p = int(kv_col[rid])
-            pt += c
-            pairs += c * p + c * (c + 1) / 2
-            kvr += p + c
-            if w:
-                pairs_w += window_pairs(c, p, w)
-                kvr_w += min(p + c, w + c)
         n = dec.n
         q = r.decode_q
-        ctx, ctx_w = dec.ctx_sums(0, w, q) if n else (0.0, 0.0)
-        fields = (pt, len(chunks), float(pairs), float(kvr), n, ctx, pairs_w if w else None, kvr_w if w else None,
-                  ctx_w if w else None, q if n else 1)
-        wall, flops, nbytes = r.sm.cost_of(*fields)
+        decodes = BatchShape.decode_total(n, *dec.ctx_sums(0, w, q), q) if n else None
+        shape = BatchShape.mixed([(int(kv_col[rid]), c) for rid, c in chunks], decodes, w)
+        pt = shape.prefill_tokens
+        wall, flops, nbytes = r.sm.price(shape)
         if r.spec is not None:
-            ew, ef, eb = r.spec.extra_cost(BatchShape(*fields))
+            ew, ef, eb = r.spec.extra_cost(shape)
             wall, flops, nbytes = wall + ew, flops + ef, nbytes + eb
         dt = wall + swap_s
         t0 = env.now

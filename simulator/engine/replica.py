@@ -10,7 +10,7 @@ import simpy
 
 from ..catalog.engines import load_engine
 from ..metrics.recorder import StepLog
-from ..perf.step import BatchShape, StepModel, quantize
+from ..perf.step import StepModel
 from .admission import Greedy, admission_rule
 from .itl import ItlLog
 from .kvcache import BlockPool, blocks_for
@@ -107,10 +107,6 @@ class Replica:
     def next_seq(self) -> int:
         self._seq += 1
         return self._seq
-
-    def step_cost(self, shape: BatchShape) -> tuple[float, float, float]:
-        """(wall seconds, FLOPs, bytes) of a step; memoised, contexts rounded to ~0.5%."""
-        return self.sm.cost(quantize(shape))
 
     def swap_seconds(self, tokens: int) -> float:
         """Seconds to move ``tokens`` tokens of KV between GPU and host memory (one way)."""

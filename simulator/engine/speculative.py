@@ -18,7 +18,7 @@ import numpy as np
 
 from ..catalog.model import ModelArch
 from ..errors import InputError
-from ..perf.step import BatchShape, StepModel, quantize
+from ..perf.step import BatchShape, StepModel
 
 if TYPE_CHECKING:
     from ..config.scenario import Speculative
@@ -98,12 +98,10 @@ class Speculator:
                 assert m.draft is not None
                 cached = shape.decode_ctx - n * shape.decode_q
                 for j in range(c.k):
-                    s, f, b = m.draft.cost(quantize(BatchShape(decode_seqs=n, decode_ctx=cached + n * (1 + j))))
+                    s, f, b = m.draft.price(BatchShape.decode_total(n, cached + n * (1 + j)))
                     sec, fl, by = sec + s, fl + f, by + b
         if shape.prefill_seqs and m.draft is not None:
-            s, f, b = m.draft.cost(quantize(BatchShape(prefill_tokens=shape.prefill_tokens,
-                                                       prefill_seqs=shape.prefill_seqs,
-                                                       prefill_pairs=shape.prefill_pairs, prefill_kv=shape.prefill_kv)))
+            s, f, b = m.draft.price(shape.prefill_part())
             sec, fl, by = sec + s, fl + f, by + b
         return sec, fl, by
 
@@ -120,8 +118,8 @@ class Speculator:
         kv = dec.kv + prev
         ctx = float(kv.sum()) + len(kv) * q
         ctx_w = float(np.minimum(kv + q, w).sum()) if w else None
-        shape = BatchShape(decode_seqs=len(kv), decode_ctx=ctx, decode_ctx_win=ctx_w, decode_q=q)
-        a, b, c = s.r.step_cost(shape)
+        shape = BatchShape.decode_total(len(kv), ctx, ctx_w, q)
+        a, b, c = s.r.sm.price(shape)
         x, y, z = self.extra_cost(shape)
         return a + x, b + y, c + z
 

@@ -101,7 +101,7 @@ class StaticScheduler:
         req.status[ids] = RUNNING
         t0 = env.now
         req.first_sched[ids] = t0
-        dt, flops, nbytes = r.step_cost(BatchShape.prefill(b, pmax, 0, r.window))
+        dt, flops, nbytes = r.sm.price(BatchShape.prefill(b, pmax, 0, r.window))
         yield env.timeout(dt)
         t1 = env.now
         req.first_token[ids] = t1
@@ -111,8 +111,8 @@ class StaticScheduler:
         steps = omax - 1
         ends = np.full(b, t1)
         if steps >= 1:
-            d0, f0, b0 = r.step_cost(BatchShape.decode(b, pmax, r.window))
-            d1, f1, b1 = r.step_cost(BatchShape.decode(b, pmax + steps - 1, r.window))
+            d0, f0, b0 = r.sm.price(BatchShape.decode(b, pmax, r.window))
+            d1, f1, b1 = r.sm.price(BatchShape.decode(b, pmax + steps - 1, r.window))
             slope = (d1 - d0) / (steps - 1) if steps > 1 else 0.0
             k = req.output[ids] - 1
             ends = t1 + k * d0 + slope * k * (k - 1) / 2

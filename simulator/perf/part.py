@@ -3,6 +3,7 @@ the step's predicted time with its breakdown."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from .roofline import OpTime
 
@@ -53,6 +54,14 @@ def add_op(acc: OpTime | None, t: OpTime, times: int, sec: float) -> OpTime:
     if acc is None:
         return OpTime(sec, f, by, c, mm)
     return OpTime(acc.seconds + sec, acc.flops + f, acc.bytes + by, acc.compute_s + c, acc.memory_s + mm)
+
+
+class StepCost(NamedTuple):
+    """The price of one step: wall seconds, FLOPs and bytes moved (what the engine logs per step)."""
+
+    wall_s: float
+    flops: float
+    bytes: float
 
 
 @dataclass
