@@ -22,7 +22,8 @@ from typing import Any
 from engine_speed import RATE, overrides
 
 from simulator.config import load_scenario
-from simulator.engine import continuous, decode_set, replica
+from simulator.engine import decode_set, replica
+from simulator.engine.schedulers import continuous
 from simulator.engine.simulate import simulate
 from simulator.native import NATIVE_ENV
 from simulator.perf import step

@@ -15,6 +15,7 @@ from .admission import Greedy, admission_rule
 from .itl import ItlLog
 from .kvcache import BlockPool, blocks_for
 from .prefix_cache import KeyStore, PrefixBlockPool, PrefixCache
+from .schedulers import ContinuousScheduler, Scheduler, StaticScheduler
 from .state import DONE, WAITING, Requests
 
 if TYPE_CHECKING:
@@ -33,9 +34,6 @@ class Replica:
                  kv_bytes_per_token: float, host_bandwidth: float, itl: ItlLog | None = None,
                  keys: KeyStore | None = None, role: str = "colocated",
                  spec: "Speculator | None" = None) -> None:
-        from .continuous import ContinuousScheduler
-        from .static import StaticScheduler
-
         self.env, self.index, self.reqs, self.log = env, index, reqs, log
         self.itl = itl if itl is not None else ItlLog(reqs.n)
         self.sm = step_model
@@ -69,7 +67,7 @@ class Replica:
         self.admission: Greedy = admission_rule(self, load_engine(dep.engine).scheduler)
         n_loops = dep.pp if self.policy == "continuous" else 1
         cls = ContinuousScheduler if self.policy == "continuous" else StaticScheduler
-        self.loops = [cls(self) for _ in range(n_loops)]
+        self.loops: list[Scheduler] = [cls(self) for _ in range(n_loops)]
 
     # ---- used by the router and the arrival process ------------------------------------
     def capacity_tokens(self) -> int:
@@ -94,9 +92,9 @@ class Replica:
         return self.cache.match(rid)[0] if self.cache is not None else 0
 
     # ---- used by the schedulers ---------------------------------------------------
-    def newest_seq_besides(self, loop: object) -> int:
+    def newest_seq_besides(self, loop: Scheduler) -> int:
         """Admission number of the newest request running in the other scheduler loops (0: none)."""
-        return max((x.newest_seq() for x in self.loops if x is not loop), default=0)  # type: ignore[union-attr]
+        return max((x.newest_seq() for x in self.loops if x is not loop), default=0)
 
     def wake_stalled(self) -> None:
         """Blocks were freed: resume the idle loops whose prefill waits for blocks."""
