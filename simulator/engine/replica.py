@@ -13,7 +13,8 @@ from ..metrics.recorder import StepLog
 from ..perf.step import StepModel
 from .admission import Greedy, admission_rule
 from .itl import ItlLog
-from .kvcache import BlockPool, blocks_for
+from .kv import KVManager
+from .kvcache import BlockPool
 from .prefix_cache import KeyStore, PrefixBlockPool, PrefixCache
 from .schedulers import ContinuousScheduler, Scheduler, StaticScheduler
 from .state import DONE, WAITING, Requests
@@ -49,6 +50,7 @@ class Replica:
             self.cache = PrefixCache(self.pool, reqs, keys)  # type: ignore[arg-type]
         else:
             self.pool = BlockPool(kv_blocks, dep.kv_cache.block_size, reqs.n)
+        self.kv = KVManager(self.pool, self.cache)   # what the schedulers allocate and free through
         self.spec = spec
         self.decode_q = spec.q if spec is not None else 1
         self.window = step_model.model.sliding_window if step_model.swa_layers else None
@@ -89,7 +91,7 @@ class Replica:
 
     def cached_prefix(self, rid: int) -> int:
         """Leading blocks of ``rid`` this replica's prefix cache holds (0 without a cache)."""
-        return self.cache.match(rid)[0] if self.cache is not None else 0
+        return self.kv.lookup(rid).blocks
 
     # ---- used by the schedulers ---------------------------------------------------
     def newest_seq_besides(self, loop: Scheduler) -> int:
@@ -111,9 +113,7 @@ class Replica:
         return tokens * self.kv_bytes_per_token / self.host_bandwidth
 
     def _release(self, rid: int) -> None:
-        if self.cache is not None:
-            self.cache.promote(rid, int(self.reqs.kv[rid]))
-        self.pool.release(rid)
+        self.kv.free(rid, int(self.reqs.kv[rid]))
 
     def preempt(self, rid: int) -> float:
         """Take a running request off the GPU; returns the seconds its swap-out costs (0 if recompute)."""
@@ -133,11 +133,7 @@ class Replica:
 
     def finished(self, ids: np.ndarray) -> None:
         """Requests that produced their last token: free their blocks and report them."""
-        if self.cache is not None:
-            for rid in ids.tolist():
-                self._release(rid)
-        else:
-            self.pool.release_many(ids)
+        self.kv.free_many(ids, self.reqs.kv[ids])
         self.wake_stalled()
         self.outstanding -= len(ids)
         self._on_finish(ids)
@@ -169,4 +165,4 @@ class Replica:
 
     def fits_ever(self, tokens: int) -> bool:
         """Whether a request needing ``tokens`` KV tokens could ever be held."""
-        return int(blocks_for(tokens, self.pool.block_size)) <= self.pool.capacity
+        return self.kv.fits_ever(tokens)

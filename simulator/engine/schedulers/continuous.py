@@ -18,7 +18,7 @@ import numpy as np
 
 from ...perf.step import BatchShape, StepCost
 from ..decode_set import decode_set_type
-from ..kvcache import blocks_for
+from ..kv import NO_HIT
 from ..state import DONE, RUNNING
 from .base import DecodeRun, Scheduler
 
@@ -75,21 +75,16 @@ class ContinuousScheduler(Scheduler):
         req = r.reqs
         kv = int(req.kv[rid])
         rem = int(req.target[rid]) - kv
-        hit = 0
-        if r.cache is not None and kv == 0:
-            hit, idle = r.cache.match(rid)
-            rem -= hit * r.pool.block_size
+        hit = r.kv.lookup(rid) if kv == 0 else NO_HIT
+        rem -= hit.tokens
         c = min(rem, budget) if r.chunked else rem
         if c > budget:
             return False
-        need = int(blocks_for(kv + hit * r.pool.block_size + max(c, 1), r.pool.block_size))
-        if hit:
-            need -= hit - idle
-        return need <= r.pool.free and r.admission.admits(rid, rem)
+        return r.kv.can_admit(kv + hit.tokens + max(c, 1), hit) and r.admission.admits(rid, rem)
 
     def _schedule(self) -> tuple[list[tuple[int, int]], float]:
         """Allocate this step's blocks (preempting if needed) and pick prefill chunks."""
-        r, req, pool, adm = self.r, self.r.reqs, self.r.pool, self.r.admission
+        r, req, kvm, adm = self.r, self.r.reqs, self.r.kv, self.r.admission
         preempted = r.preemptions
         q = r.decode_q
         swap_s = adm.make_room(self, q)
@@ -103,7 +98,7 @@ class ContinuousScheduler(Scheduler):
             c = min(rem, budget) if r.chunked else rem
             if c > budget:
                 break
-            while rid in self.prefilling and not pool.grow(rid, int(req.kv[rid]) + c):
+            while rid in self.prefilling and not kvm.allocate(rid, int(req.kv[rid]) + c):
                 stall = self._must_wait(rid)
                 if stall:
                     break
@@ -124,7 +119,7 @@ class ContinuousScheduler(Scheduler):
             kv0 = int(req.kv[rid])
             rem = int(req.target[rid] - kv0)
             if rem <= 0:  # KV already complete (swapped out, or sent by a prefill replica): decode next step
-                if not adm.admits(rid, 0) or not pool.grow(rid, kv0 + q):
+                if not adm.admits(rid, 0) or not kvm.allocate(rid, kv0 + q):
                     break
                 if req.on_host[rid]:
                     swap_s += r.swap_seconds(kv0)
@@ -136,15 +131,13 @@ class ContinuousScheduler(Scheduler):
                 self.dec.add(np.array([rid], dtype=np.int64))
                 budget -= q
                 continue
-            hit = 0
-            if r.cache is not None and kv0 == 0:
-                hit = r.cache.acquire(rid)
+            hit = kvm.acquire_prefix(rid) if kv0 == 0 else 0
+            if hit:
                 kv0, rem = hit, rem - hit
             c = min(rem, budget) if r.chunked else rem
             alone = not chunks and not self.dec.n   # a recompute may outgrow the budget: run it alone
-            if (c > budget and not alone) or not adm.admits(rid, rem) or not pool.grow(rid, kv0 + c):
-                if hit:
-                    r.cache.undo(rid, hit)  # type: ignore[union-attr]
+            if (c > budget and not alone) or not adm.admits(rid, rem) or not kvm.allocate(rid, kv0 + c):
+                kvm.undo_prefix(rid, hit)
                 break
             if req.on_host[rid]:
                 swap_s += r.swap_seconds(kv0)
@@ -285,8 +278,7 @@ class ContinuousScheduler(Scheduler):
             kv = int(kv_col[rid]) + c
             kv_col[rid] = kv
             req.prefill_computed[rid] += c
-            if r.cache is not None:
-                r.cache.promote(rid, kv)
+            r.kv.computed(rid, kv)
             if kv >= target[rid]:   # its last prompt token: the step also gives its next token
                 last = float(last_token[rid])
                 if not math.isnan(last):     # a recomputed request: the gap since its previous token
