@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -24,18 +25,43 @@ if TYPE_CHECKING:
     from .speculative import Speculator
 
 
+@dataclass(frozen=True)
+class ReplicaConfig:
+    """What one replica is: its deployment, step model, KV blocks (``kv_bytes_per_token`` each token),
+    the host link its swaps use, its role and its drafting. ``role``: ``colocated`` (prefill and
+    decode), ``prefill`` (hands requests on after their first token through ``on_prefilled``) or
+    ``decode``."""
+
+    dep: "Deployment"
+    step_model: StepModel
+    kv_blocks: int
+    kv_bytes_per_token: float
+    host_bandwidth: float
+    role: str = "colocated"
+    spec: "Speculator | None" = None
+
+
+@dataclass(frozen=True)
+class SharedState:
+    """What the replicas of one simulation share: the clock, the request table, the step log, the
+    completion callback, the per-request ITL log (None: a private one) and the prompts' block keys
+    (None: no prefix caching)."""
+
+    env: simpy.Environment
+    reqs: Requests
+    log: StepLog
+    on_finish: Callable[[np.ndarray], None]
+    itl: ItlLog | None = None
+    keys: KeyStore | None = None
+
+
 class Replica:
-    """Shared state of one replica; its scheduler loops (``pp`` of them) form and run batches.
+    """Shared state of one replica; its scheduler loops (``pp`` of them) form and run batches."""
 
-    ``role``: ``colocated`` (prefill and decode), ``prefill`` (hands requests on after their first
-    token through ``on_prefilled``) or ``decode``."""
-
-    def __init__(self, env: simpy.Environment, index: int, dep: "Deployment", step_model: StepModel,
-                 kv_blocks: int, reqs: Requests, log: StepLog, on_finish: Callable[[np.ndarray], None],
-                 kv_bytes_per_token: float, host_bandwidth: float, itl: ItlLog | None = None,
-                 keys: KeyStore | None = None, role: str = "colocated",
-                 spec: "Speculator | None" = None) -> None:
-        self.env, self.index, self.reqs, self.log = env, index, reqs, log
+    def __init__(self, index: int, cfg: ReplicaConfig, shared: SharedState) -> None:
+        env, reqs, itl, keys = shared.env, shared.reqs, shared.itl, shared.keys
+        dep, step_model, kv_blocks, role, spec = cfg.dep, cfg.step_model, cfg.kv_blocks, cfg.role, cfg.spec
+        self.env, self.index, self.reqs, self.log = env, index, reqs, shared.log
         self.itl = itl if itl is not None else ItlLog(reqs.n)
         self.sm = step_model
         self.role = role
@@ -54,15 +80,15 @@ class Replica:
         self.spec = spec
         self.decode_q = spec.q if spec is not None else 1
         self.window = step_model.model.sliding_window if step_model.swa_layers else None
-        self.kv_bytes_per_token = kv_bytes_per_token
-        self.host_bandwidth = host_bandwidth
+        self.kv_bytes_per_token = cfg.kv_bytes_per_token
+        self.host_bandwidth = cfg.host_bandwidth
         self.waiting: deque[int] = deque()
         self.admit_seq = np.zeros(reqs.n, dtype=np.int64)
         self._seq = 0
         self.outstanding = 0
         self.preemptions = 0
         self.arrivals_done = False
-        self._on_finish = on_finish
+        self._on_finish = shared.on_finish
         self.on_prefilled: Callable[["Replica", np.ndarray], None] | None = None
         self.pool_index = 0   # which pool of its serving system (prefill 0, decode 1 when disaggregated)
         # the engine's admission and eviction rules (admission.py); the generic ones without a scheduler block

@@ -19,7 +19,7 @@ from .ops import (ACT_BYTES, COMPUTE_DTYPE, WEIGHT_BYTES, ExpertPlan, ExpertRout
 from .roofline import OpTime, curve_for, decode_attention_time, evaluate, log2, op_time, prefill_attention_time
 from .packed import check_packed, packed_attention
 from .memo import PriceMemo
-from .part import Part, StepCost, StepTime, add_op as _add, attn_key, merge_ops as _merge, seqs_key, tokens_key
+from .part import AttnSums, Part, StepCost, StepTime, add_op as _add, attn_key, merge_ops as _merge, seqs_key, tokens_key
 from .shape import BatchShape, decode_pairs, quantize, window_pairs
 
 WEIGHT_DTYPES = tuple(k for k in WEIGHT_BYTES if k not in ("fp32", "fp4"))
@@ -34,7 +34,7 @@ class StepModel:
     ``experts`` sets MoE routing balance, expert parallelism and data-parallel attention; ``cp``
     splits prefill attention over that many GPUs as ring attention (context parallelism)."""
 
-    def __init__(self, model: ModelArch, gpu: GPUProfile, engine: EngineProfile, tp: int = 1,
+    def __init__(self, model: ModelArch, gpu: GPUProfile, engine: EngineProfile, *, tp: int = 1,
                  pp: int = 1, weight_dtype: str = "bf16", kv_dtype: str = "bf16",
                  experts: ExpertPlan | None = None, cp: int = 1) -> None:
         if weight_dtype not in WEIGHT_DTYPES:
@@ -209,9 +209,10 @@ class StepModel:
             kvb = kvb * shard(self.model, self.attn_tp).kv_heads / self.model.num_kv_heads
         return kvb
 
-    def _attn_part(self, kind: str, phase: str, q: float, seqs: float, pairs: float, kv: float,
-                   pairs_w: float, kv_w: float, graph: bool = False) -> "Part":
+    def _attn_part(self, kind: str, phase: str, a: AttnSums, graph: bool = False) -> "Part":
         """Attention of all layers (full and sliding-window ones) for one phase, on one GPU."""
+        q, seqs, pairs, kv, pairs_w, kv_w = a
+
         def build():  # noqa: ANN202
             L, W = self.model.num_layers, self.swa_layers
             ops: dict[str, OpTime] = {}
@@ -236,7 +237,7 @@ class StepModel:
             if self.engine.kv_cache == "dynamic":  # torch.cat of K and V: read the old cache, write it all
                 kernels += self.copy_op(acc, ops, "kv_cache", 2.0 * kv * self.kv_layer_bytes() * L, 2 * L)
             return acc, ops, kernels
-        return self._part(attn_key(kind, q, seqs, pairs, kv, pairs_w, kv_w, graph), build)
+        return self._part(attn_key(kind, a, graph), build)
 
     def _cp_comm(self, phase: str, q: float, seqs: float, kv: float, attn_layer_s: float, graph: bool) -> float:
         """Exposed communication of one layer under context parallelism (seconds).
@@ -256,11 +257,10 @@ class StepModel:
         m = self.model.mla
         return self.model.head_dim if m is None else m.kv_lora_rank
 
-    def _parts_of(self, prefill_tokens: int, prefill_seqs: int, prefill_pairs: float, prefill_kv: float,
-                  decode_seqs: int, decode_ctx: float, prefill_pairs_win: float | None,
-                  prefill_kv_win: float | None, decode_ctx_win: float | None,
-                  decode_q: int) -> tuple[list["Part"], bool]:
+    def _parts_of(self, key: tuple) -> tuple[list["Part"], bool]:
         """The memoised parts of a step given as :class:`BatchShape` fields, and whether it runs as a graph."""
+        (prefill_tokens, prefill_seqs, prefill_pairs, prefill_kv, decode_seqs, decode_ctx, prefill_pairs_win,
+         prefill_kv_win, decode_ctx_win, decode_q) = key
         dec_tokens = decode_seqs * decode_q
         tokens = prefill_tokens + dec_tokens
         if tokens <= 0:
@@ -275,16 +275,15 @@ class StepModel:
             return parts, graph
         s = cp * dp   # prefill: queries split over cp ranks (ring attention) or sequences over dp ranks;
         if prefill_seqs:   # decode: KV split over cp ranks, or sequences over dp ranks
-            parts.append(self._attn_part("attention_prefill", "prefill", prefill_tokens / s, prefill_seqs / dp,
-                                         prefill_pairs / s, prefill_kv / dp,
-                                         _or(prefill_pairs_win, prefill_pairs) / s,
-                                         _or(prefill_kv_win, prefill_kv) / dp))
+            parts.append(self._attn_part("attention_prefill", "prefill", AttnSums(
+                prefill_tokens / s, prefill_seqs / dp, prefill_pairs / s, prefill_kv / dp,
+                _or(prefill_pairs_win, prefill_pairs) / s, _or(prefill_kv_win, prefill_kv) / dp)))
         if decode_seqs:
             ctx_w = _or(decode_ctx_win, decode_ctx)
             n, q = decode_seqs, decode_q
-            parts.append(self._attn_part("attention_decode", "decode", dec_tokens / dp, n / dp,
-                                         decode_pairs(n, decode_ctx, q) / s, decode_ctx / s,
-                                         decode_pairs(n, ctx_w, q) / s, ctx_w / s, graph))
+            parts.append(self._attn_part("attention_decode", "decode", AttnSums(
+                dec_tokens / dp, n / dp, decode_pairs(n, decode_ctx, q) / s, decode_ctx / s,
+                decode_pairs(n, ctx_w, q) / s, ctx_w / s), graph))
         return parts, graph
 
     def _memoised_parts(self, key: tuple) -> tuple[list["Part"], bool] | None:
@@ -299,10 +298,10 @@ class StepModel:
         parts = [get(tokens_key(tokens, tokens, graph)), get(seqs_key(float(ps + n * q), graph))]
         if ps:
             pp, pk = float(pairs), float(kv)
-            parts.append(get(attn_key("attention_prefill", float(pt), float(ps), pp, pk, pp, pk, False)))
+            parts.append(get(attn_key("attention_prefill", AttnSums(float(pt), float(ps), pp, pk, pp, pk), False)))
         if n:
             dp, c = float(decode_pairs(n, ctx, q)), float(ctx)
-            parts.append(get(attn_key("attention_decode", float(n * q), float(n), dp, c, dp, c, graph)))
+            parts.append(get(attn_key("attention_decode", AttnSums(float(n * q), float(n), dp, c, dp, c), graph)))
         for p in parts:   # (not ``None in parts``: that compares each part with None field by field)
             if p is None:
                 return None
@@ -345,7 +344,7 @@ class StepModel:
         """:meth:`_lookup` of the shape whose fields (and memo key) are ``key``, from its parts; memoised if
         decode-only (99% of those recur; 94% of steps with a prompt chunk do not, 1,000,000 chat requests)."""
         hit = self._memoised_parts(key) if self.lean else None
-        parts, graph = hit if hit is not None else self._parts_of(*key)
+        parts, graph = hit if hit is not None else self._parts_of(key)
         gpu_s = flops = nbytes = 0.0
         kernels = 0
         for p in parts:
@@ -361,7 +360,7 @@ class StepModel:
         hit = self.memo.get(("detail", key))
         if hit is not None:
             return hit
-        parts, graph = self._parts_of(*key)
+        parts, graph = self._parts_of(key)
         breakdown: dict[str, float] = {}
         ops: dict[str, OpTime] = {}
         for p in parts:
