@@ -1,5 +1,5 @@
 """What a SimPy interrupt costs per arrival: the engine cuts a decode run short by interrupting the
-scheduler's timeout (``engine/continuous.py``); arrival look-ahead would instead end the run with a
+scheduler's timeout (``engine/schedulers/base.py``); arrival look-ahead would instead end the run with a
 plain timeout at the right step. Compares the two event patterns, nothing else.
 
     python benchmarks/simpy_interrupt.py [--arrivals 200000]

@@ -88,7 +88,7 @@ def predict(gpu: GPUProfile, tp: int, phase: str, batch: int, soc: int, model: s
     """servesim's step on ``gpu``: kernel sum, GPU step (kernel sum + graph gaps), per-class seconds."""
     sm = StepModel(load_model(model), gpu, load_engine(engine), tp=tp)
     shape = BatchShape.prefill(batch, soc) if phase == "prefill" else BatchShape.decode(batch, soc)
-    st = sm.time(shape)
+    st = sm.price(shape, exact=True, detail=True)
     out = {"kernel_sum_s": st.gpu_s, "gpu_step_s": st.gpu_s + st.kernels * gpu.efficiency.graph_launch_overhead_s,
            "kernels": float(st.kernels)}
     for cls, keys in PRED_CLASSES.items():

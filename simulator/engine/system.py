@@ -24,7 +24,7 @@ from .capacity import Extra, extra_for_model, replica_memory
 from .engine_defaults import effective_deployment
 from .itl import ItlLog
 from .prefix_cache import KeyStore
-from .replica import Replica
+from .replica import Replica, ReplicaConfig, SharedState
 from .router import Router
 from .speculative import SpecModels, Speculator, check_draft, eagle_head
 from .state import Requests
@@ -132,12 +132,14 @@ class ServingSystem:
             self.pools = [build_pool(self.model, pool_deployment(d, dis.prefill), "prefill"),
                           build_pool(self.model, pool_deployment(d, dis.decode), "decode")]
         self.replicas: list[Replica] = []
+        shared = SharedState(env, reqs, log, self._finished, itl, keys)
         for pb in self.pools:
             for _ in range(pb.dep.replicas):
                 i = first_index + len(self.replicas)
                 spec = Speculator(pb.spec, np.random.default_rng([seed, 0x5BEC, i])) if pb.spec else None
-                rep = Replica(env, i, pb.dep, pb.sm, pb.kv_blocks, reqs, log, self._finished,
-                              pb.plan.kv_bytes_per_token, pb.sm.gpu.host_bandwidth, itl, keys, pb.role, spec)
+                cfg = ReplicaConfig(pb.dep, pb.sm, pb.kv_blocks, pb.plan.kv_bytes_per_token,
+                                    pb.sm.gpu.host_bandwidth, pb.role, spec)
+                rep = Replica(i, cfg, shared)
                 self.replicas.append(rep)
         self.front = [r for r in self.replicas if r.role != "decode"]
         self.back = [r for r in self.replicas if r.role == "decode"]

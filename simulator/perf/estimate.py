@@ -99,7 +99,7 @@ def estimate_step(model_name: str, gpu_name: str, phase: str, *, batch: int, seq
     else:
         raise InputError("phase", phase, "allowed: prefill, decode")
     plan = memory_plan(model, gpu, weight_dtype, kv_dtype, tp, pp, 0.9, max(shape.tokens, 256))
-    st = sm.time(shape)
+    st = sm.price(shape, exact=True, detail=True)
     return {"model": model.name, "gpu": gpu.name, "engine": eng.name, "phase": phase, "tp": tp, "pp": pp,
             "weight_dtype": weight_dtype, "kv_dtype": kv_dtype, "batch": b, "seq": seq, "context": context,
             "seconds": st.gpu_s, "wall_seconds": st.wall_s, "kernels": st.kernels,

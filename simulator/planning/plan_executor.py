@@ -50,7 +50,7 @@ def plan_executor(executor: str, workers: int, fn: Callable[[Any], Any]) -> Iter
 @contextlib.contextmanager
 def _ray(workers: int, fn: Callable[[Any], Any]) -> Iterator[Callable[[Any], Future]]:
     try:
-        import ray   # noqa: PLC0415  (optional extra)
+        import ray
     except ImportError:
         raise InputError("--executor", "ray", "ray is not installed; pip install 'servesim[ray]'") from None
     started = False

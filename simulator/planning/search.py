@@ -117,7 +117,7 @@ def _prefill_seconds(sm: StepModel, length: int, chunk: int, window: int | None)
     t, done = 0.0, 0
     while done < length:
         c = min(chunk, length - done)
-        t += sm.cost(BatchShape.prefill(1, c, prefix=done, window=window))[0]
+        t += sm.price(BatchShape.prefill(1, c, prefix=done, window=window), exact=True)[0]
         done += c
     return t
 
@@ -136,7 +136,7 @@ def zero_load(s: Scenario, sm: StepModel, prompt: np.ndarray, output: np.ndarray
     t_pre = np.array([_prefill_seconds(sm, int(n), chunk, window) for n in grid_p])
     ctx = p + o / 2
     grid_c = np.unique(np.geomspace(1, max(2.0, ctx.max()), 24).round().astype(int))
-    t_dec = np.array([sm.cost(BatchShape.decode(1, int(c), window=window))[0] for c in grid_c])
+    t_dec = np.array([sm.price(BatchShape.decode(1, int(c), window=window), exact=True)[0] for c in grid_c])
     ttft = np.interp(p, grid_p, t_pre)
     tpot = np.interp(ctx, grid_c, t_dec)
     e2e = ttft + np.maximum(o - 1, 0) * tpot
@@ -174,12 +174,12 @@ def throughput_bound(s: Scenario, sm: StepModel, kv_tokens: int, prompt_mean: fl
     window = sm.model.sliding_window
     resident = prompt_mean + output_mean / 2
     batch = int(max(1, min(b.max_batch_size, kv_tokens // max(resident, 1.0))))
-    t_dec = sm.cost(BatchShape.decode(batch, int(resident), window=window))[0]
+    t_dec = sm.price(BatchShape.decode(batch, int(resident), window=window), exact=True)[0]
     decode_rate = batch / (max(output_mean, 1.0) * t_dec)
     chunk = b.max_batched_tokens if b.chunked_prefill else max(int(prompt_mean), 1)
     seq = int(max(1, min(prompt_mean, chunk)))
     seqs = max(1, chunk // seq)
-    t_pre = sm.cost(BatchShape.prefill(seqs, seq, window=window))[0]
+    t_pre = sm.price(BatchShape.prefill(seqs, seq, window=window), exact=True)[0]
     prefill_rate = (seqs * seq / t_pre) / max(prompt_mean, 1.0)
     both = 1.0 / (1.0 / decode_rate + 1.0 / prefill_rate)
     return Bound(BOUND_SLACK * min(decode_rate, prefill_rate), BOUND_SLACK * both, decode_rate, prefill_rate, batch)

@@ -9,7 +9,7 @@ from simulator.engine.itl import ItlLog
 from simulator.engine.simulate import build_step_model, simulate
 from simulator.engine.state import DONE
 from simulator.metrics.summary import per_request
-from simulator.perf.step import BatchShape, quantize
+from simulator.perf.step import BatchShape
 
 from .conftest import make_scenario
 
@@ -48,7 +48,7 @@ def test_lone_request_gaps_are_decode_step_times():
                          "workload.prompt_tokens.value": 1000, "workload.output_tokens.value": 101})
     df = per_request(simulate(s))
     sm = build_step_model(s)
-    steps = np.array([sm.cost(quantize(BatchShape.decode(1, 1000 + j)))[0] for j in range(100)])
+    steps = np.array([sm.price(BatchShape.decode(1, 1000 + j))[0] for j in range(100)])
     assert df["itl_p50_s"].to_numpy() == pytest.approx(np.percentile(steps, 50), rel=2e-3)
     assert df["itl_p99_s"].to_numpy() == pytest.approx(np.percentile(steps, 99), rel=2e-3)
 
