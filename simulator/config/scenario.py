@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from ..workload.config import WorkloadConfig
 from ..schema import StrictModel
@@ -167,6 +167,16 @@ class Deployment(_Strict):
         None, max_length=64, description="pin the engine version whose measured kernel tables price the steps "
                                          "where several exist (`servesim engines`); default: the newest")
     tp: int = Field(1, ge=1, le=MAX_GPUS, description="tensor-parallel GPUs per replica")
+
+    @field_validator("engine_version", mode="before")
+    @classmethod
+    def _version_is_text(cls, v: object) -> object:
+        """YAML and ``--set`` read ``0.10`` as the number 0.1: say how to write a version instead."""
+        if isinstance(v, (int, float)) and not isinstance(v, bool):
+            raise ValueError(f"a version is text: quote it, e.g. engine_version: \"{v}\" in YAML or "
+                             f"--set 'deployment.engine_version=\"{v}\"' (unquoted, {v} is read as a number)")
+        return v
+
     pp: int = Field(1, ge=1, le=MAX_GPUS, description="pipeline stages per replica")
     cp: int = Field(1, ge=1, le=MAX_GPUS, description="context parallelism: GPUs a long prompt's attention is split over")
     replicas: int = Field(1, ge=1, description="identical replicas behind the router")
