@@ -6,8 +6,9 @@ least-outstanding routing in synchronisation windows against the single-process 
 
 ``scaling``: the default scenario (Llama-3.1-8B on H100) with round-robin routing, ``--replicas``
 replicas and Poisson arrivals at ``--rate-per-replica`` times the replicas; one single-process run,
-then one sharded run per worker count on a local Ray instance of that many CPUs (Ray start-up
-excluded: the actors are created after ``ray.init``, whose time is reported apart). Every sharded
+then one sharded run per worker count on a local Ray instance of that many CPUs, each timed with its
+summary (the shards compute their requests' ITL percentiles). ``ray.init`` is timed apart; the
+actors' start (a Python process each, importing servesim) is in the sharded time. Every sharded
 run must equal the single-process run request by request; the script stops otherwise.
 
 ``error``: 8 replicas, 2,000 requests at 60 req/s, prompts uniform 64-2048 and outputs 8-512 tokens,
@@ -31,6 +32,7 @@ import numpy as np
 from simulator.config import load_scenario
 from simulator.engine.simulate import simulate
 from simulator.fleet.run import simulate_sharded
+from simulator.metrics.summary import summarize
 
 
 def _equal(a: Any, b: Any) -> bool:
@@ -47,6 +49,7 @@ def scaling(a: argparse.Namespace) -> list[dict[str, Any]]:
                              "workload.arrival.rate": a.rate_per_replica * a.replicas})
     t0 = time.perf_counter()
     base = simulate(s)
+    summarize(base)
     single = time.perf_counter() - t0
     rows = [{"executor": "single process", "workers": 1, "wall_s": single, "ray_init_s": None}]
     print(f"single process        {single:8.2f} s")
@@ -57,6 +60,7 @@ def scaling(a: argparse.Namespace) -> list[dict[str, Any]]:
         try:
             t0 = time.perf_counter()
             res = simulate_sharded(s, "ray", w)
+            summarize(res)
             wall = time.perf_counter() - t0
         finally:
             ray.shutdown()

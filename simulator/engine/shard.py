@@ -85,6 +85,11 @@ class ShardSim:
         self.route = np.full(n, -1, dtype=np.int64)
         self.system.router = _Pinned(self.route, self.system.front)  # type: ignore[assignment]
         self.mine: list[np.ndarray] = []
+        self._rids: list[int] = []            # pushed arrivals, in order; the next one at ``_next``
+        self._times: list[float] = []
+        self._next = 0
+        self._last: float | None = None
+        self._armed = self._over = False
 
     def _done(self, ids: np.ndarray) -> None:
         if self.keys is not None:
@@ -92,19 +97,32 @@ class ShardSim:
                 self.keys.forget(rid)
 
     def push(self, rids: np.ndarray, replicas: np.ndarray, clock: np.ndarray, last: float | None = None) -> None:
-        """Requests ``rids`` (in arrival order) go to ``replicas`` at the clock values ``clock``.
-        ``last``: the clock of the run's last arrival, when every request has been pushed; the
-        replicas learn then that arrivals are over, as in the single-process run."""
+        """Requests ``rids`` (in arrival order, after those pushed before) go to ``replicas`` at the clock
+        values ``clock``. ``last``: the clock of the run's last arrival, once every request has been
+        pushed; the replicas learn at that time that arrivals are over, as in the single-process run.
+        As there, one arrival event is pending at a time."""
         if len(rids):
             self.route[rids] = replicas
             self.mine.append(rids)
-            cuts = np.flatnonzero(np.diff(clock)) + 1
-            for group, t in zip(np.split(rids, cuts), clock[np.r_[0, cuts]].tolist()):
-                self._at(t, lambda g=group.tolist(), end=t == last: self._arrive(g, end))
-            if clock[-1] == last:
-                return
+            if self._next > 65_536:
+                del self._rids[: self._next], self._times[: self._next]
+                self._next = 0
+            self._rids.extend(rids.tolist())
+            self._times.extend(clock.tolist())
         if last is not None:
-            self._at(last, lambda: self.system.finish_arrivals())
+            self._last = last
+        self._arm()
+
+    def _arm(self) -> None:
+        if self._armed or self._over:
+            return
+        if self._next < len(self._times):
+            self._at(self._times[self._next], self._arrive)
+        elif self._last is not None:
+            self._at(self._last, self._arrivals_over)
+        else:
+            return
+        self._armed = True
 
     def _at(self, t: float, fn: Callable[[], None]) -> None:
         """Call ``fn`` at simulated time ``t`` (a Timeout at an absolute time, no rounding)."""
@@ -114,13 +132,24 @@ class ShardSim:
         heappush(env._queue, (t, NORMAL, next(env._eid), ev))   # type: ignore[attr-defined]
         ev.callbacks.append(lambda _ev: fn())
 
-    def _arrive(self, rids: list[int], last: bool) -> None:
-        reqs, admit = self.reqs, self.system.admit
-        for rid in rids:
-            reqs.arrival[rid] = self.env.now
+    def _arrive(self) -> None:
+        """The requests due now arrive (those at one instant together, as the single-process loop does)."""
+        self._armed = False
+        reqs, admit, rids, times = self.reqs, self.system.admit, self._rids, self._times
+        now, k, end = self.env.now, self._next, len(times)
+        while k < end and times[k] == now:
+            rid = rids[k]
+            reqs.arrival[rid] = now
             admit(rid)
-        if last:
-            self.system.finish_arrivals()
+            k += 1
+        self._next = k
+        if k == end and now == self._last:
+            self._arrivals_over()
+        self._arm()
+
+    def _arrivals_over(self) -> None:
+        self._armed, self._over = False, True
+        self.system.finish_arrivals()
 
     def advance(self, until: float) -> dict[int, int]:
         """Run up to simulated time ``until``; returns each replica's outstanding requests then."""
