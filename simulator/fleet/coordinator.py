@@ -23,6 +23,7 @@ from ..engine.engine_defaults import effective_deployment
 from ..engine.router import Router
 from ..engine.shard import ShardPart, ShardSim, arrival_clock
 from ..engine.simulate import SimulationResult
+from ..errors import InputError
 from ..workload.generate import generate_plan
 from .merge import merge
 from .plan import ShardPlan
@@ -83,6 +84,8 @@ def run_sharded(s: Scenario, plan: ShardPlan, workers: list[Worker], gather: Gat
     d = effective_deployment(s.deployment)
     table = generate_plan(s.workload, s.seed).table
     n = len(table)
+    if n == 0:
+        raise InputError("workload.requests", 0, "the workload produced no requests")
     clock = arrival_clock(np.asarray(table.arrival_s, dtype=np.float64))
     loads = [_Load(i) for i in range(d.replicas)]
     router = Router(d.router, loads, s.seed)
