@@ -1,7 +1,7 @@
 """Where a scheduler iteration's time goes, method by method: the engine benchmark's scenario
 (``engine_speed.py``) with a timer around each of the decode set's and the continuous scheduler's
 hot methods and the step model's memoised price. Times nest (``finish_done`` includes ``remove``;
-``reserve`` runs inside ``_schedule`` and ``_run_length``; ``cost_of`` inside ``_decode_cost``), and
+``reserve`` runs inside ``_schedule`` and ``_run_length``; ``price`` inside ``_decode_cost``), and
 each timer adds about half a microsecond per call, so compare two checkouts with this script rather
 than its totals with ``engine_speed.py``'s.
 
@@ -22,7 +22,8 @@ from typing import Any
 from engine_speed import RATE, overrides
 
 from simulator.config import load_scenario
-from simulator.engine import continuous, decode_set, replica
+from simulator.engine import decode_set, replica
+from simulator.engine.schedulers import continuous
 from simulator.engine.simulate import simulate
 from simulator.native import NATIVE_ENV
 from simulator.perf import step
@@ -31,7 +32,7 @@ from simulator.perf import step
 REFERENCE = (decode_set.PyDecodeSet, ("add", "remove", "advance", "reserve", "extra_blocks", "ctx_sums"))
 TIMED = ((continuous.ContinuousScheduler, ("_schedule", "_can_admit", "_run_length", "finish_done",
                                            "_decode_cost")),
-         (step.StepModel, ("cost_of",)), (replica.Replica, ("finished", "submit")))
+         (step.StepModel, ("price",)), (replica.Replica, ("finished", "submit")))
 
 
 def timed(fn: Callable[..., Any], name: str, acc: dict[str, float]) -> Callable[..., Any]:

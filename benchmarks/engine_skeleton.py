@@ -18,27 +18,26 @@ from datetime import datetime, timezone
 
 from simulator.config import load_scenario
 from simulator.engine.simulate import simulate
-from simulator.perf.step import StepModel
+from simulator.perf.step import BatchShape, StepCost, StepModel
 
 
-def _stand_in(self: StepModel, prefill_tokens: int, prefill_seqs: int, prefill_pairs: float, prefill_kv: float,
-              decode_seqs: int, *rest: object) -> tuple[float, float, float]:
+def _stand_in(self: StepModel, shape: BatchShape, **_: object) -> StepCost:
     """Wall seconds of a step as 20 ms + 10 us per decode sequence + 0.2 us per prompt token."""
-    return 0.02 + 1e-5 * decode_seqs + 2e-7 * prefill_tokens, 1e12, 1e10
+    return StepCost(0.02 + 1e-5 * shape.decode_seqs + 2e-7 * shape.prefill_tokens, 1e12, 1e10)
 
 
 def run(requests: int, rate: float, stand_in: bool) -> dict:
     s = load_scenario(None, {"workload.requests": requests, "workload.arrival.rate": rate,
                              "deployment.router": "least_outstanding"})
-    original = StepModel.cost_of
+    original = StepModel.price
     if stand_in:
-        StepModel.cost_of = _stand_in  # type: ignore[method-assign]
+        StepModel.price = _stand_in  # type: ignore[method-assign]
     try:
         t = time.process_time()
         res = simulate(s)
         cpu = time.process_time() - t
     finally:
-        StepModel.cost_of = original  # type: ignore[method-assign]
+        StepModel.price = original  # type: ignore[method-assign]
     return {"requests": requests, "step_time": "stand-in" if stand_in else "model", "cpu_s": cpu,
             "us_per_request": cpu / requests * 1e6, "step_log_rows": len(res.steps["t_end"])}
 

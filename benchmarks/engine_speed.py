@@ -6,6 +6,10 @@ continuous batching), for several N and replica counts, on one core.
     python benchmarks/engine_speed.py --out docs/benchmarks/engine_speed.json
     python benchmarks/engine_speed.py --sizes 100000,1000000 --replicas ''   # chosen sizes only
     python benchmarks/engine_speed.py --reference ...       # the pure-Python references, not the C parts
+    python benchmarks/engine_speed.py --sizes 1000 --replicas '' --output-tokens 32768   # the long-output case
+
+Each row runs in a fresh process and reports the simulation's time, the summary's time (per-request
+table and ``summarize``) and the process's peak resident memory after each (``ru_maxrss``).
 
 Load: Poisson arrivals at `--rate` requests/s per replica (default 16, below one replica's
 saturation on this scenario: every row reports whether the run was stable), lengths from the
@@ -18,13 +22,16 @@ import argparse
 import json
 import os
 import platform
+import resource
 import time
+from concurrent.futures import ProcessPoolExecutor
 from datetime import datetime, timezone
+from multiprocessing import get_context
 
 from simulator.config import load_scenario
 from simulator.engine.decode_set import NativeDecodeSet, decode_set_type
 from simulator.engine.simulate import simulate
-from simulator.metrics.summary import summarize
+from simulator.metrics.summary import per_request, summarize
 from simulator.native import NATIVE_ENV
 
 
@@ -32,19 +39,36 @@ from simulator.native import NATIVE_ENV
 RATE = 16.0
 
 
-def overrides(requests: int, replicas: int, rate_per_replica: float) -> dict:
+def overrides(requests: int, replicas: int, rate_per_replica: float, output_tokens: int | None = None) -> dict:
     """The benchmark's settings over the embedded default scenario (``--set``-style dotted keys)."""
-    return {"workload.requests": requests, "workload.arrival.rate": rate_per_replica * replicas,
-            "deployment.replicas": replicas, "deployment.router": "least_outstanding"}
+    out = {"workload.requests": requests, "workload.arrival.rate": rate_per_replica * replicas,
+           "deployment.replicas": replicas, "deployment.router": "least_outstanding"}
+    if output_tokens:
+        out["workload.output_tokens"] = {"dist": "fixed", "value": output_tokens}
+    return out
 
 
-def one(requests: int, replicas: int, rate_per_replica: float) -> dict:
-    s = load_scenario(None, overrides(requests, replicas, rate_per_replica))
+def peak_rss() -> int:
+    """This process's peak resident memory so far, bytes (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def one(requests: int, replicas: int, rate_per_replica: float, output_tokens: int | None = None) -> dict:
+    s = load_scenario(None, overrides(requests, replicas, rate_per_replica, output_tokens))
+    base = peak_rss()
     t, c = time.perf_counter(), time.process_time()
     res = simulate(s)
     wall, cpu = time.perf_counter() - t, time.process_time() - c
-    sm = summarize(res)
+    sim_peak = peak_rss()
+    t = time.perf_counter()
+    sm = summarize(res, per_request(res))
+    summary_s = time.perf_counter() - t
+    peak = peak_rss()
     return {"requests": requests, "replicas": replicas, "rate": rate_per_replica * replicas, "wall_s": wall, "cpu_s": cpu,
+            "output_tokens": output_tokens or "chat", "generated_tokens": int(res.requests.generated.sum()),
+            "summary_s": summary_s, "summary_share": summary_s / wall, "rss_start_mb": base / 2**20,
+            "peak_rss_simulation_mb": sim_peak / 2**20, "peak_rss_mb": peak / 2**20,
+            "peak_bytes_per_request": (peak - base) / requests,
             "us_per_request": wall / requests * 1e6, "simulated_s": sm["duration_s"],
             "steps": sm["steps"], "step_log_rows": len(res.steps["t_end"]), "stable": sm["stability"]["stable"],
             "tpot_p50_s": sm["tpot_s"]["p50"], "ttft_p50_s": sm["ttft_s"]["p50"]}
@@ -80,6 +104,7 @@ def main() -> None:
                     help="replica counts of the extra rows at the second size ('' for none)")
     ap.add_argument("--reference", action="store_true",
                     help="run the pure-Python references of the compiled parts (SERVESIM_NATIVE=0)")
+    ap.add_argument("--output-tokens", type=int, help="fixed output length (default: the chat distribution)")
     ap.add_argument("--out")
     a = ap.parse_args()
     if a.reference:
@@ -93,16 +118,20 @@ def main() -> None:
     plan = [(n, 1) for n in sizes] + [(sizes[min(1, len(sizes) - 1)], r) for r in a.replicas]
     rows = []
     for n, reps in plan:
-        r = one(n, reps, a.rate)
+        with ProcessPoolExecutor(1, mp_context=get_context("spawn")) as ex:
+            r = ex.submit(one, n, reps, a.rate, a.output_tokens).result()
         rows.append(r)
         print(f"{r['requests']:>9} req  {r['replicas']} replica(s)  {r['wall_s']:8.2f} s  "
-              f"{r['us_per_request']:6.1f} us/req  simulated {r['simulated_s']:9.0f} s  stable {r['stable']}", flush=True)
+              f"{r['us_per_request']:6.1f} us/req  summary {r['summary_s']:6.2f} s ({r['summary_share']:.0%})  "
+              f"peak {r['peak_rss_mb']:7.0f} MB ({r['peak_bytes_per_request']:6.0f} B/req)  "
+              f"simulated {r['simulated_s']:9.0f} s  stable {r['stable']}", flush=True)
     if a.out:
         meta = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "machine": platform.platform(),
                 "processor": platform.processor() or platform.machine(), "cpu_model": cpu_model(),
                 "cpus": os.cpu_count(), "native": native,
                 "python": platform.python_version(), "command": "python benchmarks/engine_speed.py"
                 + (" --quick" if a.quick else "") + (" --reference" if a.reference else "") + f" --rate {a.rate}"
+                + (f" --output-tokens {a.output_tokens}" if a.output_tokens else "")
                 + (f" --sizes {','.join(map(str, a.sizes))} --replicas '{','.join(map(str, a.replicas))}'"
                    if a.sizes else "")}
         with open(a.out, "w") as f:

@@ -1,5 +1,5 @@
 """What a SimPy interrupt costs per arrival: the engine cuts a decode run short by interrupting the
-scheduler's timeout (``engine/continuous.py``); arrival look-ahead would instead end the run with a
+scheduler's timeout (``engine/schedulers/base.py``); arrival look-ahead would instead end the run with a
 plain timeout at the right step. Compares the two event patterns, nothing else.
 
     python benchmarks/simpy_interrupt.py [--arrivals 200000]
@@ -16,7 +16,7 @@ import simpy
 
 
 def interrupted(env: simpy.Environment, n: int) -> None:
-    def scheduler():  # noqa: ANN202
+    def scheduler():
         while True:
             try:
                 yield env.timeout(10.0)
@@ -25,7 +25,7 @@ def interrupted(env: simpy.Environment, n: int) -> None:
 
     proc = env.process(scheduler())
 
-    def arrivals():  # noqa: ANN202
+    def arrivals():
         for _ in range(n):
             yield env.timeout(1.0)
             proc.interrupt()
@@ -34,14 +34,14 @@ def interrupted(env: simpy.Environment, n: int) -> None:
 
 
 def plain(env: simpy.Environment, n: int) -> None:
-    def scheduler():  # noqa: ANN202
+    def scheduler():
         while True:
             yield env.timeout(0.5)
             yield env.timeout(0.51)
 
     env.process(scheduler())
 
-    def arrivals():  # noqa: ANN202
+    def arrivals():
         for _ in range(n):
             yield env.timeout(1.0)
 

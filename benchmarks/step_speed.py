@@ -20,7 +20,7 @@ import numpy as np
 from simulator.catalog.engines import load_engine
 from simulator.catalog.gpus import load_gpu
 from simulator.catalog.models import load_model
-from simulator.perf.step import BatchShape, StepModel, quantize
+from simulator.perf.step import BatchShape, StepModel
 
 
 def shapes(n: int, seed: int) -> list[BatchShape]:
@@ -46,14 +46,14 @@ def main() -> None:
     cold = shapes(2000, 1)
     t = time.perf_counter()
     for b in cold:
-        StepModel(sm.model, sm.gpu, sm.engine).time(b)
+        StepModel(sm.model, sm.gpu, sm.engine).price(b, exact=True, detail=True)
     cold_us = (time.perf_counter() - t) / len(cold) * 1e6
     warm = shapes(200_000, 2)
     for b in warm[:100_000]:
-        sm.cost(quantize(b))
+        sm.price(b)
     t = time.perf_counter()
     for b in warm[100_000:]:
-        sm.cost(quantize(b))
+        sm.price(b)
     warm_us = (time.perf_counter() - t) / 100_000 * 1e6
     res = {"cold_full_breakdown_us": cold_us, "warm_memoised_us": warm_us,
            "meta": {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"),

@@ -11,8 +11,6 @@ G - 1 or 2(G - 1) steps), never below the largest group's. Extrapolated figures 
 """
 from __future__ import annotations
 
-import json
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -20,7 +18,7 @@ import numpy as np
 from simulator.errors import InputError
 from simulator.perf.comm import ring_factor
 
-from .io import as_float, read_rows
+from .io import as_float
 
 #: CSV collective names -> servesim names (simulator/perf/comm.py COLLECTIVES).
 NAMES = {"all_reduce": "all-reduce", "all_gather": "all-gather", "all_to_all": "all-to-all"}
@@ -103,21 +101,6 @@ def fits_json(rows: list[dict[str, str]], keep: tuple[int, ...], extrapolate_to:
     return doc
 
 
-def write_fits(data_dir: Path, out: Path, link_Bps: float, keep: tuple[int, ...] = (4,),
-               extrapolate_to: tuple[int, ...] = (8,)) -> dict[str, Any]:
-    """Fit ``data_dir``/collectives.csv and write the JSON to ``out`` (source and date from meta.json)."""
-    meta = json.loads((data_dir / "meta.json").read_text())
-    started = meta.get("collectives", {}).get("started_utc") or meta.get("started_utc", "")
-    source = (f"{data_dir.as_posix().split('calibration/')[-1]}/collectives.csv: NCCL {meta['versions'].get('nccl')}, "
-              f"torch {meta['versions'].get('torch')}, {meta['device'].get('count')} x {meta['device'].get('name')}, "
-              f"NVLS off; fitted by calibration/collective_fits.py (relative least squares); "
-              f"{','.join(map(str, extrapolate_to))} GPUs extrapolated with the ring formulas, bus bandwidth "
-              f"capped at {link_Bps / 1e9:.0f} GB/s")
-    doc = fits_json(read_rows(data_dir / "collectives.csv"), keep, extrapolate_to, link_Bps, source, started[:10])
-    out.write_text(json.dumps(doc, indent=2) + "\n")
-    return doc
-
-
 def fits_table(doc: dict[str, Any]) -> str:
     """Markdown table of the fits in a collective_fits.json document (report section)."""
     lines = ["| collective | GPUs | mode | latency (us) | bandwidth, N/t (GB/s) | bus bandwidth (GB/s) | "
@@ -138,7 +121,7 @@ def size_table(rows: list[dict[str, str]], doc: dict[str, Any], name: str, gpus:
     meas = {(r["mode"], int(r["bytes"])): as_float(r["seconds"]) for r in rows
             if r["collective"] == csv_name and int(r["gpus"]) == gpus}
     sizes = sorted({b for _, b in meas})
-    lines = [f"| bytes per GPU | eager measured (us) | eager fit | graph measured (us) | graph fit |",
+    lines = ["| bytes per GPU | eager measured (us) | eager fit | graph measured (us) | graph fit |",
              "|---|---|---|---|---|"]
     for b in sizes:
         cells = []

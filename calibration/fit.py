@@ -205,10 +205,10 @@ def fit_launch(rows: list[Row]) -> dict[str, float]:
     return out
 
 
-def fit(data_dir: str | Path, profile_yaml: str | Path, decode_feature: str = "batch",
+def fit(data_dir: str | Path, profile_yaml: str | Path | GPUProfile, decode_feature: str = "batch",
         decode_families: tuple[str, ...] = ("fa2",), prefill_families: tuple[str, ...] = ("fa2",)
         ) -> dict[str, Any]:
-    """Fit every kind present in ``data_dir`` against the profile (name or YAML path).
+    """Fit every kind present in ``data_dir`` against the profile (name, YAML path or loaded profile).
 
     ``decode_feature``: 'batch' (x = log2 batch, as the simulator reads it now) or
     'batch_kv_heads' (x = log2(batch x KV heads per GPU)). ``decode_families``: the decode kernel
@@ -225,7 +225,7 @@ def fit(data_dir: str | Path, profile_yaml: str | Path, decode_feature: str = "b
         raise InputError("decode_feature", decode_feature, "allowed: batch, batch_kv_heads")
     specs = SPECS if decode_feature == "batch" else tuple(
         DECODE_BY_KV_STREAMS if s.key == "attention_decode" else s for s in SPECS)
-    gpu = load_gpu(str(profile_yaml))
+    gpu = profile_yaml if isinstance(profile_yaml, GPUProfile) else load_gpu(str(profile_yaml))
     meta_path = data / "meta.json"
     meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
     curves: dict[str, Curve] = {}

@@ -58,7 +58,7 @@ def predict(model: str, gpu: str, engine: EngineProfile, phase: str, batch: int,
     sm = StepModel(m, load_gpu(gpu), engine)
     shape = (BatchShape.prefill(batch, seq, 0, m.sliding_window) if phase == "prefill"
              else BatchShape.decode(batch, context, m.sliding_window))
-    st = sm.time(shape)
+    st = sm.price(shape, exact=True, detail=True)
     return st.gpu_s, st.wall_s, st.kernels
 
 

@@ -135,7 +135,6 @@ def _maker(b: int, hq: int, hkv: int, d: int, nq: int, nk: int, gqa: str) -> Any
 
 def check_error(backend: str, gqa: str, causal: bool, hq: int, hkv: int, nq: int, nk: int) -> float:
     """Relative error of the backend against fp32 math attention on fresh random inputs."""
-    import torch
     import torch.nn.functional as F
 
     q, k, v = _maker(2, hq, hkv, 128, nq, nk, gqa)()

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import gc
 import time
-from pathlib import Path
 from typing import Any
 
 from .hopper_kernels import run_parts

@@ -103,7 +103,8 @@ def gemm_shapes(models: tuple[str, ...] = GEMM_MODELS, tps: tuple[int, ...] = TP
 def gemm_points(quick: bool = False) -> list[tuple[int, int, int, str]]:
     """(M, K, N, labels) in measuring order: full-grid shapes, then the sparse grid."""
     if quick:
-        return [(m, k, n, "quick") for k, n in ((256, 512), (512, 256)) for m in (1, 16, 128)]
+        # 8 points: the fewest calibration/fit.py fits a curve to
+        return [(m, k, n, "quick") for k, n in ((256, 512), (512, 256)) for m in (1, 16, 64, 128)]
     pts = []
     for s in gemm_shapes():
         for m in (M_FULL if s.full_grid else M_SPARSE):

@@ -2,7 +2,8 @@
 
 Writes one CSV per kernel kind plus ``meta.json`` and ``power.csv`` into ``--out``. Each row is
 flushed as soon as it is measured; running the same command again resumes (rows already in a
-CSV are skipped). A kind that fails is logged and the suite moves on.
+CSV are skipped). A kind that fails is logged and the suite moves on. At the end the folder is
+fitted into a complete GPU profile, ``<out>/<name>.yaml`` (calibration/user_profile.py).
 """
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from simulator.errors import InputError, ServesimError, unknown_name
 
 from .context import CPU_BUDGET_S, GPU_BUDGET_S, RunContext
 from .meta import base_meta, check_name, profile_name_for, utc_now, write_meta
+from .user_profile import Datasheet, add_datasheet_args, datasheet_of, write as write_profile
 
 KINDS = ("launch", "memory", "gemm", "attention_prefill", "attention_decode", "whole_model", "collectives")
 ALIASES = {"attention": ("attention_prefill", "attention_decode")}
@@ -40,6 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--only", help=f"comma-separated kinds: {', '.join(KINDS)} (or 'attention')")
     p.add_argument("--budget-scale", type=float, default=1.0, help="multiply every kind's time budget")
     p.add_argument("--max-seconds", type=float, default=520.0, help="no new point starts after this")
+    add_datasheet_args(p)
     return p
 
 
@@ -102,6 +105,7 @@ def main(argv: list[str]) -> int:
 def _main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
     kinds = select_kinds(args.only)
+    sheet = datasheet_of(args)
     if args.budget_scale <= 0:
         raise InputError("--budget-scale", args.budget_scale, "must be a positive number")
     if importlib.util.find_spec("torch") is None:
@@ -119,7 +123,20 @@ def _main(argv: list[str]) -> int:
     name = resolve_name(args.device, device_name, args.name)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    return run_suite(args, kinds, name, out)
+    code = run_suite(args, kinds, name, out)
+    return max(code, finish_profile(out, name, sheet))
+
+
+def finish_profile(out: Path, name: str, sheet: Datasheet) -> int:
+    """Fit what was measured into ``out/<name>.yaml``; 0 when written, 1 when the fit failed."""
+    try:
+        path = write_profile(out, name, sheet)
+    except ServesimError as err:
+        print(f"no profile written: {err}; the measurements are kept: fix and run servesim calibrate fit {out}",
+              file=sys.stderr)
+        return 1
+    print(f"wrote {path}: use it with --gpu {path} or --set deployment.gpu={path}", file=sys.stderr)
+    return 0
 
 
 def run_suite(args: argparse.Namespace, kinds: list[str], name: str, out: Path) -> int:

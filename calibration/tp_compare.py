@@ -70,29 +70,6 @@ def kernel_totals(rows: list[dict[str, str]], layers_model: int = 80) -> dict[Ke
     return out
 
 
-def correct_tp_csv(data_dir: Path) -> int:
-    """Rewrite comm_s, compute_s and kernels of tp_step.csv from tp_step_kernels.csv; returns rows changed."""
-    from .io import CsvLog
-    from .tp_step import TP_STEP
-
-    path = data_dir / "tp_step.csv"
-    rows = read_rows(path)
-    tot = kernel_totals(read_rows(data_dir / "tp_step_kernels.csv"))
-    changed = 0
-    for r in rows:
-        key = (int(r["tp"]), r["phase"], int(r["batch"]), int(r["seq_or_context"]), r["mode"],
-               int(r["layers_measured"]))
-        if key in tot:
-            t = tot[key]
-            r.update(comm_s=t["comm"], compute_s=t["gemm"] + t["attention"] + t["other"], kernels=t["kernels"])
-            changed += 1
-    path.unlink()
-    log = CsvLog(path, TP_STEP)
-    for r in rows:
-        log.append(r)
-    return changed
-
-
 def with_fits(gpu: GPUProfile, fits_json: Path) -> GPUProfile:
     """``gpu`` with the collective fits of a collective_fits.json added (they win over the profile's)."""
     data = json.loads(Path(fits_json).read_text())
@@ -111,7 +88,7 @@ def predict(gpu: GPUProfile, tp: int, phase: str, batch: int, soc: int, model: s
     """servesim's step on ``gpu``: kernel sum, GPU step (kernel sum + graph gaps), per-class seconds."""
     sm = StepModel(load_model(model), gpu, load_engine(engine), tp=tp)
     shape = BatchShape.prefill(batch, soc) if phase == "prefill" else BatchShape.decode(batch, soc)
-    st = sm.time(shape)
+    st = sm.price(shape, exact=True, detail=True)
     out = {"kernel_sum_s": st.gpu_s, "gpu_step_s": st.gpu_s + st.kernels * gpu.efficiency.graph_launch_overhead_s,
            "kernels": float(st.kernels)}
     for cls, keys in PRED_CLASSES.items():

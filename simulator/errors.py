@@ -21,7 +21,7 @@ def excerpt(value: object) -> str:
     Costs the same for a value of ten bytes or ten gigabytes (shared or aliased structure included)."""
     try:
         text = _REPR.repr(value)
-    except Exception:  # noqa: BLE001 - a value whose __repr__ fails still gets a message
+    except Exception:  # a value whose __repr__ fails still gets a message
         text = f"<{type(value).__name__}>"
     text = " ".join(text.split())
     return text if len(text) <= EXCERPT_CHARS else text[:EXCERPT_CHARS - 3] + "..."

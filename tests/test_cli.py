@@ -40,12 +40,22 @@ def test_set_overrides_change_the_result(capsys):
 def test_run_writes_tables(tmp_path, capsys):
     assert main(["run", *SMALL, "--out", str(tmp_path)]) == 0
     req = pd.read_parquet(tmp_path / "requests.parquet")
-    ts = pd.read_csv(tmp_path / "timeseries.csv")
+    ts = pd.read_parquet(tmp_path / "timeseries.parquet")
+    assert not list(tmp_path.glob("*.csv"))          # CSV only on request
     assert len(req) == 60 and req["finished"].all()
     assert {"ttft_s", "tpot_s", "e2e_s", "queue_s", "replica", "preemptions"} <= set(req.columns)
     assert {"t_s", "running", "waiting", "kv_blocks_used"} <= set(ts.columns)
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["requests"] == 60
+
+
+def test_run_writes_csv_on_request(tmp_path, capsys):
+    assert main(["run", *SMALL, "--out", str(tmp_path), "--csv"]) == 0
+    for name in ("requests", "timeseries"):
+        c, p = pd.read_csv(tmp_path / f"{name}.csv"), pd.read_parquet(tmp_path / f"{name}.parquet")
+        assert list(c.columns) == list(p.columns) and len(c) == len(p)
+        num = p.select_dtypes("number").columns
+        pd.testing.assert_frame_equal(c[num], p[num], check_dtype=False)
 
 
 def test_scenario_file_round_trip(tmp_path, capsys):

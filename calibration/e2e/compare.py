@@ -141,9 +141,9 @@ def step_comparison(steps: pd.DataFrame, engine_name: str, gpu: str) -> pd.DataF
     sm = StepModel(load_model(MODEL), load_gpu(gpu), load_engine(engine_name))
     pred, gpu = [], []
     for r in steps.itertuples():
-        t = sm.time(BatchShape(prefill_tokens=int(r.prefill_tokens), prefill_seqs=int(r.prefill_seqs),
+        t = sm.price(BatchShape(prefill_tokens=int(r.prefill_tokens), prefill_seqs=int(r.prefill_seqs),
                                prefill_pairs=float(r.prefill_pairs), prefill_kv=float(r.prefill_kv),
-                               decode_seqs=int(r.decode_seqs), decode_ctx=float(r.decode_ctx)))
+                               decode_seqs=int(r.decode_seqs), decode_ctx=float(r.decode_ctx)), exact=True, detail=True)
         pred.append(t.wall_s)
         gpu.append(t.gpu_s)
     out = steps.copy()

@@ -169,7 +169,7 @@ def _run_all(a: argparse.Namespace, mgr: Any, log: StepLog, points: list, prompt
     try:
         run_point(mgr, warm, np.full(4, 256), np.full(4, 8), None, vocab, 0, deadline)
         say("warm-up done")
-    except Exception as e:  # noqa: BLE001
+    except Exception as e:
         say(f"warm-up failed: {type(e).__name__}: {e}")
     batches = tuple(int(b) for b in _floats(a.profile_batches))
     if batches:
@@ -180,7 +180,7 @@ def _run_all(a: argparse.Namespace, mgr: Any, log: StepLog, points: list, prompt
             Csv(a.out / "profile_kernels.csv", KERNEL_FIELDS).write(names)
             for line in pnotes:
                 say(line)
-        except Exception as e:  # noqa: BLE001
+        except Exception as e:
             say(f"step profile failed: {type(e).__name__}: {e}\n{traceback.format_exc()}")
     for rep in range(a.reps):
         for pt in points:
@@ -203,7 +203,7 @@ def _run_all(a: argparse.Namespace, mgr: Any, log: StepLog, points: list, prompt
                                      "completed": len(rows) - errors, "errors": errors}])
                 say(f"{pt.name} rep {rep}: {len(rows) - errors}/{len(rows)} done in {wall:.1f} s"
                     + _summary(rows))
-            except Exception as e:  # noqa: BLE001 - one failed point must not end the run
+            except Exception as e:  # one failed point must not end the run
                 say(f"{pt.name} rep {rep} failed: {type(e).__name__}: {e}\n{traceback.format_exc()}")
 
 

@@ -235,14 +235,14 @@ def model_terms(engine: str = "hf-paged", model: str = "llama-3.1-8b", gpu: str 
     base = load_engine(engine).model_copy(update={"packed_attention_efficiency": None,
                                                  "packed_attention_efficiency_decode": None})
     sm = StepModel(arch, load_gpu(gpu), base)
-    kernels = sm.time(BatchShape.decode(1, context)).kernels
+    kernels = sm.price(BatchShape.decode(1, context), exact=True, detail=True).kernels
     copy_bytes = expansion_bytes(sm, 1.0) * arch.num_layers
 
     def attention(r: dict[str, str]) -> tuple[float, float, bool]:
         b = BatchShape(prefill_tokens=int(float(r["prefill_tokens"])), prefill_seqs=int(float(r["prefill_seqs"])),
                        prefill_pairs=float(r["prefill_pairs"]), prefill_kv=float(r["prefill_kv"]),
                        decode_seqs=int(float(r["decode_seqs"])), decode_ctx=float(r["decode_ctx"]))
-        br = sm.time(b).breakdown
+        br = sm.price(b, exact=True, detail=True).breakdown
         gemm = sum(br.get(k, 0.0) for k in GEMM_KINDS)
         return br.get("attention_packed", 0.0), gemm, chunk_weight(b.tokens) >= 0.5
 

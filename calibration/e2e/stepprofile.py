@@ -100,7 +100,7 @@ def measure_batches(mgr: Any, log: StepLog, vocab: int, batches: tuple[int, ...]
                 else:
                     reqs, t0 = run_point(mgr, pt, *lengths, None, vocab, 0, deadline)
                     kernels = []
-            except Exception as e:  # noqa: BLE001 - one failed batch must not end the run
+            except Exception as e:  # one failed batch must not end the run
                 notes.append(f"step profile batch {b} {run} failed: {type(e).__name__}: {e}")
                 continue
             finally:

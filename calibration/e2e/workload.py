@@ -44,15 +44,6 @@ def sample_trace_lengths(trace: Path, n: int, seed: int = 0, prompt_cap: int = P
     return np.stack([rows, np.minimum(p, prompt_cap), np.minimum(o, output_cap), p, o], axis=1)
 
 
-def write_lengths(path: Path, table: np.ndarray, header_note: str) -> None:
-    """Write a lengths table (see :func:`sample_trace_lengths`) as CSV with a leading ``#`` note line."""
-    with open(path, "w", newline="", encoding="utf-8") as f:
-        f.write(f"# {header_note}\n")
-        w = csv.writer(f)
-        w.writerow(LENGTH_COLUMNS)
-        w.writerows(table.tolist())
-
-
 def read_lengths(path: Path = LENGTHS_CSV) -> tuple[np.ndarray, np.ndarray]:
     """(prompt tokens, output tokens) of a lengths CSV, in file order."""
     with open(path, newline="", encoding="utf-8") as f:

@@ -39,7 +39,7 @@ def _ours(gpu: str, name: str) -> pd.DataFrame:
     return df
 
 
-def _db_attention(t, kind: str) -> pd.DataFrame:  # noqa: ANN001
+def _db_attention(t, kind: str) -> pd.DataFrame:
     df = t.frame
     keep = ((df["head_dim"] == 128) & (df.get("window_size", 0) == 0) & (df["attn_dtype"] == "bfloat16")
             & (df["kv_cache_dtype"] == "bfloat16"))
@@ -50,7 +50,7 @@ def _db_attention(t, kind: str) -> pd.DataFrame:  # noqa: ANN001
     return out.groupby(["batch", "q_heads", "kv_heads", "kv_len"], as_index=False)["db_s"].min()
 
 
-def pairs(db, gpu: str, engine: str) -> dict[str, pd.DataFrame]:  # noqa: ANN001
+def pairs(db, gpu: str, engine: str) -> dict[str, pd.DataFrame]:
     """Matched rows per op: our seconds and the database's."""
     out: dict[str, pd.DataFrame] = {}
     g = read_table(db, gpu, engine, "gemm")
@@ -71,7 +71,7 @@ def pairs(db, gpu: str, engine: str) -> dict[str, pd.DataFrame]:  # noqa: ANN001
     return out
 
 
-def report(db) -> str:  # noqa: ANN001
+def report(db) -> str:
     lines = ["| GPU | op | engine | shapes | median db/ours | p10 | p90 |", "|---|---|---|---|---|---|---|"]
     notable = []
     for gpu in GPUS:

@@ -193,7 +193,7 @@ def _provenance(job: Job, tabs: dict[str, Table], used: dict[str, int]) -> dict[
                     "rows_used": int(used.get(kind, 0) + (used.get("generation_fp8", 0) if kind == "generation" else 0)),
                     "kernel_source": ", ".join(f"{s} ({n})" for s, n in srcs.items()), "version": t.version})
     vers = sorted({t.version for t in tabs.values()})
-    notes = [] if len(vers) == 1 else [f"tables of different framework versions: "
+    notes = [] if len(vers) == 1 else ["tables of different framework versions: "
                                        + ", ".join(f"{k} {t.version}" for k, t in tabs.items())]
     return {"package": PACKAGE, "package_version": job.db.package_version, "license": LICENSE, "tables": out,
             "fitted": _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%d"), "command": job.command, "notes": notes}

@@ -106,20 +106,6 @@ class ModelArch(StrictModel):
             return self.moe.dense_intermediate_size
         return self.intermediate_size
 
-    @property
-    def q_dim(self) -> int:
-        """Width of the query projection output (elements)."""
-        if self.mla is not None:
-            return self.num_attention_heads * (self.mla.qk_nope_head_dim + self.mla.qk_rope_head_dim)
-        return self.num_attention_heads * self.head_dim
-
-    @property
-    def kv_dim(self) -> int:
-        """Width of the key (and of the value) projection output (elements); for MLA the latent."""
-        if self.mla is not None:
-            return self.mla.kv_lora_rank + self.mla.qk_rope_head_dim
-        return self.num_kv_heads * self.head_dim
-
     def kv_elements_per_token_per_layer(self) -> int:
         """KV-cache elements one token stores in one layer (K and V; for MLA the latent + rope key)."""
         if self.mla is not None:
@@ -129,7 +115,3 @@ class ModelArch(StrictModel):
     def kv_bytes_per_token(self, kv_dtype: str = "bf16") -> float:
         """KV-cache bytes per token over all layers (sliding-window layers counted in full)."""
         return self.kv_elements_per_token_per_layer() * self.num_layers * dtype_bytes(kv_dtype)
-
-    @property
-    def is_moe(self) -> bool:
-        return self.moe is not None

@@ -1,7 +1,9 @@
 """``servesim calibrate``: measure kernels on this machine's GPU, or fit profiles from measurements.
 
-    servesim calibrate --out DIR [--device cuda|cpu] [--quick] [--name GPU]   (needs the calibrate extra)
-    servesim calibrate fit [--check] ...                                      (fit hwprofiles from CSVs)
+    servesim calibrate --out DIR [--device cuda|cpu] [--quick] [--name GPU]   (needs the calibrate extra;
+                                                                              ends by writing DIR/<name>.yaml)
+    servesim calibrate fit DIR [--name GPU] [--like GPU]                      (refit a folder, no measuring)
+    servesim calibrate fit --write | --check                                  (the package's own hwprofiles)
 """
 from __future__ import annotations
 
@@ -19,6 +21,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(a: argparse.Namespace) -> int:
     args = list(getattr(a, "args", []))
+    if args and args[0] == "fit" and len(args) > 1 and not args[1].startswith("-"):
+        from calibration.user_profile import main as user_fit_main
+
+        return user_fit_main(args[1:])
     if args and args[0] == "fit":
         from calibration.profiles import main as fit_main
 

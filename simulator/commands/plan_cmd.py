@@ -32,13 +32,20 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--dtypes", default="bf16,fp8", help="weight dtypes to try (unsupported ones are pruned)")
     p.add_argument("--batch-sizes", default="64,256", help="max_batch_size options")
     p.add_argument("--batched-tokens", default="2048,8192", help="max_batched_tokens options")
+    p.add_argument("--layouts", default="aggregated,disaggregated,wide_ep",
+                   help="layouts to search: aggregated (colocated replicas), disaggregated (prefill/decode pools "
+                        "with xPyD rate matching), wide_ep (MoE models: experts over the TP GPUs, DP attention)")
+    p.add_argument("--link-gbps", type=finite_float, default=50.0,
+                   help="KV link per prefill replica of disaggregated plans, GB/s (default: a 400 Gb/s NIC)")
     p.add_argument("--price-kind", default="on-demand", help="on-demand | reserved | spot")
     p.add_argument("--provider", help="only this provider's prices")
     p.add_argument("--prices", help="price file replacing the built-in prices of its GPUs")
     p.add_argument("--price", action="append", default=[], metavar="GPU=USD_PER_HOUR",
                    help="price per GPU-hour of --price-kind for one GPU (repeatable); GPUs without a price "
                         "are still planned, ranked by GPUs")
-    p.add_argument("--workers", type=int, help="worker processes (default: all CPUs)")
+    p.add_argument("--workers", type=int, help="simulations in flight (default: all CPUs)")
+    p.add_argument("--executor", default="local", help="local (processes) | ray (tasks on RAY_ADDRESS's cluster, "
+                   "else a local Ray with --workers CPUs)")
     p.add_argument("--exhaustive", action="store_true", help="simulate every candidate (no pruning by cost)")
     p.add_argument("--prune-factor", type=finite_float, default=1.5,
                    help="skip candidates whose best case costs this many times the best plan")
@@ -120,16 +127,18 @@ def settings_from_args(a: argparse.Namespace) -> Any:
             "weight_dtypes": _list("--dtypes", a.dtypes, str),
             "max_batch_sizes": _list("--batch-sizes", a.batch_sizes, int),
             "max_batched_tokens": _list("--batched-tokens", a.batched_tokens, int),
+            "kinds": _list("--layouts", a.layouts, str), "link_gbps": a.link_gbps,
             "price_kind": a.price_kind, "provider": a.provider, "prices_file": a.prices, "prices": tuple(a.price),
             "prune_factor": a.prune_factor, "exhaustive": a.exhaustive, "replications": a.replications,
-            "workers": a.workers if a.workers is not None else default_workers()}
+            "workers": a.workers if a.workers is not None else default_workers(), "executor": a.executor}
     try:
         return validate(PlanSettings, data)
     except InputError as err:
         field, rest = str(err).split(":", 1)
         key = field.split(".")[0]
         flags = {"weight_dtypes": "--dtypes", "max_batch_sizes": "--batch-sizes",
-                 "max_batched_tokens": "--batched-tokens", "prices_file": "--prices", "prices": "--price"}
+                 "max_batched_tokens": "--batched-tokens", "prices_file": "--prices", "prices": "--price",
+                 "kinds": "--layouts"}
         flag = flags.get(key, "--" + key.replace("_", "-"))
         raise InputError(flag, data.get(key), rest.split(";", 1)[-1].strip()) from None
 
@@ -151,11 +160,13 @@ def run(a: argparse.Namespace) -> int:
     if a.plot:
         from .plan_plot import write_plot
         print(write_plot(res, a.plot), file=sys.stderr if a.json else sys.stdout)
-    if a.emit and res["plans"]:
+    emit_row = next(((i, r) for i, r in enumerate(res["plans"], 1) if r["layout"] != "disaggregated"), None)
+    if a.emit and emit_row:
         from ..planning.emit import emit
-        paths = emit(a.emit, scenario, res["plans"][0], st.target_rate)
-        print(f"launch and benchmark commands for plan #1 in {a.emit}: " + ", ".join(p.name for p in paths),
-              file=sys.stderr if a.json else sys.stdout)
+        paths = emit(a.emit, scenario, emit_row[1], st.target_rate)
+        note = "" if emit_row[0] == 1 else " (launch settings cover colocated replicas only)"
+        print(f"launch and benchmark commands for plan #{emit_row[0]}{note} in {a.emit}: "
+              + ", ".join(p.name for p in paths), file=sys.stderr if a.json else sys.stdout)
     if res["binding"]:
         raise ServesimError(f"no candidate can reach {st.target_rate:g} req/s: {res['binding']}")
     return 0
@@ -163,6 +174,18 @@ def run(a: argparse.Namespace) -> int:
 
 def _f(v: Any, spec: str) -> str:
     return "-" if v is None else format(v, spec)
+
+
+def layout_line(lay: dict[str, Any] | None) -> str | None:
+    """One line: which layout won, and by how much against the best aggregated plan."""
+    if not lay:
+        return None
+    if "ratio" not in lay:
+        other = "no other layout" if lay["winner"] == "aggregated" else "no aggregated plan"
+        return f"layout: {lay['winner']} won ({other} was planned: pruned, unreachable or not searched)"
+    unit = "$/h" if lay["compared_by"] == "cost_per_hour" else "GPUs"
+    return (f"layout: {lay['winner']} won; best {lay['other_layout']} plan {lay['other']:.4g} {unit} against "
+            f"{lay['aggregated']:.4g} {unit} for the best aggregated one ({lay['ratio']:.2f}x)")
 
 
 def format_plan(res: dict[str, Any], top: int = 15) -> str:
@@ -195,6 +218,9 @@ def format_plan(res: dict[str, Any], top: int = 15) -> str:
             lines.append(f"    ... {len(rows) - top} more (--top N, or --json for all)")
         lines.append("    * on the Pareto front of cost vs p99 TTFT and TPOT; latencies at the operating rate "
                      "(target / replicas); seconds; $/h '-': no price of this kind (ranked by GPUs)")
+    lay = layout_line(res.get("layouts"))
+    if lay:
+        lines += ["", lay]
     front = front_lines(res)
     if front:
         lines += [""] + front

@@ -16,6 +16,7 @@ from ..fleet.plan import DEFAULT_WINDOW_S, EXECUTORS
 from ..fleet.run import simulate_sharded
 from ..metrics.formats import FORMATS, to_aiperf, to_vllm
 from .load_points import at_concurrency, at_rate, parse_concurrency, parse_rates, points_table
+from .run_plot import write_sweep_plot
 from ..workload.config import ClosedLoopArrival, GammaArrival
 
 #: Most seeds ``--replications`` runs (each is a whole simulation).
@@ -34,7 +35,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     load.add_argument("--rate", metavar="R,R,...", help="offered request rates in req/s, one simulation per value "
                       "(e.g. 1,2,4,inf; inf sends every request at once); several values print one table")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a key, e.g. workload.arrival.rate=12")
-    p.add_argument("--out", help="folder for summary.json and the per-request and time-series tables")
+    p.add_argument("--out", help="folder for summary.json and the per-request and time-series tables (Parquet)")
+    p.add_argument("--csv", action="store_true", help="with --out, write the tables as CSV too")
     p.add_argument("--json", action="store_true", help="print the summary as one JSON object")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--percentiles", metavar="P,P,...", default="50,90,95,99,99.9",
@@ -42,6 +44,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--format", choices=FORMATS, default="servesim",
                    help="JSON layout of --json and summary.json: servesim (default), vllm (vllm bench serve "
                         "--save-result) or aiperf (profile_export_aiperf.json)")
+    p.add_argument("--plot", metavar="FILE.png", help="with --concurrency or --rate: a latency-vs-throughput "
+                   "chart (PNG, or SVG for .svg; needs altair and vl-convert-python)")
     p.add_argument("--replications", type=int, default=1, metavar="K",
                    help="also run seeds seed+1..seed+K-1 and report 95%% confidence intervals")
     p.add_argument("--executor", default="local", metavar="E",
@@ -69,7 +73,9 @@ def run(a: argparse.Namespace) -> int:
         overrides = {"model": a.model, **overrides}
     scenario = load_scenario(a.scenario, overrides)
     points = load_points(a, scenario)
-    if len(points) == 1:
+    if a.plot is not None and a.concurrency is None and a.rate is None:
+        raise InputError("--plot", a.plot, "draws a sweep: give --concurrency N,N,... or --rate R,R,... with it")
+    if len(points) == 1 and a.plot is None:
         return run_one(a, points[0][1], pcts)
     if a.replications != 1:
         raise InputError("--replications", a.replications, "must be 1 when --concurrency or --rate lists several values")
@@ -118,7 +124,7 @@ def run_one(a: argparse.Namespace, scenario: Any, pcts: tuple[float, ...]) -> in
                                  "level": rep["confidence"], "metrics": rep["metrics"]}
     shown = tool_json(a.format, summary, df, pcts, scenario)
     if a.out:
-        write_outputs(res, a.out, summary)
+        write_outputs(res, a.out, summary, csv=a.csv)
         if a.format != "servesim":
             (Path(a.out) / f"{a.format}.json").write_text(json.dumps(shown, indent=2, default=float))
     if a.json or a.format != "servesim":
@@ -126,7 +132,8 @@ def run_one(a: argparse.Namespace, scenario: Any, pcts: tuple[float, ...]) -> in
     else:
         print(format_summary(summary))
         if a.out:
-            print(f"wrote        {a.out}/summary.json, requests.parquet, timeseries.parquet (and .csv)")
+            print(f"wrote        {a.out}/summary.json, requests.parquet, timeseries.parquet"
+                  + (" (and .csv)" if a.csv else ""))
     return 0
 
 
@@ -143,17 +150,22 @@ def run_points(a: argparse.Namespace, points: list[tuple[str, Any]], pcts: tuple
         out = tool_json(a.format, summary, df, pcts, scenario)
         if a.out:
             folder = Path(a.out) / f"{flag}-{name}"
-            write_outputs(res, folder, summary)
+            write_outputs(res, folder, summary, csv=a.csv)
             if a.format != "servesim":
                 (folder / f"{a.format}.json").write_text(json.dumps(out, indent=2, default=float))
         done.append((name, summary))
         shown.append({flag: name, **out})
+    pct = "p99" if 99.0 in pcts else f"p{max(pcts):g}"
+    drawn = write_sweep_plot(flag, done, pct, a.plot) if a.plot else None
     if a.json or a.format != "servesim":
         print_json(shown)
+        if drawn:
+            print(drawn, file=sys.stderr)
         return 0
     print("\n".join(header(done[0][1])[:1] + header(done[0][1])[2:]))
-    pct = "p99" if 99.0 in pcts else f"p{max(pcts):g}"
     Console().print(points_table(flag, done, pct))
+    if drawn:
+        print(drawn)
     if a.out:
         print(f"wrote        {a.out}/{flag}-<value>/summary.json and tables, one folder per point")
     return 0

@@ -23,10 +23,13 @@ class _Strict(StrictModel):
 class Batching(_Strict):
     """How a replica forms batches."""
 
-    policy: Literal["static", "dynamic", "continuous"] = "continuous"
+    policy: Literal["static", "dynamic", "continuous"] = Field(
+        "continuous", description="static: fixed batches run to completion; dynamic: static with a fill timeout; "
+                                  "continuous: iteration-level batching")
     max_batch_size: int = Field(256, ge=1, le=2**20, description="requests in a batch")
     max_batched_tokens: int = Field(8192, ge=1, le=2**31, description="tokens per step (continuous batching)")
-    chunked_prefill: bool = True
+    chunked_prefill: bool = Field(True, description="split long prompts into chunks under max_batched_tokens "
+                                                    "(continuous batching)")
     timeout_s: float = Field(0.05, ge=0, description="dynamic: seconds a batch waits to fill")
 
 
@@ -35,7 +38,8 @@ class KVCache(_Strict):
 
     block_size: int = Field(16, ge=1, le=2**20, description="tokens per block")
     gpu_memory_utilization: float = Field(0.9, gt=0, le=1, description="share of GPU memory the engine takes")
-    preemption: Literal["recompute", "swap"] = "recompute"
+    preemption: Literal["recompute", "swap"] = Field(
+        "recompute", description="when KV blocks run out, a preempted request's cache is recomputed or swapped to host")
     num_blocks: int | None = Field(None, ge=1, le=2**40, description="override: blocks per replica (else from memory)")
     prefix_caching: bool = Field(False, description="share full KV blocks between requests with equal prefixes")
 
@@ -43,12 +47,12 @@ class KVCache(_Strict):
 class Pool(_Strict):
     """One pool of a disaggregated deployment; unset keys inherit the deployment's."""
 
-    gpu: str | None = None
-    tp: int | None = Field(None, ge=1, le=MAX_GPUS)
-    pp: int | None = Field(None, ge=1, le=MAX_GPUS)
-    replicas: int = Field(1, ge=1)
-    batching: Batching | None = None
-    kv_cache: KVCache | None = None
+    gpu: str | None = Field(None, description="GPU profile of this pool (unset: the deployment's)")
+    tp: int | None = Field(None, ge=1, le=MAX_GPUS, description="tensor-parallel GPUs per replica (unset: the deployment's)")
+    pp: int | None = Field(None, ge=1, le=MAX_GPUS, description="pipeline stages per replica (unset: the deployment's)")
+    replicas: int = Field(1, ge=1, description="replicas in this pool")
+    batching: Batching | None = Field(None, description="batching of this pool (unset: the deployment's)")
+    kv_cache: KVCache | None = Field(None, description="KV cache of this pool (unset: the deployment's)")
 
 
 class Link(_Strict):
@@ -61,15 +65,16 @@ class Link(_Strict):
 class Disaggregation(_Strict):
     """Prefill/decode disaggregation: prompts on one pool, decoding on another, KV over a link."""
 
-    prefill: Pool
-    decode: Pool
-    link: Link
+    prefill: Pool = Field(description="the pool that runs prompts")
+    decode: Pool = Field(description="the pool that decodes, after the KV cache arrives")
+    link: Link = Field(description="the network that carries the KV cache from prefill to decode")
 
 
 class Speculative(_Strict):
     """Speculative decoding: draft ``k`` tokens, verify them in one target step."""
 
-    method: Literal["draft_model", "ngram", "eagle", "medusa"]
+    method: Literal["draft_model", "ngram", "eagle", "medusa"] = Field(
+        description="what drafts: a smaller model, prompt n-gram lookup, or eagle/medusa heads on the target")
     draft_model: str | None = Field(None, description="catalog name (method draft_model)")
     k: int = Field(4, ge=1, le=16, description="tokens drafted per step")
     acceptance: float = Field(0.7, ge=0, lt=1, description="probability that each draft token is accepted")
@@ -94,7 +99,8 @@ class Speculative(_Strict):
 class MoE(_Strict):
     """Mixture-of-experts execution: expert load balance, expert parallelism, attention layout."""
 
-    balance: Literal["uniform", "zipf"] = "uniform"
+    balance: Literal["uniform", "zipf"] = Field("uniform", description="how tokens spread over experts: evenly, "
+                                                                   "or by a Zipf popularity (skew)")
     skew: float = Field(1.2, gt=0, description="zipf exponent of expert popularity")
     expert_parallel: int | None = Field(None, ge=1, le=MAX_GPUS, description="GPUs the experts are spread over (= tp)")
     attention: Literal["tp", "dp"] = Field("tp", description="dp: each GPU attends for its share of sequences")
@@ -103,35 +109,38 @@ class MoE(_Strict):
 class CacheTier(_Strict):
     """A response cache in front of the model."""
 
-    hit_rate: float = Field(ge=0, le=1)
+    hit_rate: float = Field(ge=0, le=1, description="share of requests answered from this cache")
     lookup_s: float = Field(0.0, ge=0, description="seconds per lookup, hit or miss")
 
 
 class ServiceCache(_Strict):
     """Exact (same prompt) and semantic (similar prompt) response caches, looked up in that order."""
 
-    exact: CacheTier | None = None
-    semantic: CacheTier | None = None
+    exact: CacheTier | None = Field(None, description="cache of answers to identical prompts (looked up first)")
+    semantic: CacheTier | None = Field(None, description="cache of answers to similar prompts")
 
 
 class SmallModel(_Strict):
     """The first stage of a cascade: a smaller model on its own replicas."""
 
-    model: str
-    gpu: str | None = None
-    tp: int = Field(1, ge=1, le=MAX_GPUS)
-    pp: int = Field(1, ge=1, le=MAX_GPUS)
-    replicas: int = Field(1, ge=1)
-    weight_dtype: Literal["bf16", "fp16", "fp8", "int8", "int4", "sparse24"] | None = None
-    batching: Batching | None = None
-    kv_cache: KVCache | None = None
+    model: str = Field(description="catalog name or config.json path of the small model")
+    gpu: str | None = Field(None, description="GPU profile of the small model (unset: the deployment's)")
+    tp: int = Field(1, ge=1, le=MAX_GPUS, description="tensor-parallel GPUs per small-model replica")
+    pp: int = Field(1, ge=1, le=MAX_GPUS, description="pipeline stages per small-model replica")
+    replicas: int = Field(1, ge=1, description="replicas of the small model")
+    weight_dtype: Literal["bf16", "fp16", "fp8", "int8", "int4", "sparse24"] | None = Field(
+        None, description="weight precision of the small model (unset: the deployment's)")
+    batching: Batching | None = Field(None, description="batching of the small model (unset: the deployment's)")
+    kv_cache: KVCache | None = Field(None, description="KV cache of the small model (unset: the deployment's)")
 
 
 class CascadeRoute(_Strict):
     """Which requests try the small model: a random ``share``, or those up to ``max_prompt_tokens``."""
 
-    share: float | None = Field(None, ge=0, le=1)
-    max_prompt_tokens: int | None = Field(None, ge=1)
+    share: float | None = Field(None, ge=0, le=1, description="random share of requests sent to the small model "
+                                                               "(give this or max_prompt_tokens)")
+    max_prompt_tokens: int | None = Field(None, ge=1, description="requests with prompts up to this length go to "
+                                                                  "the small model (give this or share)")
 
     @model_validator(mode="after")
     def _one(self) -> "CascadeRoute":
@@ -143,36 +152,38 @@ class CascadeRoute(_Strict):
 class Cascade(_Strict):
     """Model cascade: routed requests run on the small model; a share of them then on the large one."""
 
-    small: SmallModel
-    route: CascadeRoute
+    small: SmallModel = Field(description="the small model and its replicas")
+    route: CascadeRoute = Field(description="which requests try the small model first")
     escalate: float = Field(0.0, ge=0, le=1, description="share of small-model answers sent on to the large model")
 
 
 class Deployment(_Strict):
     """Hardware, parallelism, precision and scheduling of the serving system."""
 
-    gpu: str = "h100-sxm"
+    gpu: str = Field("h100-sxm", description="GPU profile name (`servesim gpus`)")
     engine: str = Field("fused", description="engine profile: a catalog name (`servesim engines`) or the path "
                                              "of an engine profile YAML whose `name` matches its file name")
     engine_version: str | None = Field(
         None, max_length=64, description="pin the engine version whose measured kernel tables price the steps "
                                          "where several exist (`servesim engines`); default: the newest")
-    tp: int = Field(1, ge=1, le=MAX_GPUS)
-    pp: int = Field(1, ge=1, le=MAX_GPUS)
+    tp: int = Field(1, ge=1, le=MAX_GPUS, description="tensor-parallel GPUs per replica")
+    pp: int = Field(1, ge=1, le=MAX_GPUS, description="pipeline stages per replica")
     cp: int = Field(1, ge=1, le=MAX_GPUS, description="context parallelism: GPUs a long prompt's attention is split over")
-    replicas: int = Field(1, ge=1)
-    weight_dtype: Literal["bf16", "fp16", "fp8", "int8", "int4", "sparse24"] = "bf16"
-    kv_dtype: Literal["bf16", "fp16", "fp8"] = "bf16"
-    batching: Batching = Batching()
-    kv_cache: KVCache = KVCache()
-    router: Literal["round_robin", "least_outstanding", "least_kv", "random", "prefix_aware"] = "round_robin"
+    replicas: int = Field(1, ge=1, description="identical replicas behind the router")
+    weight_dtype: Literal["bf16", "fp16", "fp8", "int8", "int4", "sparse24"] = Field(
+        "bf16", description="weight precision (sparse24: 2:4 structured sparsity)")
+    kv_dtype: Literal["bf16", "fp16", "fp8"] = Field("bf16", description="KV-cache precision")
+    batching: Batching = Field(Batching(), description="how each replica forms batches")
+    kv_cache: KVCache = Field(KVCache(), description="paged KV-cache memory of each replica")
+    router: Literal["round_robin", "least_outstanding", "least_kv", "random", "prefix_aware"] = Field(
+        "round_robin", description="which replica takes a request (prefix_aware needs kv_cache.prefix_caching)")
     max_outstanding_per_replica: int | None = Field(
         None, ge=1, description="hold requests at the router (one FIFO queue) while every replica has this many")
-    disaggregation: Disaggregation | None = None
-    speculative: Speculative | None = None
-    moe: MoE | None = None
-    service_cache: ServiceCache | None = None
-    cascade: Cascade | None = None
+    disaggregation: Disaggregation | None = Field(None, description="prefill and decode on separate pools (unset: colocated)")
+    speculative: Speculative | None = Field(None, description="speculative decoding (unset: off)")
+    moe: MoE | None = Field(None, description="mixture-of-experts execution (unset: uniform experts, no expert parallelism)")
+    service_cache: ServiceCache | None = Field(None, description="response caches in front of the model (unset: none)")
+    cascade: Cascade | None = Field(None, description="a small model in front of this one (unset: none)")
 
     @model_validator(mode="after")
     def _check(self) -> "Deployment":
@@ -191,20 +202,21 @@ class Deployment(_Strict):
 class SLO(_Strict):
     """Service-level objectives a request must meet to count towards goodput (seconds)."""
 
-    ttft_s: float | None = Field(2.0, gt=0)
-    tpot_s: float | None = Field(0.1, gt=0)
-    e2e_s: float | None = Field(None, gt=0)
+    ttft_s: float | None = Field(2.0, gt=0, description="time to first token (null: no bound)")
+    tpot_s: float | None = Field(0.1, gt=0, description="time per output token after the first (null: no bound)")
+    e2e_s: float | None = Field(None, gt=0, description="end-to-end latency of a request (null: no bound)")
 
 
 class Scenario(_Strict):
     """One simulation: model × deployment × workload × SLOs, with a seed."""
 
-    model: str = "llama-3.1-8b"
-    deployment: Deployment = Deployment()
-    workload: WorkloadConfig
-    slo: SLO = SLO()
-    seed: int = 0
-    name: str = ""
+    model: str = Field("llama-3.1-8b", description="catalog name (`servesim models`), Hugging Face id, or path "
+                                                   "of a config.json")
+    deployment: Deployment = Field(Deployment(), description="hardware, parallelism, precision and scheduling")
+    workload: WorkloadConfig = Field(description="arrival process, request count and lengths")
+    slo: SLO = Field(SLO(), description="service-level objectives in seconds, for goodput")
+    seed: int = Field(0, description="seed of every random draw: equal seeds give identical runs")
+    name: str = Field("", description="label of the run (`scenario` in summary.json)")
 
     @model_validator(mode="after")
     def _check(self) -> "Scenario":

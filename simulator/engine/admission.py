@@ -27,7 +27,7 @@ from ..catalog.engine_scheduler import EngineScheduler
 from .kvcache import blocks_for
 
 if TYPE_CHECKING:
-    from .continuous import ContinuousScheduler
+    from .schedulers.continuous import ContinuousScheduler
     from .replica import Replica
 
 #: Longest decode run planned while SGLang's ratio still decays and requests wait (steps): the run

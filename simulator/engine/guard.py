@@ -1,27 +1,37 @@
 """The resource guard: refuse a run whose memory would exceed a limit, before anything is allocated.
 
-A run holds per-request columns (state, the per-request table, inter-token gaps, the step log that
-grows with the requests) and per-replica objects. Measured peak resident memory of ``servesim run``
-(Python 3.11, 2-core x86-64 VM, 2025; ``workload.requests`` 20,000 and 200,000 at
-``arrival.rate=2000`` on 16 replicas; ``deployment.replicas`` 1,000 and 10,000 with 10 requests):
-498 MB and 4,002 MB, so 19.5 KB per request; 134 MB and 180 MB, so 5.1 KB per replica; about
-130 MB of interpreter and libraries. The guard rounds these up (:data:`BYTES_PER_REQUEST`,
-:data:`BYTES_PER_REPLICA`). Multi-turn sessions add prompt segments (a turn repeats the conversation so
-far, so a session of t turns has about t^2): 66 bytes per segment at the peak of generating 8 million
-(``turns`` 200 and 400; same machine, 2026), rounded up to :data:`BYTES_PER_SEGMENT`.
+A run holds per-request columns (state, the per-request table, the ITL log's spans) and, for each
+step-log row and decode step, a few columns (the step log, the ITL log's rows, the laid-out step
+durations and their rank matrix while the summary runs). Rows and steps grow with the tokens a run
+generates, so the estimate is a fixed cost per request plus a cost per expected output token
+(``benchmarks/engine_speed.py``, peak resident memory of simulation and summary, in
+``docs/benchmarks.md``, "Streaming summaries and the memory guard"): 1,000,000 chat requests
+(211 output tokens on average) peak at :data:`BYTES_PER_REQUEST` + 211 x :data:`BYTES_PER_OUTPUT_TOKEN`
+or less, and 300 requests of 32,768 output tokens at 14 bytes per token; both rounded up. Replicas:
+134 MB and 180 MB at 1,000 and 10,000 replicas of 10 requests, so 5.1 KB per replica
+(:data:`BYTES_PER_REPLICA`, rounded up); about 130 MB of interpreter and libraries. Multi-turn sessions
+add prompt segments (a turn repeats the conversation so far, so a session of t turns has about t^2):
+66 bytes per segment at the peak of generating 8 million (``turns`` 200 and 400; same machine, 2026),
+rounded up to :data:`BYTES_PER_SEGMENT`.
 
 The limit is ``SERVESIM_MEMORY_LIMIT`` (bytes, or with a unit: ``8G``, ``512M``; ``0`` turns the guard
 off), else half of this machine's physical memory.
 """
 from __future__ import annotations
 
+import math
 import os
 import re
 
 from ..config.scenario import Scenario
+from ..workload.config import (EmpiricalLength, FixedLength, LognormalLength, NormalLength,
+                               UniformLength)
 from ..errors import InputError
 
-BYTES_PER_REQUEST = 24_000
+BYTES_PER_REQUEST = 1_000
+BYTES_PER_OUTPUT_TOKEN = 16
+#: Output tokens per request assumed for lengths resampled from a file without ``max``.
+EMPIRICAL_OUTPUT_TOKENS = 1_024
 BYTES_PER_REPLICA = 8_000
 BYTES_PER_SEGMENT = 80
 BASE_BYTES = 200 * 2**20
@@ -67,12 +77,37 @@ def session_segments(s: Scenario) -> int:
     return n * (2 * t + 1)
 
 
+def mean_output_tokens(s: Scenario) -> float:
+    """Expected output tokens per request of the workload's length distribution (clipped to its
+    ``max``); 0 without one (traces)."""
+    c = s.workload.output_tokens
+    if c is None:
+        return 0.0
+    if isinstance(c, FixedLength):
+        mean = float(c.value)
+    elif isinstance(c, UniformLength):
+        mean = (c.low + c.high) / 2
+    elif isinstance(c, NormalLength):
+        mean = c.mean + c.std
+    elif isinstance(c, LognormalLength):
+        mean = c.median_tokens * math.exp(min(c.log_sigma ** 2 / 2, 700.0))
+    else:
+        assert isinstance(c, EmpiricalLength)
+        mean = float(c.max or EMPIRICAL_OUTPUT_TOKENS)
+    return min(mean, float(c.max)) if c.max is not None else mean
+
+
+def request_bytes(s: Scenario) -> float:
+    """Bytes one request costs at the peak: its columns plus what its output tokens add."""
+    return BYTES_PER_REQUEST + mean_output_tokens(s) * BYTES_PER_OUTPUT_TOKEN
+
+
 def estimate_bytes(s: Scenario) -> int:
     """Peak memory of simulating ``s``, bytes (traces without ``requests`` count as 0 requests here;
     their file size is bounded where they are read)."""
     requests = s.workload.requests or 0
-    return (BASE_BYTES + requests * BYTES_PER_REQUEST + replicas_of(s) * BYTES_PER_REPLICA
-            + session_segments(s) * BYTES_PER_SEGMENT)
+    return int(BASE_BYTES + requests * request_bytes(s) + replicas_of(s) * BYTES_PER_REPLICA
+               + session_segments(s) * BYTES_PER_SEGMENT)
 
 
 def check_memory(s: Scenario) -> None:
@@ -85,13 +120,14 @@ def check_memory(s: Scenario) -> None:
     if limit is None or need <= limit:
         return
     requests, replicas = s.workload.requests or 0, replicas_of(s)
-    parts = {"workload.requests": (requests * BYTES_PER_REQUEST, requests),
+    parts = {"workload.requests": (requests * request_bytes(s), requests),
              "deployment.replicas": (replicas * BYTES_PER_REPLICA, replicas),
              "workload.sessions.turns": (session_segments(s) * BYTES_PER_SEGMENT,
                                          s.workload.sessions.turns if s.workload.sessions else 0)}
     field = max(parts, key=lambda f: parts[f][0])
     raise InputError(field, parts[field][1], f"this run would need about {_size(need)} of memory "
-                     f"({BYTES_PER_REQUEST // 1000} KB per request, {BYTES_PER_REPLICA // 1000} KB per replica, "
+                     f"({_size(request_bytes(s))} per request of {mean_output_tokens(s):.0f} output tokens, "
+                     f"{BYTES_PER_REPLICA // 1000} KB per replica, "
                      f"{BYTES_PER_SEGMENT} bytes per prompt segment of the sessions: "
                      f"{session_segments(s):,}), over the limit of {_size(limit)}; lower {field} or raise {ENV}")
 

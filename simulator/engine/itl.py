@@ -1,32 +1,57 @@
 """Per-request inter-token latencies, exact, from a compact record of the engine's steps.
 
 Every scheduler loop logs its steps (start, first step's duration, slope, steps: a decode run's
-durations grow linearly). A request decoding in a loop from row a to row b (its *interval*) got
-one token delivery per step of those rows; the first gap is measured from its previous token.
-Gaps outside intervals (the token a recompute prefill ends with; static batches) are logged
-directly as arithmetic sequences. Expanding all of it gives every gap of every request; a
-request's p50/p99 are then exact. A step that delivers several tokens at once (speculative
-decoding) counts as one gap, as a streaming client sees it.
+durations grow linearly). A request decoding in a loop from row a to row b (its *span*) got one
+token delivery per step of those rows; the first gap is measured from its previous token. Gaps
+outside spans (the token a recompute prefill ends with; static batches) are logged directly as
+arithmetic sequences. A step that delivers several tokens at once (speculative decoding) counts as
+one gap, as a streaming client sees it.
+
+Everything is held in flat arrays (40 bytes per step row, 40 per span, 32 per direct sequence) and
+no gap is expanded per token: a loop's steps are laid out once as one array of step durations (one
+value per step, shared by every request in the batch), so a span is a contiguous range of it plus
+its first gap. :class:`~.rank_matrix.RankMatrix` answers the k-th smallest of any range exactly,
+so a request's p50/p99 (numpy's linear interpolation between order statistics) are exact at any
+request count, in time and memory proportional to steps and spans, not to tokens.
 """
 from __future__ import annotations
 
+from array import array
+from typing import NamedTuple
+
 import numpy as np
 
-#: Beyond this many requests the per-request percentiles are not computed (NaN, with a note).
-EXACT_MAX_REQUESTS = 200_000
-_CHUNK_TOKENS = 4_000_000
+from .itl_select import kth_general, kth_simple
+from .rank_matrix import RankMatrix
+
+
+class Gaps(NamedTuple):
+    """Every gap, as step ranges of the laid-out step durations and direct arithmetic sequences."""
+
+    sorted_steps: np.ndarray     # step durations, ascending
+    matrix: RankMatrix           # over each step's position in ``sorted_steps``
+    span_rid: np.ndarray         # per span: request, steps [lo, hi) after its first, first gap
+    span_lo: np.ndarray
+    span_hi: np.ndarray
+    span_gap0: np.ndarray
+    seq_rid: np.ndarray          # per direct sequence: request, first value, slope, count
+    seq_a: np.ndarray
+    seq_s: np.ndarray
+    seq_n: np.ndarray
 
 
 class ItlLog:
-    """Step rows per loop, decode intervals per request, and direct gap sequences."""
+    """Step rows per loop, decode spans per request, and direct gap sequences."""
 
     def __init__(self, n: int) -> None:
-        self.rows: list[tuple[int, float, float, float, int]] = []   # (loop, t0, d0, slope, steps)
-        self.counts: list[int] = []                                   # rows per loop so far
+        self._rows = array("d")                     # (loop, t0, d0, slope, steps) per row
+        self.counts: list[int] = []                 # rows per loop so far
         self.row0 = np.zeros(n, dtype=np.int64)     # row a decoding request joined its loop at
         self.last0 = np.zeros(n)                    # its previous token's time then
-        self.spans: list[tuple[np.ndarray, int, np.ndarray, int, np.ndarray]] = []
-        self.seqs: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
+        self._span_i = array("q")                   # (request, loop, row a, row b) per span
+        self._span_last = array("d")                # previous token's time at row a
+        self._seq_i = array("q")                    # (request, count) per direct sequence
+        self._seq_f = array("d")                    # (first, slope)
 
     def new_loop(self) -> int:
         self.counts.append(0)
@@ -34,7 +59,7 @@ class ItlLog:
 
     def row(self, loop: int, t0: float, d0: float, slope: float, steps: int) -> None:
         """A step (``steps`` = 1) or run of steps of ``loop`` starting at ``t0``; step j lasts d0 + j·slope."""
-        self.rows.append((loop, t0, d0, slope, steps))
+        self._rows.extend((loop, t0, d0, slope, steps))
         self.counts[loop] += 1
 
     def pos(self, loop: int) -> int:
@@ -48,97 +73,104 @@ class ItlLog:
 
     def leave(self, rids: np.ndarray, loop: int) -> None:
         """Requests stop decoding in ``loop`` (finished or preempted)."""
-        self.spans.append((rids, loop, self.row0[rids], self.counts[loop], self.last0[rids]))
+        b = self.counts[loop]
+        row0, last0 = self.row0, self.last0
+        for r in np.asarray(rids).tolist():
+            self._span_i.extend((r, loop, int(row0[r]), b))
+            self._span_last.append(float(last0[r]))
 
     def gaps(self, rids: np.ndarray, first: np.ndarray | float, slope: np.ndarray | float,
              counts: np.ndarray | int) -> None:
         """Direct gaps: request r got ``counts`` gaps first, first + slope, ..."""
         k = len(rids)
-        self.seqs.append((np.asarray(rids, dtype=np.int64), np.broadcast_to(np.asarray(first, float), k),
-                          np.broadcast_to(np.asarray(slope, float), k), np.broadcast_to(np.asarray(counts, np.int64), k)))
+        ints = np.empty((k, 2), np.int64)
+        ints[:, 0], ints[:, 1] = rids, counts
+        flts = np.empty((k, 2))
+        flts[:, 0], flts[:, 1] = first, slope
+        self._seq_i.frombytes(ints.tobytes())
+        self._seq_f.frombytes(flts.tobytes())
+
+    @property
+    def spans(self) -> list[tuple[int, int, int, int, float]]:
+        """Every span as (request, loop, row a, row b, previous token's time), in the order logged."""
+        i = np.frombuffer(self._span_i, dtype=np.int64).reshape(-1, 4).tolist()
+        return [(*x, t) for x, t in zip(i, self._span_last.tolist())]
+
+    def nbytes(self) -> int:
+        """Bytes the log holds (its flat arrays and per-request columns)."""
+        return sum(a.itemsize * len(a) for a in (self._rows, self._span_i, self._span_last, self._seq_i,
+                                                    self._seq_f)) + self.row0.nbytes + self.last0.nbytes
 
     # ---- evaluation ---------------------------------------------------------------
-    def _sequences(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """Every gap as arithmetic sequences: (request, first value, slope, count)."""
-        rows = np.array(self.rows, dtype=np.float64).reshape(-1, 5)
+    def layout(self) -> Gaps:
+        """Lay every loop's steps out in one array of durations and turn spans into ranges of it."""
+        rows = np.frombuffer(self._rows, dtype=np.float64).reshape(-1, 5)
         r_loop = rows[:, 0].astype(np.int64)
-        t0, d0, slope, steps = rows[:, 1], rows[:, 2], rows[:, 3], rows[:, 4].astype(np.int64)
         order = np.argsort(r_loop, kind="stable")          # rows of loop 0, then loop 1, ...
-        sizes = np.bincount(r_loop, minlength=len(self.counts))
-        off = np.concatenate([[0], np.cumsum(sizes)])
-        cat = np.concatenate
-        if self.spans:
-            rid = cat([x[0] for x in self.spans])
-            loop = cat([np.full(len(x[0]), x[1], np.int64) for x in self.spans])
-            a = cat([x[2] for x in self.spans])
-            b = cat([np.full(len(x[0]), x[3], np.int64) for x in self.spans])
-            last = cat([x[4] for x in self.spans])
-            live = b > a
-            rid, loop, a, b, last = rid[live], loop[live], a[live], b[live], last[live]
-        else:
-            rid = loop = a = b = np.zeros(0, np.int64)
-            last = np.zeros(0)
-        n_rows = b - a
-        cs = np.concatenate([[0], np.cumsum(n_rows)])
-        pos = np.repeat(off[loop] + a - cs[:-1], n_rows) + np.arange(int(cs[-1]), dtype=np.int64)
-        idx = order[pos]
-        first = np.zeros(len(idx), dtype=bool)
-        first[cs[:-1]] = True
-        seq_a = d0[idx] + np.where(first, slope[idx], 0.0)
-        seq_n = steps[idx] - first
-        f_idx = idx[first]
-        gap0 = t0[f_idx] + d0[f_idx] - last
-        direct = [x for x in self.seqs if len(x[0])]
-        s_rid = cat([x[0] for x in direct]) if direct else np.zeros(0, np.int64)
-        s_a = cat([x[1] for x in direct]) if direct else np.zeros(0)
-        s_s = cat([x[2] for x in direct]) if direct else np.zeros(0)
-        s_n = cat([x[3] for x in direct]) if direct else np.zeros(0, np.int64)
-        out_rid = cat([np.repeat(rid, n_rows), rid, s_rid])
-        out_a = cat([seq_a, gap0, s_a])
-        out_s = cat([slope[idx], np.zeros(len(gap0)), s_s])
-        out_n = cat([seq_n, np.ones(len(gap0), np.int64), s_n])
-        keep = out_n > 0
-        return out_rid[keep], out_a[keep], out_s[keep], out_n[keep]
+        t0, d0, slope = rows[order, 1], rows[order, 2], rows[order, 3]
+        steps = rows[order, 4].astype(np.int64)
+        off = np.concatenate([[0], np.cumsum(np.bincount(r_loop, minlength=len(self.counts)))])
+        start = np.concatenate([[0], np.cumsum(steps)])    # first step of each row
+        total = int(start[-1])
+        j = np.arange(total, dtype=np.int64) - np.repeat(start[:-1], steps)
+        dur = np.repeat(d0, steps) + np.repeat(slope, steps) * j
+        del j
+        perm = np.argsort(dur, kind="stable")
+        rank = np.empty(total, dtype=np.int64)
+        rank[perm] = np.arange(total, dtype=np.int64)
+        matrix = RankMatrix(rank)
+        del rank
+        sp = np.frombuffer(self._span_i, dtype=np.int64).reshape(-1, 4)
+        last = np.frombuffer(self._span_last, dtype=np.float64)
+        live = sp[:, 3] > sp[:, 2]
+        sp, last = sp[live], last[live]
+        ga, gb = off[sp[:, 1]] + sp[:, 2], off[sp[:, 1]] + sp[:, 3]
+        sq_i = np.frombuffer(self._seq_i, dtype=np.int64).reshape(-1, 2)
+        sq_f = np.frombuffer(self._seq_f, dtype=np.float64).reshape(-1, 2)
+        keep = sq_i[:, 1] > 0
+        return Gaps(dur[perm], matrix, sp[:, 0], start[ga] + 1, start[gb], t0[ga] + d0[ga] - last,
+                    sq_i[keep, 0], sq_f[keep, 0], sq_f[keep, 1], sq_i[keep, 1])
 
     def per_request(self, n: int, pcts: tuple[float, ...] = (50.0, 99.0)) -> tuple[np.ndarray, np.ndarray]:
         """(percentiles of each request's gaps, shape (n, len(pcts)), seconds; gap counts per request).
         NaN for requests without gaps. Linear interpolation between order statistics (numpy's default)."""
         out = np.full((n, len(pcts)), np.nan)
-        rid, a, s, cnt = self._sequences()
-        counts = np.bincount(rid, weights=cnt, minlength=n).astype(np.int64)
-        if not len(rid):
-            return out, counts
-        order = np.argsort(rid, kind="stable")
-        rid, a, s, cnt = rid[order], a[order], s[order], cnt[order]
-        tok_cum = np.cumsum(counts)
-        lo = 0
-        while lo < n:
-            base = tok_cum[lo - 1] if lo else 0
-            hi = max(lo + 1, int(np.searchsorted(tok_cum, base + _CHUNK_TOKENS, side="right")))
-            hi = min(hi, n)
-            i0, i1 = np.searchsorted(rid, [lo, hi])
-            self._chunk(rid[i0:i1], a[i0:i1], s[i0:i1], cnt[i0:i1], lo, hi, counts, pcts, out)
-            lo = hi
+        g = self.layout()
+        n_span = np.bincount(g.span_rid, minlength=n)
+        n_seq = np.bincount(g.seq_rid, minlength=n)
+        counts = (np.bincount(g.span_rid, weights=g.span_hi - g.span_lo + 1, minlength=n)
+                  + np.bincount(g.seq_rid, weights=g.seq_n, minlength=n)).astype(np.int64)
+        one_span = (n_span == 1) & (n_seq == 0)
+        one_seq = (n_seq == 1) & (n_span == 0)
+        many = (counts > 0) & ~one_span & ~one_seq
+        for k, p in enumerate(pcts):
+            _fill(out[:, k], counts, p, g, one_span, one_seq, many)
         return out, counts
 
-    @staticmethod
-    def _chunk(rid: np.ndarray, a: np.ndarray, s: np.ndarray, cnt: np.ndarray, lo: int, hi: int,
-               counts: np.ndarray, pcts: tuple[float, ...], out: np.ndarray) -> None:
-        if not len(rid):
-            return
-        total = int(cnt.sum())
-        starts = np.concatenate([[0], np.cumsum(cnt)[:-1]])
-        j = np.arange(total, dtype=np.int64) - np.repeat(starts, cnt)
-        vals = np.repeat(a, cnt) + np.repeat(s, cnt) * j
-        who = np.repeat(rid, cnt)
-        vals = vals[np.lexsort((vals, who))]
-        m = counts[lo:hi]
-        first = np.concatenate([[0], np.cumsum(m)[:-1]])
-        has = m > 0
-        for k, p in enumerate(pcts):
-            x = (m - 1) * p / 100.0
-            f = np.floor(x).astype(np.int64)
-            c = np.minimum(f + 1, m - 1)
-            fi, ci = (first + f)[has], (first + c)[has]
-            frac = (x - f)[has]
-            out[lo:hi, k][has] = vals[fi] + (vals[ci] - vals[fi]) * frac
+
+def _fill(col: np.ndarray, counts: np.ndarray, p: float, g: Gaps, one_span: np.ndarray,
+          one_seq: np.ndarray, many: np.ndarray) -> None:
+    """Percentile ``p`` of every request's gaps into ``col``: lower and upper order statistic, then
+    linear interpolation, as ``np.percentile`` does."""
+    m = counts
+    x = (m - 1) * p / 100.0
+    f = np.floor(x).astype(np.int64)
+    c = np.minimum(f + 1, m - 1)
+    frac = x - f
+    lo_v, hi_v = np.full(len(m), np.nan), np.full(len(m), np.nan)
+    sel = one_span[g.span_rid]
+    rid = g.span_rid[sel]
+    for kk, dst in ((f, lo_v), (c, hi_v)):
+        dst[rid] = kth_simple(g, sel, kk[rid])
+    sel = one_seq[g.seq_rid]
+    rid = g.seq_rid[sel]
+    a, s, cnt = g.seq_a[sel], g.seq_s[sel], g.seq_n[sel]
+    for kk, dst in ((f, lo_v), (c, hi_v)):
+        j = np.where(s >= 0, kk[rid], cnt - 1 - kk[rid])
+        dst[rid] = a + s * j
+    who = np.flatnonzero(many)
+    if len(who):
+        vals = kth_general(g, who, np.concatenate([f[who], c[who]]))
+        lo_v[who], hi_v[who] = vals[:len(who)], vals[len(who):]
+    has = m > 0
+    col[has] = (lo_v + (hi_v - lo_v) * frac)[has]

@@ -42,21 +42,6 @@ class BlockPool:
             self.peak = self.used
         return True
 
-    def grow_many(self, rids: np.ndarray, tokens: np.ndarray) -> None:
-        """Grow several requests at once; the caller has checked :meth:`extra_for`."""
-        need = np.maximum(blocks_for(tokens, self.block_size) - self.held[rids], 0)
-        total = int(need.sum())
-        if total > self.free:
-            raise RuntimeError("KV block pool overcommitted")
-        self.held[rids] += need
-        self.used += total
-        if self.used > self.peak:
-            self.peak = self.used
-
-    def extra_for(self, rids: np.ndarray, tokens: np.ndarray) -> int:
-        """Blocks beyond those held that ``rids`` would need to hold ``tokens`` each."""
-        return int(np.maximum(blocks_for(tokens, self.block_size) - self.held[rids], 0).sum())
-
     def take(self, n: int) -> None:
         """Take ``n`` blocks for requests whose holdings the caller tracks."""
         if n > self.free:

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..workload.prefix import USER, PromptSegments, output_id
-from .kvcache import BlockPool, blocks_for
+from .kvcache import BlockPool
 from .state import Requests
 
 if TYPE_CHECKING:
@@ -85,10 +85,6 @@ class PrefixBlockPool(BlockPool):
         ok = super().grow(rid, tokens)
         self._reclaim()
         return ok
-
-    def grow_many(self, rids: np.ndarray, tokens: np.ndarray) -> None:
-        super().grow_many(rids, tokens)
-        self._reclaim()
 
     def take(self, n: int) -> None:
         super().take(n)
@@ -262,8 +258,3 @@ class PrefixCache:
     def referenced(self) -> int:
         """Sum of reference counts (0 once every request has released its blocks)."""
         return sum(self.refs.values())
-
-    def fits_with_hits(self, rid: int, tokens: int) -> int:
-        """New blocks ``rid`` needs to hold ``tokens`` tokens after taking its cache hits."""
-        h, idle = self.match(rid)
-        return int(blocks_for(tokens, self.bs)) - h + idle

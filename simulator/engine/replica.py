@@ -3,18 +3,21 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
 import simpy
 
 from ..catalog.engines import load_engine
-from ..metrics.recorder import StepLog
-from ..perf.step import BatchShape, StepModel, quantize
+from .step_log import StepLog
+from ..perf.step import StepModel
 from .admission import Greedy, admission_rule
 from .itl import ItlLog
-from .kvcache import BlockPool, blocks_for
+from .kv import KVManager
+from .kvcache import BlockPool
 from .prefix_cache import KeyStore, PrefixBlockPool, PrefixCache
+from .schedulers import ContinuousScheduler, Scheduler, StaticScheduler
 from .state import DONE, WAITING, Requests
 
 if TYPE_CHECKING:
@@ -23,21 +26,43 @@ if TYPE_CHECKING:
     from .speculative import Speculator
 
 
+@dataclass(frozen=True)
+class ReplicaConfig:
+    """What one replica is: its deployment, step model, KV blocks (``kv_bytes_per_token`` each token),
+    the host link its swaps use, its role and its drafting. ``role``: ``colocated`` (prefill and
+    decode), ``prefill`` (hands requests on after their first token through ``on_prefilled``) or
+    ``decode``."""
+
+    dep: "Deployment"
+    step_model: StepModel
+    kv_blocks: int
+    kv_bytes_per_token: float
+    host_bandwidth: float
+    role: str = "colocated"
+    spec: "Speculator | None" = None
+
+
+@dataclass(frozen=True)
+class SharedState:
+    """What the replicas of one simulation share: the clock, the request table, the step log, the
+    completion callback, the per-request ITL log (None: a private one) and the prompts' block keys
+    (None: no prefix caching)."""
+
+    env: simpy.Environment
+    reqs: Requests
+    log: StepLog
+    on_finish: Callable[[np.ndarray], None]
+    itl: ItlLog | None = None
+    keys: KeyStore | None = None
+
+
 class Replica:
-    """Shared state of one replica; its scheduler loops (``pp`` of them) form and run batches.
+    """Shared state of one replica; its scheduler loops (``pp`` of them) form and run batches."""
 
-    ``role``: ``colocated`` (prefill and decode), ``prefill`` (hands requests on after their first
-    token through ``on_prefilled``) or ``decode``."""
-
-    def __init__(self, env: simpy.Environment, index: int, dep: "Deployment", step_model: StepModel,
-                 kv_blocks: int, reqs: Requests, log: StepLog, on_finish: Callable[[np.ndarray], None],
-                 kv_bytes_per_token: float, host_bandwidth: float, itl: ItlLog | None = None,
-                 keys: KeyStore | None = None, role: str = "colocated",
-                 spec: "Speculator | None" = None) -> None:
-        from .continuous import ContinuousScheduler
-        from .static import StaticScheduler
-
-        self.env, self.index, self.reqs, self.log = env, index, reqs, log
+    def __init__(self, index: int, cfg: ReplicaConfig, shared: SharedState) -> None:
+        env, reqs, itl, keys = shared.env, shared.reqs, shared.itl, shared.keys
+        dep, step_model, kv_blocks, role, spec = cfg.dep, cfg.step_model, cfg.kv_blocks, cfg.role, cfg.spec
+        self.env, self.index, self.reqs, self.log = env, index, reqs, shared.log
         self.itl = itl if itl is not None else ItlLog(reqs.n)
         self.sm = step_model
         self.role = role
@@ -52,11 +77,12 @@ class Replica:
             self.cache = PrefixCache(self.pool, reqs, keys)  # type: ignore[arg-type]
         else:
             self.pool = BlockPool(kv_blocks, dep.kv_cache.block_size, reqs.n)
+        self.kv = KVManager(self.pool, self.cache)   # what the schedulers allocate and free through
         self.spec = spec
         self.decode_q = spec.q if spec is not None else 1
         self.window = step_model.model.sliding_window if step_model.swa_layers else None
-        self.kv_bytes_per_token = kv_bytes_per_token
-        self.host_bandwidth = host_bandwidth
+        self.kv_bytes_per_token = cfg.kv_bytes_per_token
+        self.host_bandwidth = cfg.host_bandwidth
         self.waiting: deque[int] = deque()
         self.admit_seq = np.zeros(reqs.n, dtype=np.int64)
         self._seq = 0
@@ -64,14 +90,13 @@ class Replica:
         self._load_watchers: list[tuple["OutstandingHeap", int]] = []
         self.preemptions = 0
         self.arrivals_done = False
-        self._on_finish = on_finish
+        self._on_finish = shared.on_finish
         self.on_prefilled: Callable[["Replica", np.ndarray], None] | None = None
-        self.pool_index = 0   # which pool of its serving system (prefill 0, decode 1 when disaggregated)
         # the engine's admission and eviction rules (admission.py); the generic ones without a scheduler block
         self.admission: Greedy = admission_rule(self, load_engine(dep.engine).scheduler)
         n_loops = dep.pp if self.policy == "continuous" else 1
         cls = ContinuousScheduler if self.policy == "continuous" else StaticScheduler
-        self.loops = [cls(self) for _ in range(n_loops)]
+        self.loops: list[Scheduler] = [cls(self) for _ in range(n_loops)]
 
     # ---- used by the router and the arrival process ------------------------------------
     @property
@@ -89,9 +114,6 @@ class Replica:
         """Tell ``heap`` (as replica ``pos``) whenever :attr:`outstanding` changes."""
         self._load_watchers.append((heap, pos))
 
-    def capacity_tokens(self) -> int:
-        return self.pool.capacity * self.pool.block_size
-
     def submit(self, rid: int, counted: bool = False) -> None:
         """A request routed here joins the queue (``counted``: already in :attr:`outstanding`)."""
         self.reqs.status[rid] = WAITING
@@ -108,12 +130,12 @@ class Replica:
 
     def cached_prefix(self, rid: int) -> int:
         """Leading blocks of ``rid`` this replica's prefix cache holds (0 without a cache)."""
-        return self.cache.match(rid)[0] if self.cache is not None else 0
+        return self.kv.lookup(rid).blocks
 
     # ---- used by the schedulers ---------------------------------------------------
-    def newest_seq_besides(self, loop: object) -> int:
+    def newest_seq_besides(self, loop: Scheduler) -> int:
         """Admission number of the newest request running in the other scheduler loops (0: none)."""
-        return max((x.newest_seq() for x in self.loops if x is not loop), default=0)  # type: ignore[union-attr]
+        return max((x.newest_seq() for x in self.loops if x is not loop), default=0)
 
     def wake_stalled(self) -> None:
         """Blocks were freed: resume the idle loops whose prefill waits for blocks."""
@@ -125,18 +147,12 @@ class Replica:
         self._seq += 1
         return self._seq
 
-    def step_cost(self, shape: BatchShape) -> tuple[float, float, float]:
-        """(wall seconds, FLOPs, bytes) of a step; memoised, contexts rounded to ~0.5%."""
-        return self.sm.cost(quantize(shape))
-
     def swap_seconds(self, tokens: int) -> float:
         """Seconds to move ``tokens`` tokens of KV between GPU and host memory (one way)."""
         return tokens * self.kv_bytes_per_token / self.host_bandwidth
 
     def _release(self, rid: int) -> None:
-        if self.cache is not None:
-            self.cache.promote(rid, int(self.reqs.kv[rid]))
-        self.pool.release(rid)
+        self.kv.free(rid, int(self.reqs.kv[rid]))
 
     def preempt(self, rid: int) -> float:
         """Take a running request off the GPU; returns the seconds its swap-out costs (0 if recompute)."""
@@ -156,11 +172,7 @@ class Replica:
 
     def finished(self, ids: np.ndarray) -> None:
         """Requests that produced their last token: free their blocks and report them."""
-        if self.cache is not None:
-            for rid in ids.tolist():
-                self._release(rid)
-        else:
-            self.pool.release_many(ids)
+        self.kv.free_many(ids, self.reqs.kv[ids])
         self.wake_stalled()
         self.outstanding -= len(ids)
         self._on_finish(ids)
@@ -192,4 +204,4 @@ class Replica:
 
     def fits_ever(self, tokens: int) -> bool:
         """Whether a request needing ``tokens`` KV tokens could ever be held."""
-        return int(blocks_for(tokens, self.pool.block_size)) <= self.pool.capacity
+        return self.kv.fits_ever(tokens)

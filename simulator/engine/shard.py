@@ -18,13 +18,13 @@ import simpy
 from simpy.events import NORMAL
 
 from ..config.scenario import Scenario
-from ..metrics.recorder import StepLog
 from ..workload.generate import generate_plan
 from .engine_defaults import effective_deployment
-from .itl import EXACT_MAX_REQUESTS, ItlLog
+from .itl import ItlLog
 from .prefix_cache import KeyStore
 from .replica import Replica
 from .state import Requests
+from .step_log import StepLog
 from .system import ServingSystem
 
 
@@ -163,9 +163,7 @@ class ShardSim:
         reqs, sysm = self.reqs, self.system
         rids = np.sort(np.concatenate(self.mine)) if self.mine else np.zeros(0, dtype=np.int64)
         cols = {k: v[rids] for k, v in vars(reqs).items() if isinstance(v, np.ndarray) and len(v) == self.n}
-        res_itl = np.full((self.n, 2), np.nan)
-        if self.n <= EXACT_MAX_REQUESTS:
-            res_itl = self.itl.per_request(self.n)[0]
+        res_itl = self.itl.per_request(self.n)[0]
         reps = sysm.replicas
         stats = sysm.stats()
         return ShardPart(rids=rids, columns=cols, steps=self.log.frame(),

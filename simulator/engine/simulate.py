@@ -13,14 +13,14 @@ from ..catalog.gpus import load_gpu
 from ..catalog.models import load_model
 from ..config.scenario import Deployment, Scenario
 from ..errors import DoesNotFitError, InputError
-from ..metrics.recorder import StepLog
+from .step_log import StepLog
 from ..perf.memory import MemoryPlan
 from ..perf.step import StepModel
 from ..workload.config import ClosedLoopArrival
 from ..workload.generate import generate_plan
 from . import decode_set
 from .guard import check_memory
-from .itl import EXACT_MAX_REQUESTS, ItlLog
+from .itl import ItlLog
 from .engine_defaults import describe, effective_deployment
 from .prefix_cache import KeyStore
 from .service import SMALL, FrontDoor
@@ -58,12 +58,12 @@ class SimulationResult:
     _itl: tuple[np.ndarray, np.ndarray] | None = None
 
     def request_itl(self) -> tuple[np.ndarray, np.ndarray]:
-        """Per request (p50, p99) of its inter-token gaps in seconds, exact; NaN beyond
-        ``EXACT_MAX_REQUESTS`` requests and for requests with fewer than two token deliveries."""
+        """Per request (p50, p99) of its inter-token gaps in seconds, exact at any request count;
+        NaN for requests with fewer than two token deliveries."""
         if self._itl is None:
             n = self.requests.n
             out = np.full((n, 2), np.nan)
-            if n <= EXACT_MAX_REQUESTS and self.itl_logs:
+            if self.itl_logs:
                 out, _ = self.itl_logs[0].per_request(n)
                 if len(self.itl_logs) > 1:
                     small, _ = self.itl_logs[1].per_request(n)
@@ -196,7 +196,7 @@ def simulate(s: Scenario, progress: Any = None) -> SimulationResult:
         starts = sessions.start_s if sessions is not None else reqs.arrival
         first = np.flatnonzero(~np.isnan(starts)) if sessions is not None else np.arange(n)
 
-        def arrive():  # noqa: ANN202
+        def arrive():
             for rid in first.tolist():
                 t = starts[rid]
                 if t > env.now:
@@ -219,8 +219,6 @@ def simulate(s: Scenario, progress: Any = None) -> SimulationResult:
         notes.append(NOT_COMPILED)
     if closed:
         notes.append(f"closed loop: {s.workload.arrival.concurrency} clients")
-    if n > EXACT_MAX_REQUESTS:
-        notes.append(f"per-request ITL percentiles not computed beyond {EXACT_MAX_REQUESTS} requests (NaN)")
     features: dict[str, Any] = {**main.stats(), **front.stats()}
     if front.small is not None:
         features["cascade_small_model"] = front.small.stats()

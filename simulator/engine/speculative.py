@@ -18,11 +18,12 @@ import numpy as np
 
 from ..catalog.model import ModelArch
 from ..errors import InputError
-from ..perf.step import BatchShape, StepModel, quantize
+from ..perf.step import BatchShape, StepCost, StepModel
+from .kvcache import blocks_for
 
 if TYPE_CHECKING:
     from ..config.scenario import Speculative
-    from .continuous import ContinuousScheduler
+    from .decode_set import PyDecodeSet as DecodeSet
 
 _FIRST_DRAW = 64
 
@@ -68,6 +69,19 @@ def check_draft(cfg: "Speculative", model: ModelArch, draft: ModelArch) -> None:
                          "a draft model must share the target's tokenizer")
 
 
+@dataclass(frozen=True)
+class VerifyPlan:
+    """A run of verify steps as drawn: ``steps`` steps; ``cum[j]``: tokens each member has after step j;
+    ``before[j]``: before it; ``left``: tokens each member had left; ``blocks``: KV blocks each member
+    holds for the whole run."""
+
+    steps: int
+    cum: np.ndarray
+    before: np.ndarray
+    left: np.ndarray
+    blocks: np.ndarray
+
+
 class Speculator:
     """Drafting costs, acceptance draws and counters of one replica."""
 
@@ -98,41 +112,40 @@ class Speculator:
                 assert m.draft is not None
                 cached = shape.decode_ctx - n * shape.decode_q
                 for j in range(c.k):
-                    s, f, b = m.draft.cost(quantize(BatchShape(decode_seqs=n, decode_ctx=cached + n * (1 + j))))
+                    s, f, b = m.draft.price(BatchShape.decode_total(n, cached + n * (1 + j)))
                     sec, fl, by = sec + s, fl + f, by + b
         if shape.prefill_seqs and m.draft is not None:
-            s, f, b = m.draft.cost(quantize(BatchShape(prefill_tokens=shape.prefill_tokens,
-                                                       prefill_seqs=shape.prefill_seqs,
-                                                       prefill_pairs=shape.prefill_pairs, prefill_kv=shape.prefill_kv)))
+            s, f, b = m.draft.price(shape.prefill_part())
             sec, fl, by = sec + s, fl + f, by + b
         return sec, fl, by
 
-    def one_step(self, dec) -> np.ndarray:  # noqa: ANN001
+    def one_step(self, dec) -> np.ndarray:
         """Tokens each member of a decode set gets from one verify step (capped at what it has left)."""
         tok = np.minimum(self.draw(1, len(dec))[0], dec.left())
         self.seq_steps += len(dec)
         self.tokens += int(tok.sum())
         return tok
 
-    def _cost(self, s: "ContinuousScheduler", prev: np.ndarray) -> tuple[float, float, float]:
-        """Cost of a verify step (and its drafting) when members have ``prev`` extra tokens."""
-        dec, q, w = s.dec, self.q, s.r.window
+    def verify_cost(self, sm: StepModel, dec: "DecodeSet", prev: np.ndarray, window: int | None) -> StepCost:
+        """Price of a verify step on ``sm`` (and its drafting) when the members of ``dec`` have ``prev``
+        extra tokens."""
+        q = self.q
         kv = dec.kv + prev
         ctx = float(kv.sum()) + len(kv) * q
-        ctx_w = float(np.minimum(kv + q, w).sum()) if w else None
-        shape = BatchShape(decode_seqs=len(kv), decode_ctx=ctx, decode_ctx_win=ctx_w, decode_q=q)
-        a, b, c = s.r.step_cost(shape)
+        ctx_w = float(np.minimum(kv + q, window).sum()) if window else None
+        shape = BatchShape.decode_total(len(kv), ctx, ctx_w, q)
+        a, b, c = sm.price(shape)
         x, y, z = self.extra_cost(shape)
-        return a + x, b + y, c + z
+        return StepCost(a + x, b + y, c + z)
 
-    def run(self, s: "ContinuousScheduler"):  # noqa: ANN201
-        """A run of verify steps until the first completion (or free blocks run out); False if under 2."""
-        dec, r = s.dec, s.r
-        n, q, bs = len(dec), self.q, r.pool.block_size
+    def plan_run(self, dec: "DecodeSet", free: int, block_size: int) -> VerifyPlan | None:
+        """Draw the accepted tokens of a run of verify steps until the first completion, cut where the
+        run would need more than ``free`` KV blocks; None if under 2 steps."""
+        n, q = len(dec), self.q
         rem = dec.left()
         cap = dec.left_min
         if cap < 2:
-            return False
+            return None
         tok = self.draw(min(cap, _FIRST_DRAW), n)
         while True:
             cum = np.cumsum(tok, axis=0)
@@ -142,29 +155,18 @@ class Speculator:
                 break
             tok = np.vstack([tok, self.draw(min(len(tok), cap - len(tok)), n)])
         before = np.vstack([np.zeros((1, n), dtype=np.int64), cum[: steps - 1]])
-        need = (dec.kv + before + (q + bs - 1)) // bs - dec.held
-        extra = np.maximum(need, 0).sum(axis=1)
-        fits = extra <= r.pool.free
+        extra = np.maximum(blocks_for(dec.kv + before + q, block_size) - dec.held, 0).sum(axis=1)
+        fits = extra <= free
         if not fits.all():
             steps = min(steps, int(np.argmin(fits)))
         if steps < 2:
-            return False
-        last = (dec.kv + before[steps - 1] + (q + bs - 1)) // bs   # blocks for the whole run, taken now
-        if not dec.hold(last):
-            raise RuntimeError("verify run planned without the KV blocks it needs")
-        d0, f0, b0 = self._cost(s, before[0])
-        d1, f1, b1 = self._cost(s, before[steps - 1])
-        slope = (d1 - d0) / (steps - 1)
-        env = s.env
-        t0 = env.now
-        done = yield from s.timed_run(steps, d0, slope)
-        got = np.minimum(cum[done - 1], rem)
-        self.seq_steps += n * done
+            return None
+        blocks = blocks_for(dec.kv + before[steps - 1] + q, block_size)
+        return VerifyPlan(steps, cum, before, rem, blocks)
+
+    def accepted(self, plan: VerifyPlan, done: int) -> np.ndarray:
+        """Tokens each member got from the first ``done`` steps of ``plan`` (counted)."""
+        got = np.minimum(plan.cum[done - 1], plan.left)
+        self.seq_steps += plan.cum.shape[1] * done
         self.tokens += int(got.sum())
-        dec.advance_tokens(got, env.now, t0 + d0, d0 + slope * (done - 1))
-        f = done / steps
-        r.log.add(t0, env.now, r.index, done, n, 0, d0, d0 + slope * (done - 1), (f0 + f1) / 2 * steps * f,
-                  (b0 + b1) / 2 * steps * f, n, len(r.waiting), r.pool.used)
-        r.itl.row(s.loop_id, t0, d0, slope, done)
-        s.finish_done()
-        return True
+        return got

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 
-# status codes
-PENDING, WAITING, RUNNING, DONE, REJECTED = 0, 1, 2, 3, 4
+# status codes (0: not yet arrived)
+WAITING, RUNNING, DONE, REJECTED = 1, 2, 3, 4
 #: Who answered a request (index into this tuple is stored in ``served_by``).
 SERVED_BY = ("gpu", "exact_cache", "semantic_cache", "small_model", "small_then_large")
 #: Why a request was rejected (index into this tuple is stored in ``reject_reason``).

@@ -16,7 +16,7 @@ from ..catalog.model import ModelArch
 from ..catalog.models import load_model
 from ..config.scenario import Deployment, Pool
 from ..errors import InputError
-from ..metrics.recorder import StepLog
+from .step_log import StepLog
 from ..perf.memory import MemoryPlan
 from ..perf.ops import ExpertPlan, shard
 from ..perf.step import StepModel
@@ -24,7 +24,7 @@ from .capacity import Extra, extra_for_model, replica_memory
 from .engine_defaults import effective_deployment
 from .itl import ItlLog
 from .prefix_cache import KeyStore
-from .replica import Replica
+from .replica import Replica, ReplicaConfig, SharedState
 from .router import Router
 from .speculative import SpecModels, Speculator, check_draft, eagle_head
 from .state import Requests
@@ -133,16 +133,17 @@ class ServingSystem:
             self.pools = [build_pool(self.model, pool_deployment(d, dis.prefill), "prefill"),
                           build_pool(self.model, pool_deployment(d, dis.decode), "decode")]
         self.replicas: list[Replica] = []
+        shared = SharedState(env, reqs, log, self._finished, itl, keys)
         i = first_index - 1
-        for k, pb in enumerate(self.pools):
+        for pb in self.pools:
             for _ in range(pb.dep.replicas):
                 i += 1
                 if only is not None and i not in only:   # a shard of a sharded run builds its replicas only
                     continue
                 spec = Speculator(pb.spec, np.random.default_rng([seed, 0x5BEC, i])) if pb.spec else None
-                rep = Replica(env, i, pb.dep, pb.sm, pb.kv_blocks, reqs, log, self._finished,
-                              pb.plan.kv_bytes_per_token, pb.sm.gpu.host_bandwidth, itl, keys, pb.role, spec)
-                rep.pool_index = k
+                cfg = ReplicaConfig(pb.dep, pb.sm, pb.kv_blocks, pb.plan.kv_bytes_per_token,
+                                    pb.sm.gpu.host_bandwidth, pb.role, spec)
+                rep = Replica(i, cfg, shared)
                 self.replicas.append(rep)
         self.front = [r for r in self.replicas if r.role != "decode"]
         self.back = [r for r in self.replicas if r.role == "decode"]
@@ -223,9 +224,6 @@ class ServingSystem:
         dst.submit(rid, counted=True)
 
     # ---- figures ----------------------------------------------------------------------
-    def kv_blocks(self) -> list[int]:
-        return [r.pool.capacity for r in self.replicas]
-
     def gpus(self) -> int:
         return sum(pb.gpus_per_replica * pb.dep.replicas for pb in self.pools)
 

@@ -9,7 +9,6 @@ from ..catalog.models import load_model
 from ..config.scenario import Deployment, Scenario
 from ..engine import decode_set
 from ..engine.engine_defaults import describe
-from ..engine.itl import EXACT_MAX_REQUESTS
 from ..engine.shard import ShardPart
 from ..engine.simulate import NOT_COMPILED, SimulationResult
 from ..engine.state import Requests
@@ -53,8 +52,6 @@ def merge(s: Scenario, d: Deployment, table: RequestTable, parts: list[ShardPart
         notes.append(engine_note)
     if decode_set.NativeDecodeSet is None:
         notes.append(NOT_COMPILED)
-    if n > EXACT_MAX_REQUESTS:
-        notes.append(f"per-request ITL percentiles not computed beyond {EXACT_MAX_REQUESTS} requests (NaN)")
     notes.append(note)
     arrived = reqs.arrival[~np.isnan(reqs.arrival)]
     peak = pb.sm.gpu.peak_flops(pb.sm.compute_dtype)

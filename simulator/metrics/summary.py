@@ -56,7 +56,7 @@ def per_request(res: "SimulationResult") -> pd.DataFrame:
     """One row per request: times (seconds), lengths (tokens), replica and outcome.
 
     ``itl_p50_s``/``itl_p99_s``: percentiles of the request's own inter-token gaps (exact; NaN with
-    fewer than two token deliveries, or beyond 200,000 requests). ``cached_prompt_tokens``: prompt
+    fewer than two token deliveries; at any request count). ``cached_prompt_tokens``: prompt
     tokens its first admission took from the prefix cache. ``served_by``: gpu, exact_cache,
     semantic_cache, small_model or small_then_large."""
     r = res.requests

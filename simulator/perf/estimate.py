@@ -10,7 +10,7 @@ from ..catalog.models import load_model
 from ..errors import InputError
 from .comm import collective_time
 from .memory import memory_plan
-from .ops import ACT_BYTES, attention_cost
+from .ops import ACT_BYTES
 from .roofline import log2, op_time, prefill_attention_time
 from .step import BatchShape, StepModel
 
@@ -99,7 +99,7 @@ def estimate_step(model_name: str, gpu_name: str, phase: str, *, batch: int, seq
     else:
         raise InputError("phase", phase, "allowed: prefill, decode")
     plan = memory_plan(model, gpu, weight_dtype, kv_dtype, tp, pp, 0.9, max(shape.tokens, 256))
-    st = sm.time(shape)
+    st = sm.price(shape, exact=True, detail=True)
     return {"model": model.name, "gpu": gpu.name, "engine": eng.name, "phase": phase, "tp": tp, "pp": pp,
             "weight_dtype": weight_dtype, "kv_dtype": kv_dtype, "batch": b, "seq": seq, "context": context,
             "seconds": st.gpu_s, "wall_seconds": st.wall_s, "kernels": st.kernels,

@@ -3,6 +3,7 @@ the step's predicted time with its breakdown."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from .roofline import OpTime
 
@@ -35,10 +36,21 @@ def seqs_key(rows: float, graph: bool) -> tuple:
     return ("s", rows, graph)
 
 
-def attn_key(kind: str, q: float, seqs: float, pairs: float, kv: float, pairs_w: float, kv_w: float,
-             graph: bool) -> tuple:
+class AttnSums(NamedTuple):
+    """One phase's attention on one GPU: query tokens, sequences, causal query-key pairs and KV entries
+    read, and the last two with each sequence's context capped at the sliding window."""
+
+    q: float
+    seqs: float
+    pairs: float
+    kv: float
+    pairs_w: float
+    kv_w: float
+
+
+def attn_key(kind: str, a: AttnSums, graph: bool) -> tuple:
     """Key of an attention part (``kind``: attention_prefill or attention_decode)."""
-    return (kind, q, seqs, pairs, kv, pairs_w, kv_w, graph)
+    return (kind, *a, graph)
 
 
 def merge_ops(a: OpTime, b: OpTime) -> OpTime:
@@ -53,6 +65,14 @@ def add_op(acc: OpTime | None, t: OpTime, times: int, sec: float) -> OpTime:
     if acc is None:
         return OpTime(sec, f, by, c, mm)
     return OpTime(acc.seconds + sec, acc.flops + f, acc.bytes + by, acc.compute_s + c, acc.memory_s + mm)
+
+
+class StepCost(NamedTuple):
+    """The price of one step: wall seconds, FLOPs and bytes moved (what the engine logs per step)."""
+
+    wall_s: float
+    flops: float
+    bytes: float
 
 
 @dataclass

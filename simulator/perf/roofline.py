@@ -34,10 +34,6 @@ DEFAULT_CURVES: dict[str, Curve] = {
     # elementwise and copies: x = log2(bytes moved)
     "memory": Curve(x_feature="log2_bytes", x=[12, 18, 22, 26, 30], values=[[0.02, 0.25, 0.60, 0.80, 0.85]]),
 }
-#: Which curve an operation kind reads: fp8 GEMMs read "gemm_fp8" when the profile has it.
-CURVE_FOR = {"gemm": "gemm", "attention_prefill": "attention_prefill",
-             "attention_decode": "attention_decode", "memory": "memory", "memory_norm": "memory_norm",
-             "memory_pointwise": "memory_pointwise"}
 #: Kinds without a default curve of their own: a profile lacking them reads this curve instead
 #: (norms and generic element-wise kernels: the "memory" curve, as before they had their own).
 FALLBACK = {"memory_norm": "memory", "memory_pointwise": "memory"}

@@ -2,15 +2,16 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
+from typing import NamedTuple
 
 from ..native import enabled, load
 
 
-@dataclass(frozen=True)
-class BatchShape:
-    """What a step's time depends on. Sums run over the sequences of the batch.
+class BatchShape(NamedTuple):
+    """What a step's time depends on. Sums run over the sequences of the batch. Build one with a named
+    constructor: :meth:`prefill`, :meth:`decode` (equal sequences), :meth:`decode_total` (summed
+    contexts), :meth:`chunks` (prefill chunks after their cached prefixes) or :meth:`mixed`.
 
     prefill: ``prefill_tokens`` new tokens from ``prefill_seqs`` sequences; ``prefill_pairs`` causal
     query-key pairs (c·p + c(c+1)/2 for a chunk of c tokens after a prefix of p); ``prefill_kv``
@@ -18,6 +19,7 @@ class BatchShape:
     read; each sequence feeds ``decode_q`` tokens (1, or the k + 1 tokens a speculative verify step
     checks; every one of them needs logits). ``*_win`` are the same sums with each sequence's
     context capped at the sliding window (equal to the full sums for models without such layers).
+    A tuple of these ten fields, in this order (the memo key of its price, :func:`cost_key`).
     """
 
     prefill_tokens: int = 0
@@ -39,14 +41,9 @@ class BatchShape:
     def seqs(self) -> int:
         return self.prefill_seqs + self.decode_seqs
 
-    @property
-    def logit_rows(self) -> int:
-        """Tokens whose logits are computed: the last of each prefill, every decode token."""
-        return self.prefill_seqs + self.decode_seqs * self.decode_q
-
     def key(self) -> tuple:
-        return (self.prefill_tokens, self.prefill_seqs, self.prefill_pairs, self.prefill_kv, self.decode_seqs,
-                self.decode_ctx, self.prefill_pairs_win, self.prefill_kv_win, self.decode_ctx_win, self.decode_q)
+        """The ten fields as a plain tuple."""
+        return tuple(self)
 
     @staticmethod
     def prefill(batch: int, seq: int, prefix: int = 0, window: int | None = None) -> "BatchShape":
@@ -64,6 +61,43 @@ class BatchShape:
         ctx = context + q  # the new tokens attend to themselves too
         win = min(ctx, window) if window else ctx
         return BatchShape(decode_seqs=batch, decode_ctx=batch * ctx, decode_ctx_win=batch * win, decode_q=q)
+
+    @staticmethod
+    def decode_total(seqs: int, ctx: float, ctx_win: float | None = None, q: int = 1) -> "BatchShape":
+        """``seqs`` sequences each feeding ``q`` tokens, ``ctx`` (``ctx_win`` under a sliding window) KV
+        entries read in all, the new tokens included."""
+        return BatchShape(0, 0, 0.0, 0.0, seqs, ctx, None, None, ctx_win, q)
+
+    @staticmethod
+    def chunks(chunks: Iterable[tuple[int, int]], window: int | None = None) -> "BatchShape":
+        """Prefill chunks, each ``(p, c)``: c new tokens after p cached ones; window sums only with a window."""
+        return BatchShape.mixed(chunks, None, window)
+
+    @staticmethod
+    def mixed(chunks: Iterable[tuple[int, int]], decodes: "BatchShape | None" = None,
+              window: int | None = None) -> "BatchShape":
+        """One step of prefill ``chunks`` (each ``(p, c)``: c new tokens after p cached ones) and the
+        decode part of ``decodes`` (a :meth:`decode_total` shape; None: no decodes)."""
+        pt = ps = 0
+        pairs = kv = pairs_w = kv_w = 0.0
+        for p, c in chunks:
+            ps += 1
+            pt += c
+            pairs += c * p + c * (c + 1) / 2
+            kv += p + c
+            if window:
+                pairs_w += window_pairs(c, p, window)
+                kv_w += min(p + c, window + c)
+        if decodes is None or not decodes.decode_seqs:
+            return BatchShape(pt, ps, float(pairs), float(kv), 0, 0.0, pairs_w if window else None,
+                              kv_w if window else None, 0.0 if window else None, 1)
+        return BatchShape(pt, ps, float(pairs), float(kv), decodes.decode_seqs, decodes.decode_ctx,
+                          pairs_w if window else None, kv_w if window else None,
+                          decodes.decode_ctx_win if window else None, decodes.decode_q)
+
+    def prefill_part(self) -> "BatchShape":
+        """The prefill of this step alone, without window sums (what a draft model prefills)."""
+        return BatchShape(self.prefill_tokens, self.prefill_seqs, self.prefill_pairs, self.prefill_kv)
 
 
 def decode_pairs(seqs: float, ctx: float, q: int) -> float:
@@ -87,7 +121,7 @@ def window_pairs(c: int, p: int, w: int) -> float:
 def quantize(b: BatchShape) -> BatchShape:
     """The shape with its context sums rounded to 64 steps per octave (under 0.55% change),
     so that memoisation hits across steps whose contexts differ by a few tokens."""
-    return BatchShape(*cost_key(*b.key()))
+    return BatchShape(*cost_key(*b))
 
 
 def quantize_value(v: float | None) -> float | None:

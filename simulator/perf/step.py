@@ -6,6 +6,8 @@ context lengths), so callers compute those with numpy and ask once.
 """
 from __future__ import annotations
 
+from typing import Literal, overload
+
 from ..catalog.engine import EngineProfile
 from ..catalog.gpu import GPUProfile
 from ..catalog.kernels import with_engine_kernels
@@ -16,12 +18,13 @@ from .ops import (ACT_BYTES, COMPUTE_DTYPE, WEIGHT_BYTES, ExpertPlan, ExpertRout
                   attention_heads_dims, elementwise_parts, gemm_cost, layer_gemms, shard)
 from .roofline import OpTime, curve_for, decode_attention_time, evaluate, log2, op_time, prefill_attention_time
 from .packed import check_packed, packed_attention
-from .part import Part, StepTime, add_op as _add, attn_key, merge_ops as _merge, seqs_key, tokens_key
-from .shape import BatchShape, cost_key_function, decode_pairs, quantize, window_pairs
+from .memo import PriceMemo
+from .part import AttnSums, Part, StepCost, StepTime, add_op as _add, attn_key, merge_ops as _merge, seqs_key, tokens_key
+from .shape import BatchShape, decode_pairs, quantize, window_pairs
 
 WEIGHT_DTYPES = tuple(k for k in WEIGHT_BYTES if k not in ("fp32", "fp4"))
 KV_DTYPES = ("bf16", "fp16", "fp8")
-__all__ = ["BatchShape", "StepModel", "StepTime", "Part", "quantize", "window_pairs", "decode_pairs",
+__all__ = ["BatchShape", "StepModel", "StepCost", "StepTime", "Part", "quantize", "window_pairs", "decode_pairs",
            "WEIGHT_DTYPES", "KV_DTYPES"]
 
 
@@ -31,7 +34,7 @@ class StepModel:
     ``experts`` sets MoE routing balance, expert parallelism and data-parallel attention; ``cp``
     splits prefill attention over that many GPUs as ring attention (context parallelism)."""
 
-    def __init__(self, model: ModelArch, gpu: GPUProfile, engine: EngineProfile, tp: int = 1,
+    def __init__(self, model: ModelArch, gpu: GPUProfile, engine: EngineProfile, *, tp: int = 1,
                  pp: int = 1, weight_dtype: str = "bf16", kv_dtype: str = "bf16",
                  experts: ExpertPlan | None = None, cp: int = 1) -> None:
         if weight_dtype not in WEIGHT_DTYPES:
@@ -79,21 +82,15 @@ class StepModel:
         self.kv_heads_gpu = 1 if model.mla is not None else shard(model, tp).kv_heads
         self.graph_gap = gpu.efficiency.graph_launch_overhead_s
         self.eager_gap = gpu.efficiency.launch_overhead_s
-        self._memo: dict[tuple, Part] = {}
-        self._full: dict[tuple, StepTime] = {}
-        self._costs: dict[tuple, tuple[float, float, float]] = {}
-        self._cost_key = cost_key_function()
+        self.memo = PriceMemo()
+        self._rounded_key = self.memo.rounded_key
         self.packed = check_packed(self)   # one masked SDPA over the whole step (perf/packed.py)
         self.lean = self.cp == 1 and self.dp == 1 and not self.packed   # parts looked up directly when memoised
 
     # ---- parts: each memoised on the few numbers it depends on -------------------------
-    def _part(self, key: tuple, build) -> "Part":  # noqa: ANN001
-        hit = self._memo.get(key)
-        if hit is None:
-            if len(self._memo) > 400_000:
-                self._memo.clear()
-            hit = self._memo[key] = Part.of(*build())
-        return hit
+    def _part(self, key: tuple, build) -> "Part":
+        hit = self.memo.get(key)
+        return hit if hit is not None else self.memo.put(key, Part.of(*build()))
 
     def _gemm_time(self, fl: float, by: float, dt: str, x: float, y: float, sparse: bool) -> OpTime:
         if not sparse or self.sparse_peak is None:
@@ -140,7 +137,7 @@ class StepModel:
     def _tokens_part(self, m: float, m_all: int, graph: bool) -> "Part":
         """Everything that scales with the token count: weight GEMMs, norms, KV writes, TP/EP comm.
         ``m``: tokens on one GPU's dense path; ``m_all``: the step's tokens (routed to the experts)."""
-        def build():  # noqa: ANN202
+        def build():
             acc: dict[str, float] = {}
             ops: dict[str, OpTime] = {}
             kernels = 0
@@ -177,7 +174,7 @@ class StepModel:
 
     def _seqs_part(self, rows: float, graph: bool) -> "Part":
         """Per-token-with-logits work: LM head, sampling, logits gather (``rows`` on one GPU)."""
-        def build():  # noqa: ANN202
+        def build():
             acc: dict[str, float] = {}
             ops: dict[str, OpTime] = {}
             kernels = 0
@@ -212,10 +209,11 @@ class StepModel:
             kvb = kvb * shard(self.model, self.attn_tp).kv_heads / self.model.num_kv_heads
         return kvb
 
-    def _attn_part(self, kind: str, phase: str, q: float, seqs: float, pairs: float, kv: float,
-                   pairs_w: float, kv_w: float, graph: bool = False) -> "Part":
+    def _attn_part(self, kind: str, phase: str, a: AttnSums, graph: bool = False) -> "Part":
         """Attention of all layers (full and sliding-window ones) for one phase, on one GPU."""
-        def build():  # noqa: ANN202
+        q, seqs, pairs, kv, pairs_w, kv_w = a
+
+        def build():
             L, W = self.model.num_layers, self.swa_layers
             ops: dict[str, OpTime] = {}
             total, kernels = 0.0, 0
@@ -239,7 +237,7 @@ class StepModel:
             if self.engine.kv_cache == "dynamic":  # torch.cat of K and V: read the old cache, write it all
                 kernels += self.copy_op(acc, ops, "kv_cache", 2.0 * kv * self.kv_layer_bytes() * L, 2 * L)
             return acc, ops, kernels
-        return self._part(attn_key(kind, q, seqs, pairs, kv, pairs_w, kv_w, graph), build)
+        return self._part(attn_key(kind, a, graph), build)
 
     def _cp_comm(self, phase: str, q: float, seqs: float, kv: float, attn_layer_s: float, graph: bool) -> float:
         """Exposed communication of one layer under context parallelism (seconds).
@@ -259,11 +257,10 @@ class StepModel:
         m = self.model.mla
         return self.model.head_dim if m is None else m.kv_lora_rank
 
-    def _parts_of(self, prefill_tokens: int, prefill_seqs: int, prefill_pairs: float, prefill_kv: float,
-                  decode_seqs: int, decode_ctx: float, prefill_pairs_win: float | None,
-                  prefill_kv_win: float | None, decode_ctx_win: float | None,
-                  decode_q: int) -> tuple[list["Part"], bool]:
+    def _parts_of(self, key: tuple) -> tuple[list["Part"], bool]:
         """The memoised parts of a step given as :class:`BatchShape` fields, and whether it runs as a graph."""
+        (prefill_tokens, prefill_seqs, prefill_pairs, prefill_kv, decode_seqs, decode_ctx, prefill_pairs_win,
+         prefill_kv_win, decode_ctx_win, decode_q) = key
         dec_tokens = decode_seqs * decode_q
         tokens = prefill_tokens + dec_tokens
         if tokens <= 0:
@@ -278,16 +275,15 @@ class StepModel:
             return parts, graph
         s = cp * dp   # prefill: queries split over cp ranks (ring attention) or sequences over dp ranks;
         if prefill_seqs:   # decode: KV split over cp ranks, or sequences over dp ranks
-            parts.append(self._attn_part("attention_prefill", "prefill", prefill_tokens / s, prefill_seqs / dp,
-                                         prefill_pairs / s, prefill_kv / dp,
-                                         _or(prefill_pairs_win, prefill_pairs) / s,
-                                         _or(prefill_kv_win, prefill_kv) / dp))
+            parts.append(self._attn_part("attention_prefill", "prefill", AttnSums(
+                prefill_tokens / s, prefill_seqs / dp, prefill_pairs / s, prefill_kv / dp,
+                _or(prefill_pairs_win, prefill_pairs) / s, _or(prefill_kv_win, prefill_kv) / dp)))
         if decode_seqs:
             ctx_w = _or(decode_ctx_win, decode_ctx)
             n, q = decode_seqs, decode_q
-            parts.append(self._attn_part("attention_decode", "decode", dec_tokens / dp, n / dp,
-                                         decode_pairs(n, decode_ctx, q) / s, decode_ctx / s,
-                                         decode_pairs(n, ctx_w, q) / s, ctx_w / s, graph))
+            parts.append(self._attn_part("attention_decode", "decode", AttnSums(
+                dec_tokens / dp, n / dp, decode_pairs(n, decode_ctx, q) / s, decode_ctx / s,
+                decode_pairs(n, ctx_w, q) / s, ctx_w / s), graph))
         return parts, graph
 
     def _memoised_parts(self, key: tuple) -> tuple[list["Part"], bool] | None:
@@ -298,14 +294,14 @@ class StepModel:
         tokens = pt + n * q
         if pw is not None or kw is not None or cw is not None or tokens <= 0:
             return None
-        get, graph = self._memo.get, self.engine.cuda_graphs and ps == 0
+        get, graph = self.memo.get, self.engine.cuda_graphs and ps == 0
         parts = [get(tokens_key(tokens, tokens, graph)), get(seqs_key(float(ps + n * q), graph))]
         if ps:
             pp, pk = float(pairs), float(kv)
-            parts.append(get(attn_key("attention_prefill", float(pt), float(ps), pp, pk, pp, pk, False)))
+            parts.append(get(attn_key("attention_prefill", AttnSums(float(pt), float(ps), pp, pk, pp, pk), False)))
         if n:
             dp, c = float(decode_pairs(n, ctx, q)), float(ctx)
-            parts.append(get(attn_key("attention_decode", float(n * q), float(n), dp, c, dp, c, graph)))
+            parts.append(get(attn_key("attention_decode", AttnSums(float(n * q), float(n), dp, c, dp, c), graph)))
         for p in parts:   # (not ``None in parts``: that compares each part with None field by field)
             if p is None:
                 return None
@@ -325,21 +321,30 @@ class StepModel:
         return max(queued, host) if self.engine.overlap_host else queued + host
 
     # ---- public ---------------------------------------------------------------
-    def cost(self, b: BatchShape) -> tuple[float, float, float]:
-        """(wall seconds, FLOPs, bytes) of one step: the engine's fast path, same numbers as :meth:`time`."""
-        return self._lookup(b.key())
+    @overload
+    def price(self, shape: BatchShape, *, exact: bool = False, detail: Literal[False] = False) -> StepCost: ...
+    @overload
+    def price(self, shape: BatchShape, *, exact: bool = False, detail: Literal[True]) -> StepTime: ...
 
-    def _lookup(self, key: tuple) -> tuple[float, float, float]:
-        """The price of the step with memo key ``key``: from the whole-step memo if decode-only, else
-        (or on a miss) from its parts."""
-        hit = None if key[1] else self._costs.get(key)
+    def price(self, shape: BatchShape, *, exact: bool = False, detail: bool = False) -> StepCost | StepTime:
+        """The price of one step of ``shape`` over all layers and stages, memoised: its wall seconds,
+        FLOPs and bytes (:class:`StepCost`), or with ``detail`` the full :class:`StepTime` with the
+        breakdown by operation kind. Contexts are rounded by :func:`quantize` (under 0.55%, so that
+        steps a few tokens apart share a memo entry) unless ``exact``."""
+        key = shape if exact else self._rounded_key(*shape)
+        return self._detail(key) if detail else self._lookup(key)
+
+    def _lookup(self, key: tuple) -> StepCost:
+        """The price of the step with memo key ``key``: from the memo if decode-only, else (or on a
+        miss) from its parts."""
+        hit = None if key[1] else self.memo.get(key)
         return hit if hit is not None else self._price(key)
 
-    def _price(self, key: tuple) -> tuple[float, float, float]:
-        """:meth:`cost` of the shape whose fields (and memo key) are ``key``, from its parts; memoised if
+    def _price(self, key: tuple) -> StepCost:
+        """:meth:`_lookup` of the shape whose fields (and memo key) are ``key``, from its parts; memoised if
         decode-only (99% of those recur; 94% of steps with a prompt chunk do not, 1,000,000 chat requests)."""
         hit = self._memoised_parts(key) if self.lean else None
-        parts, graph = hit if hit is not None else self._parts_of(*key)
+        parts, graph = hit if hit is not None else self._parts_of(key)
         gpu_s = flops = nbytes = 0.0
         kernels = 0
         for p in parts:
@@ -347,29 +352,15 @@ class StepModel:
             flops += p.flops
             nbytes += p.bytes
             kernels += p.kernels
-        res = (self._wall(gpu_s, kernels, key[1] + key[4], graph), flops, nbytes)
-        if not key[1]:
-            if len(self._costs) > 400_000:
-                self._costs.clear()
-            self._costs[key] = res
-        return res
+        res = StepCost(self._wall(gpu_s, kernels, key[1] + key[4], graph), flops, nbytes)
+        return self.memo.put(key, res) if not key[1] else res
 
-    def cost_of(self, prefill_tokens: int, prefill_seqs: int, prefill_pairs: float, prefill_kv: float,
-                decode_seqs: int, decode_ctx: float, prefill_pairs_win: float | None = None,
-                prefill_kv_win: float | None = None, decode_ctx_win: float | None = None,
-                decode_q: int = 1) -> tuple[float, float, float]:
-        """:meth:`cost` of the :class:`BatchShape` with these fields, contexts rounded by
-        :func:`quantize`, without building a shape when the memo already has it (the engine's hot path)."""
-        return self._lookup(self._cost_key(prefill_tokens, prefill_seqs, prefill_pairs, prefill_kv, decode_seqs,
-                                           decode_ctx, prefill_pairs_win, prefill_kv_win, decode_ctx_win, decode_q))
-
-    def time(self, b: BatchShape) -> StepTime:
-        """Predicted time of one forward step over all layers and stages, with its breakdown."""
-        key = b.key()
-        hit = self._full.get(key)
+    def _detail(self, key: tuple) -> StepTime:
+        """The :class:`StepTime` of the step with memo key ``key``, with its breakdown."""
+        hit = self.memo.get(("detail", key))
         if hit is not None:
             return hit
-        parts, graph = self._parts_of(*b.key())
+        parts, graph = self._parts_of(key)
         breakdown: dict[str, float] = {}
         ops: dict[str, OpTime] = {}
         for p in parts:
@@ -379,19 +370,12 @@ class StepModel:
                 ops[k] = _add(ops.get(k), o, 1, o.seconds) if k not in ops else _merge(ops[k], o)
         kernels = sum(p.kernels for p in parts)
         gpu_s = sum(breakdown.values())
-        st = StepTime(gpu_s=gpu_s, wall_s=self._wall(gpu_s, kernels, b.seqs, graph), kernels=kernels,
+        st = StepTime(gpu_s=gpu_s, wall_s=self._wall(gpu_s, kernels, key[1] + key[4], graph), kernels=kernels,
                       flops=sum(p.flops for p in parts), bytes=sum(p.bytes for p in parts),
                       breakdown=breakdown, bound={k: o.bound for k, o in ops.items()})
         if "communication" in breakdown:
             st.bound["communication"] = "communication"
-        if len(self._full) > 100_000:
-            self._full.clear()
-        self._full[key] = st
-        return st
-
-    def step_seconds(self, b: BatchShape) -> float:
-        """Wall seconds of a step, memoised on the shape rounded by :func:`quantize`."""
-        return self.cost(quantize(b))[0]
+        return self.memo.put(("detail", key), st)
 
     def linear_cost(self, rows: float, k: int, n: int, layers: int = 1) -> tuple[float, float, float]:
         """(seconds, FLOPs, bytes) of ``layers`` GEMMs x[rows, k] @ w[k, n] in this replica's weight format,

@@ -1,8 +1,8 @@
 """Deployment candidates for the planner, and the cheap checks that rule some out before simulating.
 
 A candidate is a GPU type × TP × PP × weight dtype × batching limits. Candidate kinds are generated
-by the functions in :data:`CANDIDATE_KINDS`; disaggregated prefill/decode candidates will be
-another kind with its own generator, screened and searched the same way.
+by the functions in :data:`CANDIDATE_KINDS` (aggregated here; disaggregated pools and wide expert
+parallelism in :mod:`.layouts`).
 """
 from __future__ import annotations
 
@@ -66,6 +66,8 @@ class Space:
     max_batch_sizes: tuple[int, ...] = (64, 256)
     max_batched_tokens: tuple[int, ...] = (2048, 8192)
     max_gpus_per_replica: int = 8
+    link_gbps: float = 50.0       # KV link per prefill replica of disaggregated candidates, GB/s
+    moe: bool = False             # the model is a mixture of experts (wide expert parallelism applies)
 
 
 def default_gpus(priced: list[str]) -> list[str]:
@@ -85,7 +87,7 @@ def aggregated_candidates(space: Space, default: list[str]) -> list[Candidate]:
     return out
 
 
-#: Candidate generators by kind; a disaggregated generator (prefill and decode pools) goes here.
+#: Candidate generators by kind (the planner adds those of :mod:`.layouts`).
 CANDIDATE_KINDS: dict[str, Callable[[Space, list[str]], list[Candidate]]] = {"aggregated": aggregated_candidates}
 
 

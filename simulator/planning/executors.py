@@ -62,7 +62,7 @@ def run_task(task: Task, out_dir: str | None = None) -> dict[str, Any]:
         metrics, error, kind = empty_metrics(), str(err), "does_not_fit"
     except ServesimError as err:
         metrics, error, kind = empty_metrics(), str(err), "input"
-    except Exception as err:  # noqa: BLE001  (a bug in one point must not stop the sweep)
+    except Exception as err:  # a bug in one point must not stop the sweep
         metrics, error, kind = empty_metrics(), f"{type(err).__name__}: {err}", "internal"
     row = {**task.axes, "point": task.key, "replication": task.replication, "seed": task.scenario.seed,
            **metrics, "error": error, "error_kind": kind, "host": socket.gethostname(), "pid": os.getpid(),

@@ -12,17 +12,17 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
-from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass
+from concurrent.futures import FIRST_COMPLETED, Future, wait
+from dataclasses import dataclass, replace
 from typing import Any
 
 from ..config.scenario import Scenario
-from ..errors import ServesimError
 from .candidates import Screened, rejection
-from .executors import mp_context
+from .plan_executor import plan_executor
+from .layouts import DisaggCandidate, EPCandidate
 from .plan_settings import PlanSettings
-from .search import min_window, probe, search_max_rate
+from .pools import match_pools
+from .search import Bound, min_window, probe, replay, search_max_rate
 from .uncertainty import wilson_interval
 
 
@@ -37,20 +37,34 @@ class Job:
     replica_cost: float
     cost_cap: float | None
     settings: PlanSettings
+    pools: tuple[DisaggCandidate, Bound] | None = None    # a disaggregated unit: sized by xPyD after the search
 
 
 def evaluate(job: Job) -> dict[str, Any]:
     """Search one candidate's max rate; then simulate it at its operating rate (and replications)."""
     st = job.settings
     t0 = time.perf_counter()
+    trace: list[tuple[int, float, float, float]] = []
     res = search_max_rate(job.scenario, job.upper, start=job.start, attainment=st.attainment,
                           requests=st.requests, rel_tol=st.rel_tol,
                           target_rate=st.target_rate if st.stop_when_replicas_decided else None,
-                          replica_cost=job.replica_cost, cost_cap=job.cost_cap)
+                          replica_cost=job.replica_cost, cost_cap=job.cost_cap, trace=trace)
     out: dict[str, Any] = {"index": job.index, "status": res.status, "reason": res.reason, "max_rate": res.max_rate,
                            "bracket": [res.lo, res.hi], "evaluations": res.evaluations,
-                           "replicas_needed": res.replicas_needed}
-    if res.status == "ok":
+                           "replicas_needed": res.replicas_needed, "trace": trace}
+    if res.status == "ok" and job.pools is not None:
+        c, bound = job.pools
+        x, y, p, n = match_pools(job.scenario, c, bound, res.max_rate, st.target_rate, st.requests, st.attainment,
+                                 st.rel_tol)
+        sized = replace(c, prefill_replicas=x, decode_replicas=y)
+        out.update(replicas=x + y, gpus=sized.gpus, operating_rate=st.target_rate, ttft_p99=p.ttft_p99,
+                   tpot_p99=p.tpot_p99, slo_attainment=p.slo_attainment, stable=p.stable,
+                   evaluations=res.evaluations + n, label=sized.label(), deployment=sized.deployment())
+        if not p.feasible(st.attainment):
+            out.update(status="unreachable", reason=f"{p.binding()} binds: {x} prefill + {y} decode replicas "
+                       f"miss the {st.attainment:.1%} attainment at {st.target_rate:g} req/s "
+                       f"({p.slo_attainment:.1%} met)")
+    elif res.status == "ok":
         replicas = math.ceil(st.target_rate / res.max_rate)
         op = st.target_rate / replicas
         window = min_window(job.scenario, st.rel_tol)
@@ -81,7 +95,7 @@ class PlanRun:
         self.rows: list[dict[str, Any]] = []
         self.best_cost = math.inf                    # cheapest priced plan, $/h
         self.best_gpus: dict[str, int] = {}          # fewest GPUs of a plan, per GPU type
-        self.pruned_list: list[tuple[Screened, int, str]] = []   # (candidate, GPUs needed at best, how)
+        self.pruned_list: list[tuple[Screened, int, str, int]] = []   # (candidate, GPUs at best, how, index)
         self.searched = self.pruned = self.sims = 0
 
     # -- pruning -------------------------------------------------------------------------------
@@ -105,7 +119,7 @@ class PlanRun:
             limit = self.cap(k)
             cost = k.min_cost_per_hour if k.priced else k.min_gpus
             if limit is not None and cost is not None and cost > limit:
-                self.pruned_list.append((k, k.min_gpus, "bound"))
+                self.pruned_list.append((k, k.min_gpus, "bound", i))
                 self.pruned += 1
                 self._tick()
             else:
@@ -115,16 +129,19 @@ class PlanRun:
     def job(self, i: int) -> Job:
         k = self.kept[i]
         unit = k.replica_cost if k.priced else float(k.candidate.gpus)
-        return Job(i, k.scenario, k.bound.rate, k.bound.start, unit, self.cap(k), self.st)   # type: ignore[arg-type]
+        pools = (k.candidate, k.bound) if isinstance(k.candidate, DisaggCandidate) else None
+        return Job(i, k.scenario, k.bound.rate, k.bound.start, unit, self.cap(k), self.st,   # type: ignore[arg-type]
+                   pools)
 
     def finish_pruned(self) -> list[dict[str, Any]]:
         """The pruned candidates as rejections, measured against the final best plans."""
         out = []
         best_row = next((r for r in self.rows if r["cost_per_hour"] is not None), None)
-        for k, gpus, how in self.pruned_list:
+        for k, gpus, how, _ in self.pruned_list:
             c = k.candidate
+            unit = "units" if isinstance(c, DisaggCandidate) else "replicas"
             what = ("best case" if how == "bound" else "even at its highest possible rate") + \
-                f" {gpus // c.gpus} replicas = {gpus} GPUs"
+                f" {gpus // c.gpus} {unit} = {gpus} GPUs"
             if k.priced and best_row is not None:
                 cost = gpus * k.price.usd_per_gpu_hour   # type: ignore[union-attr]
                 detail = (f"{what} cost ${cost:.2f}/h, more than {self.st.prune_factor:g}x the best plan "
@@ -137,28 +154,31 @@ class PlanRun:
         return out
 
     # -- results -------------------------------------------------------------------------------
-    def accept(self, k: Screened, r: dict[str, Any]) -> None:
+    def accept(self, k: Screened, r: dict[str, Any], i: int) -> None:
         st, c = self.st, k.candidate
         self.searched += 1
         self.sims += r["evaluations"] + (st.replications if "p_meet_slo" in r else 0)
         if r["status"] == "pruned":
-            self.pruned_list.append((k, (r["replicas_needed"] or 0) * c.gpus, "search"))
+            self.pruned_list.append((k, (r["replicas_needed"] or 0) * c.gpus, "search", i))
             return
         if r["status"] != "ok":
             self.rejected.append(rejection(c, "SLO unreachable at any rate", r["reason"]))
             return
-        gpus = r["replicas"] * c.gpus
+        gpus = r.get("gpus", r["replicas"] * c.gpus)
         if st.max_gpus is not None and gpus > st.max_gpus:
             self.rejected.append(rejection(c, "exceeds --max-gpus", f"serves {r['max_rate']:.3g} req/s per replica: "
                                            f"{st.target_rate:g} req/s needs {r['replicas']} replicas = {gpus} GPUs "
                                            f"> {st.max_gpus}") | {"gpus_needed": gpus})
             return
-        cost = None if k.price is None else r["replicas"] * k.replica_cost   # type: ignore[operator]
+        cost = None if k.price is None else gpus * k.price.usd_per_gpu_hour
         if cost is not None:
             self.best_cost = min(self.best_cost, cost)
         self.best_gpus[c.gpu] = min(self.best_gpus.get(c.gpu, gpus), gpus)
         per_m = None if cost is None else cost / (st.target_rate * self.mean_out * 3600.0) * 1e6
-        row = {"candidate": c.label(), "deployment": c.deployment(), "max_rate_per_replica": r["max_rate"],
+        layout = "disaggregated" if isinstance(c, DisaggCandidate) else "wide_ep" if isinstance(c, EPCandidate) \
+            else "aggregated"
+        row = {"candidate": r.get("label", c.label()), "layout": layout,
+               "deployment": r.get("deployment", c.deployment()), "max_rate_per_replica": r["max_rate"],
                "rate_bracket": r["bracket"], "replicas": r["replicas"], "gpus": gpus, "cost_per_hour": cost,
                "cost_per_million_output_tokens": per_m,
                "ttft_p99": r["ttft_p99"], "tpot_p99": r["tpot_p99"], "slo_attainment": r["slo_attainment"],
@@ -169,32 +189,48 @@ class PlanRun:
                 row[key] = r[key]
         self.rows.append(row)
 
+    def commit(self, i: int, r: dict[str, Any]) -> None:
+        """Take candidate ``i``'s result as a one-worker run would have: pruned by bound if the cap of
+        the plans committed before it prunes it, else its search replayed under that cap."""
+        k = self.kept[i]
+        limit = self.cap(k)
+        cost = k.min_cost_per_hour if k.priced else k.min_gpus
+        if limit is not None and cost is not None and cost > limit:
+            self.pruned_list.append((k, k.min_gpus, "bound", i))
+            self.pruned += 1
+        else:
+            unit = k.replica_cost if k.priced else float(k.candidate.gpus)
+            cut = replay(r["trace"], self.st.target_rate, unit, limit) if self.st.stop_when_replicas_decided \
+                else None
+            if cut is not None:
+                r = {"status": "pruned", "evaluations": cut.evaluations, "replicas_needed": cut.replicas_needed}
+            self.accept(k, r, i)
+        self._tick()
+
     def search_all(self) -> None:
-        """Search every kept candidate not pruned on the way, inline or in ``st.workers`` processes."""
+        """Search every kept candidate not pruned on the way, with up to ``st.workers`` simulations
+        in flight (candidates dispatched ahead under the cap known so far), committed in order.
+
+        Results are committed in candidate order under the cap a one-worker run would have had
+        (:meth:`commit`), so plans, rejections and counts do not depend on the workers.
+        """
         queue = list(range(len(self.kept)))
-        if self.st.workers == 1:
-            while queue:
+        with plan_executor(self.st.executor, self.st.workers, evaluate) as submit:
+            running: dict[Future, int] = {}
+            done: dict[int, dict[str, Any]] = {}
+            order: list[int] = []
+            while queue or running or order:
+                while order and order[0] in done:
+                    i = order.pop(0)
+                    self.commit(i, done.pop(i))
                 queue = self.prune_rest(queue)
-                if queue:
+                while queue and len(running) < self.st.workers:
                     i = queue.pop(0)
-                    self.accept(self.kept[i], evaluate(self.job(i)))
-                    self._tick()
-            return
-        try:
-            with ProcessPoolExecutor(max_workers=self.st.workers, mp_context=mp_context()) as pool:
-                running: dict[Future, int] = {}
-                while queue or running:
-                    queue = self.prune_rest(queue)
-                    while queue and len(running) < self.st.workers:
-                        i = queue.pop(0)
-                        running[pool.submit(evaluate, self.job(i))] = i
-                    if not running:
-                        break
-                    finished, _ = wait(running, return_when=FIRST_COMPLETED)
-                    for f in finished:
-                        i = running.pop(f)
-                        self.accept(self.kept[i], f.result())
-                        self._tick()
-        except BrokenProcessPool:
-            raise ServesimError("a planner worker process died (killed or out of memory); "
-                                "rerun with fewer --workers or a smaller --requests") from None
+                    order.append(i)
+                    running[submit(self.job(i))] = i
+                if not running:
+                    continue
+                finished, _ = wait(running, return_when=FIRST_COMPLETED)
+                for f in finished:
+                    done[running.pop(f)] = f.result()
+        self.pruned_list.sort(key=lambda p: p[3])

@@ -23,7 +23,10 @@ class PlanSettings(StrictModel):
     weight_dtypes: tuple[str, ...] = Space.weight_dtypes
     max_batch_sizes: tuple[int, ...] = Space.max_batch_sizes
     max_batched_tokens: tuple[int, ...] = Space.max_batched_tokens
-    kinds: tuple[Literal["aggregated"], ...] = ("aggregated",)
+    kinds: tuple[Literal["aggregated", "disaggregated", "wide_ep"], ...] = Field(
+        ("aggregated", "disaggregated", "wide_ep"), min_length=1,
+        description="layouts searched: colocated replicas, prefill/decode pools, MoE expert parallelism")
+    link_gbps: float = Field(50.0, gt=0, description="KV link per prefill replica of a disaggregated plan, GB/s")
     price_kind: Literal["on-demand", "reserved", "spot"] = "on-demand"
     provider: str | None = None
     prices_file: str | None = None
@@ -34,3 +37,4 @@ class PlanSettings(StrictModel):
     stop_when_replicas_decided: bool = True
     replications: int = Field(0, ge=0, description="extra seeds at the chosen rate for P(meet SLO)")
     workers: int = Field(1, ge=1)
+    executor: Literal["local", "ray"] = Field("local", description="local processes, or Ray tasks (extra ray)")

@@ -21,14 +21,18 @@ from ..catalog.engines import load_engine
 from ..catalog.models import load_model
 from ..config.scenario import Scenario
 from ..errors import InputError
-from .candidates import CANDIDATE_KINDS, Candidate, Space, default_gpus, screen
+from .candidates import CANDIDATE_KINDS, Candidate, Screened, Space, default_gpus, screen
 from .excluded import binding_limit, excluded_lines
+from .layouts import DisaggCandidate, disaggregated_candidates, wide_ep_candidates
 from .plan_run import PlanRun
 from .plan_settings import PlanSettings
-from .prices import load_prices
+from .pools import screen_disaggregated
+from .prices import PriceBook, load_prices
 from .search import at_rate, check_rate_workload
 
 __all__ = ["PlanSettings", "pareto_front", "plan"]
+
+KINDS = {**CANDIDATE_KINDS, "disaggregated": disaggregated_candidates, "wide_ep": wide_ep_candidates}
 
 
 def pareto_front(rows: list[dict[str, Any]], keys: tuple[str, ...] = ("cost_per_hour", "ttft_p99", "tpot_p99")
@@ -45,9 +49,38 @@ def pareto_front(rows: list[dict[str, Any]], keys: tuple[str, ...] = ("cost_per_
     return front
 
 
-def _space(st: PlanSettings) -> Space:
+def _space(st: PlanSettings, moe: bool) -> Space:
     per_replica = min(8, st.max_gpus) if st.max_gpus else 8
-    return Space(st.gpus, st.tp, st.pp, st.weight_dtypes, st.max_batch_sizes, st.max_batched_tokens, per_replica)
+    return Space(st.gpus, st.tp, st.pp, st.weight_dtypes, st.max_batch_sizes, st.max_batched_tokens, per_replica,
+                 st.link_gbps, moe)
+
+
+def _screen_all(base: Scenario, cands: list[Candidate], book: PriceBook, st: PlanSettings, prompt: np.ndarray,
+                output: np.ndarray) -> tuple[list[Screened], list[dict[str, Any]]]:
+    """Cheap checks: colocated replicas (aggregated, wide EP) and disaggregated pools, each their own way."""
+    pools = [c for c in cands if isinstance(c, DisaggCandidate)]
+    colocated = [c for c in cands if not isinstance(c, DisaggCandidate)]
+    args = {"target_rate": st.target_rate, "attainment": st.attainment, "prompt": prompt, "output": output,
+            "price_kind": st.price_kind, "provider": st.provider, "max_gpus": st.max_gpus}
+    kept, rejected = screen(base, colocated, book, **args)
+    k2, r2 = screen_disaggregated(base, pools, book, **args)
+    return kept + k2, rejected + r2
+
+
+def layout_summary(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """Which layout the best plan has, and how it compares with the best aggregated plan (cost, else GPUs)."""
+    if not rows:
+        return None
+    best = rows[0]
+    agg = next((r for r in rows if r["layout"] == "aggregated"), None)
+    other = next((r for r in rows if r["layout"] != "aggregated"), None)
+    out: dict[str, Any] = {"winner": best["layout"], "best": best["candidate"],
+                           "best_aggregated": agg and agg["candidate"], "best_other": other and other["candidate"]}
+    key = "cost_per_hour" if best["cost_per_hour"] is not None else "gpus"
+    if agg is not None and other is not None and agg[key] is not None and other[key] is not None:
+        out.update(compared_by=key, aggregated=agg[key], other=other[key], other_layout=other["layout"],
+                   ratio=other[key] / agg[key])
+    return out
 
 
 def plan(base: Scenario, st: PlanSettings, progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
@@ -63,7 +96,7 @@ def plan(base: Scenario, st: PlanSettings, progress: Callable[[int, int], None] 
 
     t0 = time.perf_counter()
     check_rate_workload(base)
-    load_model(base.model)                 # an unknown model or engine is one error, not a rejection per candidate
+    arch = load_model(base.model)          # an unknown model or engine is one error, not a rejection per candidate
     load_engine(base.deployment.engine)
     book = load_prices(st.prices_file, st.prices, st.price_kind)
     eval_s = at_rate(base, base.workload.arrival.rate, st.requests)   # type: ignore[union-attr]
@@ -71,12 +104,10 @@ def plan(base: Scenario, st: PlanSettings, progress: Callable[[int, int], None] 
     mean_out = float(np.mean(table.output_tokens))
     cands: list[Candidate] = []
     for kind in st.kinds:
-        cands += CANDIDATE_KINDS[kind](_space(st), default_gpus(book.gpus(st.price_kind)))
+        cands += KINDS[kind](_space(st, arch.moe is not None), default_gpus(book.gpus(st.price_kind)))
     if not cands:
         raise InputError("--gpus", list(st.gpus or ()), "no candidates: give GPUs, or a wider space")
-    kept, rejected = screen(eval_s, cands, book, target_rate=st.target_rate, attainment=st.attainment,
-                            prompt=table.prompt_tokens, output=table.output_tokens, price_kind=st.price_kind,
-                            provider=st.provider, max_gpus=st.max_gpus)
+    kept, rejected = _screen_all(eval_s, cands, book, st, table.prompt_tokens, table.output_tokens)
     kept.sort(key=lambda k: (not k.priced, k.min_cost_per_hour or 0.0, k.candidate.gpu, k.min_gpus, -k.bound.rate))
     screen_s = time.perf_counter() - t0
     ctx = PlanRun(st, kept, rejected, mean_out, progress)
@@ -92,7 +123,7 @@ def plan(base: Scenario, st: PlanSettings, progress: Callable[[int, int], None] 
     return {"target_rate": st.target_rate, "attainment": st.attainment, "model": base.model,
             "slo": base.slo.model_dump(), "requests_per_evaluation": st.requests, "mean_output_tokens": mean_out,
             "price_kind": st.price_kind, "plans": rows, "pareto": pareto_front(priced), "rejected": rejected,
-            "excluded": excluded_lines(cands, rows, rejected, kept, st),
+            "layouts": layout_summary(rows), "excluded": excluded_lines(cands, rows, rejected, kept, st),
             "counts": {"candidates": len(cands), "screened_in": len(kept), "searched": ctx.searched,
                        "pruned_by_cost": ctx.pruned, "plans": len(rows), "rejected": reasons,
                        "simulations": ctx.sims, "screen_s": screen_s, "wall_s": time.perf_counter() - t0},

@@ -117,7 +117,7 @@ def _prefill_seconds(sm: StepModel, length: int, chunk: int, window: int | None)
     t, done = 0.0, 0
     while done < length:
         c = min(chunk, length - done)
-        t += sm.cost(BatchShape.prefill(1, c, prefix=done, window=window))[0]
+        t += sm.price(BatchShape.prefill(1, c, prefix=done, window=window), exact=True)[0]
         done += c
     return t
 
@@ -136,7 +136,7 @@ def zero_load(s: Scenario, sm: StepModel, prompt: np.ndarray, output: np.ndarray
     t_pre = np.array([_prefill_seconds(sm, int(n), chunk, window) for n in grid_p])
     ctx = p + o / 2
     grid_c = np.unique(np.geomspace(1, max(2.0, ctx.max()), 24).round().astype(int))
-    t_dec = np.array([sm.cost(BatchShape.decode(1, int(c), window=window))[0] for c in grid_c])
+    t_dec = np.array([sm.price(BatchShape.decode(1, int(c), window=window), exact=True)[0] for c in grid_c])
     ttft = np.interp(p, grid_p, t_pre)
     tpot = np.interp(ctx, grid_c, t_dec)
     e2e = ttft + np.maximum(o - 1, 0) * tpot
@@ -174,12 +174,12 @@ def throughput_bound(s: Scenario, sm: StepModel, kv_tokens: int, prompt_mean: fl
     window = sm.model.sliding_window
     resident = prompt_mean + output_mean / 2
     batch = int(max(1, min(b.max_batch_size, kv_tokens // max(resident, 1.0))))
-    t_dec = sm.cost(BatchShape.decode(batch, int(resident), window=window))[0]
+    t_dec = sm.price(BatchShape.decode(batch, int(resident), window=window), exact=True)[0]
     decode_rate = batch / (max(output_mean, 1.0) * t_dec)
     chunk = b.max_batched_tokens if b.chunked_prefill else max(int(prompt_mean), 1)
     seq = int(max(1, min(prompt_mean, chunk)))
     seqs = max(1, chunk // seq)
-    t_pre = sm.cost(BatchShape.prefill(seqs, seq, window=window))[0]
+    t_pre = sm.price(BatchShape.prefill(seqs, seq, window=window), exact=True)[0]
     prefill_rate = (seqs * seq / t_pre) / max(prompt_mean, 1.0)
     both = 1.0 / (1.0 / decode_rate + 1.0 / prefill_rate)
     return Bound(BOUND_SLACK * min(decode_rate, prefill_rate), BOUND_SLACK * both, decode_rate, prefill_rate, batch)
@@ -200,10 +200,33 @@ class Search:
     replicas_needed: int | None = None   # status "pruned": replicas needed even at the highest possible rate
 
 
+def _pruned(n: int, lo: float, hi: float, top: float, target_rate: float, best: Probe | None = None,
+            bad: Probe | None = None) -> Search:
+    need = math.ceil(target_rate / top)
+    return Search("pruned", lo, lo, hi, n, f"even {top:.3g} req/s per replica needs {need} replicas, "
+                  f"more than the cost cap", best, bad, need)
+
+
+def replay(trace: list[tuple[int, float, float, float]], target_rate: float, replica_cost: float,
+           cost_cap: float | None) -> Search | None:
+    """The search pruned at the first cost check of ``trace`` that ``cost_cap`` fails, else None.
+
+    Bisection probes do not depend on the cap, so a search run under a higher cap passed the same
+    checks, in the same states, up to where this cap stops it: the outcome equals a fresh search
+    under ``cost_cap`` (except the probes kept in ``best``/``bad``, which a pruned search does not report).
+    """
+    if cost_cap is None or not replica_cost:
+        return None
+    for n, lo, hi, top in trace:
+        if math.ceil(target_rate / top) * replica_cost > cost_cap:
+            return _pruned(n, lo, hi, top, target_rate)
+    return None
+
+
 def search_max_rate(s: Scenario, upper: float, *, start: float | None = None, attainment: float = 0.99,
                     requests: int = 400, rel_tol: float = 0.05, target_rate: float | None = None,
                     replica_cost: float | None = None, cost_cap: float | None = None,
-                    max_evals: int = 16) -> Search:
+                    max_evals: int = 16, trace: list[tuple[int, float, float, float]] | None = None) -> Search:
     """Bisection for the highest feasible rate of one replica in the bracket (0, start or upper].
 
     Stops when ``(hi - lo) <= rel_tol * hi``; with ``target_rate``, also when ``ceil(target/lo) ==
@@ -211,6 +234,8 @@ def search_max_rate(s: Scenario, upper: float, *, start: float | None = None, at
     ``cost_cap``, when even the highest possible rate needs replicas costing more than ``cost_cap``
     per hour (status "pruned"). ``upper`` is trusted as a bound, ``start`` is only a first guess:
     when every probe below the bracket's top succeeds, the top is probed and doubled while feasible.
+    ``trace`` collects ``(evaluations, lo, hi, top)`` at every cost check, so that :func:`replay`
+    can give the outcome under a lower cap without simulating again.
     """
     if upper <= 0 or not math.isfinite(upper):
         raise InputError("upper", upper, "the rate bound must be a positive number")
@@ -220,11 +245,11 @@ def search_max_rate(s: Scenario, upper: float, *, start: float | None = None, at
     n = 0
     while n < max_evals:
         top = hi if (hi_checked or hi >= upper) else upper   # a rate no feasible one exceeds
+        if trace is not None:
+            trace.append((n, lo, hi, top))
         if target_rate and replica_cost and cost_cap is not None \
                 and math.ceil(target_rate / top) * replica_cost > cost_cap:
-            need = math.ceil(target_rate / top)
-            return Search("pruned", lo, lo, hi, n, f"even {top:.3g} req/s per replica needs {need} replicas, "
-                          f"more than the cost cap", best, bad, need)
+            return _pruned(n, lo, hi, top, target_rate, best, bad)
         if lo > 0 and hi - lo <= rel_tol * hi:
             if hi_checked:
                 break

@@ -16,7 +16,7 @@ H200 = Path(__file__).resolve().parents[2] / "calibration" / "data" / "e2e-h200"
 
 
 @pytest.mark.skipif(not (H200 / "profile_steps.csv").exists(), reason="no committed per-step profile")
-def test_written_profile_carries_the_fitted_figures_and_runs(tmp_path: Path, capsys) -> None:  # noqa: ANN001
+def test_written_profile_carries_the_fitted_figures_and_runs(tmp_path: Path, capsys) -> None:
     out = tmp_path / "my-engine.yaml"
     assert profile_fit.main([str(H200), "--write", str(out)]) == 0
     printed = dict(line.split(": ") for line in capsys.readouterr().out.splitlines() if not line.startswith("#"))
@@ -32,7 +32,7 @@ def test_written_profile_carries_the_fitted_figures_and_runs(tmp_path: Path, cap
     assert (res.requests.generated == res.requests.output).all()
 
 
-def test_write_needs_a_yaml_path(tmp_path: Path, capsys) -> None:  # noqa: ANN001
+def test_write_needs_a_yaml_path(tmp_path: Path, capsys) -> None:
     assert profile_fit.main([str(H200), "--write", str(tmp_path / "x.txt")]) == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "--write" in err and ".yaml" in err
@@ -40,7 +40,7 @@ def test_write_needs_a_yaml_path(tmp_path: Path, capsys) -> None:  # noqa: ANN00
 
 
 @pytest.mark.skipif(not (H200 / "profile_steps.csv").exists(), reason="no committed per-step profile")
-def test_fit_prints_each_batch_as_measured(capsys) -> None:  # noqa: ANN001
+def test_fit_prints_each_batch_as_measured(capsys) -> None:
     """The per-batch lines give the plain-run medians that the fit pools, and which batches it counts
     as host-bound (kernels under half the host forward): batch 1 is, batch 32 (81 ms of kernels) is not."""
     assert profile_fit.main([str(H200)]) == 0

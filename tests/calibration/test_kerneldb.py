@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 
 from calibration.fit import fit
-from calibration.io import SCHEMAS, as_float, read_rows
+from calibration.io import SCHEMAS
 from calibration.kerneldb import export as ex
 from calibration.kerneldb.cli import main as cli_main
 from calibration.kerneldb.overlay import Job, fit_job
@@ -152,7 +152,7 @@ def test_committed_overlays_load_and_name_their_source() -> None:
         assert k is not None and k.gpu == gpu and k.engine == engine
         p = k.provenance
         assert p.package == "aiconfigurator-core" and p.package_version == "0.12.0" and p.license == "Apache-2.0"
-        assert p.tables and all(t.path.startswith(f"systems/data/") and len(t.sha256) == 64 for t in p.tables)
+        assert p.tables and all(t.path.startswith("systems/data/") and len(t.sha256) == 64 for t in p.tables)
         assert k.efficiency.curves and k.fit_report
 
 

@@ -70,12 +70,12 @@ def test_overlapped_host_work_hides_behind_the_gpu_step() -> None:
     plain = load_engine("fused")
     over = plain.model_copy(update={"overlap_host": True})
     shape = BatchShape.decode(256, 256 * 1024)
-    a = StepModel(LLAMA_8B, load_gpu("h100-sxm"), plain).time(shape)
-    b = StepModel(LLAMA_8B, load_gpu("h100-sxm"), over).time(shape)
+    a = StepModel(LLAMA_8B, load_gpu("h100-sxm"), plain).price(shape, exact=True, detail=True)
+    b = StepModel(LLAMA_8B, load_gpu("h100-sxm"), over).price(shape, exact=True, detail=True)
     host = plain.cpu_overhead_per_step_s + 256 * plain.cpu_overhead_per_seq_s   # 4.06 ms
     assert a.gpu_s == b.gpu_s and a.wall_s - b.wall_s == pytest.approx(min(host, b.wall_s), rel=1e-6)
     tiny = BatchShape.decode(1, 128)   # a tiny step is host-bound: the host time is the step
-    t = StepModel(LLAMA_8B, load_gpu("h100-sxm"), over.model_copy(update={"cpu_overhead_per_step_s": 0.05})).time(tiny)
+    t = StepModel(LLAMA_8B, load_gpu("h100-sxm"), over.model_copy(update={"cpu_overhead_per_step_s": 0.05})).price(tiny, exact=True, detail=True)
     assert t.wall_s == pytest.approx(0.05 + plain.cpu_overhead_per_seq_s)
 
 
@@ -98,7 +98,7 @@ def test_hf_eager_decode_step_is_host_bound_in_the_documented_range() -> None:
     # sequence x 8 KV heads fill few SMs, so the keys are split and a combine kernel follows (the
     # profiled batch-1 steps gain one kernel per layer from context 128 to 1024: 1463 -> 1495).
     sm = StepModel(LLAMA_8B, load_gpu("h100-sxm"), load_engine("hf-eager"))
-    t = sm.time(BatchShape.decode(1, 512))
+    t = sm.price(BatchShape.decode(1, 512), exact=True, detail=True)
     assert t.kernels == 41 * 32 + 6
     e = load_engine("hf-eager")
     host = t.kernels * e.cpu_launch_per_kernel_s
@@ -116,13 +116,13 @@ def test_hf_eager_llama_7b_matches_published_speed() -> None:
     # "only 5 tokens/s faster than running LLaMa on half precision with HuggingFace", i.e. ~40
     # tokens/s = 25 ms per batch-1 decode step for LLaMA-7B on an A100 in eager transformers.
     gpu = load_gpu("a100-sxm-80gb")
-    eager = StepModel(LLAMA_7B, gpu, load_engine("hf-eager")).time(BatchShape.decode(1, 256)).wall_s
+    eager = StepModel(LLAMA_7B, gpu, load_engine("hf-eager")).price(BatchShape.decode(1, 256), exact=True, detail=True).wall_s
     assert eager == pytest.approx(25e-3, rel=0.25)
-    fused = StepModel(LLAMA_7B, gpu, load_engine("fused")).time(BatchShape.decode(1, 256)).wall_s
+    fused = StepModel(LLAMA_7B, gpu, load_engine("fused")).price(BatchShape.decode(1, 256), exact=True, detail=True).wall_s
     assert fused < eager / 1.5                                   # fusion, graphs and no dispatch cost
 
 
-def test_engine_profile_from_a_file_path(tmp_path) -> None:  # noqa: ANN001
+def test_engine_profile_from_a_file_path(tmp_path) -> None:
     text = load_engine("hf-paged").model_dump()
     text.update(name="my-engine", cpu_overhead_per_step_s=0.004)
     path = tmp_path / "my-engine.yaml"
@@ -137,7 +137,7 @@ def test_engine_profile_from_a_file_path(tmp_path) -> None:  # noqa: ANN001
         load_engine(str(tmp_path / "other.yaml"))
 
 
-def test_bad_engine_profile_file_is_named_in_one_line(tmp_path) -> None:  # noqa: ANN001
+def test_bad_engine_profile_file_is_named_in_one_line(tmp_path) -> None:
     bad = tmp_path / "mine.yaml"
     bad.write_text("name: mine\ndescription: x\nfused_qkv: maybe\n")
     with pytest.raises(InputError) as e:

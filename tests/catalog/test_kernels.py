@@ -70,7 +70,7 @@ def test_engine_overlays_price_long_causal_prefill_faster_than_torch_fa2(engine:
     pairs = s * (s + 1) / 2
     flops, nbytes = 4.0 * hq * d * pairs, 2.0 * d * (2 * hq * s + 2 * hkv * s)
 
-    def seconds(g):  # noqa: ANN001, ANN202
+    def seconds(g):
         return prefill_attention_time(g, flops, nbytes, "bf16", 1.0, hq, s, s, pairs, d, d)[0].seconds
 
     ratio = seconds(gpu) / seconds(apply_kernels(gpu, k))
@@ -109,8 +109,8 @@ def test_an_engine_version_can_be_pinned_where_the_tables_have_several() -> None
     llama = ModelArch(name="llama-3.1-8b", hidden_size=4096, num_layers=32, num_attention_heads=32,
                       num_kv_heads=8, head_dim=128, intermediate_size=14336, vocab_size=128256)
     shape = BatchShape.decode(64, 64 * 2048)
-    new = StepModel(llama, load_gpu("b200"), load_engine("vllm")).time(shape)
-    old = StepModel(llama, load_gpu("b200"), load_engine("vllm", "0.22.0")).time(shape)
+    new = StepModel(llama, load_gpu("b200"), load_engine("vllm")).price(shape, exact=True, detail=True)
+    old = StepModel(llama, load_gpu("b200"), load_engine("vllm", "0.22.0")).price(shape, exact=True, detail=True)
     assert old.breakdown["mlp"] == new.breakdown["mlp"]                       # GEMMs: the profile's own
     assert old.breakdown["attention_decode"] != new.breakdown["attention_decode"]   # each version's kernels
     with pytest.raises(InputError, match="engine_version"):

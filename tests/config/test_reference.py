@@ -16,3 +16,9 @@ def test_every_deployment_key_is_documented():
     for key in ("deployment.gpu", "deployment.tp", "deployment.batching.max_batched_tokens",
                 "deployment.kv_cache.preemption", "deployment.router", "slo.ttft_s", "seed"):
         assert f"`{key}`" in table
+
+
+def test_every_key_has_a_description():
+    rows = [line.split(" | ") for line in scenario_reference_markdown().splitlines()[2:]]
+    bare = [r[0] for r in rows if not r[-1].rstrip(" |").strip()]
+    assert len(rows) > 100 and not bare, f"scenario keys without Field(description=...): {bare}"

@@ -17,7 +17,7 @@ from simulator.engine.simulate import SimulationResult, simulate
 def uniform_workload(rate: float, requests: int, prompt_high: int, output_high: int) -> dict[str, Any]:
     """Hypothesis strategies for a random Poisson workload with uniform prompt and output lengths,
     as dotted scenario keys."""
-    def lengths(low: int, high: int):  # noqa: ANN202
+    def lengths(low: int, high: int):
         return st.fixed_dictionaries({"dist": st.just("uniform"), "low": st.integers(1, low),
                                       "high": st.integers(low, high)})
     return {"workload.arrival.rate": st.floats(0.5, rate), "workload.requests": st.integers(1, requests),

@@ -166,7 +166,7 @@ def test_decoding_requests_always_hold_the_blocks_their_kv_needs(over, pp):
     original = DecodeSet.advance
     short: list[int] = []
 
-    def checked(self, steps, t_end, first_gap, last_dt):  # noqa: ANN001, ANN202
+    def checked(self, steps, t_end, first_gap, last_dt):
         original(self, steps, t_end, first_gap, last_dt)
         need = -(-self.kv // self.bs)
         short.append(int((need > self.held).sum()))
@@ -198,15 +198,15 @@ def test_decode_set_running_totals_equal_its_columns(over, speculative):
     bad: list[str] = []
     seen = [0]
 
-    def check(self) -> None:  # noqa: ANN001
+    def check(self) -> None:
         seen[0] += 1
         left = int((self.end - self.kv).min()) if len(self.kv) else None
         if (self.kv_sum, self.held_sum) != (int(self.kv.sum()), int(self.held.sum())) or \
                 (left is not None and self.left_min != left):
             bad.append(f"{self.kv_sum}/{self.kv.sum()} {self.held_sum}/{self.held.sum()} {self.left_min}/{left}")
 
-    def wrap(fn):  # noqa: ANN001, ANN202
-        def inner(self, *a, **k):  # noqa: ANN001, ANN202
+    def wrap(fn):
+        def inner(self, *a, **k):
             out = fn(self, *a, **k)
             check(self)
             return out
@@ -230,7 +230,7 @@ def test_pipeline_stages_short_of_blocks_do_not_preempt_each_other_forever():
     stage preempted its own oldest prefill to grow it, the stages took turns freeing blocks and no
     prefill ever finished (found by the property test above). Only the replica's newest request gives
     way now, so every request finishes. A run of over 100,000 step-log rows counts as that livelock."""
-    from simulator.metrics.recorder import StepLog
+    from simulator.engine.step_log import StepLog
 
     s = make_scenario(**{"deployment.pp": 3, "deployment.router": "least_kv", "seed": 1153,
                          "deployment.batching.max_batch_size": 8, "deployment.batching.max_batched_tokens": 130,
@@ -240,7 +240,7 @@ def test_pipeline_stages_short_of_blocks_do_not_preempt_each_other_forever():
                          "workload.output_tokens": {"dist": "uniform", "low": 7, "high": 122}})
     original = StepLog.add
 
-    def bounded(self, *row):  # noqa: ANN001, ANN002, ANN202
+    def bounded(self, *row):
         if len(self) > 100_000:
             raise AssertionError("stages preempt each other's prefills without end")
         original(self, *row)

@@ -2,7 +2,6 @@
 operation (random sequences) and simulation by simulation (bit-identical runs)."""
 from __future__ import annotations
 
-import copy
 import hashlib
 import os
 
@@ -113,7 +112,7 @@ def apply(w: World, op: tuple) -> object:
         if name == "write_back":
             return d.write_back()
         return getattr(d, name)(*args)
-    except Exception as e:  # noqa: BLE001 (both must fail alike)
+    except Exception as e:  # both must fail alike
         return type(e)
 
 

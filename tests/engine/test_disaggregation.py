@@ -12,7 +12,7 @@ from simulator.engine.simulate import build_step_model, simulate
 from simulator.engine.state import DONE
 from simulator.errors import InputError
 from simulator.metrics.summary import per_request, summarize
-from simulator.perf.step import BatchShape, quantize
+from simulator.perf.step import BatchShape
 
 from .conftest import make_scenario
 
@@ -32,10 +32,10 @@ def test_transfer_time_is_bytes_over_bandwidth_plus_latency():
     assert np.allclose(r.kv_transfer_s, expected, rtol=1e-12)
     # TTFT is the prefill alone; the second token comes after the transfer and one decode step
     sm = build_step_model(s)
-    prefill = sm.cost(quantize(BatchShape.prefill(1, 256)))[0]
+    prefill = sm.price(BatchShape.prefill(1, 256))[0]
     df = per_request(res)
     assert df["ttft_s"].to_numpy() == pytest.approx(prefill, rel=1e-9)
-    decode = sm.cost(quantize(BatchShape.decode(1, 256)))[0]
+    decode = sm.price(BatchShape.decode(1, 256))[0]
     gap = r.finish - r.first_token                              # 31 more tokens, all on the decode pool
     assert (gap > expected + 31 * decode * 0.99).all() and (gap < expected + 31 * decode * 1.05).all()
     assert (r.replica == 1).all()                               # decoded on the decode replica (index 1)

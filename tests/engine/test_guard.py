@@ -36,7 +36,7 @@ def test_huge_replica_counts_are_refused(capsys):
 
 def test_limit_is_configurable(monkeypatch, capsys):
     monkeypatch.setenv(guard.ENV, "300M")
-    err = _err(["run", "--set", "workload.requests=10000"], capsys)
+    err = _err(["run", "--set", "workload.requests=100000"], capsys)
     assert "over the limit of 300 MB" in err
     monkeypatch.setenv(guard.ENV, "0")
     assert guard.memory_limit() is None
@@ -48,7 +48,29 @@ def test_estimate_grows_with_requests_and_replicas():
     base = scenario_from_dict(DEFAULT_SCENARIO)
     more = scenario_from_dict(DEFAULT_SCENARIO, {"workload.requests": 4000, "deployment.replicas": 3})
     diff = guard.estimate_bytes(more) - guard.estimate_bytes(base)
-    assert diff == 2000 * guard.BYTES_PER_REQUEST + 2 * guard.BYTES_PER_REPLICA
+    per_request = guard.BYTES_PER_REQUEST + 211 * guard.BYTES_PER_OUTPUT_TOKEN   # the chat lengths' mean
+    assert abs(diff - (2000 * per_request + 2 * guard.BYTES_PER_REPLICA)) <= 1
+
+
+@pytest.mark.parametrize("lengths,mean", [
+    ({"dist": "fixed", "value": 32768}, 32768), ({"dist": "uniform", "low": 10, "high": 30}, 20),
+    ({"dist": "lognormal", "median": 129, "mean": 211, "max": 4096}, 211),
+    ({"dist": "lognormal", "median": 129, "mean": 9000, "max": 4096}, 4096)])
+def test_output_tokens_per_request_follow_the_length_distribution(lengths, mean):
+    s = scenario_from_dict(DEFAULT_SCENARIO, {"workload.output_tokens": lengths})
+    assert guard.mean_output_tokens(s) == pytest.approx(mean)
+
+
+def test_a_million_chat_requests_pass_a_12_gb_limit(monkeypatch):
+    monkeypatch.setenv(guard.ENV, "12G")
+    guard.check_memory(scenario_from_dict(DEFAULT_SCENARIO, {"workload.requests": 1_000_000}))
+
+
+def test_a_million_long_outputs_are_refused_in_one_line(monkeypatch, capsys):
+    monkeypatch.setenv(guard.ENV, "12G")
+    err = _err(["run", "--set", "workload.requests=1000000", "--set",
+                "workload.output_tokens={dist: fixed, value: 32768}"], capsys)
+    assert "workload.requests: got 1000000" in err and "32768 output tokens" in err and "over the limit of 12 GB" in err
 
 
 def test_replications_are_capped(capsys):

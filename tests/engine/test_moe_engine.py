@@ -45,7 +45,7 @@ def test_skewed_routing_slows_decoding():
     skew = build_step_model(make_scenario(**base, **{"deployment.moe": {"expert_parallel": 8, "balance": "zipf",
                                                                        "skew": 1.5}}))
     shape = BatchShape.prefill(4, 2048)
-    assert skew.time(shape).breakdown["moe"] > 1.2 * uni.time(shape).breakdown["moe"]
+    assert skew.price(shape, exact=True, detail=True).breakdown["moe"] > 1.2 * uni.price(shape, exact=True, detail=True).breakdown["moe"]
 
 
 def test_expert_parallel_must_equal_tp():

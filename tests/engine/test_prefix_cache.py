@@ -13,7 +13,7 @@ from simulator.engine.prefix_cache import KeyStore, PrefixBlockPool, PrefixCache
 from simulator.engine.simulate import build_step_model, simulate
 from simulator.engine.state import DONE, Requests
 from simulator.metrics.summary import per_request, summarize
-from simulator.perf.step import BatchShape, quantize
+from simulator.perf.step import BatchShape
 from simulator.workload.prefix import PromptSegments
 
 from .conftest import make_scenario
@@ -97,8 +97,8 @@ def test_warm_shared_prefix_computes_only_the_suffixes():
     assert (off.requests.prefill_computed == 1124).all()
     # TTFT: a 100-token chunk against a 1024-token prefix instead of the whole prompt
     sm = build_step_model(on.scenario)
-    hit = sm.cost(quantize(BatchShape.prefill(1, 100, 1024)))[0]
-    miss = sm.cost(quantize(BatchShape.prefill(1, 1124)))[0]
+    hit = sm.price(BatchShape.prefill(1, 100, 1024))[0]
+    miss = sm.price(BatchShape.prefill(1, 1124))[0]
     ttft_on, ttft_off = per_request(on)["ttft_s"].to_numpy(), per_request(off)["ttft_s"].to_numpy()
     assert ttft_on[1:] == pytest.approx(hit, rel=1e-9)
     assert ttft_off == pytest.approx(miss, rel=1e-9)

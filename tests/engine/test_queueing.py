@@ -13,7 +13,7 @@ import pytest
 
 from simulator.engine.simulate import build_step_model, simulate
 from simulator.metrics.summary import per_request
-from simulator.perf.step import BatchShape, quantize
+from simulator.perf.step import BatchShape
 
 from .conftest import make_scenario
 
@@ -28,7 +28,7 @@ def _waits(res) -> tuple[np.ndarray, np.ndarray]:
 def test_md1_waiting_time_matches_closed_form():
     """Poisson arrivals, deterministic service (prefill only), one server: Wq = rho*S / (2(1-rho))."""
     probe = make_scenario(**{"workload.prompt_tokens.value": 512, "workload.output_tokens.value": 1})
-    service = build_step_model(probe).time(quantize(BatchShape.prefill(1, 512))).wall_s
+    service = build_step_model(probe).price(BatchShape.prefill(1, 512), detail=True).wall_s
     rho = 0.7
     s = make_scenario(**{"workload.prompt_tokens.value": 512, "workload.output_tokens.value": 1,
                          "workload.arrival.rate": rho / service, "workload.requests": 40000,
@@ -50,7 +50,7 @@ def test_mg1_pollaczek_khinchine(tmp_path):
     """Poisson arrivals, geometric output lengths, one request at a time: Wq = λE[S²] / (2(1-ρ))."""
     path = _geometric_lengths(tmp_path, 40, 5000, 3)
     probe = make_scenario()
-    d = build_step_model(probe).time(BatchShape.decode(1, 100)).wall_s
+    d = build_step_model(probe).price(BatchShape.decode(1, 100), exact=True, detail=True).wall_s
     rate = 0.6 / (40 * d)
     s = make_scenario(**{"workload.arrival.rate": rate, "workload.requests": 30000,
                          "workload.prompt_tokens.value": 16,
@@ -78,7 +78,7 @@ def test_mmc_erlang_c(tmp_path):
     c = 3
     path = _geometric_lengths(tmp_path, 60, 5000, 5)
     probe = make_scenario()
-    d = build_step_model(probe).time(BatchShape.decode(1, 100)).wall_s
+    d = build_step_model(probe).price(BatchShape.decode(1, 100), exact=True, detail=True).wall_s
     mu_guess = 1.0 / (60 * d)
     s = make_scenario(**{"workload.arrival.rate": 0.75 * c * mu_guess, "workload.requests": 30000,
                          "workload.prompt_tokens.value": 16,

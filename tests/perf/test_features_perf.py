@@ -23,15 +23,15 @@ def sparse_gpu(flat_gpu) -> GPUProfile:
 
 def test_decode_q1_is_plain_decode(llama8b, flat_gpu, fused):
     sm = StepModel(llama8b, flat_gpu, fused)
-    a = sm.time(BatchShape.decode(8, 1000))
-    b = sm.time(BatchShape(decode_seqs=8, decode_ctx=8 * 1001.0, decode_ctx_win=8 * 1001.0, decode_q=1))
+    a = sm.price(BatchShape.decode(8, 1000), exact=True, detail=True)
+    b = sm.price(BatchShape(decode_seqs=8, decode_ctx=8 * 1001.0, decode_ctx_win=8 * 1001.0, decode_q=1), exact=True, detail=True)
     assert a.wall_s == b.wall_s
 
 
 def test_verify_step_by_hand(llama8b, flat_gpu, fused):
     """4 sequences feed q = 5 tokens after 1000 cached: 20 token rows, 20 logit rows, q·1000 + 15 pairs each."""
     sm = StepModel(llama8b, flat_gpu, fused)
-    t = sm.time(BatchShape.decode(4, 1000, q=5))
+    t = sm.price(BatchShape.decode(4, 1000, q=5), exact=True, detail=True)
     pairs = 4 * (5 * 1000 + 5 * 6 / 2)
     flops = 2 * 32 * 256 * pairs
     kv_bytes = 4 * 1005 * 2 * 8 * 128 * 2
@@ -41,7 +41,7 @@ def test_verify_step_by_hand(llama8b, flat_gpu, fused):
     h, V = 4096, 128256
     lm = max(2 * 20 * h * V / 1e15, ((20 * h + 20 * V) * 2 + h * V * 2) / 2e12) / 0.5
     assert t.breakdown["lm_head"] == pytest.approx(lm)
-    one = sm.time(BatchShape.decode(4, 1000))
+    one = sm.price(BatchShape.decode(4, 1000), exact=True, detail=True)
     assert t.wall_s > one.wall_s                      # more work than a plain step...
     assert t.wall_s < 2 * one.wall_s                  # ...but far less than five plain steps
 
@@ -50,13 +50,13 @@ def test_sparse24_compute_and_bytes(llama8b, sparse_gpu, fused):
     dense = StepModel(llama8b, sparse_gpu, fused, weight_dtype="bf16")
     sparse = StepModel(llama8b, sparse_gpu, fused, weight_dtype="sparse24")
     big = BatchShape.prefill(4, 2048)                  # compute-bound: the sparse peak is twice the dense one
-    assert sparse.time(big).breakdown["mlp"] == pytest.approx(dense.time(big).breakdown["mlp"] / 2, rel=1e-3)
+    assert sparse.price(big, exact=True, detail=True).breakdown["mlp"] == pytest.approx(dense.price(big, exact=True, detail=True).breakdown["mlp"] / 2, rel=1e-3)
     small = BatchShape.decode(1, 100)                  # memory-bound: weights are 1.125 bytes instead of 2
     h, f = 4096, 14336
     w = h * 2 * f + f * h
     act = ((h + 2 * f) + (f + h)) * 2
-    assert sparse.time(small).breakdown["mlp"] == pytest.approx(32 * (act + w * 1.125) / 2e12 / 0.5)
-    assert dense.time(small).breakdown["mlp"] == pytest.approx(32 * (act + w * 2.0) / 2e12 / 0.5)
+    assert sparse.price(small, exact=True, detail=True).breakdown["mlp"] == pytest.approx(32 * (act + w * 1.125) / 2e12 / 0.5)
+    assert dense.price(small, exact=True, detail=True).breakdown["mlp"] == pytest.approx(32 * (act + w * 2.0) / 2e12 / 0.5)
 
 
 def test_sparse24_needs_a_sparse_rate(llama8b, flat_gpu, fused):
@@ -96,20 +96,20 @@ def test_dp_attention_all_to_all_by_hand(mixtral, flat_gpu, fused):
     """tp = ep = 2 with data-parallel attention: no all-reduce; two all-to-alls per MoE layer."""
     sm = StepModel(mixtral, flat_gpu, fused, tp=2, experts=ExpertPlan(ep=2, dp_attention=True))
     shape = BatchShape.decode(16, 500)
-    t = sm.time(shape)
+    t = sm.price(shape, exact=True, detail=True)
     m = 16 / 2                                           # each GPU attends for 8 of the 16 sequences
     send = m * 2 * 4096 * 2
     recv = 16 * 2 * 0.5 * 4096 * 2
     a2a = collective_time(flat_gpu, "all-to-all", max(send, recv), 2, cuda_graph=True)
     assert t.breakdown["communication"] == pytest.approx(2 * a2a * 32)
-    tp = StepModel(mixtral, flat_gpu, fused, tp=2).time(shape)
+    tp = StepModel(mixtral, flat_gpu, fused, tp=2).price(shape, exact=True, detail=True)
     assert "communication" in tp.breakdown and tp.breakdown["communication"] != t.breakdown["communication"]
 
 
 def test_skew_slows_expert_parallel_moe(mixtral, flat_gpu, fused):
     shape = BatchShape.prefill(8, 512)
-    uni = StepModel(mixtral, flat_gpu, fused, tp=2, experts=ExpertPlan(ep=2)).time(shape)
-    zipf = StepModel(mixtral, flat_gpu, fused, tp=2, experts=ExpertPlan(balance="zipf", skew=2.0, ep=2)).time(shape)
+    uni = StepModel(mixtral, flat_gpu, fused, tp=2, experts=ExpertPlan(ep=2)).price(shape, exact=True, detail=True)
+    zipf = StepModel(mixtral, flat_gpu, fused, tp=2, experts=ExpertPlan(balance="zipf", skew=2.0, ep=2)).price(shape, exact=True, detail=True)
     assert zipf.breakdown["moe"] > uni.breakdown["moe"]
 
 
@@ -120,14 +120,14 @@ def test_moe_options_need_a_moe_model(llama8b, flat_gpu, fused):
 
 def test_context_parallel_splits_prefill(llama8b, flat_gpu, fused):
     shape = BatchShape.prefill(1, 32768)
-    one = StepModel(llama8b, flat_gpu, fused).time(shape)
-    two = StepModel(llama8b, flat_gpu, fused, cp=2).time(shape)
+    one = StepModel(llama8b, flat_gpu, fused).price(shape, exact=True, detail=True)
+    two = StepModel(llama8b, flat_gpu, fused, cp=2).price(shape, exact=True, detail=True)
     assert two.breakdown["mlp"] == pytest.approx(one.breakdown["mlp"] / 2, rel=1e-3)
     assert two.breakdown["attention_prefill"] == pytest.approx(one.breakdown["attention_prefill"] / 2, rel=0.05)
     assert two.wall_s < 0.6 * one.wall_s
     # decode: the KV is split over the cp GPUs, the partial outputs gathered
-    d1 = StepModel(llama8b, flat_gpu, fused).time(BatchShape.decode(4, 100_000))
-    d2 = StepModel(llama8b, flat_gpu, fused, cp=2).time(BatchShape.decode(4, 100_000))
+    d1 = StepModel(llama8b, flat_gpu, fused).price(BatchShape.decode(4, 100_000), exact=True, detail=True)
+    d2 = StepModel(llama8b, flat_gpu, fused, cp=2).price(BatchShape.decode(4, 100_000), exact=True, detail=True)
     assert d2.breakdown["attention_decode"] == pytest.approx(d1.breakdown["attention_decode"] / 2, rel=0.05)
     assert d2.breakdown["communication"] > 0
 
@@ -144,8 +144,8 @@ def test_fast_cost_equals_full_time_with_features(mixtral, flat_gpu, fused, pt, 
     sm = StepModel(mixtral, flat_gpu, fused, tp=2, experts=plan, cp=1 if dp else cp)
     b = quantize(BatchShape(prefill_tokens=pt, prefill_seqs=ps, prefill_pairs=pt * (pt + 1) / 2 / max(ps, 1),
                             prefill_kv=pt, decode_seqs=n, decode_ctx=float(n * (ctx + q)), decode_q=q))
-    wall, flops, nbytes = sm.cost(b)
-    full = sm.time(b)
+    wall, flops, nbytes = sm.price(b, exact=True)
+    full = sm.price(b, exact=True, detail=True)
     assert wall == pytest.approx(full.wall_s, rel=1e-12)
     assert flops == pytest.approx(full.flops, rel=1e-12) and nbytes == pytest.approx(full.bytes, rel=1e-12)
     assert np.isfinite(wall) and wall > 0
@@ -157,7 +157,7 @@ def test_grouped_moe_streams_all_active_experts_in_one_kernel(dsv3, flat_gpu):
     runs alone at the small-GEMM efficiency. Decode of 16 sequences: memory-bound, so time = bytes /
     (bandwidth x efficiency), the efficiency read at log2 of the weights each kernel streams."""
     from simulator.catalog.engine import EngineProfile, KernelFamilies
-    from simulator.catalog.gpu import Curve, Efficiency
+    from simulator.catalog.gpu import Curve
 
     # efficiency 0.2 for a 2^20-element weight, rising linearly in log2 to 0.8 at 2^34
     curves = {"gemm": Curve(x_feature="log2_m", x=[0, 14], y_feature="log2_kn", y=[20, 34],

@@ -74,13 +74,13 @@ def test_norm_and_pointwise_kernels_read_their_own_curves(llama8b, flat_gpu, fus
     upcast norm pieces and RoPE on memory_pointwise (0.125)."""
     gpu = with_curves(flat_gpu, memory_norm=flat(0.25), memory_pointwise=flat(0.125))
     m, L, h, f, bw = 1000, 32, 4096, 14336, 2e12
-    t = StepModel(llama8b, gpu, fused).time(BatchShape.prefill(1, m))
+    t = StepModel(llama8b, gpu, fused).price(BatchShape.prefill(1, m), exact=True, detail=True)
     norm = 2 * 3 * h * 2 * m * L          # two fused add + norm per layer: read x and residual, write both
     act = 3 * f * 2 * m * L               # fused SiLU * mul: read gate and up, write one
     assert t.breakdown["elementwise"] == pytest.approx(norm / bw / 0.25 + act / bw / 0.5)
     eager = EngineProfile(name="eager", description="test", fused_norm_residual=False, fused_act_mul=False,
                           fused_rope=False, upcast_norm=True)
-    t = StepModel(llama8b, gpu, eager).time(BatchShape.prefill(1, m))
+    t = StepModel(llama8b, gpu, eager).price(BatchShape.prefill(1, m), exact=True, detail=True)
     qk = (32 + 8) * 128
     pointwise = (2 * 24 * h + 10 * qk * 2) * m * L           # broadcast norm pieces, RoPE on q and k
     vectorized = (2 * 8 * h + 2 * 3 * h * 2 + 5 * f * 2) * m * L   # pow, residual adds, silu and mul
@@ -97,7 +97,7 @@ def test_profiles_without_the_new_memory_curves_read_the_memory_curve(flat_gpu):
 def test_without_tile_model_prefill_reads_the_curve(llama8b, flat_gpu, fused):
     # 2 sequences of 1000 tokens, per layer: FLOPs 4 * 32 heads * 128 * pairs; bytes K and V of 8 heads
     # plus q in and out of 32 heads; the larger of FLOPs at 1000 TFLOP/s and bytes at 2 TB/s, over 0.5
-    t = StepModel(llama8b, flat_gpu, fused).time(BatchShape.prefill(2, 1000))
+    t = StepModel(llama8b, flat_gpu, fused).price(BatchShape.prefill(2, 1000), exact=True, detail=True)
     flops = 4 * 32 * 128 * 2 * (1000 * 1001 / 2)
     nbytes = 2000 * 2 * 8 * 128 * 2 + 2000 * 32 * 256 * 2
     assert t.breakdown["attention_prefill"] == pytest.approx(32 * max(flops / 1e15, nbytes / 2e12) / 0.5)
@@ -108,11 +108,11 @@ def test_tile_model_gets_per_gpu_heads_sequences_and_head_dims(llama8b, dsv3, fl
         update={"attention_prefill_tiles": TILES})})
     shape = BatchShape.prefill(3, 700, prefix=300)
     pairs = 3 * (700 * 300 + 700 * 701 / 2)
-    t = StepModel(llama8b, gpu, fused, tp=2).time(shape)
+    t = StepModel(llama8b, gpu, fused, tp=2).price(shape, exact=True, detail=True)
     per_layer = tile_time(TILES, 1e15, 3, 16, 2100, 3000, pairs, 128, 128).seconds
     assert t.breakdown["attention_prefill"] == pytest.approx(32 * per_layer)
     # MLA prefill attends with q/k head dim 128 + 64 and v head dim 128, 128 heads
-    t = StepModel(dsv3, gpu, fused, tp=8, weight_dtype="fp8").time(shape)
+    t = StepModel(dsv3, gpu, fused, tp=8, weight_dtype="fp8").price(shape, exact=True, detail=True)
     per_layer = tile_time(TILES, 1e15, 3, 16, 2100, 3000, pairs, 192, 128).seconds
     assert t.breakdown["attention_prefill"] == pytest.approx(61 * per_layer)
 
@@ -138,7 +138,7 @@ def test_decode_tile_model_gets_streams_per_gpu_and_keys_per_sequence(llama8b, f
     gpu = flat_gpu.model_copy(update={"efficiency": flat_gpu.efficiency.model_copy(
         update={"attention_decode_tiles": DECODE_TILES})})
     # tp 2: 4 KV heads and 16 query heads per GPU; 8 sequences after 4095 cached tokens see 4096 keys
-    t = StepModel(llama8b, gpu, fused, tp=2).time(BatchShape.decode(8, 4095))
+    t = StepModel(llama8b, gpu, fused, tp=2).price(BatchShape.decode(8, 4095), exact=True, detail=True)
     nbytes = 8 * 4096 * 2 * 4 * 128 * 2 + 8 * 16 * 256 * 2      # K and V read, q in and out
     per_layer = decode_tile_time(DECODE_TILES, 2e12, nbytes, 8 * 4, 4096)
     assert per_layer.splits > 1                                   # 32 CTAs for 264 slots: split

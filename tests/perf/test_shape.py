@@ -46,3 +46,21 @@ def test_compiled_key_rejects_what_the_reference_rejects():
 def test_the_engine_uses_the_reference_when_switched_off(monkeypatch):
     monkeypatch.setenv("SERVESIM_NATIVE", "0")
     assert cost_key_function() is cost_key
+
+
+def test_named_constructors_agree_with_the_fields_they_sum():
+    """A chunk of c tokens after p cached ones has c·p + c(c+1)/2 causal pairs and reads p + c entries;
+    two chunks sum; one chunk per sequence of equal chunks is ``prefill``; a mixed step adds the decodes."""
+    one = BatchShape.chunks([(100, 28)])
+    assert one == BatchShape.prefill(1, 28, prefix=100)[:6] + (None, None, None, 1)
+    two = BatchShape.chunks([(100, 28), (0, 4)])
+    assert (two.prefill_tokens, two.prefill_seqs) == (32, 2)
+    assert two.prefill_pairs == 28 * 100 + 28 * 29 / 2 + 4 * 5 / 2 and two.prefill_kv == 132.0
+    win = BatchShape.chunks([(100, 28)], window=64)   # each query sees at most 64 keys
+    assert win.prefill_pairs_win == 28 * 64 and win.prefill_kv_win == 64 + 28
+    dec = BatchShape.decode_total(3, 300.0, None, 2)
+    assert dec == BatchShape(decode_seqs=3, decode_ctx=300.0, decode_q=2)
+    mixed = BatchShape.mixed([(100, 28)], dec)
+    assert mixed[:4] == one[:4] and mixed[4:] == (3, 300.0, None, None, None, 2)
+    assert mixed.tokens == 28 + 3 * 2 and mixed.prefill_part() == BatchShape(28, 1, one.prefill_pairs, 128.0)
+    assert BatchShape.mixed([], None) == BatchShape()

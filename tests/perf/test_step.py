@@ -25,7 +25,7 @@ def test_op_time_is_roofline_over_efficiency(flat_gpu):
 def test_decode_step_gemm_time_by_hand(llama8b, flat_gpu, fused):
     """Batch-1 decode reads every weight once: the GEMM part is weight bytes / bandwidth / efficiency."""
     sm = StepModel(llama8b, flat_gpu, fused)
-    t = sm.time(BatchShape.decode(1, 1000))
+    t = sm.price(BatchShape.decode(1, 1000), exact=True, detail=True)
     h, q, kv, f, L, V = 4096, 4096, 1024, 14336, 32, 128256
     qkv_bytes = (h + q + 2 * kv) * 2 + h * (q + 2 * kv) * 2
     assert t.breakdown["qkv_proj"] == pytest.approx(L * qkv_bytes / 2e12 / 0.5)
@@ -41,7 +41,7 @@ def test_decode_step_gemm_time_by_hand(llama8b, flat_gpu, fused):
 
 def test_prefill_is_compute_bound_and_scales_with_tokens(llama8b, flat_gpu, fused):
     sm = StepModel(llama8b, flat_gpu, fused)
-    a, b = sm.time(BatchShape.prefill(1, 2048)), sm.time(BatchShape.prefill(2, 2048))
+    a, b = sm.price(BatchShape.prefill(1, 2048), exact=True, detail=True), sm.price(BatchShape.prefill(2, 2048), exact=True, detail=True)
     assert a.bound["mlp"] == "compute"
     assert b.breakdown["mlp"] == pytest.approx(2 * a.breakdown["mlp"], rel=0.01)
     flops = 2 * 2048 * (4096 * 2 * 14336 + 14336 * 4096) * 32
@@ -51,7 +51,7 @@ def test_prefill_is_compute_bound_and_scales_with_tokens(llama8b, flat_gpu, fuse
 def test_tensor_parallel_adds_ring_all_reduce(llama8b, flat_gpu, fused):
     sm1, sm2 = StepModel(llama8b, flat_gpu, fused, tp=1), StepModel(llama8b, flat_gpu, fused, tp=2)
     shape = BatchShape.decode(8, 512)
-    t1, t2 = sm1.time(shape), sm2.time(shape)
+    t1, t2 = sm1.price(shape, exact=True, detail=True), sm2.price(shape, exact=True, detail=True)
     ar = collective_time(flat_gpu, "all-reduce", 8 * 4096 * 2, 2, cuda_graph=True)
     ag = collective_time(flat_gpu, "all-gather", 8 * 128256 / 2 * 4, 2, cuda_graph=True)
     assert t2.breakdown["communication"] == pytest.approx(ar * (2 * 32 + 1) + ag)
@@ -77,8 +77,8 @@ def test_fast_cost_equals_full_time(llama8b, flat_gpu, fused, pt, ps, n, ctx):
     sm = StepModel(llama8b, flat_gpu, fused)
     b = quantize(BatchShape(prefill_tokens=pt, prefill_seqs=ps, prefill_pairs=pt * (pt + 1) / 2 / max(ps, 1),
                             prefill_kv=pt, decode_seqs=n, decode_ctx=float(n * ctx)))
-    wall, flops, nbytes = sm.cost(b)
-    full = sm.time(b)
+    wall, flops, nbytes = sm.price(b, exact=True)
+    full = sm.price(b, exact=True, detail=True)
     assert wall == pytest.approx(full.wall_s, rel=1e-12)
     assert flops == pytest.approx(full.flops, rel=1e-12) and nbytes == pytest.approx(full.bytes, rel=1e-12)
 
@@ -86,9 +86,9 @@ def test_fast_cost_equals_full_time(llama8b, flat_gpu, fused, pt, ps, n, ctx):
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(pt=st.integers(0, 4096), ps=st.integers(0, 8), n=st.integers(0, 256), ctx=st.floats(1, 4e5),
        win=st.booleans())
-def test_cost_of_is_cost_of_the_quantized_shape(llama8b, flat_gpu, fused, pt, ps, n, ctx, win):
-    """The engine's hot path (fields, no shape object) gives what cost(quantize(shape)) gives, whether or
-    not its memo already holds the shape."""
+def test_price_is_the_exact_price_of_the_quantized_shape(llama8b, flat_gpu, fused, pt, ps, n, ctx, win):
+    """The engine's path (contexts rounded by the key function, compiled where built) gives the exact
+    price of quantize(shape), whether or not its memo already holds the shape."""
     if pt == 0 or ps == 0:
         pt = ps = 0
     if pt + n == 0:
@@ -96,10 +96,11 @@ def test_cost_of_is_cost_of_the_quantized_shape(llama8b, flat_gpu, fused, pt, ps
     pairs, kv = pt * (pt + 1) / 2 / max(ps, 1), float(pt)
     w = (pairs * 0.5, kv * 0.5, ctx * 0.5) if win else (None, None, None)
     b = BatchShape(pt, ps, pairs, kv, n, ctx, *w)
-    expected = StepModel(llama8b, flat_gpu, fused).cost(quantize(b))
+    expected = StepModel(llama8b, flat_gpu, fused).price(quantize(b), exact=True)
     sm = StepModel(llama8b, flat_gpu, fused)
-    assert sm.cost_of(pt, ps, pairs, kv, n, ctx, *w) == expected       # memo empty: built
-    assert sm.cost_of(pt, ps, pairs, kv, n, ctx, *w) == expected       # memo hit
+    assert sm.price(b) == expected       # memo empty: built
+    assert sm.price(b) == expected       # memo hit
+    assert sm.price(b, detail=True).wall_s == pytest.approx(expected.wall_s, rel=1e-12)
 
 
 def test_quantize_changes_contexts_by_under_one_percent():
@@ -113,8 +114,8 @@ def test_unfused_engine_launches_more_kernels_and_copies_the_cache(llama8b, flat
     eager = EngineProfile(name="eager", description="t", fused_qkv=False, fused_gate_up=False,
                           fused_norm_residual=False, fused_act_mul=False, fused_rope=False,
                           kv_cache="dynamic", cuda_graphs=False, upcast_norm=True)
-    a = StepModel(llama8b, flat_gpu, fused).time(BatchShape.decode(4, 2000))
-    b = StepModel(llama8b, flat_gpu, eager).time(BatchShape.decode(4, 2000))
+    a = StepModel(llama8b, flat_gpu, fused).price(BatchShape.decode(4, 2000), exact=True, detail=True)
+    b = StepModel(llama8b, flat_gpu, eager).price(BatchShape.decode(4, 2000), exact=True, detail=True)
     assert b.kernels > 2 * a.kernels
     # DynamicCache re-copies the whole cache each step: read + write of 2001 tokens of K and V per layer
     copy = 2 * 4 * 2001 * (2 * 8 * 128 * 2) * 32
@@ -126,10 +127,10 @@ def test_cache_concatenation_costs_a_floor_per_kernel_plus_bytes_over_bandwidth(
                           kv_copy_Bps=2.5e12, kv_copy_floor_s=3e-6)
     flat = eager.model_copy(update={"kv_copy_floor_s": 0.0})
     for seqs, ctx in ((1, 128), (4, 2000), (128, 2048)):
-        got = StepModel(llama8b, flat_gpu, eager).time(BatchShape.decode(seqs, ctx)).breakdown["kv_cache"]
+        got = StepModel(llama8b, flat_gpu, eager).price(BatchShape.decode(seqs, ctx), exact=True, detail=True).breakdown["kv_cache"]
         moved = 2 * seqs * (ctx + 1) * (2 * 8 * 128 * 2) * 32     # read + write, K and V, 32 layers
         assert got == pytest.approx(2 * 32 * 3e-6 + moved / 2.5e12, rel=1e-6)
-        without = StepModel(llama8b, flat_gpu, flat).time(BatchShape.decode(seqs, ctx)).breakdown["kv_cache"]
+        without = StepModel(llama8b, flat_gpu, flat).price(BatchShape.decode(seqs, ctx), exact=True, detail=True).breakdown["kv_cache"]
         assert got - without == pytest.approx(2 * 32 * 3e-6, rel=1e-6)    # 2 cat kernels per layer
 
 
@@ -161,9 +162,9 @@ def test_step_priced_from_parts_other_steps_memoised_costs_what_a_cold_model_giv
     attention, its decode attention, the GEMMs of its token count) is priced from them directly; the
     figures are those of a model that builds every part for it."""
     pairs, kv = pt * (pt + 1) / 2 / ps, float(pt)
-    cold = StepModel(llama8b, flat_gpu, fused).cost_of(pt, ps, pairs, kv, n, ctx)
+    cold = StepModel(llama8b, flat_gpu, fused).price(BatchShape(pt, ps, pairs, kv, n, ctx))
     sm = StepModel(llama8b, flat_gpu, fused)
-    sm.cost_of(pt, ps, pairs, kv, n + 1, ctx)                    # the chunk's attention
-    sm.cost_of(pt + n, ps + n, 1.0, 1.0, 0, 0.0)                 # GEMMs and LM head for pt + n tokens, ps + n rows
-    sm.cost_of(pt + 1, ps, pairs + 1.0, kv + 1.0, n, ctx)        # the decode attention
-    assert sm.cost_of(pt, ps, pairs, kv, n, ctx) == cold
+    sm.price(BatchShape(pt, ps, pairs, kv, n + 1, ctx))                    # the chunk's attention
+    sm.price(BatchShape(pt + n, ps + n, 1.0, 1.0, 0, 0.0))                 # GEMMs and LM head for pt + n tokens, ps + n rows
+    sm.price(BatchShape(pt + 1, ps, pairs + 1.0, kv + 1.0, n, ctx))        # the decode attention
+    assert sm.price(BatchShape(pt, ps, pairs, kv, n, ctx)) == cold

@@ -17,7 +17,7 @@ from simulator.planning.prices import load_prices, parse_price
 from .conftest import PLAN
 
 ONE = dict(tp=(1,), pp=(1,), weight_dtypes=("bf16",), max_batch_sizes=(256,), max_batched_tokens=(8192,),
-           requests=200, rel_tol=0.1)
+           requests=200, rel_tol=0.1, kinds=("aggregated",))
 
 
 def test_default_gpus_are_the_whole_gpu_catalog():
@@ -59,7 +59,7 @@ def test_gpu_without_a_plan_gets_one_line_with_its_reasons():
 def test_progress_ends_at_its_total_and_pruning_quotes_the_final_best():
     s = scenario_from_dict(PLAN)
     ticks: list[tuple[int, int]] = []
-    st = PlanSettings(target_rate=20.0, gpus=("h100-sxm",), tp=(1, 2, 4, 8), pp=(1,), weight_dtypes=("bf16",),
+    st = PlanSettings(target_rate=20.0, gpus=("h100-sxm",), tp=(1, 2, 4, 8), pp=(1,), weight_dtypes=("bf16",), kinds=("aggregated",),
                       max_batch_sizes=(256,), max_batched_tokens=(8192,), requests=200, rel_tol=0.1)
     res = plan(s, st, progress=lambda d, t: ticks.append((d, t)))
     c = res["counts"]

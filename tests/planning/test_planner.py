@@ -16,7 +16,7 @@ from simulator.planning.search import min_window, probe
 from .conftest import PLAN
 
 SMALL = dict(gpus=("h100-sxm", "a100-sxm-80gb"), tp=(1, 2), pp=(1,), weight_dtypes=("bf16", "fp8"),
-             max_batch_sizes=(256,), max_batched_tokens=(8192,), requests=200, rel_tol=0.1)
+             max_batch_sizes=(256,), max_batched_tokens=(8192,), requests=200, rel_tol=0.1, kinds=("aggregated",))
 
 
 @pytest.fixture(scope="module")
@@ -84,7 +84,7 @@ def test_pareto_front_is_the_set_of_undominated_rows(exhaustive):
 
 def test_pruning_reasons():
     s = scenario_from_dict(PLAN, {"model": "qwen3-14b"})      # 40 attention heads, ~28 GiB of bf16 weights
-    st = PlanSettings(target_rate=20.0, gpus=("l4", "h100-sxm"), tp=(1, 3), pp=(1,), weight_dtypes=("bf16",),
+    st = PlanSettings(target_rate=20.0, gpus=("l4", "h100-sxm"), tp=(1, 3), pp=(1,), weight_dtypes=("bf16",), kinds=("aggregated",),
                       max_batch_sizes=(256,), max_batched_tokens=(8192,), requests=200, rel_tol=0.1)
     res = plan(s, st)
     why = {x["candidate"]: x for x in res["rejected"]}
@@ -97,7 +97,7 @@ def test_pruning_reasons():
 
 def test_cost_bound_prunes_expensive_candidates():
     s = scenario_from_dict(PLAN)
-    st = PlanSettings(target_rate=20.0, gpus=("h100-sxm",), tp=(1, 8), pp=(1,), weight_dtypes=("bf16",),
+    st = PlanSettings(target_rate=20.0, gpus=("h100-sxm",), tp=(1, 8), pp=(1,), weight_dtypes=("bf16",), kinds=("aggregated",),
                       max_batch_sizes=(256,), max_batched_tokens=(8192,), requests=200, rel_tol=0.1)
     res = plan(s, st)
     assert [r["candidate"] for r in res["plans"]] == ["h100-sxm tp1 pp1 bf16 b256/t8192"]
@@ -124,7 +124,7 @@ def test_unreachable_slo_and_max_gpus_bind(capsys, tmp_path):
 
 def test_probability_of_meeting_the_slo_with_replications():
     s = scenario_from_dict(PLAN)
-    st = PlanSettings(target_rate=40.0, gpus=("h100-sxm",), tp=(1,), pp=(1,), weight_dtypes=("bf16",),
+    st = PlanSettings(target_rate=40.0, gpus=("h100-sxm",), tp=(1,), pp=(1,), weight_dtypes=("bf16",), kinds=("aggregated",),
                       max_batch_sizes=(256,), max_batched_tokens=(8192,), requests=200, rel_tol=0.1, replications=4)
     (row,) = plan(s, st)["plans"]
     assert row["replication_seeds"] == [2, 3, 4, 5]       # fresh seeds: not the search's seed 1

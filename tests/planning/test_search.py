@@ -67,8 +67,8 @@ def test_probes_are_long_enough_for_overload_to_show():
 def test_zero_load_matches_hand_computed_prefill_time():
     s = scenario_from_dict(PLAN)
     sm = build_step_model(s)
-    t_prefill = sm.cost(BatchShape.prefill(1, 512))[0]
-    t_decode = sm.cost(BatchShape.decode(1, 512 + 32))[0]
+    t_prefill = sm.price(BatchShape.prefill(1, 512), exact=True)[0]
+    t_decode = sm.price(BatchShape.decode(1, 512 + 32), exact=True)[0]
     prompt, output = np.full(100, 512), np.full(100, 64)
     just_under = scenario_from_dict(PLAN, {"slo.ttft_s": t_prefill * 0.98})
     just_over = scenario_from_dict(PLAN, {"slo.ttft_s": t_prefill * 1.02})
@@ -85,7 +85,7 @@ def test_zero_load_share_with_varied_prompts():
     rng = np.random.default_rng(0)
     prompt = rng.integers(64, 4096, 400)
     output = np.full(400, 16)
-    exact = np.array([sm.cost(BatchShape.prefill(1, int(p)))[0] for p in prompt])   # one chunk: p < 8192
+    exact = np.array([sm.price(BatchShape.prefill(1, int(p)), exact=True)[0] for p in prompt])   # one chunk: p < 8192
     slo = float(np.median(exact))
     z = zero_load(scenario_from_dict(PLAN, {"slo.ttft_s": slo}), sm, prompt, output)
     assert z["ttft_s"] == pytest.approx(float(np.mean(exact <= slo)), abs=0.03)

@@ -15,63 +15,41 @@ import math
 from typing import TYPE_CHECKING
 
 import numpy as np
-import simpy
 
-from ..perf.step import BatchShape, window_pairs
-from .decode_set import decode_set_type
-from .kvcache import blocks_for
-from .state import DONE, RUNNING
+from ...perf.step import BatchShape, StepCost
+from ..decode_set import decode_set_type
+from ..kv import NO_HIT
+from ..state import DONE, RUNNING
+from .base import DecodeRun, Scheduler
 
 if TYPE_CHECKING:
-    from .replica import Replica
+    from ..replica import Replica
 
 
-def run_seconds(k: int, d0: float, slope: float) -> float:
-    """Seconds of the first ``k`` steps of a run whose step j (from 0) lasts d0 + j·slope."""
-    return k * d0 + slope * k * (k - 1) / 2
-
-
-def steps_within(elapsed: float, steps: int, d0: float, slope: float) -> int:
-    """How many of a run's ``steps`` steps have ended ``elapsed`` seconds after it started."""
-    lo, hi = 0, steps          # run_seconds is increasing in k: the largest k with run_seconds <= elapsed
-    while lo < hi:
-        mid = (lo + hi + 1) // 2
-        if run_seconds(mid, d0, slope) <= elapsed:
-            lo = mid
-        else:
-            hi = mid - 1
-    return lo
-
-
-class ContinuousScheduler:
+class ContinuousScheduler(Scheduler):
     """One scheduling loop of a replica (a replica with pipeline parallelism runs ``pp`` of them)."""
 
     def __init__(self, replica: "Replica") -> None:
-        self.r = replica
-        self.env: simpy.Environment = replica.env
+        super().__init__(replica)
         self.loop_id = replica.itl.new_loop()
         self.dec = decode_set_type()(replica.reqs, replica.pool, replica.itl, self.loop_id)   # requests decoding
         self.prefilling: list[int] = []                    # still prefilling, in admission order
-        self.idle = False
-        self.interruptible = False
-        self.stalled = False   # its oldest prefill waits for blocks that newer requests of other stages hold
-        self.wake_ev: simpy.Event | None = None
-        self.proc = self.env.process(self.loop())
+        self.start()
 
     @property
     def running(self) -> int:
         return self.dec.n + len(self.prefilling)
 
     # ---- the loop -------------------------------------------------------------
-    def loop(self):  # noqa: ANN201 (SimPy generator)
+    def loop(self):  # SimPy generator
         r = self.r
         while True:
             if not self.running and not r.waiting:
-                yield from self._sleep()
+                yield from self.sleep()
                 continue
             if not self.prefilling and self.dec.n and not self._can_admit():
                 if r.spec is not None:
-                    done = yield from r.spec.run(self)
+                    done = yield from self._verify_run()
                     if done:
                         continue
                 else:
@@ -81,26 +59,9 @@ class ContinuousScheduler:
                         continue
             chunks, swap_s = self._schedule()
             if not chunks and not self.dec.n:
-                yield from self._sleep()   # nothing fits: wait until another loop frees memory
+                yield from self.sleep()   # nothing fits: wait until another loop frees memory
                 continue
             yield from self._mixed_step(chunks, swap_s)
-
-    def _sleep(self):  # noqa: ANN202
-        self.idle = True
-        self.wake_ev = self.env.event()
-        yield self.wake_ev
-        self.idle = False
-
-    def wake(self) -> bool:
-        """Called on an arrival: wake an idle loop, or cut a decode run short. True if acted."""
-        if self.idle and self.wake_ev is not None and not self.wake_ev.triggered:
-            self.wake_ev.succeed()
-            return True
-        if self.interruptible:
-            self.interruptible = False
-            self.proc.interrupt()
-            return True
-        return False
 
     # ---- admission and memory ------------------------------------------------------
     def _can_admit(self) -> bool:
@@ -114,21 +75,16 @@ class ContinuousScheduler:
         req = r.reqs
         kv = int(req.kv[rid])
         rem = int(req.target[rid]) - kv
-        hit = 0
-        if r.cache is not None and kv == 0:
-            hit, idle = r.cache.match(rid)
-            rem -= hit * r.pool.block_size
+        hit = r.kv.lookup(rid) if kv == 0 else NO_HIT
+        rem -= hit.tokens
         c = min(rem, budget) if r.chunked else rem
         if c > budget:
             return False
-        need = int(blocks_for(kv + hit * r.pool.block_size + max(c, 1), r.pool.block_size))
-        if hit:
-            need -= hit - idle
-        return need <= r.pool.free and r.admission.admits(rid, rem)
+        return r.kv.can_admit(kv + hit.tokens + max(c, 1), hit) and r.admission.admits(rid, rem)
 
     def _schedule(self) -> tuple[list[tuple[int, int]], float]:
         """Allocate this step's blocks (preempting if needed) and pick prefill chunks."""
-        r, req, pool, adm = self.r, self.r.reqs, self.r.pool, self.r.admission
+        r, req, kvm, adm = self.r, self.r.reqs, self.r.kv, self.r.admission
         preempted = r.preemptions
         q = r.decode_q
         swap_s = adm.make_room(self, q)
@@ -142,7 +98,7 @@ class ContinuousScheduler:
             c = min(rem, budget) if r.chunked else rem
             if c > budget:
                 break
-            while rid in self.prefilling and not pool.grow(rid, int(req.kv[rid]) + c):
+            while rid in self.prefilling and not kvm.allocate(rid, int(req.kv[rid]) + c):
                 stall = self._must_wait(rid)
                 if stall:
                     break
@@ -163,7 +119,7 @@ class ContinuousScheduler:
             kv0 = int(req.kv[rid])
             rem = int(req.target[rid] - kv0)
             if rem <= 0:  # KV already complete (swapped out, or sent by a prefill replica): decode next step
-                if not adm.admits(rid, 0) or not pool.grow(rid, kv0 + q):
+                if not adm.admits(rid, 0) or not kvm.allocate(rid, kv0 + q):
                     break
                 if req.on_host[rid]:
                     swap_s += r.swap_seconds(kv0)
@@ -175,15 +131,13 @@ class ContinuousScheduler:
                 self.dec.add(np.array([rid], dtype=np.int64))
                 budget -= q
                 continue
-            hit = 0
-            if r.cache is not None and kv0 == 0:
-                hit = r.cache.acquire(rid)
+            hit = kvm.acquire_prefix(rid) if kv0 == 0 else 0
+            if hit:
                 kv0, rem = hit, rem - hit
             c = min(rem, budget) if r.chunked else rem
             alone = not chunks and not self.dec.n   # a recompute may outgrow the budget: run it alone
-            if (c > budget and not alone) or not adm.admits(rid, rem) or not pool.grow(rid, kv0 + c):
-                if hit:
-                    r.cache.undo(rid, hit)  # type: ignore[union-attr]
+            if (c > budget and not alone) or not adm.admits(rid, rem) or not kvm.allocate(rid, kv0 + c):
+                kvm.undo_prefix(rid, hit)
                 break
             if req.on_host[rid]:
                 swap_s += r.swap_seconds(kv0)
@@ -253,70 +207,60 @@ class ContinuousScheduler:
         return lo
 
     # ---- executing steps -----------------------------------------------------------
-    def _decode_cost(self, extra: int) -> tuple[float, float, float]:
-        """(wall seconds, FLOPs, bytes) of a decode-only step ``extra`` steps ahead."""
+    def _decode_cost(self, extra: int) -> StepCost:
+        """The price of a decode-only step ``extra`` steps ahead."""
         s, win = self.dec.ctx_sums(extra, self.r.window)
-        return self.r.sm.cost_of(0, 0, 0.0, 0.0, self.dec.n, s, None, None, win)
+        return self.r.sm.price(BatchShape.decode_total(self.dec.n, s, win))
 
-    def _decode_run(self, steps: int):  # noqa: ANN202
-        r, env = self.r, self.env
-        d0, f0, b0 = self._decode_cost(0)
-        d1, f1, b1 = self._decode_cost(steps - 1)
-        slope = (d1 - d0) / (steps - 1)   # the run's blocks were taken by _run_length
-        t0 = env.now
+    def _decode_run(self, steps: int):
+        run = DecodeRun(steps, self._decode_cost(0), self._decode_cost(steps - 1))   # blocks: _run_length
+        d0, slope = run.d0, run.slope
+        t0 = self.env.now
         done = yield from self.timed_run(steps, d0, slope)
-        t1 = env.now
         n = self.dec.n
-        self.dec.advance(done, t1, t0 + d0, d0 + slope * (done - 1))
-        r.admission.stepped(done)
-        f = done / steps
-        r.log.add(t0, t1, r.index, done, n, 0, d0, d0 + slope * (done - 1),
-                  (f0 + f1) / 2 * steps * f, (b0 + b1) / 2 * steps * f, n, len(r.waiting), r.pool.used)
-        r.itl.row(self.loop_id, t0, d0, slope, done)
+        self.dec.advance(done, self.env.now, t0 + d0, d0 + slope * (done - 1))
+        self.r.admission.stepped(done)
+        self._close_run(t0, run, done, n)
+
+    def _verify_run(self):
+        """Speculative decoding: a run of verify steps until the first completion (or until free blocks
+        run out), the accepted tokens drawn for all its steps at once; False if under 2 steps."""
+        r, dec = self.r, self.dec
+        spec = r.spec
+        assert spec is not None
+        plan = spec.plan_run(dec, r.pool.free, r.pool.block_size)
+        if plan is None:
+            return False
+        if not dec.hold(plan.blocks):   # blocks for the whole run, taken now
+            raise RuntimeError("verify run planned without the KV blocks it needs")
+        run = DecodeRun(plan.steps, spec.verify_cost(r.sm, dec, plan.before[0], r.window),
+                        spec.verify_cost(r.sm, dec, plan.before[plan.steps - 1], r.window))
+        d0, slope = run.d0, run.slope
+        t0, n = self.env.now, len(dec)
+        done = yield from self.timed_run(plan.steps, d0, slope)
+        dec.advance_tokens(spec.accepted(plan, done), self.env.now, t0 + d0, d0 + slope * (done - 1))
+        self._close_run(t0, run, done, n)
+        return True
+
+    def _close_run(self, t0: float, run: DecodeRun, done: int, n: int) -> None:
+        """A decode run of ``n`` sequences ended after ``done`` steps: log it, note its token gaps,
+        finish the requests that got their last token."""
+        self.record_run(t0, run, done, n, n)
+        self.r.itl.row(self.loop_id, t0, run.d0, run.slope, done)
         self.finish_done()
 
-    def timed_run(self, steps: int, d0: float, slope: float):  # noqa: ANN201
-        """Wait out ``steps`` steps of durations d0 + j·slope; an arrival cuts the run after the step
-        in progress. Returns the steps done."""
-        env = self.env
-        t0 = env.now
-        total = run_seconds(steps, d0, slope)
-        done = steps
-        self.interruptible = True
-        try:
-            yield env.timeout(total)
-        except simpy.Interrupt:
-            elapsed = env.now - t0
-            done = min(steps, steps_within(elapsed, steps, d0, slope) + 1)
-            rest = run_seconds(done, d0, slope) - elapsed
-            self.interruptible = False
-            if rest > 0:
-                yield env.timeout(rest)
-        self.interruptible = False
-        return done
-
-    def _mixed_step(self, chunks: list[tuple[int, int]], swap_s: float):  # noqa: ANN202
+    def _mixed_step(self, chunks: list[tuple[int, int]], swap_s: float):
         r, env, req, dec = self.r, self.env, self.r.reqs, self.dec
         kv_col = req.kv
         w = r.window
-        pt = 0
-        pairs = kvr = pairs_w = kvr_w = 0.0
-        for rid, c in chunks:
-            p = int(kv_col[rid])
-            pt += c
-            pairs += c * p + c * (c + 1) / 2
-            kvr += p + c
-            if w:
-                pairs_w += window_pairs(c, p, w)
-                kvr_w += min(p + c, w + c)
         n = dec.n
         q = r.decode_q
-        ctx, ctx_w = dec.ctx_sums(0, w, q) if n else (0.0, 0.0)
-        fields = (pt, len(chunks), float(pairs), float(kvr), n, ctx, pairs_w if w else None, kvr_w if w else None,
-                  ctx_w if w else None, q if n else 1)
-        wall, flops, nbytes = r.sm.cost_of(*fields)
+        decodes = BatchShape.decode_total(n, *dec.ctx_sums(0, w, q), q) if n else None
+        shape = BatchShape.mixed([(int(kv_col[rid]), c) for rid, c in chunks], decodes, w)
+        pt = shape.prefill_tokens
+        wall, flops, nbytes = r.sm.price(shape)
         if r.spec is not None:
-            ew, ef, eb = r.spec.extra_cost(BatchShape(*fields))
+            ew, ef, eb = r.spec.extra_cost(shape)
             wall, flops, nbytes = wall + ew, flops + ef, nbytes + eb
         dt = wall + swap_s
         t0 = env.now
@@ -334,8 +278,7 @@ class ContinuousScheduler:
             kv = int(kv_col[rid]) + c
             kv_col[rid] = kv
             req.prefill_computed[rid] += c
-            if r.cache is not None:
-                r.cache.promote(rid, kv)
+            r.kv.computed(rid, kv)
             if kv >= target[rid]:   # its last prompt token: the step also gives its next token
                 last = float(last_token[rid])
                 if not math.isnan(last):     # a recomputed request: the gap since its previous token

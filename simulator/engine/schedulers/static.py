@@ -10,37 +10,27 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import numpy as np
-import simpy
 
-from ..perf.step import BatchShape
-from .state import DONE, RUNNING
+from ...perf.step import BatchShape
+from ..kvcache import blocks_for
+from ..state import DONE, RUNNING
+from .base import DecodeRun, Scheduler
 
 if TYPE_CHECKING:
-    from .replica import Replica
+    from ..replica import Replica
 
 
-class StaticScheduler:
-    """The single batching loop of a static/dynamic replica."""
+class StaticScheduler(Scheduler):
+    """The single batching loop of a static/dynamic replica (never stalled: one loop per replica)."""
 
     def __init__(self, replica: "Replica") -> None:
-        self.r = replica
-        self.env: simpy.Environment = replica.env
-        self.idle = False
-        self.interruptible = False
-        self.stalled = False   # never: one loop per replica
-        self.wake_ev: simpy.Event | None = None
+        super().__init__(replica)
         self.batch_size = 0
-        self.proc = self.env.process(self.loop())
+        self.start()
 
     @property
     def running(self) -> int:
         return self.batch_size
-
-    def wake(self) -> bool:
-        if self.idle and self.wake_ev is not None and not self.wake_ev.triggered:
-            self.wake_ev.succeed()
-            return True
-        return False
 
     def _ready(self) -> float | None:
         """0 if a batch should start now, seconds to wait for the dynamic timeout, None to wait."""
@@ -54,18 +44,11 @@ class StaticScheduler:
             return max(0.0, first + r.timeout_s - self.env.now)
         return None
 
-    def loop(self):  # noqa: ANN201
-        r, env = self.r, self.env
+    def loop(self):
         while True:
             wait = self._ready()
             if wait is None or wait > 0:
-                self.idle = True
-                self.wake_ev = env.event()
-                if wait is None:
-                    yield self.wake_ev
-                else:
-                    yield self.wake_ev | env.timeout(wait)
-                self.idle = False
+                yield from self.sleep(wait)
                 continue
             yield from self._run_batch()
 
@@ -77,21 +60,18 @@ class StaticScheduler:
         while r.waiting and len(ids) < r.max_batch_size:
             rid = r.waiting[0]
             p, o = max(pmax, int(req.prompt[rid])), max(omax, int(req.output[rid]))
-            per_seq = -(-(p + o) // r.pool.block_size)
+            per_seq = int(blocks_for(p + o, r.pool.block_size))
             if per_seq * (len(ids) + 1) > r.pool.free:
                 break
             pmax, omax = p, o
             ids.append(r.waiting.popleft())
         return np.asarray(ids, dtype=np.int64)
 
-    def _run_batch(self):  # noqa: ANN202
+    def _run_batch(self):
         r, env, req = self.r, self.env, self.r.reqs
         ids = self._take()
         if not len(ids):  # the head request alone cannot fit while others hold memory
-            self.idle = True
-            self.wake_ev = env.event()
-            yield self.wake_ev
-            self.idle = False
+            yield from self.sleep()
             return
         b = len(ids)
         self.batch_size = b
@@ -101,7 +81,7 @@ class StaticScheduler:
         req.status[ids] = RUNNING
         t0 = env.now
         req.first_sched[ids] = t0
-        dt, flops, nbytes = r.step_cost(BatchShape.prefill(b, pmax, 0, r.window))
+        dt, flops, nbytes = r.sm.price(BatchShape.prefill(b, pmax, 0, r.window))
         yield env.timeout(dt)
         t1 = env.now
         req.first_token[ids] = t1
@@ -111,16 +91,13 @@ class StaticScheduler:
         steps = omax - 1
         ends = np.full(b, t1)
         if steps >= 1:
-            d0, f0, b0 = r.step_cost(BatchShape.decode(b, pmax, r.window))
-            d1, f1, b1 = r.step_cost(BatchShape.decode(b, pmax + steps - 1, r.window))
-            slope = (d1 - d0) / (steps - 1) if steps > 1 else 0.0
+            run = DecodeRun(steps, r.sm.price(BatchShape.decode(b, pmax, r.window)),
+                            r.sm.price(BatchShape.decode(b, pmax + steps - 1, r.window)))
+            d0, slope = run.d0, run.slope
             k = req.output[ids] - 1
             ends = t1 + k * d0 + slope * k * (k - 1) / 2
-            total = steps * d0 + slope * steps * (steps - 1) / 2
-            yield env.timeout(total)
-            r.log.add(t1, env.now, r.index, steps, b, 0, d0, d0 + slope * (steps - 1),
-                      (f0 + f1) / 2 * steps, (b0 + b1) / 2 * steps, b,
-                      len(r.waiting), r.pool.used)
+            yield from self.timed_run(steps, d0, slope, interruptible=False)
+            self.record_run(t1, run, steps, b, b)
             req.max_itl[ids] = np.where(k > 0, d0 + slope * np.maximum(k - 1, 0), 0.0)
             r.itl.gaps(ids, d0, slope, k)
         req.generated[ids] = req.output[ids]

@@ -1,10 +1,10 @@
-"""The decode-run arithmetic of the continuous scheduler, against explicit step-by-step sums."""
+"""The decode-run arithmetic of the schedulers' timed runs, against explicit step-by-step sums."""
 from __future__ import annotations
 
 from hypothesis import given
 from hypothesis import strategies as st
 
-from simulator.engine.continuous import run_seconds, steps_within
+from simulator.engine.schedulers.base import run_seconds, steps_within
 
 durations = st.floats(1e-4, 0.5)
 slopes = st.floats(-1e-7, 1e-4)   # step durations stay positive over 300 steps
