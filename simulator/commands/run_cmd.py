@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
 from datetime import datetime
 from pathlib import Path
@@ -11,6 +12,8 @@ from typing import Any
 
 from ..cli import print_json, subcommand
 from ..errors import InputError
+from ..fleet.plan import DEFAULT_WINDOW_S, EXECUTORS
+from ..fleet.run import simulate_sharded
 from ..metrics.formats import FORMATS, to_aiperf, to_vllm
 from .load_points import at_concurrency, at_rate, parse_concurrency, parse_rates, points_table
 from .run_plot import write_sweep_plot
@@ -45,12 +48,23 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "chart (PNG, or SVG for .svg; needs altair and vl-convert-python)")
     p.add_argument("--replications", type=int, default=1, metavar="K",
                    help="also run seeds seed+1..seed+K-1 and report 95%% confidence intervals")
+    p.add_argument("--executor", default="local", metavar="E",
+                   help="local (default: one process) or ray: the replicas split over Ray actors, one result")
+    p.add_argument("--workers", type=int, metavar="K", help="--executor ray: shards (default: the CPUs)")
+    p.add_argument("--sync-window", type=float, metavar="S",
+                   help=f"--executor ray with router least_outstanding: simulated seconds between the shards' "
+                        f"load reports (default {DEFAULT_WINDOW_S:g})")
     p.set_defaults(handler=run)
 
 
 def run(a: argparse.Namespace) -> int:
     from ..config.loader import load_scenario, parse_set
 
+    if a.executor not in EXECUTORS:
+        raise InputError("--executor", a.executor, f"allowed: {', '.join(EXECUTORS)}")
+    if a.executor == "local" and (a.workers is not None or a.sync_window is not None):
+        raise InputError("--workers" if a.workers is not None else "--sync-window",
+                         a.workers if a.workers is not None else a.sync_window, "only with --executor ray")
     if not 1 <= a.replications <= MAX_REPLICATIONS:
         raise InputError("--replications", a.replications, f"must be 1 to {MAX_REPLICATIONS:,}")
     pcts = parse_percentiles(a.percentiles)
@@ -84,8 +98,15 @@ def simulate_point(a: argparse.Namespace, scenario: Any, pcts: tuple[float, ...]
     from ..metrics.summary import per_request, summarize
     from .progress import progress_bar
 
-    with progress_bar(label, enabled=not a.no_progress and sys.stderr.isatty()) as tick:
-        res = simulate(scenario, progress=tick)
+    if getattr(a, "executor", "local") != "local":
+        if a.replications != 1 or len(load_points(a, scenario)) != 1:
+            raise InputError("--executor", a.executor, "a sharded run takes one scenario: no --replications, "
+                             "--rate or --concurrency lists")
+        workers = a.workers if a.workers is not None else (os.cpu_count() or 1)
+        res = simulate_sharded(scenario, a.executor, workers, a.sync_window)
+    else:
+        with progress_bar(label, enabled=not a.no_progress and sys.stderr.isatty()) as tick:
+            res = simulate(scenario, progress=tick)
     df = per_request(res)
     return res, df, summarize(res, df, pcts)
 

@@ -16,12 +16,16 @@ counts every block a request maps, ``pool.shared[rid]`` the leading ones that ar
 from __future__ import annotations
 
 from collections import OrderedDict
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..workload.prefix import USER, PromptSegments, output_id
 from .kvcache import BlockPool
 from .state import Requests
+
+if TYPE_CHECKING:
+    from .router_index import PrefixIndex
 
 _M1, _M2, _M3 = np.uint64(0x9E3779B97F4A7C15), np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB)
 
@@ -138,6 +142,12 @@ class PrefixCache:
         self.refs: dict[int, int] = {}                     # key -> requests referencing it
         self.lru: OrderedDict[int, None] = OrderedDict()  # unreferenced entries, oldest first
         self.lookups = self.hit_blocks = self.evictions = 0
+        self.index: PrefixIndex | None = None              # the router's key -> replicas index
+        self.index_pos = 0
+
+    def watch(self, index: "PrefixIndex", pos: int) -> None:
+        """Tell ``index`` (as replica ``pos``) whenever an entry is created or evicted."""
+        self.index, self.index_pos = index, pos
 
     def keys(self, rid: int) -> list[int]:
         return self.store.keys(rid, self.bs)
@@ -205,6 +215,8 @@ class PrefixCache:
             c = refs.get(key)
             if c is None:
                 refs[key] = 1              # the private block becomes the entry
+                if self.index is not None:
+                    self.index.add(key, self.index_pos)
                 continue
             dup += 1                       # another request cached it first: use that, free ours
             if not c:
@@ -237,6 +249,8 @@ class PrefixCache:
         while k < n and lru:
             key, _ = lru.popitem(last=False)
             del refs[key]
+            if self.index is not None:
+                self.index.drop(key, self.index_pos)
             k += 1
         self.evictions += k
         return k

@@ -22,6 +22,7 @@ from .state import DONE, WAITING, Requests
 
 if TYPE_CHECKING:
     from ..config.scenario import Deployment
+    from .router_index import OutstandingHeap
     from .speculative import Speculator
 
 
@@ -85,7 +86,8 @@ class Replica:
         self.waiting: deque[int] = deque()
         self.admit_seq = np.zeros(reqs.n, dtype=np.int64)
         self._seq = 0
-        self.outstanding = 0
+        self._outstanding = 0
+        self._load_watchers: list[tuple["OutstandingHeap", int]] = []
         self.preemptions = 0
         self.arrivals_done = False
         self._on_finish = shared.on_finish
@@ -97,6 +99,21 @@ class Replica:
         self.loops: list[Scheduler] = [cls(self) for _ in range(n_loops)]
 
     # ---- used by the router and the arrival process ------------------------------------
+    @property
+    def outstanding(self) -> int:
+        """Requests routed here and not yet finished (or handed to a decode replica)."""
+        return self._outstanding
+
+    @outstanding.setter
+    def outstanding(self, value: int) -> None:
+        self._outstanding = value
+        for heap, pos in self._load_watchers:
+            heap.changed(pos)
+
+    def watch_load(self, heap: "OutstandingHeap", pos: int) -> None:
+        """Tell ``heap`` (as replica ``pos``) whenever :attr:`outstanding` changes."""
+        self._load_watchers.append((heap, pos))
+
     def submit(self, rid: int, counted: bool = False) -> None:
         """A request routed here joins the queue (``counted``: already in :attr:`outstanding`)."""
         self.reqs.status[rid] = WAITING

@@ -118,11 +118,12 @@ class KVLink:
 class ServingSystem:
     """Replicas of one model, a router in front, and (when disaggregated) the KV links between pools.
 
-    ``first_index`` numbers this system's replicas after another system's (cascades)."""
+    ``first_index`` numbers this system's replicas after another system's (cascades); ``only``: build
+    just the replicas with these indices (one shard of a sharded run)."""
 
     def __init__(self, env: simpy.Environment, model_name: str, d: Deployment, reqs: Requests, log: StepLog,
                  itl: ItlLog, keys: KeyStore | None, seed: int, on_done: Callable[[np.ndarray], None],
-                 first_index: int = 0) -> None:
+                 first_index: int = 0, only: frozenset[int] | None = None) -> None:
         self.env, self.d, self.reqs, self.itl, self.on_done = env, d, reqs, itl, on_done
         self.model = load_model(model_name)
         dis = d.disaggregation
@@ -133,9 +134,12 @@ class ServingSystem:
                           build_pool(self.model, pool_deployment(d, dis.decode), "decode")]
         self.replicas: list[Replica] = []
         shared = SharedState(env, reqs, log, self._finished, itl, keys)
+        i = first_index - 1
         for pb in self.pools:
             for _ in range(pb.dep.replicas):
-                i = first_index + len(self.replicas)
+                i += 1
+                if only is not None and i not in only:   # a shard of a sharded run builds its replicas only
+                    continue
                 spec = Speculator(pb.spec, np.random.default_rng([seed, 0x5BEC, i])) if pb.spec else None
                 cfg = ReplicaConfig(pb.dep, pb.sm, pb.kv_blocks, pb.plan.kv_bytes_per_token,
                                     pb.sm.gpu.host_bandwidth, pb.role, spec)
