@@ -19,6 +19,7 @@ from ..perf.step import StepModel
 from ..workload.config import ClosedLoopArrival
 from ..workload.generate import generate_plan
 from . import decode_set
+from .clients import Clients, ClosedLoop, OpenLoop, Sessions
 from .guard import check_memory
 from .itl import ItlLog
 from .engine_defaults import describe, effective_deployment
@@ -103,136 +104,123 @@ def simulate(s: Scenario, progress: Any = None) -> SimulationResult:
     check_memory(s)
     d = effective_deployment(s.deployment)
     wp = generate_plan(s.workload, s.seed)
-    table, sessions = wp.table, wp.sessions
-    n = len(table)
-    if n == 0:
+    table = wp.table
+    if len(table) == 0:
         raise InputError("workload.requests", 0, "the workload produced no requests")
     closed = isinstance(s.workload.arrival, ClosedLoopArrival)
-    reqs = Requests(table.prompt_tokens, table.output_tokens, None if closed or sessions else table.arrival_s)
+    reqs = Requests(table.prompt_tokens, table.output_tokens, None if closed or wp.sessions else table.arrival_s)
     env = simpy.Environment()
-    log = StepLog()
-    itl = ItlLog(n)
-    caching = d.kv_cache.prefix_caching or (d.cascade is not None and (d.cascade.small.kv_cache or d.kv_cache).prefix_caching)
-    keys = KeyStore(reqs, wp.segments) if caching else None
-    done_count = [0]
-    clients: list[Any] = []
-    next_turn = np.full(n, -1, dtype=np.int64)
-    if sessions is not None:
-        later = sessions.prev >= 0
-        next_turn[sessions.prev[later]] = np.flatnonzero(later)
+    keys = KeyStore(reqs, wp.segments) if _prefix_caching(d) else None
+    tally = _Tally(reqs, keys, progress)
+    run = _build(env, s, d, reqs, keys, tally.completed)
+    tally.clients = _clients(env, s, wp, reqs, run)
+    tally.clients.start()
+    env.run()
+    return _result(s, reqs, run, table.notes, time.perf_counter() - t_wall)
 
-    def completed(ids: np.ndarray) -> None:
-        """Requests that are over (answered or rejected): clients and sessions move on."""
-        status = reqs.status
-        answered = sum(1 for rid in ids.tolist() if status[rid] != REJECTED)   # a few ids: no numpy call
-        done_count[0] += answered
-        if keys is not None:
-            for rid in ids.tolist():
-                keys.forget(rid)
-        if progress is not None and answered:
-            progress(done_count[0], n)
-        if closed:
-            for rid in ids.tolist():
-                clients[0](int(rid))
-        if sessions is not None:
-            for rid in ids.tolist():
-                nxt = int(next_turn[rid])
-                if nxt >= 0:
-                    delay = float(sessions.think_s[nxt])
-                    env.timeout(delay).callbacks.append(lambda _ev, nxt=nxt: issue_turn(nxt))
 
+def _prefix_caching(d: Deployment) -> bool:
+    """Whether any model of the deployment caches prefixes (then requests carry block keys)."""
+    small = d.cascade.small.kv_cache or d.kv_cache if d.cascade is not None else None
+    return d.kv_cache.prefix_caching or (small is not None and small.prefix_caching)
+
+
+class _Tally:
+    """Hears of every request that is over: counts answers, frees block keys, tells the clients."""
+
+    def __init__(self, reqs: Requests, keys: KeyStore | None, progress: Any) -> None:
+        self.reqs, self.keys, self.progress = reqs, keys, progress
+        self.answered = 0
+        self.clients: Clients | None = None
+
+    def completed(self, ids: np.ndarray) -> None:
+        status = self.reqs.status
+        rids = ids.tolist()
+        answered = sum(1 for rid in rids if status[rid] != REJECTED)   # a few ids: no numpy call
+        self.answered += answered
+        if self.keys is not None:
+            for rid in rids:
+                self.keys.forget(rid)
+        if self.progress is not None and answered:
+            self.progress(self.answered, self.reqs.n)
+        assert self.clients is not None
+        for rid in rids:
+            self.clients.done(int(rid))
+
+
+@dataclass
+class _Run:
+    """The systems one run drives: the main one, a cascade's small one, and the log they share."""
+
+    front: FrontDoor
+    systems: list[ServingSystem]
+    log: StepLog
+    itl_logs: list[ItlLog]
+    arrive: Any
+
+    def arrivals_over(self) -> None:
+        for sysm in self.systems:
+            sysm.finish_arrivals()
+
+
+def _build(env: simpy.Environment, s: Scenario, d: Deployment, reqs: Requests, keys: KeyStore | None,
+           completed: Any) -> _Run:
+    """The front door and the serving system(s) behind it."""
+    n = reqs.n
+    log, itl = StepLog(), ItlLog(n)
     front = FrontDoor(env, s, reqs, completed)
     main = ServingSystem(env, s.model, d, reqs, log, itl, keys, s.seed, completed)
     front.main = main
-    arrive_at = front.arrive if d.service_cache is not None or d.cascade is not None else main.admit
-    systems = [main]
-    itl_logs = [itl]
+    run = _Run(front, [main], log, [itl], front.arrive if d.service_cache is not None or d.cascade is not None
+               else main.admit)
     if d.cascade is not None:
-        small_reqs = Requests(table.prompt_tokens, table.output_tokens)
+        small_reqs = Requests(reqs.prompt, reqs.output)
         small_itl = ItlLog(n)
         front.small = ServingSystem(env, d.cascade.small.model, small_deployment(d), small_reqs, log, small_itl,
                                     keys, s.seed, front.small_done, first_index=len(main.replicas))
         front.small_reqs = small_reqs
-        systems.append(front.small)
-        itl_logs.append(small_itl)
-    replicas = [r for sysm in systems for r in sysm.replicas]
+        run.systems.append(front.small)
+        run.itl_logs.append(small_itl)
+    return run
 
-    def finish_arrivals() -> None:
-        for sysm in systems:
-            sysm.finish_arrivals()
 
-    issued = [0]
+def _clients(env: simpy.Environment, s: Scenario, wp: Any, reqs: Requests, run: _Run) -> Clients:
+    """The clients the workload describes."""
+    arrival = s.workload.arrival
+    if isinstance(arrival, ClosedLoopArrival):
+        return ClosedLoop(env, reqs, run.arrive, run.arrivals_over, concurrency=arrival.concurrency,
+                          think_s=wp.table.think_s)
+    if wp.sessions is not None:
+        return Sessions(env, reqs, run.arrive, run.arrivals_over, sessions=wp.sessions)
+    return OpenLoop(env, reqs, run.arrive, run.arrivals_over)
 
-    def issue_turn(rid: int) -> None:
-        reqs.arrival[rid] = env.now
-        issued[0] += 1
-        arrive_at(rid)
-        if issued[0] >= n:
-            finish_arrivals()
 
-    if closed:
-        cfg = s.workload.arrival
-        state = {"next": 0}
-        think = table.think_s if table.think_s is not None else np.zeros(n)
-
-        def issue() -> None:
-            rid = state["next"]
-            if rid >= n:
-                return
-            state["next"] += 1
-            reqs.arrival[rid] = env.now
-            arrive_at(rid)
-            if state["next"] >= n:
-                finish_arrivals()
-
-        def after(rid: int) -> None:
-            delay = 0.0 if reqs.status[rid] == REJECTED else float(think[rid])
-            env.timeout(delay).callbacks.append(lambda _ev: issue())
-
-        clients.append(after)
-        for _ in range(min(cfg.concurrency, n)):
-            issue()
-    else:
-        starts = sessions.start_s if sessions is not None else reqs.arrival
-        first = np.flatnonzero(~np.isnan(starts)) if sessions is not None else np.arange(n)
-
-        def arrive():
-            for rid in first.tolist():
-                t = starts[rid]
-                if t > env.now:
-                    yield env.timeout(t - env.now)
-                if sessions is not None:
-                    issue_turn(rid)
-                else:
-                    reqs.arrival[rid] = env.now   # the clock, so that waits are never negative by rounding
-                    arrive_at(rid)
-            if sessions is None:
-                finish_arrivals()
-
-        env.process(arrive())
-    env.run()
-    notes = list(table.notes)
+def _result(s: Scenario, reqs: Requests, run: _Run, workload_notes: list[str], wall_s: float) -> SimulationResult:
+    """The record of a finished run."""
+    notes = list(workload_notes)
     engine_note = describe(s.deployment)
     if engine_note is not None:
         notes.append(engine_note)
     if decode_set.NativeDecodeSet is None:
         notes.append(NOT_COMPILED)
-    if closed:
+    if isinstance(s.workload.arrival, ClosedLoopArrival):
         notes.append(f"closed loop: {s.workload.arrival.concurrency} clients")
+    main, front, systems = run.systems[0], run.front, run.systems
     features: dict[str, Any] = {**main.stats(), **front.stats()}
     if front.small is not None:
         features["cascade_small_model"] = front.small.stats()
+    replicas = [r for sysm in systems for r in sysm.replicas]
     arrived = reqs.arrival[~np.isnan(reqs.arrival)]
     pb = main.pools[0]
     return SimulationResult(
-        scenario=s, requests=reqs, steps=log.frame(), memory=pb.plan, kv_blocks=pb.kv_blocks,
+        scenario=s, requests=reqs, steps=run.log.frame(), memory=pb.plan, kv_blocks=pb.kv_blocks,
         gpus_per_replica=pb.gpus_per_replica, peak_flops=pb.sm.gpu.peak_flops(pb.sm.compute_dtype),
         memory_bandwidth=pb.sm.gpu.memory_bandwidth, arrival_end_s=float(arrived.max()) if len(arrived) else 0.0,
-        wall_time_s=time.perf_counter() - t_wall, notes=notes,
+        wall_time_s=wall_s, notes=notes,
         kv_blocks_in_use_at_end=[r.pool.used for r in replicas], kv_blocks_peak=[r.pool.peak for r in replicas],
         kv_blocks_by_replica=np.array([r.pool.capacity for r in replicas], dtype=np.int64),
         total_gpus=sum(x.gpus() for x in systems), peak_flops_total=sum(x.peak_flops() for x in systems),
-        bandwidth_total=sum(x.bandwidth() for x in systems), features=features, itl_logs=itl_logs)
+        bandwidth_total=sum(x.bandwidth() for x in systems), features=features, itl_logs=run.itl_logs)
 
 
 __all__ = ["SimulationResult", "simulate", "build_step_model", "small_deployment", "DoesNotFitError"]
