@@ -14,9 +14,9 @@ from simulator.catalog.gpus import gpu_table, list_gpus, load_gpu
 from simulator.errors import InputError, ServesimError
 from simulator.inputs import check_path, is_dir
 
-from ui import charts
+from simulator.dashboard import charts
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT / "calibration" / "data"
 DOCS = ROOT / "docs"
 VALIDATION = DOCS / "validation"
