@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..cli import subcommand
+from .registry import subcommand
 
 
 @subcommand

@@ -9,7 +9,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from ..cli import print_json, subcommand
+from .registry import print_json, subcommand
 from ..errors import InputError
 from ..metrics.formats import FORMATS, to_aiperf, to_vllm
 from .load_points import at_concurrency, at_rate, parse_concurrency, parse_rates, points_table
