@@ -21,7 +21,7 @@ model) and reported as ``attention_decode_curve``.
 Collectives: t = latency + N / bandwidth per collective, group size and mode (eager / graph),
 N = bytes each GPU contributes (as ``simulator.perf.comm`` uses it), fitted for least relative error.
 
-Usage: ``python -m calibration.fit calibration/data/h100-sxm h100-sxm [--json out.json]``.
+Usage: ``python -m simulator.calibration.fit calibration/data/h100-sxm h100-sxm [--json out.json]``.
 """
 from __future__ import annotations
 
@@ -270,7 +270,7 @@ def fit(data_dir: str | Path, profile_yaml: str | Path | GPUProfile, decode_feat
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m calibration.fit", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="python -m simulator.calibration.fit", description=__doc__.splitlines()[0])
     p.add_argument("data_dir")
     p.add_argument("profile", help="GPU profile name or YAML path (datasheet peaks)")
     p.add_argument("--json", help="write the full result here")

@@ -8,7 +8,7 @@ nccl-tests: all-reduce and all-to-all size = bytes, all-gather size = gathered o
 NVLink multicast (NVLS) stays off: the environment variables below are forced in every process.
 
 The suite (``python -m calibration``) measures all-reduce and all-gather over powers of two;
-``python -m calibration.collectives`` measures any collectives, group sizes and size grid into
+``python -m simulator.calibration.collectives`` measures any collectives, group sizes and size grid into
 one folder (used for the 4-GPU data in ``calibration/data/h200-sxm-x4``).
 """
 from __future__ import annotations
@@ -259,8 +259,8 @@ def _int_list(field: str, text: str) -> tuple[int, ...]:
 
 
 def main(argv: list[str]) -> int:
-    """``python -m calibration.collectives --out DIR --gpus 2,4``: returns 0, or 2 on bad input."""
-    p = argparse.ArgumentParser(prog="python -m calibration.collectives",
+    """``python -m simulator.calibration.collectives --out DIR --gpus 2,4``: returns 0, or 2 on bad input."""
+    p = argparse.ArgumentParser(prog="python -m simulator.calibration.collectives",
                                 description="NCCL collectives over several group sizes into DIR/collectives.csv")
     p.add_argument("--out", required=True)
     p.add_argument("--gpus", default="2,4", help="group sizes, comma-separated (one process per GPU)")
@@ -316,11 +316,11 @@ def main(argv: list[str]) -> int:
     print(f"[collectives] {len(open_log(out, 'collectives'))} rows in {out / 'collectives.csv'}", flush=True)
     section = {"started_utc": started, "groups": done, "sizes": args.sizes, "collectives": colls, "modes": modes,
                "env": SAFE_ENV}
-    update_meta(out / "meta.json", "collectives", section, ["-m", "calibration.collectives", *argv])
+    update_meta(out / "meta.json", "collectives", section, ["-m", "simulator.calibration.collectives", *argv])
     return 0
 
 
 if __name__ == "__main__":
-    from calibration import collectives as _self   # workers pickle functions of the package module
+    from simulator.calibration import collectives as _self   # workers pickle functions of the package module
 
     sys.exit(_self.main(sys.argv[1:]))
