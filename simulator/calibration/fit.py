@@ -135,7 +135,7 @@ def _arrays(rows: list[Row], spec: CurveSpec, gpu: GPUProfile) -> dict[str, np.n
 def _curve(a: dict[str, np.ndarray], sel: np.ndarray, spec: CurveSpec, gx: list[float],
            gy: list[float] | None) -> Curve:
     y = a["y"][sel] if a["y"] is not None else None
-    g = fit_grid(a["x"][sel], y, a["eff"][sel], gx, gy, spec.mono_x, spec.mono_y, spec.width, spec.width)
+    g = fit_grid(a["x"][sel], y, a["eff"][sel], gx, gy, spec.mono_x, spec.mono_y, hx=spec.width, hy=spec.width)
     return Curve(x_feature=spec.x_feature, x=gx, y_feature=spec.y_feature, y=list(gy or []),
                  values=[[round(float(v), 4) for v in row] for row in g])
 
