@@ -26,6 +26,7 @@ from simulator.errors import InputError, ServesimError, unknown_name
 
 from .context import RunContext
 from .io import open_log, percentiles
+from .meta import base_meta, utc_now
 from .shapes import COLL_SIZES
 
 SAFE_ENV = {"NCCL_NVLS_ENABLE": "0", "TORCH_SYMM_MEM_DISABLE_MULTICAST": "1", "NVSHMEM_DISABLE_NVLS": "1"}
@@ -228,8 +229,6 @@ def run(ctx: RunContext) -> None:
 def update_meta(path: Path, section: str, data: dict[str, Any], argv: list[str]) -> None:
     """Add ``section`` to meta.json in ``path``'s folder, creating it with the run's metadata first;
     an earlier run's section moves to ``<section>_previous``."""
-    from .meta import base_meta, utc_now
-
     meta: dict[str, Any] = {}
     if path.exists():
         try:
@@ -298,8 +297,6 @@ def main(argv: list[str]) -> int:
         if max(groups) > n:
             print(f"[collectives] only {n} GPUs visible: groups above {n} skipped", flush=True)
             groups = tuple(g for g in groups if g <= n)
-    from .meta import utc_now
-
     started = utc_now()
     t_end = time.monotonic() + args.seconds
     done: dict[str, Any] = {}

@@ -34,6 +34,8 @@ from simulator.catalog.kernels import load_kernel_profile
 from simulator.errors import InputError
 from simulator.paths import calibration_data_dir, catalog_dir, hwprofiles_dir
 
+from .fit import fit
+
 DATA = calibration_data_dir()
 DECODE_FEATURE = "batch_kv_heads"
 #: The kernel database's engine that calibrates GPUs without our own measurements: vLLM, the most
@@ -66,8 +68,6 @@ def _collectives_extra(gpu: str) -> dict[str, Any]:
 
 def fitted(gpu: str) -> dict[str, Any]:
     """The efficiency block of a measured GPU: the fit, merged over the profile's own collective defaults."""
-    from .fit import fit
-
     eff = fit(DATA / gpu, gpu, decode_feature=DECODE_FEATURE)["efficiency"]
     base = load_gpu(gpu).efficiency.model_dump(mode="json")
     extra = _collectives_extra(gpu)

@@ -18,7 +18,7 @@ from simulator.planning.prices import PRICE_KINDS, load_prices
 
 from simulator.dashboard import charts, page_path
 from simulator.dashboard.scenario_form import choices
-from simulator.dashboard.scenario_io import describe, error_line, fmt_seconds, scenario_yaml
+from simulator.dashboard.scenario_io import describe, error_line, fmt_seconds, scenario_from_yaml, scenario_yaml
 from simulator.dashboard.state import constant_rate_error, current_scenario, show_errors
 
 SETTINGS = "capacity.settings"    # JSON of the PlanSettings last submitted
@@ -29,8 +29,6 @@ K = "capacity.w."                 # widget key prefix
 @st.cache_data(max_entries=32, show_spinner=False)
 def run_plan(yaml_text: str, settings_json: str) -> dict[str, Any]:
     """``plan`` of a scenario (YAML) under settings (JSON), cached by both; a progress bar while it runs."""
-    from simulator.dashboard.scenario_io import scenario_from_yaml
-
     bar = st.progress(0.0, text="Planning: screening candidates")
 
     def tick(done: int, total: int) -> None:
