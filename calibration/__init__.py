@@ -1,7 +1,8 @@
-"""GPU calibration suite for servesim: measures real kernels (GEMM, attention, memory-bound ops,
-launch overhead, NCCL collectives, whole Hugging Face models) and fits efficiency curves.
+"""Research code around the calibration suite, run from a checkout only (not part of the wheel):
+tensor-parallel studies (``tp_*``), the end-to-end harness against real engines (``e2e/``), the
+kernel-database overlays (``kerneldb/``), Hopper kernel and model checks (``hopper_*``), silicon
+and offline checks, and the validation report builders.
 
-torch is imported lazily inside the measuring functions only; the CSV handling
-(:mod:`calibration.io`), the shape grids (:mod:`calibration.shapes`) and the fit
-(:mod:`calibration.fit`) work without it. Entry point: :func:`calibration.suite.main`.
+The suite that ``servesim calibrate`` runs lives in :mod:`simulator.calibration`; these modules
+import it from there. ``python -m calibration`` is kept as a shortcut for that suite.
 """

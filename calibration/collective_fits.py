@@ -18,7 +18,7 @@ import numpy as np
 from simulator.errors import InputError
 from simulator.perf.comm import ring_factor
 
-from .io import as_float
+from simulator.calibration.io import as_float
 
 #: CSV collective names -> servesim names (simulator/perf/comm.py COLLECTIVES).
 NAMES = {"all_reduce": "all-reduce", "all_gather": "all-gather", "all_to_all": "all-to-all"}

@@ -8,7 +8,7 @@ the points already there):
 - ``cudnn``: causal prefill and one-query decode through torch's cuDNN SDPA backend
   (``sdpa_kernel(SDPBackend.CUDNN_ATTENTION)``; on sm90 cuDNN runs its own fused attention kernels,
   the FlashAttention-3 class), bf16, rows in the suite's ``attention_prefill`` / ``attention_decode``
-  columns with ``backend=cudnn`` so that ``calibration.fit`` reads them.
+  columns with ``backend=cudnn`` so that ``simulator.calibration.fit`` reads them.
 - ``kvcat``: Hugging Face DynamicCache's concatenation, ``torch.cat([cache, new], dim=-2)`` on one
   ``[batch, kv_heads, L, head_dim]`` bf16 tensor with one new token, on a contiguous cache (as every
   step of a generate loop sees it: the previous cat's output) and on a cropped one (a view of the
@@ -18,7 +18,7 @@ the points already there):
 - ``fp8``: fp8 (e4m3) K/V for decode: fp8 q/k/v straight into cuDNN SDPA, and fp8 K/V upcast to
   bf16 before the bf16 kernel; whether each ran and its time, into ``attention_fp8.csv``.
 
-Timing: ``calibration.timing.Bench`` (rotating random inputs, CUDA events, profiler kernel times
+Timing: ``simulator.calibration.timing.Bench`` (rotating random inputs, CUDA events, profiler kernel times
 for short calls). torch is imported inside the functions only, so the schemas and point lists
 load without it.
 """
@@ -31,8 +31,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .io import TIMING, CsvLog, Schema, open_log
-from .shapes import (
+from simulator.calibration.io import TIMING, CsvLog, Schema, open_log
+from simulator.calibration.shapes import (
     causal_pairs,
     decode_bytes,
     decode_flops,
@@ -86,7 +86,7 @@ class Runner:
     """Output folder, timer, deadline and log shared by the parts."""
 
     def __init__(self, out: Path, deadline_s: float, bench: bool = True) -> None:
-        from .timing import Bench
+        from simulator.calibration.timing import Bench
 
         self.out = out
         self.bench = Bench("cuda") if bench else None

@@ -26,7 +26,7 @@ import time
 from typing import Any
 
 from .hopper_kernels import run_parts
-from .io import CsvLog, Schema, percentiles
+from simulator.calibration.io import CsvLog, Schema, percentiles
 
 SOURCE_NOTE = "config values as in simulator/catalog/models/<name>.yaml"
 #: transformers config kwargs per model: (model_type, kwargs, full layer count, (n_lo, n_hi))
@@ -115,7 +115,7 @@ def point(model: Any, phase: str, b: int, s: int, c: int, cache_mode: str) -> di
     """Wall times of ``REPEATS`` steps and one profiled step's kernels."""
     import torch
 
-    from .timing import profile_kernels
+    from simulator.calibration.timing import profile_kernels
 
     vocab = model.config.vocab_size
     shapes = ""

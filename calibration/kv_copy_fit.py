@@ -23,8 +23,8 @@ import numpy as np
 
 from simulator.errors import InputError
 
-from .fit_grid import ape_stats, holdout_mask
-from .io import as_float, read_rows
+from simulator.calibration.fit_grid import ape_stats, holdout_mask
+from simulator.calibration.io import as_float, read_rows
 
 
 @dataclass(frozen=True)

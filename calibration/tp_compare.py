@@ -21,7 +21,7 @@ from simulator.catalog.gpus import load_gpu
 from simulator.catalog.models import load_model
 from simulator.perf.step import BatchShape, StepModel
 
-from .io import as_float, read_rows
+from simulator.calibration.io import as_float, read_rows
 
 CLASSES = ("gemm", "attention", "comm", "other")
 #: servesim breakdown keys per kernel class.

@@ -26,8 +26,8 @@ from typing import Any
 
 from simulator.errors import InputError, ServesimError, unknown_name
 
-from .collectives import SAFE_ENV, free_port, update_meta
-from .io import CsvLog, Schema, percentiles
+from simulator.calibration.collectives import SAFE_ENV, free_port, update_meta
+from simulator.calibration.io import CsvLog, Schema, percentiles
 from .tp_model import MODELS, TPDecoder, TPModel
 
 N_LAYERS_MEASURED = 8
@@ -373,7 +373,7 @@ def main(argv: list[str]) -> int:
     os.environ.update(SAFE_ENV)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    from .meta import utc_now
+    from simulator.calibration.meta import utc_now
 
     started = utc_now()
     run(out, tps, args.seconds, args.device, args.model, args.layers, pts)

@@ -20,8 +20,8 @@ import pandas as pd
 
 from simulator.catalog.gpus import load_gpu
 
-from .fit import fit
-from .profiles import DECODE_FEATURE, measured_gpus
+from simulator.calibration.fit import fit
+from simulator.calibration.profiles import DECODE_FEATURE, measured_gpus
 from .whole_model_check import compare, summary
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -2,37 +2,14 @@
 from __future__ import annotations
 
 import argparse
-import json
-import math
 import os
 import sys
-from collections.abc import Callable, Sequence
 import typing
-from typing import Any
+from collections.abc import Sequence
 
+from . import commands  # noqa: F401  (importing the package registers every subcommand)
+from .commands.registry import REGISTRY
 from .errors import ServesimError
-
-Handler = Callable[[argparse.Namespace], int]
-_REGISTRY: list[Callable[[argparse._SubParsersAction], None]] = []
-
-
-def subcommand(register: Callable[[argparse._SubParsersAction], None]) -> Callable[[argparse._SubParsersAction], None]:
-    """Decorator: a function that adds one subparser (and sets its ``handler``)."""
-    _REGISTRY.append(register)
-    return register
-
-
-def print_json(obj: Any) -> None:
-    """Print one JSON object (numpy scalars converted)."""
-    print(json.dumps(obj, indent=2, default=_json_default))
-
-
-def _json_default(o: Any) -> Any:
-    if hasattr(o, "item"):
-        return o.item()
-    if hasattr(o, "tolist"):
-        return o.tolist()
-    return str(o)
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -43,23 +20,10 @@ class OneLineParser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {line[:300]} (see {self.prog} --help)\n")
 
 
-def finite_float(text: str) -> float:
-    """An argparse type: a finite number (``nan``, ``inf`` and overflowing values are refused)."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text[:40]!r}") from None
-    if not math.isfinite(value):
-        raise argparse.ArgumentTypeError(f"must be a finite number, got {text[:40]!r}")
-    return value
-
-
 def build_parser() -> argparse.ArgumentParser:
-    from . import commands  # noqa: F401  (registers the subcommands)
-
     p = OneLineParser(prog="servesim", description="Simulate and plan LLM inference serving.")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
-    for register in _REGISTRY:
+    for register in REGISTRY:
         register(sub)
     return p
 

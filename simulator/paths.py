@@ -17,3 +17,9 @@ def hwprofiles_dir() -> Path:
 def catalog_dir(kind: str) -> Path:
     """Directory of a packaged catalog: ``models`` or ``engines``."""
     return PACKAGE_DIR / "catalog" / kind
+
+
+def calibration_data_dir() -> Path:
+    """The checkout's ``calibration/data/`` (measurements behind the shipped profiles); the wheel has
+    no copy, so this directory exists in a checkout only."""
+    return PACKAGE_DIR.parent / "calibration" / "data"

@@ -36,7 +36,7 @@ def gpu_for(meta: dict[str, Any]) -> str:
     """The catalog GPU profile for a measured folder's ``meta.json`` device name ('NVIDIA H200',
     'NVIDIA H100 80GB HBM3'): the calibration name rules, else the catalog's names and aliases with
     the vendor dropped and trailing words removed one at a time."""
-    from calibration.meta import profile_name_for
+    from simulator.calibration.meta import profile_name_for
     from simulator.catalog.gpus import resolve_gpu_name
     from simulator.errors import InputError
 

@@ -112,9 +112,9 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    from ..meta import device_info, utc_now, versions
-    from ..shapes import MODELS, TINY
-    from ..whole_model import build
+    from simulator.calibration.meta import device_info, utc_now, versions
+    from simulator.calibration.shapes import MODELS, TINY
+    from simulator.calibration.whole_model import build
 
     if a.device == "cuda" and not torch.cuda.is_available():
         print("--device cuda: no CUDA device visible", file=sys.stderr)

@@ -33,7 +33,7 @@ from typing import Any
 
 import pandas as pd
 
-from ..fit import fit_collectives
+from simulator.calibration.fit import fit_collectives
 from .source import Table
 
 #: Largest message (bytes per GPU) each engine sends to its custom kernel, per group size (0: any).

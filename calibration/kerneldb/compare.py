@@ -20,8 +20,8 @@ import pandas as pd
 
 from simulator.errors import ServesimError
 
-from ..fit import measured_s
-from ..io import as_float, read_rows
+from simulator.calibration.fit import measured_s
+from simulator.calibration.io import as_float, read_rows
 from .source import ENGINES, locate, read_table
 
 DATA = Path(__file__).resolve().parent.parent / "data"

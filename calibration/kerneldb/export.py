@@ -22,8 +22,8 @@ from typing import Any
 
 import pandas as pd
 
-from ..io import SCHEMAS, fmt
-from ..shapes import causal_pairs, decode_flops, gemm_bytes, gemm_flops, prefill_flops
+from simulator.calibration.io import SCHEMAS, fmt
+from simulator.calibration.shapes import causal_pairs, decode_flops, gemm_bytes, gemm_flops, prefill_flops
 from .source import SMS, Table
 
 #: database gemm_dtype -> (our dtype label, bytes per input element)

@@ -1,6 +1,6 @@
 """Fit one (GPU, engine) from the database through calibration/fit.py and build its overlay file.
 
-Steps: export the tables into CSV folders (export.py), run ``calibration.fit.fit`` on them (one
+Steps: export the tables into CSV folders (export.py), run ``simulator.calibration.fit.fit`` on them (one
 fitting path for our measurements and the database), and per attention family keep the model with
 the lower held-out error score (median + p90 absolute percentage error, both from fit.py's
 every-4th-row hold-out): the FlashAttention-2 tile model (fit.py fits it when meta.json gives the
@@ -28,10 +28,10 @@ from simulator.catalog.kernels import KernelEfficiency, KernelFamilyProfile
 from simulator.errors import InputError
 from simulator.perf.roofline import decode_attention_time
 
-from ..fit import SPECS, fit, fit_curve, measured_s
+from simulator.calibration.fit import SPECS, fit, fit_curve, measured_s
 from .allreduce import fit_allreduce
-from ..fit_grid import ape_stats
-from ..io import as_float, read_rows
+from simulator.calibration.fit_grid import ape_stats
+from simulator.calibration.io import as_float, read_rows
 from . import export as ex
 from .source import LICENSE, PACKAGE, Database, Table, read_table, versions
 

@@ -44,7 +44,7 @@ class TileModel(StrictModel):
     share of the datasheet peak. Up to ``ctas_per_sm`` CTAs share an SM, each then ``pair_slowdown``
     times slower. Few long tiles switch to the split-KV kernel (``split_*``, plus a combine kernel),
     as FlashAttention-2's heuristic decides. ``tail`` scales the ragged end of the last wave.
-    Times in seconds; fitted by calibration/fit_tiles.py.
+    Times in seconds; fitted by simulator/calibration/fit_tiles.py.
     """
 
     sms: PositiveInt                      # streaming multiprocessors of the measured GPU
@@ -72,7 +72,7 @@ class DecodeTileModel(StrictModel):
     costs ``tile_s`` per wave of ``sms × ctas_per_sm`` slots and streams its bytes at ``tile_rate``
     times one SM's share of the memory bandwidth, never faster than ``bandwidth_efficiency`` of the
     datasheet bandwidth for the whole call (``split_*`` for the split-KV kernel). Times in seconds;
-    fitted by calibration/fit_tiles.py.
+    fitted by simulator/calibration/fit_tiles.py.
     """
 
     sms: PositiveInt                      # streaming multiprocessors of the measured GPU

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..cli import subcommand
+from .registry import subcommand
 
 
 @subcommand
@@ -22,13 +22,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(a: argparse.Namespace) -> int:
     args = list(getattr(a, "args", []))
     if args and args[0] == "fit" and len(args) > 1 and not args[1].startswith("-"):
-        from calibration.user_profile import main as user_fit_main
+        from simulator.calibration.user_profile import main as user_fit_main
 
         return user_fit_main(args[1:])
     if args and args[0] == "fit":
-        from calibration.profiles import main as fit_main
+        from simulator.calibration.profiles import main as fit_main
 
         return fit_main(args[1:])
-    from calibration.suite import main as suite_main
+    from simulator.calibration.suite import main as suite_main
 
     return suite_main(args)

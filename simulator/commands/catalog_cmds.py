@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..cli import print_json, subcommand
+from .registry import print_json, subcommand
 
 
 @subcommand

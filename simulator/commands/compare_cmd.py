@@ -6,7 +6,7 @@ import importlib.util
 import math
 from typing import Any
 
-from ..cli import print_json, subcommand
+from .registry import print_json, subcommand
 from ..errors import InputError
 from ..metrics.measured import Measured, read_measured
 from ..metrics.report import duration

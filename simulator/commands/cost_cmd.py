@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from ..cli import finite_float, print_json, subcommand
+from .registry import finite_float, print_json, subcommand
 
 
 @subcommand

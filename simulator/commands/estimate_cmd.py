@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..cli import finite_float, print_json, subcommand
+from .registry import finite_float, print_json, subcommand
 from ..perf.estimate import estimate_op, estimate_step
 
 

@@ -5,7 +5,7 @@ import argparse
 import sys
 from typing import Any
 
-from ..cli import finite_float, print_json, subcommand
+from .registry import finite_float, print_json, subcommand
 from ..planning.interactivity import front_lines
 
 

@@ -10,7 +10,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from ..cli import print_json, subcommand
+from .registry import print_json, subcommand
 from ..errors import InputError
 from ..fleet.plan import DEFAULT_WINDOW_S, EXECUTORS
 from ..fleet.run import simulate_sharded

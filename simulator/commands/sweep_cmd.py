@@ -6,7 +6,7 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-from ..cli import print_json, subcommand
+from .registry import print_json, subcommand
 
 
 @subcommand

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import typing
+from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel
@@ -73,8 +74,6 @@ keeps it in sync.
 
 def write_doc(path: str = "docs/scenario.md") -> None:
     """Write the scenario reference page."""
-    from pathlib import Path
-
     Path(path).write_text(INTRO + scenario_reference_markdown() + "\n")
 
 

@@ -5,6 +5,7 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..config.loader import scenario_to_yaml
 from ..errors import InputError
 from .summary import per_request, summarize, time_series
 
@@ -16,8 +17,6 @@ def write_outputs(res: "SimulationResult", out: str | Path, summary: dict[str, A
                   csv: bool = False) -> Path:
     """Write ``summary.json``, ``requests.parquet``, ``timeseries.parquet``, ``scenario.yaml`` and, with
     ``csv``, ``requests.csv`` and ``timeseries.csv`` besides (CSV costs about 25 times Parquet's time)."""
-    from ..config.loader import scenario_to_yaml
-
     d = Path(out)
     try:
         d.mkdir(parents=True, exist_ok=True)

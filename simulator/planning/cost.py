@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import InputError
+from .rows import prefix_cache_hit_rate
 
 SECONDS_PER_DAY = 86_400.0
 
@@ -97,8 +98,6 @@ def api_cost_per_token(price: Any, mix: Mix, batch: bool = False) -> float:
 def workload_mix(summary: dict[str, Any], cached_share: float | None = None) -> Mix:
     """The mean prompt/output tokens per completed request of a run, and its prefix-cache hit share
     (``cached_share`` when given, else the summary's when it reports one, else 0)."""
-    from .rows import prefix_cache_hit_rate
-
     reqs = summary.get("throughput_requests_per_s") or 0.0
     if reqs <= 0:
         raise InputError("scenario", summary.get("scenario"), "the simulated run completed no requests")

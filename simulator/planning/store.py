@@ -22,6 +22,7 @@ from typing import Any
 import pandas as pd
 
 from ..errors import InputError
+from .rows import METRIC_COLUMNS
 
 POINTS = "points"
 RESULTS = "results.parquet"
@@ -103,8 +104,6 @@ def finished_rows(out_dir: str | Path) -> dict[str, dict[str, Any]]:
 
 def frame(rows: list[dict[str, Any]], axes: list[str]) -> pd.DataFrame:
     """Rows as a table: point, replication, seed, the axes, the metrics, then error and bookkeeping."""
-    from .rows import METRIC_COLUMNS
-
     cols = list(FIXED) + [a for a in axes if a not in FIXED] + list(METRIC_COLUMNS) + list(TAIL)
     df = pd.DataFrame([{c: r.get(c) for c in cols} for r in rows], columns=cols)
     for a in axes:

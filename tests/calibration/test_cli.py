@@ -5,8 +5,8 @@ import importlib.util
 
 import pytest
 
-from calibration import suite
-from calibration.meta import profile_name_for
+from simulator.calibration import suite
+from simulator.calibration.meta import profile_name_for
 from simulator.errors import InputError
 
 

@@ -10,7 +10,7 @@ import pytest
 
 from calibration import collective_fits as cf
 from calibration import tp_compare
-from calibration.io import as_float, read_rows
+from simulator.calibration.io import as_float, read_rows
 from simulator.catalog.gpus import load_gpu
 from simulator.errors import InputError
 from simulator.perf.comm import collective_time
@@ -134,7 +134,7 @@ def test_x4_tp_rows_are_consistent():
 
 def test_all_to_all_rows_on_cpu(tmp_path):
     pytest.importorskip("torch")
-    from calibration import collectives
+    from simulator.calibration import collectives
 
     code = collectives.main(["--out", str(tmp_path), "--gpus", "2", "--device", "cpu", "--modes", "eager",
                              "--collectives", "all_to_all", "--max-bytes", "4096", "--seconds", "60"])

@@ -5,8 +5,8 @@ import pytest
 
 pytest.importorskip("torch")
 
-from calibration import collectives
-from calibration.io import read_rows
+from simulator.calibration import collectives
+from simulator.calibration.io import read_rows
 
 
 def test_two_ranks_write_rows_and_resume(tmp_path):

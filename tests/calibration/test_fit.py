@@ -6,9 +6,9 @@ import math
 import numpy as np
 import pytest
 
-from calibration import fit_grid
-from calibration.fit import fit
-from calibration.io import open_log
+from simulator.calibration import fit_grid
+from simulator.calibration.fit import fit
+from simulator.calibration.io import open_log
 from simulator.catalog.gpu import Efficiency
 from simulator.catalog.gpus import load_gpu
 from simulator.perf.roofline import curve_for, evaluate

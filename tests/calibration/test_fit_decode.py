@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from calibration.fit import fit, measured_s
-from calibration.fit_decode import PARAMS
-from calibration.io import as_float, open_log, read_rows
+from simulator.calibration.fit import fit, measured_s
+from simulator.calibration.fit_decode import PARAMS
+from simulator.calibration.io import as_float, open_log, read_rows
 from simulator.catalog.gpu import DecodeTileModel, Efficiency
 from simulator.catalog.gpus import load_gpu
 from simulator.perf.roofline import decode_attention_time
@@ -20,7 +20,7 @@ from .synthetic import timed_row, write_meta
 
 GPU = "h100-sxm"
 DATA = Path(__file__).resolve().parents[2] / "calibration" / "data"
-#: away from the fit's start values (calibration/fit_decode.py X0)
+#: away from the fit's start values (simulator/calibration/fit_decode.py X0)
 TRUE = DecodeTileModel(sms=132, launch_s=3e-6, tile_s=4e-6, tile_rate=1.2, bandwidth_efficiency=0.7,
                        split_tile_s=5e-6, split_rate=2.5, split_bandwidth_efficiency=0.85, combine_s=1.5e-6,
                        combine_split_s=0.15e-6)

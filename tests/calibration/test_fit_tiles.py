@@ -6,9 +6,9 @@ import math
 import numpy as np
 import pytest
 
-from calibration.fit import fit
-from calibration.fit_tiles import PARAMS, sms_of
-from calibration.io import open_log
+from simulator.calibration.fit import fit
+from simulator.calibration.fit_tiles import PARAMS, sms_of
+from simulator.calibration.io import open_log
 from simulator.catalog.gpu import Efficiency, TileModel
 from simulator.catalog.gpus import load_gpu
 from simulator.perf.tiles import tile_time
@@ -16,7 +16,7 @@ from simulator.perf.tiles import tile_time
 from .synthetic import timed_row, write_meta
 
 GPU = "h100-sxm"
-#: away from the fit's start values (calibration/fit_tiles.py X0)
+#: away from the fit's start values (simulator/calibration/fit_tiles.py X0)
 TRUE = TileModel(sms=132, launch_s=3e-6, tile_s=7e-6, tile_efficiency=0.22, pair_slowdown=1.8,
                  split_tile_s=8e-6, split_efficiency=0.2, combine_s=3e-6, tail=0.45)
 HEADS = ((32, 8), (64, 8), (32, 32), (16, 2), (32, 4))

@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 from calibration.hopper_attention import speedups, summary
-from calibration.io import SCHEMAS
+from simulator.calibration.io import SCHEMAS
 
 
 def _write(path, rows, schema):

@@ -5,7 +5,7 @@ import csv
 
 import pytest
 
-from calibration.io import SCHEMAS, CsvLog, fmt, open_log, percentiles, read_rows
+from simulator.calibration.io import SCHEMAS, CsvLog, fmt, open_log, percentiles, read_rows
 from simulator.errors import InputError
 
 

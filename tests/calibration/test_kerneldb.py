@@ -13,13 +13,13 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from calibration.fit import fit
-from calibration.io import SCHEMAS
+from simulator.calibration.fit import fit
+from simulator.calibration.io import SCHEMAS
 from calibration.kerneldb import export as ex
 from calibration.kerneldb.cli import main as cli_main
 from calibration.kerneldb.overlay import Job, fit_job
 from calibration.kerneldb.source import ENGINES, GPU_DIRS, SMS, UNMAPPED, locate, read_table
-from calibration.profiles import measured_gpus
+from simulator.calibration.profiles import measured_gpus
 from simulator.catalog.gpus import list_gpus, load_gpu
 from simulator.catalog.kernels import available_kernel_profiles, load_kernel_profile
 

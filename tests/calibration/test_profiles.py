@@ -1,7 +1,7 @@
 """The committed GPU profiles are exactly what the calibration fit produces from the committed CSVs."""
 from __future__ import annotations
 
-from calibration.profiles import DB_ENGINE, main, measured_gpus, transfer_source
+from simulator.calibration.profiles import DB_ENGINE, main, measured_gpus, transfer_source
 from simulator.catalog.gpus import load_gpu
 from simulator.catalog.kernels import load_kernel_profile
 

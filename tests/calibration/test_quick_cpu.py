@@ -9,8 +9,8 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
-from calibration import suite  # noqa: E402
-from calibration.io import SCHEMAS, as_float, read_rows  # noqa: E402
+from simulator.calibration import suite  # noqa: E402
+from simulator.calibration.io import SCHEMAS, as_float, read_rows  # noqa: E402
 
 KERNEL_CSVS = ("gemm", "attention_prefill", "attention_decode", "memory", "launch", "whole_model")
 

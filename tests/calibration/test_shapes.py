@@ -1,7 +1,7 @@
 """Shape grids and FLOP/byte counts against hand-computed numbers."""
 from __future__ import annotations
 
-from calibration import shapes as s
+from simulator.calibration import shapes as s
 
 
 def test_llama_8b_and_70b_linear_shapes_by_hand():

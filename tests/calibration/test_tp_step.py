@@ -7,7 +7,7 @@ import math
 import pytest
 
 from calibration import tp_step
-from calibration.io import read_rows
+from simulator.calibration.io import read_rows
 from calibration.tp_model import LLAMA_70B, TINY, allreduce_bytes, kv_cache_bytes, layer_params, shard_shapes
 from simulator.errors import InputError
 
@@ -121,7 +121,7 @@ def test_split_model_matches_unsplit(tmp_path, world):
     pytest.importorskip("torch")
     import torch.multiprocessing as mp
 
-    from calibration.collectives import free_port
+    from simulator.calibration.collectives import free_port
 
     out = tmp_path / "err.txt"
     mp.start_processes(_split_worker, args=(world, free_port(), str(out)), nprocs=world, start_method="spawn")

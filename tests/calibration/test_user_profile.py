@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from calibration import user_profile
-from calibration.io import open_log
+from simulator.calibration import user_profile
+from simulator.calibration.io import open_log
 from simulator.catalog.gpus import load_gpu, load_gpu_file
 from simulator.cli import main as cli_main
 from simulator.perf.roofline import evaluate

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from calibration.io import as_float, read_rows
+from simulator.calibration.io import as_float, read_rows
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = [
@@ -54,8 +54,7 @@ def installed(tmp_path_factory) -> Path:
     (target / "zz_test_deps.pth").write_text("\n".join(deps) + "\n")
     inst = _sh([str(py), "-m", "pip", "install", "-q", "--no-deps", "--no-index", str(wheel)], cwd=tmp)
     assert inst.returncode == 0, inst.stderr[-2000:]
-    where = _sh([str(py), "-c", "import simulator, calibration; print(simulator.__file__, calibration.__file__)"],
-                cwd=tmp)
+    where = _sh([str(py), "-c", "import simulator.calibration; print(simulator.calibration.__file__)"], cwd=tmp)
     assert str(ROOT) not in where.stdout and str(venv) in where.stdout, where.stdout + where.stderr
     return venv / "bin"
 

@@ -16,14 +16,14 @@ SMALL = {"workload.requests": "200"}   # keeps every simulation of the suite wel
 
 
 def open_app(page: str | None = None, query: dict[str, str] | None = None, timeout: float = 60) -> Any:
-    """Run ``app.py`` (an ``AppTest``; optionally switched to ``ui/<page>.py``) with URL query parameters."""
+    """Run ``app.py`` (an ``AppTest``; optionally switched to ``simulator/dashboard/<page>.py``) with URL query parameters."""
     from streamlit.testing.v1 import AppTest
 
     at = AppTest.from_file(str(APP), default_timeout=timeout)
     at.query_params.update(SMALL if query is None else query)
     at.run()
     if page is not None:
-        at.switch_page(f"ui/{page}.py").run()
+        at.switch_page(f"simulator/dashboard/{page}.py").run()
     return at
 
 

@@ -135,7 +135,7 @@ def measure_model(ctx: RunContext, spec: ModelSpec, prefill: tuple[tuple[int, in
                 continue
         try:
             with torch.inference_mode():
-                row = _point(ctx, model, spec, phase, b, s, c, keep)
+                row = _point(ctx, model, spec, phase, b, s, c, keep=keep)
         except (RuntimeError, torch.cuda.OutOfMemoryError) as exc:
             ctx.log(f"whole_model {spec.name} {phase} b={b} seq={s} ctx={c}: {type(exc).__name__}: "
                     f"{str(exc).splitlines()[0]}")
@@ -158,7 +158,7 @@ def measure_model(ctx: RunContext, spec: ModelSpec, prefill: tuple[tuple[int, in
     return written
 
 
-def _point(ctx: RunContext, model: Any, spec: ModelSpec, phase: str, b: int, s: int, c: int,
+def _point(ctx: RunContext, model: Any, spec: ModelSpec, phase: str, b: int, s: int, c: int, *,
            keep: bool) -> dict[str, Any]:
     import torch
 

@@ -17,10 +17,10 @@ from simulator.planning.runner import run_sweep
 from simulator.planning.store import FIXED, TAIL
 from simulator.planning.sweep import load_sweep
 
-from ui import charts
-from ui.scenario_io import error_line, upload_dir
+from simulator.dashboard import charts
+from simulator.dashboard.scenario_io import error_line, upload_dir
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples" / "sweeps"
 SOURCE = "sweeps.source"          # (label, path) of the loaded table
 #: Direction of "better" for the metrics a Pareto front is usually drawn over.

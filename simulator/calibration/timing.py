@@ -84,7 +84,7 @@ def profile_kernels(run: Callable[[int], Any], calls: int, device: str = "cuda")
 class Bench:
     """Times operations on one device ('cuda' or 'cpu') with input rotation against the L2 cache."""
 
-    def __init__(self, device: str, l2_bytes: int = 50 * 2 ** 20, target_s: float = 0.02,
+    def __init__(self, device: str, l2_bytes: int = 50 * 2 ** 20, *, target_s: float = 0.02,
                  min_reps: int = 10, max_reps: int = 100, profile_below_s: float = 50e-6,
                  queue_below_s: float = 1e-3, spin_hz: float = 2.0e9,
                  rotation_bytes: float | None = None, max_rotation_bytes: float = 4 * 2 ** 30) -> None:

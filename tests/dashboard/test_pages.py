@@ -119,7 +119,7 @@ def test_costs_bad_volume_is_reported_next_to_the_field():
 
 
 def test_edited_api_prices_are_used_and_marked():
-    from ui.costs import PRICE_COLUMNS, prices_from_table
+    from simulator.dashboard.costs import PRICE_COLUMNS, prices_from_table
 
     table = pd.DataFrame([["x:m", 1.0, 0.5, 2.0, None, None, "pkg", "2026-01-01"],
                           ["y:n", 3.0, 3.0, 6.0, 1.5, 3.0, "pkg", "2026-01-01"]], columns=PRICE_COLUMNS)
@@ -259,7 +259,7 @@ def test_sweeps_bad_file_is_an_error(tmp_path):
 def test_every_page_runs_with_defaults_without_errors():
     at = open_app()
     for page in ("capacity", "costs", "calibration", "sweeps", "whatif"):
-        at.switch_page(f"ui/{page}.py").run(timeout=60)
+        at.switch_page(f"simulator/dashboard/{page}.py").run(timeout=60)
         no_exception(at)
         assert not at.error, (page, [e.value for e in at.error])
     assert "TTFT p50" in metrics(at)   # back on What-if, its numbers are shown again

@@ -83,7 +83,7 @@ def monotone(g: np.ndarray, along_x: bool, along_y: bool, passes: int = 6) -> np
 
 
 def fit_grid(x: np.ndarray, y: np.ndarray | None, eff: np.ndarray, gx: Sequence[float],
-             gy: Sequence[float] | None, mono_x: bool, mono_y: bool, hx: float = 1.0,
+             gy: Sequence[float] | None, mono_x: bool, mono_y: bool, *, hx: float = 1.0,
              hy: float = 1.0) -> np.ndarray:
     """Smoothed, filled, monotone-projected and clipped efficiency grid."""
     g = smooth_grid(x, y, eff, gx, gy, hx, hy)

@@ -25,7 +25,7 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
-from ui import READY_KEY
+from simulator.dashboard import READY_KEY
 
 from .cdp import Browser, find_chromium
 from .conftest import ROOT

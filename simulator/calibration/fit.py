@@ -21,7 +21,7 @@ model) and reported as ``attention_decode_curve``.
 Collectives: t = latency + N / bandwidth per collective, group size and mode (eager / graph),
 N = bytes each GPU contributes (as ``simulator.perf.comm`` uses it), fitted for least relative error.
 
-Usage: ``python -m calibration.fit calibration/data/h100-sxm h100-sxm [--json out.json]``.
+Usage: ``python -m simulator.calibration.fit calibration/data/h100-sxm h100-sxm [--json out.json]``.
 """
 from __future__ import annotations
 
@@ -135,7 +135,7 @@ def _arrays(rows: list[Row], spec: CurveSpec, gpu: GPUProfile) -> dict[str, np.n
 def _curve(a: dict[str, np.ndarray], sel: np.ndarray, spec: CurveSpec, gx: list[float],
            gy: list[float] | None) -> Curve:
     y = a["y"][sel] if a["y"] is not None else None
-    g = fit_grid(a["x"][sel], y, a["eff"][sel], gx, gy, spec.mono_x, spec.mono_y, spec.width, spec.width)
+    g = fit_grid(a["x"][sel], y, a["eff"][sel], gx, gy, spec.mono_x, spec.mono_y, hx=spec.width, hy=spec.width)
     return Curve(x_feature=spec.x_feature, x=gx, y_feature=spec.y_feature, y=list(gy or []),
                  values=[[round(float(v), 4) for v in row] for row in g])
 
@@ -270,7 +270,7 @@ def fit(data_dir: str | Path, profile_yaml: str | Path | GPUProfile, decode_feat
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m calibration.fit", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="python -m simulator.calibration.fit", description=__doc__.splitlines()[0])
     p.add_argument("data_dir")
     p.add_argument("profile", help="GPU profile name or YAML path (datasheet peaks)")
     p.add_argument("--json", help="write the full result here")

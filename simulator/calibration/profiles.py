@@ -31,9 +31,12 @@ import yaml
 
 from simulator.catalog.gpus import list_gpus, load_gpu
 from simulator.catalog.kernels import load_kernel_profile
-from simulator.paths import hwprofiles_dir
+from simulator.errors import InputError
+from simulator.paths import calibration_data_dir, catalog_dir, hwprofiles_dir
 
-DATA = Path(__file__).resolve().parent / "data"
+from .fit import fit
+
+DATA = calibration_data_dir()
 DECODE_FEATURE = "batch_kv_heads"
 #: The kernel database's engine that calibrates GPUs without our own measurements: vLLM, the most
 #: generic (bf16 GEMMs through torch.nn.functional.linear, i.e. cuBLAS as in our own suite; fp8 through
@@ -65,8 +68,6 @@ def _collectives_extra(gpu: str) -> dict[str, Any]:
 
 def fitted(gpu: str) -> dict[str, Any]:
     """The efficiency block of a measured GPU: the fit, merged over the profile's own collective defaults."""
-    from .fit import fit
-
     eff = fit(DATA / gpu, gpu, decode_feature=DECODE_FEATURE)["efficiency"]
     base = load_gpu(gpu).efficiency.model_dump(mode="json")
     extra = _collectives_extra(gpu)
@@ -148,7 +149,7 @@ def rendered(path: Path, eff: dict[str, Any]) -> str:
     return "".join(lines[:cut]) + _block_yaml(eff)
 
 
-ENGINE_FILE = Path(__file__).resolve().parent.parent / "simulator" / "catalog" / "engines" / "hf-eager.yaml"
+ENGINE_FILE = catalog_dir("engines") / "hf-eager.yaml"
 
 
 def rendered_engine(text: str) -> str:
@@ -179,6 +180,9 @@ def main(argv: list[str] | None = None) -> int:
     mode.add_argument("--write", action="store_true", help="rewrite the efficiency blocks in hwprofiles/")
     mode.add_argument("--check", action="store_true", help="fail if hwprofiles/ differ from the fit")
     a = ap.parse_args(argv)
+    if not DATA.is_dir():
+        raise InputError("calibrate fit", "--write" if a.write else "--check",
+                         f"a servesim checkout (the measurements in {DATA} are not installed with the package)")
     stale = []
     for gpu, eff in efficiency_blocks().items():
         path = _path(gpu)

@@ -146,7 +146,7 @@ def _options(catalog: Iterable[str], current: str) -> list[str]:
 
 
 def _num(board: ErrorBoard, path: str, label: str, step: float | int, min_value: float | int | None = None,
-         max_value: float | int | None = None, fmt: str | None = None, help: str | None = None) -> None:
+         max_value: float | int | None = None, *, fmt: str | None = None, help: str | None = None) -> None:
     st.number_input(label, key=key(path), step=step, min_value=min_value, max_value=max_value, format=fmt, help=help)
     board.show(path)
 

@@ -80,7 +80,7 @@ def _sdpa(F: Any, q: Any, k: Any, v: Any, mask: str, bias: Any, kw: dict[str, An
     return F.scaled_dot_product_attention(q, k, v, **kw)
 
 
-def _maker(batch: int, hq: int, hkv: int, d: int, new: int, kv_len: int, gqa: str, device: str):
+def _maker(batch: int, hq: int, hkv: int, d: int, new: int, kv_len: int, gqa: str, *, device: str):
     import torch
 
     def make() -> tuple[Any, Any, Any]:
@@ -102,7 +102,7 @@ class _Chooser:
         self.ctx = ctx
         self.chosen: dict[tuple[str, bool, bool], tuple[str, str]] = {}
 
-    def pick(self, op: str, mask: str, b: int, hq: int, hkv: int, d: int, new: int, kv_len: int
+    def pick(self, op: str, mask: str, b: int, hq: int, hkv: int, d: int, *, new: int, kv_len: int
              ) -> tuple[Callable[[Any], Any], str, str, Callable[[], Any]]:
         key = (op, hq != hkv, kv_len > new and mask == "causal_lower_right")   # lower-right path differs
         tries = [self.chosen[key]] if key in self.chosen else list(ATTEMPTS)
@@ -113,9 +113,9 @@ class _Chooser:
             if hq == hkv:
                 gqa = "none"
             call, label = make_call(backend, gqa, mask, hq // hkv, new, kv_len, self.ctx.device)
-            make = _maker(b, hq, hkv, d, new, kv_len, gqa, self.ctx.device)
+            make = _maker(b, hq, hkv, d, new, kv_len, gqa, device=self.ctx.device)
             new_t = min(new, 64)
-            probe = _maker(1, hq, hkv, d, new_t, new_t + min(kv_len - new, 64), gqa, self.ctx.device)
+            probe = _maker(1, hq, hkv, d, new_t, new_t + min(kv_len - new, 64), gqa, device=self.ctx.device)
             try:
                 call_probe, _ = make_call(backend, gqa, mask, hq // hkv, new_t,
                                           new_t + min(kv_len - new, 64), self.ctx.device)
@@ -149,7 +149,7 @@ def run_prefill(ctx: RunContext) -> None:
         kv_len = prefix + new
         mask = "is_causal" if op == "prefill" else "causal_lower_right"
         try:
-            call, label, gqa, make = chooser.pick(op, mask, b, hq, hkv, d, new, kv_len)
+            call, label, gqa, make = chooser.pick(op, mask, b, hq, hkv, d, new=new, kv_len=kv_len)
             if mask == "causal_lower_right" and ctx.device == "cuda" and prefix > 0:
                 q, k, v = make()
                 label = _lower_right_backend(q, k, v, gqa == "enable_gqa" and hq != hkv)
@@ -183,7 +183,7 @@ def run_decode(ctx: RunContext) -> None:
             ctx.log(f"attention_decode: {len(points) - idx} points left for lack of time")
             break
         try:
-            call, label, gqa, make = chooser.pick("decode", "none", b, hq, hkv, d, 1, L)
+            call, label, gqa, make = chooser.pick("decode", "none", b, hq, hkv, d, new=1, kv_len=L)
             nbytes = decode_bytes(b, hq, hkv, d, L)
             meas = ctx.bench.run(make, call, set_bytes=nbytes)
         except (RuntimeError, torch.cuda.OutOfMemoryError) as exc:

@@ -8,7 +8,7 @@ nccl-tests: all-reduce and all-to-all size = bytes, all-gather size = gathered o
 NVLink multicast (NVLS) stays off: the environment variables below are forced in every process.
 
 The suite (``python -m calibration``) measures all-reduce and all-gather over powers of two;
-``python -m calibration.collectives`` measures any collectives, group sizes and size grid into
+``python -m simulator.calibration.collectives`` measures any collectives, group sizes and size grid into
 one folder (used for the 4-GPU data in ``calibration/data/h200-sxm-x4``).
 """
 from __future__ import annotations
@@ -26,6 +26,7 @@ from simulator.errors import InputError, ServesimError, unknown_name
 
 from .context import RunContext
 from .io import open_log, percentiles
+from .meta import base_meta, utc_now
 from .shapes import COLL_SIZES
 
 SAFE_ENV = {"NCCL_NVLS_ENABLE": "0", "TORCH_SYMM_MEM_DISABLE_MULTICAST": "1", "NVSHMEM_DISABLE_NVLS": "1"}
@@ -228,8 +229,6 @@ def run(ctx: RunContext) -> None:
 def update_meta(path: Path, section: str, data: dict[str, Any], argv: list[str]) -> None:
     """Add ``section`` to meta.json in ``path``'s folder, creating it with the run's metadata first;
     an earlier run's section moves to ``<section>_previous``."""
-    from .meta import base_meta, utc_now
-
     meta: dict[str, Any] = {}
     if path.exists():
         try:
@@ -259,8 +258,8 @@ def _int_list(field: str, text: str) -> tuple[int, ...]:
 
 
 def main(argv: list[str]) -> int:
-    """``python -m calibration.collectives --out DIR --gpus 2,4``: returns 0, or 2 on bad input."""
-    p = argparse.ArgumentParser(prog="python -m calibration.collectives",
+    """``python -m simulator.calibration.collectives --out DIR --gpus 2,4``: returns 0, or 2 on bad input."""
+    p = argparse.ArgumentParser(prog="python -m simulator.calibration.collectives",
                                 description="NCCL collectives over several group sizes into DIR/collectives.csv")
     p.add_argument("--out", required=True)
     p.add_argument("--gpus", default="2,4", help="group sizes, comma-separated (one process per GPU)")
@@ -298,8 +297,6 @@ def main(argv: list[str]) -> int:
         if max(groups) > n:
             print(f"[collectives] only {n} GPUs visible: groups above {n} skipped", flush=True)
             groups = tuple(g for g in groups if g <= n)
-    from .meta import utc_now
-
     started = utc_now()
     t_end = time.monotonic() + args.seconds
     done: dict[str, Any] = {}
@@ -316,11 +313,11 @@ def main(argv: list[str]) -> int:
     print(f"[collectives] {len(open_log(out, 'collectives'))} rows in {out / 'collectives.csv'}", flush=True)
     section = {"started_utc": started, "groups": done, "sizes": args.sizes, "collectives": colls, "modes": modes,
                "env": SAFE_ENV}
-    update_meta(out / "meta.json", "collectives", section, ["-m", "calibration.collectives", *argv])
+    update_meta(out / "meta.json", "collectives", section, ["-m", "simulator.calibration.collectives", *argv])
     return 0
 
 
 if __name__ == "__main__":
-    from calibration import collectives as _self   # workers pickle functions of the package module
+    from simulator.calibration import collectives as _self   # workers pickle functions of the package module
 
     sys.exit(_self.main(sys.argv[1:]))

@@ -233,7 +233,7 @@ def heatmap_chart(df: pd.DataFrame, x: str, y: str, color: str, title: str = "",
     return alt.layer(cells, text)
 
 
-def pareto_chart(df: pd.DataFrame, x: str, y: str, front: str = "pareto", tooltip: Sequence[str] = (),
+def pareto_chart(df: pd.DataFrame, x: str, y: str, front: str = "pareto", *, tooltip: Sequence[str] = (),
                  line: bool = True, x_title: str | None = None, y_title: str | None = None) -> alt.LayerChart:
     """Points of two metrics, the Pareto-optimal ones (boolean column ``front``) in red and, with
     ``line``, joined in order of ``x``."""

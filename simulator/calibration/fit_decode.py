@@ -80,6 +80,6 @@ def fit_decode_tiles(rows: list[Row], meas: np.ndarray, gpu: GPUProfile, sms: in
     ideal = np.array([max(call(r)[0] / gpu.peak_flops("bf16"), call(r)[1] / gpu.memory_bandwidth) for r in rows])
     model, rep = fit_with_holdout(lambda rs, ms: fit_params(rs, ms, gpu, sms, families),
                                   lambda m, rs: predict_s(m, gpu, rs), rows, meas, ideal, PARAMS,
-                                  "flash decode tiles (simulator/perf/tiles.py)", group)
+                                  label="flash decode tiles (simulator/perf/tiles.py)", group=group)
     rep["family"] = family_of(model, FAMILIES)
     return model, rep

@@ -24,8 +24,9 @@ import numpy as np
 import pandas as pd
 
 from simulator.catalog.models import load_model
+from simulator.paths import calibration_data_dir
 
-DATA = Path(__file__).resolve().parent / "data"
+DATA = calibration_data_dir()
 
 
 def _cache_bytes(model: str, batch: int, context: int) -> float:

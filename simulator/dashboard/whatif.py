@@ -18,11 +18,11 @@ from simulator.errors import InputError, ServesimError
 from simulator.planning.cost import SECONDS_PER_DAY, compare, workload_mix
 from simulator.planning.prices import load_prices
 
-from ui import charts
-from ui.scenario_form import CURRENT, ERRORS, load_into_form, render_sidebar
-from ui.scenario_io import (canonical, cli_overrides, default_scenario, error_line, fmt_seconds, scenario_from_params,
+from simulator.dashboard import charts
+from simulator.dashboard.scenario_form import CURRENT, ERRORS, load_into_form, render_sidebar
+from simulator.dashboard.scenario_io import (canonical, cli_overrides, default_scenario, error_line, fmt_seconds, scenario_from_params,
                             scenario_from_yaml, scenario_params, scenario_yaml, url_params)
-from ui.state import RATE_BASED, RunOutput, init_widgets, run_scenario
+from simulator.dashboard.state import RATE_BASED, RunOutput, init_widgets, run_scenario
 
 SAVED = "whatif.saved"        # {name: scenario YAML}
 FAILED = "whatif.failed"      # {scenario YAML: (field, message)} of runs that raised

@@ -16,10 +16,10 @@ from simulator.errors import InputError, ServesimError
 from simulator.planning.planner import PlanSettings, plan
 from simulator.planning.prices import PRICE_KINDS, load_prices
 
-from ui import charts
-from ui.scenario_form import choices
-from ui.scenario_io import describe, error_line, fmt_seconds, scenario_yaml
-from ui.state import constant_rate_error, current_scenario, show_errors
+from simulator.dashboard import charts, page_path
+from simulator.dashboard.scenario_form import choices
+from simulator.dashboard.scenario_io import describe, error_line, fmt_seconds, scenario_from_yaml, scenario_yaml
+from simulator.dashboard.state import constant_rate_error, current_scenario, show_errors
 
 SETTINGS = "capacity.settings"    # JSON of the PlanSettings last submitted
 ERRORS = "capacity.errors"
@@ -29,8 +29,6 @@ K = "capacity.w."                 # widget key prefix
 @st.cache_data(max_entries=32, show_spinner=False)
 def run_plan(yaml_text: str, settings_json: str) -> dict[str, Any]:
     """``plan`` of a scenario (YAML) under settings (JSON), cached by both; a progress bar while it runs."""
-    from ui.scenario_io import scenario_from_yaml
-
     bar = st.progress(0.0, text="Planning: screening candidates")
 
     def tick(done: int, total: int) -> None:
@@ -181,7 +179,7 @@ def render() -> None:
                "within the SLOs; replicas = ceil(target / that rate); plans are ranked by GPU rental cost.")
     base = current_scenario()
     st.markdown(f"Model, workload and SLOs from the What-if page: {describe(base)}")
-    st.page_link("ui/whatif.py", label="Edit them on the What-if page", icon=":material/tune:")
+    st.page_link(page_path("whatif"), label="Edit them on the What-if page", icon=":material/tune:")
     a = base.workload.arrival
     err = constant_rate_error(base, "the planner")
     if err:

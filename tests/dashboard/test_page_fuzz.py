@@ -15,7 +15,7 @@ pytest.importorskip("altair", reason="the dashboard needs the 'app' extra: pip i
 import random
 from typing import Any
 
-from ui.state import DIST_LABELS
+from simulator.dashboard.state import DIST_LABELS
 
 from .conftest import ROOT, open_app
 

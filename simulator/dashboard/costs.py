@@ -19,9 +19,9 @@ from simulator.planning.cost import (SECONDS_PER_DAY, Mix, api_cost_per_token, b
                                      workload_mix)
 from simulator.planning.prices import PRICE_KINDS, load_prices
 
-from ui import charts
-from ui.scenario_io import describe, error_line, fmt_count, scenario_from_yaml, scenario_yaml
-from ui.state import constant_rate_error, current_scenario, run_scenario, show_errors
+from simulator.dashboard import charts, page_path
+from simulator.dashboard.scenario_io import describe, error_line, fmt_count, scenario_from_yaml, scenario_yaml
+from simulator.dashboard.state import constant_rate_error, current_scenario, run_scenario, show_errors
 
 K = "costs.w."
 SUBMITTED = "costs.inputs"        # the submitted form values
@@ -207,7 +207,7 @@ def render() -> None:
                "prices. API and self-hosted models may differ in quality; quantization quality loss is out of scope.")
     base = current_scenario()
     st.markdown(f"Scenario: {describe(base)}")
-    st.page_link("ui/whatif.py", label="Edit it on the What-if page", icon=":material/tune:")
+    st.page_link(page_path("whatif"), label="Edit it on the What-if page", icon=":material/tune:")
     err = constant_rate_error(base, "pricing")
     if err:
         st.error(err, icon=":material/error:")

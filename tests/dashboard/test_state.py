@@ -17,11 +17,11 @@ from simulator.config.loader import DEFAULT_SCENARIO, apply_overrides, parse_set
 from simulator.config.scenario import Scenario
 from simulator.errors import InputError
 
-from ui.charts import binned_series, ecdf
-from ui.scenario_form import widget_field
-from ui.scenario_io import (cli_overrides, default_scenario, error_line, fmt_count, fmt_seconds, save_upload,
+from simulator.dashboard.charts import binned_series, ecdf
+from simulator.dashboard.scenario_form import widget_field
+from simulator.dashboard.scenario_io import (cli_overrides, default_scenario, error_line, fmt_count, fmt_seconds, save_upload,
                             scenario_from_params, scenario_from_yaml, scenario_yaml, url_params)
-from ui.state import all_widget_values, from_widgets
+from simulator.dashboard.state import all_widget_values, from_widgets
 
 VARIANTS = {
     "default": {},

@@ -19,7 +19,9 @@ from typing import Any, NoReturn
 from simulator.errors import InputError, ServesimError, unknown_name
 
 from .context import CPU_BUDGET_S, GPU_BUDGET_S, RunContext
-from .meta import base_meta, check_name, profile_name_for, utc_now, write_meta
+from .io import SCHEMAS, as_float, open_log, read_rows
+from .meta import PowerSampler, base_meta, check_name, device_info, profile_name_for, utc_now, write_meta
+from .timing import Bench, profile_kernels
 from .user_profile import Datasheet, add_datasheet_args, datasheet_of, write as write_profile
 
 KINDS = ("launch", "memory", "gemm", "attention_prefill", "attention_decode", "whole_model", "collectives")
@@ -143,10 +145,6 @@ def run_suite(args: argparse.Namespace, kinds: list[str], name: str, out: Path) 
     """Run the selected kinds into ``out``; returns the exit code."""
     import torch
 
-    from .io import open_log
-    from .meta import PowerSampler, device_info
-    from .timing import Bench, profile_kernels
-
     t_start = time.monotonic()
     dev = args.device
     info = device_info(dev)
@@ -222,8 +220,6 @@ def _argv_of(args: argparse.Namespace) -> list[str]:
 
 def summary(out: Path) -> list[str]:
     """Row counts and headline rates (best achieved TFLOP/s and TB/s) of the CSVs in ``out``."""
-    from .io import SCHEMAS, as_float, read_rows
-
     lines = []
     for name in SCHEMAS:
         path = out / f"{name}.csv"

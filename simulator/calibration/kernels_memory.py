@@ -7,6 +7,7 @@ from typing import Any
 from .context import RunContext
 from .io import percentiles
 from .shapes import MEM_HIDDEN, memory_counts, memory_points
+from .timing import profile_kernels
 
 EPS = 1e-6
 LAUNCHES = 200      # tiny kernels per timed batch (eager) or per captured graph
@@ -104,8 +105,6 @@ def run_launch(ctx: RunContext) -> None:
 
     kernel_s = None
     if dev == "cuda":
-        from .timing import profile_kernels
-
         try:
             kernel_s = profile_kernels(lambda i: x.add_(1.0), 100).per_call_s
         except Exception as exc:

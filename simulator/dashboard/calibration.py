@@ -8,15 +8,15 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from calibration.fit import fit, measured_s
-from calibration.io import as_float, read_rows
+from simulator.calibration.fit import fit, measured_s
+from simulator.calibration.io import as_float, read_rows
 from simulator.catalog.gpus import gpu_table, list_gpus, load_gpu
 from simulator.errors import InputError, ServesimError
 from simulator.inputs import check_path, is_dir
 
-from ui import charts
+from simulator.dashboard import charts
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT / "calibration" / "data"
 DOCS = ROOT / "docs"
 VALIDATION = DOCS / "validation"

@@ -113,7 +113,7 @@ def fit_tiles(rows: list[Row], meas: np.ndarray, gpu: GPUProfile, sms: int, grou
     ideal = np.array([call(r)[0] for r in rows]) / gpu.peak_flops("bf16")
     model, rep = fit_with_holdout(lambda rs, ms: fit_params(rs, ms, gpu, sms, families),
                                   lambda m, rs: predict_s(m, gpu, rs), rows, meas, ideal, PARAMS,
-                                  "flash tiles (simulator/perf/tiles.py)", group)
+                                  label="flash tiles (simulator/perf/tiles.py)", group=group)
     rep["family"] = family_of(model, FAMILIES)
     return model, rep
 
@@ -130,7 +130,7 @@ def least_squares_model(build: Callable[[np.ndarray, bool], Any], predict: Calla
 
 
 def fit_with_holdout(fit: Callable[[list[Row], np.ndarray], Any], predict: Callable[[Any, list[Row]], np.ndarray],
-                     rows: list[Row], meas: np.ndarray, ideal: np.ndarray, params: tuple[str, ...], label: str,
+                     rows: list[Row], meas: np.ndarray, ideal: np.ndarray, params: tuple[str, ...], *, label: str,
                      group: Any = None) -> tuple[Any, dict[str, Any]]:
     """A kernel model fitted on all rows, and its error report: held-out (fitted without every 4th row,
     predicting those), in-sample, by group, roofline efficiency range and the fitted values."""
