@@ -21,7 +21,7 @@ LAYERS: dict[str, int] = {
     "config": 3,
     "perf": 4,
     "calibration": 5, "engine": 5,
-    "metrics": 6,
+    "metrics": 6, "fleet": 6,
     "planning": 7,
     "commands": 8, "dashboard": 8,
     "cli": 9, "__main__": 10, "": 10,
