@@ -23,7 +23,7 @@ def test_durations_scale_their_unit():
 
 def test_header_names_what_ran_and_light_load_keeps_up():
     s = _summary(2.0)
-    text = format_summary(s)
+    text = format_summary(s, width=200)
     assert "llama-3.1-8b on 1 x h100-sxm" in text and "TP1 PP1" in text and "weights bf16" in text
     assert "poisson at 2 req/s offered" in text and "TTFT <= 2.00 s" in text
     assert s["rate"]["kept_up"] is True and ": kept up" in text
@@ -33,4 +33,14 @@ def test_overload_is_called_out_even_when_the_queue_slope_is_small():
     s = _summary(200.0)   # far beyond one H100's capacity for 1,000 + 200 tokens
     assert s["rate"]["kept_up"] is False
     assert s["rate"]["achieved_rate"] < 0.5 * s["rate"]["offered_rate"]
-    assert "DID NOT KEEP UP" in format_summary(s)
+    assert "DID NOT KEEP UP" in format_summary(s, width=200)
+
+
+def test_summary_is_wrapped_to_the_width_and_keeps_every_latency_row():
+    s = _summary(2.0)
+    text = format_summary(s, width=60)
+    assert max(len(line) for line in text.splitlines()) <= 60
+    wide = format_summary(s, width=200)
+    for name in ("TTFT", "TPOT", "ITL", "E2E"):
+        assert any(line.startswith(f"│ {name} ") for line in wide.splitlines())
+    assert "p99.9" in wide and "median" in wide
