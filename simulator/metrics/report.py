@@ -106,13 +106,24 @@ def summary_rows(s: dict[str, Any]) -> list[tuple[str, str]]:
         ("throughput", f"{s['throughput_requests_per_s']:.2f} req/s, {s['throughput_output_tokens_per_s']:.0f} "
          f"output tok/s, {s['throughput_input_tokens_per_s']:.0f} input tok/s"),
         ("goodput", f"{s['goodput_requests_per_s']:.2f} req/s meeting the SLOs (attainment {s['slo_attainment']:.1%})"),
-        ("utilisation", f"MFU {s['mfu']:.1%}  MBU {s['mbu']:.1%}  busy {s['busy_fraction']:.1%}  "
-         f"KV peak {s['kv_cache']['peak_used_fraction']:.1%}"),
+        *utilisation_rows(s),
         ("preemptions", str(s["preemptions"])),
         ("stable", _stable(s["stability"])),
     ]
     rows += [("rejected", f"{count}: {reason}") for reason, count in (s.get("rejected_by_reason") or {}).items()]
     return rows + feature_rows(s)
+
+
+def utilisation_rows(s: dict[str, Any]) -> list[tuple[str, str]]:
+    """GPU busy time against wall time; MFU and MBU named against the peak they divide by."""
+    pk = s.get("utilisation_peaks") or {}
+    per = " per GPU (each pool's own)" if pk.get("mixed") else ""
+    mfu = (f"MFU {s['mfu']:.1%} of {pk['peak_tflops_per_gpu']:.4g} TFLOPS {pk['compute_dtype']} dense{per}"
+           if pk else f"MFU {s['mfu']:.1%}")
+    mbu = f"MBU {s['mbu']:.1%} of {pk['hbm_tbps_per_gpu']:.3g} TB/s HBM{per}" if pk else f"MBU {s['mbu']:.1%}"
+    return [("GPU busy", f"{s['busy_fraction']:.1%} of wall time running engine steps (a step with a small "
+             "batch counts as busy: see MFU/MBU for how hard the GPUs worked)"),
+            ("utilisation", f"{mfu}; {mbu}; KV cache peak {s['kv_cache']['peak_used_fraction']:.1%}")]
 
 
 def feature_rows(s: dict[str, Any]) -> list[tuple[str, str]]:

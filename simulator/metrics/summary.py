@@ -8,6 +8,7 @@ import pandas as pd
 
 from ..engine.speculative import expected_tokens_per_step
 from ..engine.state import DONE, REJECT_REASONS, REJECTED, SERVED_BY
+from ..perf.ops import COMPUTE_DTYPE
 
 if TYPE_CHECKING:
     from ..engine.simulate import SimulationResult
@@ -214,6 +215,20 @@ def setup(res: "SimulationResult") -> dict[str, Any]:
             "offered_rate": rate, "concurrency": getattr(arr, "concurrency", None)}
 
 
+def peaks(res: "SimulationResult") -> dict[str, Any]:
+    """What MFU and MBU are fractions of: the dense peak of the compute dtype (the one the weights'
+    precision runs in, :data:`..perf.ops.COMPUTE_DTYPE`) and the HBM bandwidth, per GPU of the first
+    pool; ``mixed`` when other pools' GPUs differ (the fractions then use every GPU's own peak)."""
+    d = res.scenario.deployment
+    gpus = res.total_gpus or d.replicas * res.gpus_per_replica
+    mixed = bool((res.peak_flops_total and abs(res.peak_flops_total - res.peak_flops * gpus) > 1e-6 * res.peak_flops_total)
+                 or (res.bandwidth_total and abs(res.bandwidth_total - res.memory_bandwidth * gpus)
+                     > 1e-6 * res.bandwidth_total))
+    return {"compute_dtype": COMPUTE_DTYPE.get(d.weight_dtype, d.weight_dtype),
+            "peak_tflops_per_gpu": res.peak_flops / 1e12, "hbm_tbps_per_gpu": res.memory_bandwidth / 1e12,
+            "mixed": mixed}
+
+
 def growth_slope(x: np.ndarray, y: np.ndarray) -> float | None:
     """Least-squares slope of ``y`` against ``x``, on ``x`` centred and scaled to [-1, 1] (so arrival
     times near the smallest floats, e.g. ``arrival.rate: 1e300``, cannot underflow the fit); None
@@ -310,6 +325,7 @@ def summarize(res: "SimulationResult", df: pd.DataFrame | None = None,
         "mfu": float(s["flops"].sum()) / (dur * peak),
         "mbu": float(s["bytes"].sum()) / (dur * bw),
         "busy_fraction": float(busy.mean()),
+        "utilisation_peaks": peaks(res),
         "kv_cache": {"blocks_per_replica": res.kv_blocks, "block_size": d.kv_cache.block_size,
                      "peak_used_fraction": float(kv_frac.max()) if len(s["kv_blocks"]) else 0.0,
                      "mean_used_fraction": float(kv_frac.mean()) if len(s["kv_blocks"]) else 0.0},

@@ -1,6 +1,10 @@
 """The terminal summary: what ran, units that scale, offered against achieved rate with a verdict."""
 from __future__ import annotations
 
+import re
+
+import pytest
+
 from simulator.config import scenario_from_dict
 from simulator.engine.simulate import simulate
 from simulator.metrics.report import duration, format_summary
@@ -44,3 +48,28 @@ def test_summary_is_wrapped_to_the_width_and_keeps_every_latency_row():
     for name in ("TTFT", "TPOT", "ITL", "E2E"):
         assert any(line.startswith(f"│ {name} ") for line in wide.splitlines())
     assert "p99.9" in wide and "median" in wide
+
+
+def test_utilisation_names_the_peak_it_divides_by():
+    """MFU against the dense peak of the weights' compute dtype (the catalog's figure), MBU against HBM."""
+    from simulator.catalog.gpus import load_gpu
+
+    h100 = load_gpu("h100-sxm")
+    for dtype in ("bf16", "fp8"):
+        res = simulate(scenario_from_dict(BASE, {"workload.requests": 100, "deployment.weight_dtype": dtype}))
+        s = summarize(res)
+        peak = h100.dense_tflops[dtype].value
+        assert s["utilisation_peaks"] == {"compute_dtype": dtype, "peak_tflops_per_gpu": peak,
+                                          "hbm_tbps_per_gpu": h100.memory_bandwidth_tbps.value, "mixed": False}
+        assert s["mfu"] == pytest.approx(res.steps["flops"].sum() / (s["duration_s"] * peak * 1e12))
+        text = format_summary(s, width=200)
+        assert f"of {peak:.4g} TFLOPS {dtype} dense" in text
+        assert f"of {h100.memory_bandwidth_tbps.value:.3g} TB/s HBM" in text
+
+
+def test_gpu_busy_is_step_time_over_wall_time():
+    res = simulate(scenario_from_dict(BASE, {"workload.requests": 100, "workload.arrival.rate": 0.5}))
+    s = summarize(res)
+    busy = float((res.steps["t_end"] - res.steps["t_start"]).sum()) / s["duration_s"]
+    assert s["busy_fraction"] == pytest.approx(busy) and busy < 0.9
+    assert re.search(rf"GPU busy +{busy:.1%} of wall time", format_summary(s, width=200))
