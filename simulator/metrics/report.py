@@ -40,6 +40,8 @@ def write_outputs(res: "SimulationResult", out: str | Path, summary: dict[str, A
 
 
 def _stable(st: dict[str, Any]) -> str:
+    if st.get("judged") is False:
+        return f"n/a: {st['reason']}"
     if st["stable"]:
         return "yes"
     return f"NO: {st['reason']}" if st.get("reason") else "NO: the queue grew while requests arrived (overload)"
@@ -78,10 +80,15 @@ def header(s: dict[str, Any]) -> list[tuple[str, str]]:
 def verdict(s: dict[str, Any]) -> tuple[str, str]:
     """Offered against achieved rate, and whether the system kept up."""
     r = s.get("rate") or {}
-    if r.get("kept_up") is None:
-        return ("rate", "n/a (no arrival span: offline or too few requests)")
+    st = s.get("stability") or {}
+    if r.get("offered_rate") is None:
+        return ("rate", "n/a (no arrival span: offline, closed loop or too few requests)"
+                + ("; DID NOT KEEP UP: no request completed" if r.get("kept_up") is False else ""))
     line = f"offered {r['offered_rate']:.3g} req/s, completed {r['achieved_rate']:.3g} req/s (second half of arrivals)"
-    return ("rate", line + (": kept up" if r["kept_up"] else ": DID NOT KEEP UP, the backlog grew (overloaded)"))
+    if r.get("kept_up") is None:
+        return ("rate", f"{line}: n/a, {st.get('reason', 'too few arrivals to tell')}")
+    return ("rate", line + (": kept up" if r["kept_up"] else
+                            f": DID NOT KEEP UP ({st.get('reason') or 'the backlog grew'})"))
 
 
 def latency_table(s: dict[str, Any]) -> Table:

@@ -73,3 +73,47 @@ def test_gpu_busy_is_step_time_over_wall_time():
     busy = float((res.steps["t_end"] - res.steps["t_start"]).sum()) / s["duration_s"]
     assert s["busy_fraction"] == pytest.approx(busy) and busy < 0.9
     assert re.search(rf"GPU busy +{busy:.1%} of wall time", format_summary(s, width=200))
+
+
+CPU = {"deployment.gpu": "epyc-9654", "workload.arrival.rate": 20.0,
+       "workload.prompt_tokens": {"dist": "fixed", "value": 200}, "workload.output_tokens": {"dist": "fixed", "value": 20}}
+
+
+def _lines(s: dict) -> dict[str, str]:
+    text = format_summary(s, width=400)
+    return {line.split()[0]: line for line in text.splitlines() if line.split() and line.split()[0] in ("rate", "stable")}
+
+
+def test_overloaded_run_is_overloaded_in_every_line():
+    """A CPU at 20 req/s completes well under one request per second: rate, verdict and stability all
+    say so (the run used to print 'kept up' next to 'completed 0 req/s')."""
+    s = summarize(simulate(scenario_from_dict(BASE, {**CPU, "workload.requests": 40})))
+    assert s["rate"]["achieved_rate"] < 0.2 * s["rate"]["offered_rate"]
+    assert s["rate"]["kept_up"] is False and s["stability"]["stable"] is False
+    lines = _lines(s)
+    assert "DID NOT KEEP UP" in lines["rate"] and "kept up" not in lines["rate"].replace("KEEP UP", "")
+    assert lines["stable"].split()[1] == "NO:"
+
+
+def test_too_few_arrivals_claim_nothing():
+    s = summarize(simulate(scenario_from_dict(BASE, {**CPU, "workload.requests": 6})))
+    assert s["rate"]["kept_up"] is None and s["stability"]["judged"] is False
+    lines = _lines(s)
+    assert ": n/a" in lines["rate"] and lines["stable"].split()[1] == "n/a:"
+
+
+def test_completion_shortfall_alone_makes_the_run_unstable():
+    """One rule: a shortfall of completions that the queue-growth test misses still marks it unstable."""
+    from simulator.metrics.summary import load_verdict
+
+    rate = {"offered_rate": 14.0, "achieved_rate": 9.4, "kept_up": False}
+    r, st = load_verdict(rate, {"stable": True, "queue_growth_per_s": 0.01, "queue_s_at_end_of_arrivals": 0.5})
+    assert r["kept_up"] is False and st["stable"] is False and "9.4 of 14 req/s" in st["reason"]
+    r, st = load_verdict({**rate, "kept_up": True}, {"stable": False, "queue_growth_per_s": 0.3})
+    assert r["kept_up"] is False and st["stable"] is False
+
+
+def test_light_and_heavy_load_agree_across_rates():
+    for rate in (1.0, 4.0, 30.0, 200.0):
+        s = summarize(simulate(scenario_from_dict(BASE, {"workload.arrival.rate": rate, "workload.requests": 300})))
+        assert s["rate"]["kept_up"] is s["stability"]["stable"], rate
