@@ -16,7 +16,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "simulator"
 #: or within the same package. Packages of one layer are siblings and do not import each other.
 LAYERS: dict[str, int] = {
     "errors": 0, "paths": 0, "schema": 0, "native": 0,
-    "inputs": 1,
+    "inputs": 1, "tables": 1,
     "catalog": 2, "workload": 2,
     "config": 3,
     "perf": 4,

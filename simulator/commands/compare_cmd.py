@@ -4,12 +4,15 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import math
+import tempfile
+from pathlib import Path
 from typing import Any
 
 from .registry import print_json, subcommand
 from ..errors import InputError
 from ..metrics.measured import Measured, read_measured
 from ..metrics.report import duration
+from .compare_trace import trace_overrides
 
 #: Percentiles the simulation reports, enough for every metric a tool file holds.
 PCTS = (50.0, 90.0, 99.0)
@@ -18,8 +21,9 @@ PCTS = (50.0, 90.0, 99.0)
 @subcommand
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("compare", help="measured (vllm bench serve, AIPerf, SGLang bench_serving) vs predicted")
-    p.add_argument("measured", metavar="MEASURED", help="vllm bench serve --save-result JSON, AIPerf "
-                   "profile_export_aiperf.json or sglang.bench_serving --output-file JSONL")
+    p.add_argument("measured", metavar="MEASURED", help="vllm bench serve --save-result JSON (with "
+                   "--save-detailed: per request), AIPerf profile_export_aiperf.json or profile_export.jsonl, "
+                   "or sglang.bench_serving --output-file JSONL (with --output-details: per request)")
     p.add_argument("scenario", nargs="?", help="scenario YAML of the measured deployment, used as it is "
                    "(default: the default deployment with the measured model, load and mean lengths)")
     p.add_argument("--model", metavar="M", help="model, where the file names none or another id")
@@ -70,13 +74,17 @@ def run(a: argparse.Namespace) -> int:
     if a.plot and not all(importlib.util.find_spec(n) for n in ("altair", "vl_convert")):
         raise InputError("--plot", a.plot, "needs altair and vl-convert-python: pip install altair vl-convert-python")
     m = read_measured(a.measured)
-    overrides = parse_set(a.set)
-    if a.scenario is None:
-        overrides = {**scenario_overrides(m, a.model), **overrides}
-    elif a.model:
-        overrides = {"model": a.model, **overrides}
-    scenario = load_scenario(a.scenario, overrides)
-    res = simulate(scenario)
+    with tempfile.TemporaryDirectory(prefix="servesim-compare-") as tmp:
+        overrides = parse_set(a.set)
+        if a.scenario is None:
+            base = scenario_overrides(m, a.model)
+            if m.samples is not None:
+                base.update(trace_overrides(m, Path(tmp)))
+            overrides = {**base, **overrides}
+        elif a.model:
+            overrides = {"model": a.model, **overrides}
+        scenario = load_scenario(a.scenario, overrides)
+        res = simulate(scenario)
     summary = summarize(res, per_request(res), PCTS)
     rows = compare_rows(m, summary)
     if a.plot:
@@ -84,7 +92,7 @@ def run(a: argparse.Namespace) -> int:
 
         write_plot(rows, a.plot, f"{m.tool} measurement vs servesim ({scenario.model})")
     if a.json:
-        print_json({"tool": m.tool, "model": scenario.model, "rows": rows})
+        print_json({"tool": m.tool, "model": scenario.model, "per_request": m.samples is not None, "rows": rows})
         return 0
     print_table(m, scenario, rows)
     if a.plot:
@@ -103,10 +111,14 @@ def print_table(m: Measured, scenario: Any, rows: list[dict[str, Any]]) -> None:
     from rich.table import Table
 
     d = scenario.deployment
-    load = (f"{m.concurrency} concurrent" if m.concurrency else f"{m.rate:g} req/s" if m.rate else "all at once")
+    load = (f"{m.concurrency} concurrent" if m.concurrency else
+            "sent at the measured times" if m.samples is not None and m.samples.start is not None else
+            f"{m.rate:g} req/s" if m.rate else "all at once")
     table = Table(title=f"{m.tool} measurement vs servesim: {scenario.model} on {d.gpu}, {load}, "
                         f"{m.requests} requests of {m.prompt_tokens:.0f} -> {m.output_tokens:.0f} tokens",
-                  caption="error = (predicted - measured) / measured; throughputs per second")
+                  caption=("measured: exact percentiles of " f"{m.requests} requests, replayed as measured; "
+                           if m.samples is not None else "") +
+                  "error = (predicted - measured) / measured; throughputs per second")
     for c in ("metric", "measured", "predicted", "error"):
         table.add_column(c, justify="left" if c == "metric" else "right", overflow="fold")
     for r in rows:

@@ -5,6 +5,7 @@ import argparse
 from typing import Any
 
 from .registry import finite_float, print_json, subcommand
+from ..tables import render, table
 
 
 @subcommand
@@ -66,20 +67,24 @@ def _tokens(v: float | None) -> str:
     return f"{v:.3g}"
 
 
-def format_cost(res: dict[str, Any]) -> str:
-    """Both bills side by side, as text."""
+def format_cost(res: dict[str, Any], width: int | None = None) -> str:
+    """Both bills side by side, as text wrapped to ``width`` columns (the terminal's)."""
     sh, mix = res["self_host"], res["mix"]
     pr = sh["price"]
-    lines = [f"{res['model']}: {_tokens(res['volume_tokens_per_day'])} tokens/day; per request "
-             f"{mix['prompt_tokens']:.0f} in / {mix['output_tokens']:.0f} out tokens, {mix['cached_share']:.0%} cached",
+    intro = (f"{res['model']}: {_tokens(res['volume_tokens_per_day'])} tokens/day; per request "
+             f"{mix['prompt_tokens']:.0f} in / {mix['output_tokens']:.0f} out tokens, {mix['cached_share']:.0%} cached\n"
              f"self-host: {sh['gpu']} x{sh['gpus_per_replica']} per replica at ${pr['usd_per_gpu_hour']:g}/GPU-h "
              f"({pr['provider']} {pr['kind']}, {pr['date']}); {sh['rate_per_replica']:.3g} req/s per replica "
-             f"({sh['capacity_from']}) = {_tokens(sh['capacity_tokens_per_day_per_replica'])} tokens/day",
-             "",
-             f"{'option':<44} {'$/day':>10} {'$/M tok':>9} {'$/M out':>9} {'break-even tokens/day':>22}",
-             f"{'self-host (' + str(sh['replica_hours_per_day']) + ' replica-h/day)':<44} {sh['cost_per_day']:>10.2f} "
-             f"{sh['usd_per_million_tokens']:>9.4f} {sh['usd_per_million_output_tokens']:>9.4f} {'':>22}",
-             f"{'self-host at full load':<44} {'':>10} {sh['usd_per_million_tokens_at_full_load']:>9.4f}"]
+             f"({sh['capacity_from']}) = {_tokens(sh['capacity_tokens_per_day_per_replica'])} tokens/day")
+    caption = None
+    if res["api"]:
+        caption = ("break-even: daily volume above which self-hosting is cheaper (one replica always on, "
+                   "whole replica-hours); 'never' = the API costs less even at full load. API prices: "
+                   + "; ".join(sorted({f"{e['source']}, {e['date']}" for e in res['api']})))
+    t = table(["option", "$/day", "$/M tok", "$/M out", "break-even tokens/day"], caption=caption)
+    t.add_row(f"self-host ({sh['replica_hours_per_day']} replica-h/day)", f"{sh['cost_per_day']:.2f}",
+              f"{sh['usd_per_million_tokens']:.4f}", f"{sh['usd_per_million_output_tokens']:.4f}", "")
+    t.add_row("self-host at full load", "", f"{sh['usd_per_million_tokens_at_full_load']:.4f}", "", "")
     for e in res["api"]:
         for mode in ("standard", "batch"):
             b = e.get(mode)
@@ -87,15 +92,11 @@ def format_cost(res: dict[str, Any]) -> str:
                 continue
             name = f"{e['provider']}:{e['model']}" + (" (batch)" if mode == "batch" else "")
             if b is None:
-                lines.append(f"{name[:44]:<44} {'no batch prices':>10}")
+                t.add_row(name, "no batch prices", "", "", "")
                 continue
             be = b["break_even_tokens_per_day"]
             stays = be["stays_cheaper_from"]
             gap = "" if be["first"] == stays else f" (stays from {_tokens(stays)})"
-            lines.append(f"{name[:44]:<44} {b['cost_per_day']:>10.2f} {b['usd_per_million_tokens']:>9.4f} "
-                         f"{b['usd_per_million_output_tokens']:>9.4f} {_tokens(be['first']) + gap:>22}")
-    if res["api"]:
-        lines += ["", "break-even: daily volume above which self-hosting is cheaper (one replica always on, "
-                      "whole replica-hours); 'never' = the API costs less even at full load",
-                  "API prices: " + "; ".join(sorted({f"{e['source']}, {e['date']}" for e in res['api']}))]
-    return "\n".join(lines)
+            t.add_row(name, f"{b['cost_per_day']:.2f}", f"{b['usd_per_million_tokens']:.4f}",
+                      f"{b['usd_per_million_output_tokens']:.4f}", _tokens(be["first"]) + gap)
+    return render(intro, t, width=width)

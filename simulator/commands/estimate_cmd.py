@@ -5,6 +5,7 @@ import argparse
 
 from .registry import finite_float, print_json, subcommand
 from ..perf.estimate import estimate_op, estimate_step
+from ..tables import grid, render, table
 
 
 @subcommand
@@ -53,11 +54,11 @@ def run(a: argparse.Namespace) -> int:
 
 def _print_table(res: dict) -> None:
     title = res.get("model", res.get("op"))
-    print(f"{title} on {res['gpu']}: {res['seconds'] * 1e3:.4f} ms")
-    width = max(len(k) for k in res["breakdown"])
+    t = table(["operation", "ms", "share", "bound"], left=["bound"],
+              title=f"{title} on {res['gpu']}: {res['seconds'] * 1e3:.4f} ms")
     for kind, sec in sorted(res["breakdown"].items(), key=lambda kv: -kv[1]):
         share = sec / res["seconds"] if res["seconds"] else 0.0
-        print(f"  {kind:<{width}}  {sec * 1e3:10.4f} ms  {share:6.1%}  {res['bound'].get(kind, '')}")
-    for key in ("wall_seconds", "kernels", "kv_cache_tokens_capacity", "efficiency_status"):
-        if key in res:
-            print(f"  {key}: {res[key]}")
+        t.add_row(kind, f"{sec * 1e3:.4f}", f"{share:.1%}", str(res["bound"].get(kind, "")))
+    extra = [(key, str(res[key])) for key in ("wall_seconds", "kernels", "kv_cache_tokens_capacity",
+                                             "efficiency_status") if key in res]
+    print(render(t, grid(extra)) if extra else render(t))

@@ -5,8 +5,11 @@ import argparse
 import sys
 from typing import Any
 
+from rich.table import Table
+
 from .registry import finite_float, print_json, subcommand
-from ..planning.interactivity import front_lines
+from ..planning.interactivity import interactivity_points, slo_tokens_per_user
+from ..tables import render, table
 
 
 @subcommand
@@ -188,8 +191,9 @@ def layout_line(lay: dict[str, Any] | None) -> str | None:
             f"{lay['aggregated']:.4g} {unit} for the best aggregated one ({lay['ratio']:.2f}x)")
 
 
-def format_plan(res: dict[str, Any], top: int = 15) -> str:
-    """The ranked table (cheapest first), the Pareto front and the rejection counts, as text."""
+def format_plan(res: dict[str, Any], top: int = 15, width: int | None = None) -> str:
+    """The ranked table (cheapest first), the Pareto front and the rejection counts, as text wrapped
+    to ``width`` columns (the terminal's)."""
     rows = res["plans"]
     c = res["counts"]
     lines = [f"{res['model']}: {res['target_rate']:g} req/s at {res['attainment']:.1%} SLO attainment "
@@ -198,32 +202,14 @@ def format_plan(res: dict[str, Any], top: int = 15) -> str:
              f"{c['candidates']} candidates, {c['screened_in']} past the cheap checks: {c['searched']} searched "
              f"({c['simulations']} simulations of {res['requests_per_evaluation']} requests), "
              f"{c['pruned_by_cost']} pruned by cost; {c['plans']} plans, {c['wall_s']:.1f} s"]
-    pareto = {r["candidate"] for r in res["pareto"]}
+    blocks: list[Any] = ["\n".join(lines)]
+    lines = []
     if rows:
-        rep = "p_meet_slo" in rows[0]
-        head = (f"{'#':>3} {'deployment':<34} {'repl':>4} {'GPUs':>4} {'req/s/repl':>10} {'$/h':>8} {'$/M out':>8} "
-                f"{'TTFT p99':>9} {'TPOT p99':>9} {'attain':>7}" + ("  P(meet SLO) [95% CI]" if rep else ""))
-        lines += ["", head]
-        for i, r in enumerate(rows[:top], 1):
-            mark = "*" if r["candidate"] in pareto else " "
-            line = (f"{i:>3} {r['candidate']:<33}{mark} {r['replicas']:>4} {r['gpus']:>4} "
-                    f"{r['max_rate_per_replica']:>10.2f} {_f(r['cost_per_hour'], '>8.2f'):>8} "
-                    f"{_f(r['cost_per_million_output_tokens'], '>8.3f'):>8} {_f(r['ttft_p99'], '>9.3f')} "
-                    f"{_f(r['tpot_p99'], '>9.4f')} {r['slo_attainment']:>7.3f}")
-            if rep:
-                lo, hi = r["p_meet_slo_ci"]
-                line += f"  {r['p_meet_slo']:.2f} [{lo:.2f}, {hi:.2f}]"
-            lines.append(line)
-        if len(rows) > top:
-            lines.append(f"    ... {len(rows) - top} more (--top N, or --json for all)")
-        lines.append("    * on the Pareto front of cost vs p99 TTFT and TPOT; latencies at the operating rate "
-                     "(target / replicas); seconds; $/h '-': no price of this kind (ranked by GPUs)")
+        blocks.append(plans_table(res, top))
     lay = layout_line(res.get("layouts"))
     if lay:
-        lines += ["", lay]
-    front = front_lines(res)
-    if front:
-        lines += [""] + front
+        blocks.append(lay)
+    blocks += front_table(res)
     if res["rejected"]:
         lines.append("")
         lines.append("rejected: " + ", ".join(f"{k} {v}" for k, v in c["rejected"].items()))
@@ -234,4 +220,42 @@ def format_plan(res: dict[str, Any], top: int = 15) -> str:
                 lines.append(f"  e.g. {r['candidate']}: {r['detail']}")
     if res.get("excluded"):
         lines += ["", "excluded or unpriced GPUs:"] + [f"  {x}" for x in res["excluded"]]
-    return "\n".join(lines)
+    return render(*blocks, "\n".join(lines).lstrip("\n"), width=width) if lines else render(*blocks, width=width)
+
+
+def front_table(res: dict[str, Any]) -> list[Any]:
+    """The throughput vs interactivity front, most tokens/s per GPU first: [title, table], or []."""
+    pts = sorted((p for p in interactivity_points(res) if p["on_front"]), key=lambda p: -p["tokens_per_s_per_gpu"])
+    if not pts:
+        return []
+    slo = slo_tokens_per_user(res)
+    title = ("throughput vs interactivity front (output tokens/s per GPU; tokens/s per user = 1/p99 TPOT"
+             + (f"; TPOT SLO = {slo:.1f} tokens/s per user)" if slo else ")"))
+    t = table(["deployment", "GPUs", "tok/s/GPU", "tok/s/user"])
+    for p in pts:
+        t.add_row(p["candidate"], str(p["gpus"]), f"{p['tokens_per_s_per_gpu']:.1f}", f"{p['tokens_per_s_per_user']:.1f}")
+    return [title, t]
+    return t
+
+
+def plans_table(res: dict[str, Any], top: int) -> Table:
+    """The ranked plans (cheapest first), ``top`` of them; ``*`` marks the Pareto front."""
+    rows = res["plans"]
+    pareto = {r["candidate"] for r in res["pareto"]}
+    rep = "p_meet_slo" in rows[0]
+    caption = ("* on the Pareto front of cost vs p99 TTFT and TPOT; latencies at the operating rate "
+               "(target / replicas); seconds; $/h '-': no price of this kind (ranked by GPUs)")
+    if len(rows) > top:
+        caption = f"... {len(rows) - top} more (--top N, or --json for all). " + caption
+    t = table(["#", "deployment", "repl", "GPUs", "req/s/repl", "$/h", "$/M out", "TTFT p99", "TPOT p99", "attain",
+               *(["P(meet SLO) [95% CI]"] if rep else [])], left=["deployment"], caption=caption)
+    for i, r in enumerate(rows[:top], 1):
+        mark = " *" if r["candidate"] in pareto else ""
+        cells = [str(i), r["candidate"] + mark, str(r["replicas"]), str(r["gpus"]), f"{r['max_rate_per_replica']:.2f}",
+                 _f(r["cost_per_hour"], ".2f"), _f(r["cost_per_million_output_tokens"], ".3f"),
+                 _f(r["ttft_p99"], ".3f"), _f(r["tpot_p99"], ".4f"), f"{r['slo_attainment']:.3f}"]
+        if rep:
+            lo, hi = r["p_meet_slo_ci"]
+            cells.append(f"{r['p_meet_slo']:.2f} [{lo:.2f}, {hi:.2f}]")
+        t.add_row(*cells)
+    return t

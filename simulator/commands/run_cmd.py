@@ -15,6 +15,7 @@ from ..errors import InputError
 from ..fleet.plan import DEFAULT_WINDOW_S, EXECUTORS
 from ..fleet.run import simulate_sharded
 from ..metrics.formats import FORMATS, to_aiperf, to_vllm
+from ..tables import grid, render
 from .load_points import at_concurrency, at_rate, parse_concurrency, parse_rates, points_table
 from .run_plot import write_sweep_plot
 from ..workload.config import ClosedLoopArrival, GammaArrival
@@ -139,8 +140,6 @@ def run_one(a: argparse.Namespace, scenario: Any, pcts: tuple[float, ...]) -> in
 
 def run_points(a: argparse.Namespace, points: list[tuple[str, Any]], pcts: tuple[float, ...]) -> int:
     """Several load points: one table (or a JSON list), ``--out DIR/<flag>-<value>/`` per point."""
-    from rich.console import Console
-
     from ..metrics.report import header, write_outputs
 
     flag = "concurrency" if a.concurrency is not None else "rate"
@@ -162,8 +161,8 @@ def run_points(a: argparse.Namespace, points: list[tuple[str, Any]], pcts: tuple
         if drawn:
             print(drawn, file=sys.stderr)
         return 0
-    print("\n".join(header(done[0][1])[:1] + header(done[0][1])[2:]))
-    Console().print(points_table(flag, done, pct))
+    head = header(done[0][1])
+    print(render(grid(head[:1] + head[2:]), points_table(flag, done, pct)))
     if drawn:
         print(drawn)
     if a.out:

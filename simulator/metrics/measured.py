@@ -14,16 +14,25 @@ Three layouts, told apart by their keys:
   v0.11 to v0.14): one block per metric tag with ``unit`` and ``avg``/``p50``/``p99``;
   ``inter_token_latency`` there is the per-request TPOT (see :mod:`.formats`). The load and the
   model come from ``input_config`` where present.
+- AIPerf ``profile_export.jsonl`` and the per-request arrays of vLLM ``--save-detailed`` / SGLang
+  ``--output-details`` (see :mod:`.measured_requests`): the latency statistics are recomputed from
+  every request (exact percentiles), and the requests' lengths (and AIPerf's start times) are kept
+  to rebuild the measured workload. An AIPerf JSONL takes its model and load from the
+  ``profile_export_aiperf.json`` beside it, where there is one.
 """
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from ..errors import InputError
-from ..inputs import load_json, read_text
+from ..inputs import is_file, load_json, read_text
+from .measured_requests import RequestSamples, from_aiperf_records, from_arrays
+
+#: Largest result file read: per-request files hold every gap of every request.
+MAX_MEASURED_BYTES = 512 * 2**20
 
 #: (servesim summary block, statistic) of every metric a tool file may hold; None: a rate block.
 METRICS = (("ttft_s", "mean"), ("ttft_s", "median"), ("ttft_s", "p99"), ("tpot_s", "mean"),
@@ -48,26 +57,62 @@ class Measured:
     burstiness: float                          # gamma shape of the gaps (1 = Poisson)
     concurrency: int | None
     metrics: dict[tuple[str, str | None], float] = field(default_factory=dict)
+    samples: RequestSamples | None = None      # every completed request, where the file holds them
 
 
 def read_measured(path: str) -> Measured:
     """The measured record of a vLLM, SGLang or AIPerf result file (format told by its keys)."""
-    text = read_text(path, "MEASURED")
+    text = read_text(path, "MEASURED", MAX_MEASURED_BYTES)
     lines = [ln for ln in text.splitlines() if ln.strip()]
     try:
         raw = load_json(text, "MEASURED")
     except InputError:
-        raw = load_json(lines[-1], "MEASURED") if len(lines) > 1 else None   # JSONL: the last run
+        if len(lines) < 2:
+            raise
+        first = load_json(lines[0], "MEASURED")
+        if isinstance(first, dict) and isinstance(first.get("metrics"), dict) and "metadata" in first:
+            return _from_aiperf_jsonl(path, text)
+        raw = load_json(lines[-1], "MEASURED")                       # SGLang JSONL: the last run
+    if isinstance(raw, dict) and isinstance(raw.get("metrics"), dict) and "metadata" in raw:
+        return _from_aiperf_jsonl(path, text)                        # a one-request AIPerf JSONL
     if not isinstance(raw, dict):
         raise InputError("MEASURED", path, "a JSON object from vllm bench serve, sglang.bench_serving or AIPerf")
     if "mean_e2el_ms" in raw or "mean_ttft_ms" in raw and "mean_e2e_latency_ms" not in raw:
-        return _from_bench(raw, "vllm", _VLLM_WORDS)
+        return _with_samples(_from_bench(raw, "vllm", _VLLM_WORDS), from_arrays(raw))
     if "mean_e2e_latency_ms" in raw:
-        return _from_bench(raw, "sglang", _SGLANG_WORDS)
+        return _with_samples(_from_bench(raw, "sglang", _SGLANG_WORDS), from_arrays(raw))
     if isinstance(raw.get("time_to_first_token"), dict):
         return _from_aiperf(raw)
     raise InputError("MEASURED", Path(path).name, "no mean_ttft_ms (vLLM, SGLang) or time_to_first_token "
                      "block (AIPerf): not a result file of a known benchmark tool")
+
+
+def _with_samples(m: Measured, s: RequestSamples | None) -> Measured:
+    """``m`` with its latency statistics recomputed from every request (throughputs kept)."""
+    if s is None:
+        return m
+    exact = s.metrics()
+    keep = {k: v for k, v in m.metrics.items() if k[1] is None and k not in exact}
+    return replace(m, metrics={**exact, **keep}, samples=s, requests=len(s.ttft),
+                   prompt_tokens=float(s.prompt.mean()), output_tokens=float(s.output.mean()))
+
+
+def _from_aiperf_jsonl(path: str, text: str) -> Measured:
+    records = []
+    for number, line in enumerate(text.split("\n"), start=1):
+        if line.strip():
+            rec = load_json(line, f"MEASURED:line {number}")
+            if not isinstance(rec, dict):
+                raise InputError(f"MEASURED:line {number}", line[:60], "each line must be one AIPerf record object")
+            records.append((number, rec))
+    samples = from_aiperf_records(records)
+    beside = Path(path).with_name("profile_export_aiperf.json")
+    if is_file(beside, "MEASURED"):
+        m = _from_aiperf(load_json(read_text(beside, "MEASURED"), "MEASURED"))
+    else:
+        m = Measured(tool="aiperf", model=None, requests=0, prompt_tokens=0.0, output_tokens=0.0, rate=None,
+                     burstiness=1.0, concurrency=None)
+    return _with_samples(m, samples)
 
 
 def _num(raw: dict[str, Any], key: str, required: bool = True) -> float | None:

@@ -8,6 +8,7 @@ import pandas as pd
 
 from ..engine.speculative import expected_tokens_per_step
 from ..engine.state import DONE, REJECT_REASONS, REJECTED, SERVED_BY
+from ..perf.ops import COMPUTE_DTYPE
 
 if TYPE_CHECKING:
     from ..engine.simulate import SimulationResult
@@ -15,6 +16,8 @@ if TYPE_CHECKING:
 #: Percentiles every latency block reports by default (``servesim run --percentiles`` changes them).
 PCTS: tuple[float, ...] = (50, 90, 95, 99, 99.9)
 ITL_POINTS = 8  # representative step durations sampled per decode run
+#: Fewest arrivals in the second half of the arrival span that the overload tests judge.
+MIN_LATE_ARRIVALS = 10
 
 
 def pct_key(p: float) -> str:
@@ -171,7 +174,7 @@ def stability(res: "SimulationResult", df: pd.DataFrame) -> dict[str, Any]:
     never = int(((arr >= t_end / 2) & np.isnan(q) & ~df["rejected"].to_numpy()).sum())
     slope: float | None = 0.0
     q_end = 0.0
-    if late.sum() >= 10:
+    if late.sum() >= MIN_LATE_ARRIVALS:
         x, y = arr[late], q[late]
         slope = growth_slope(x, y)
         q_end = float(np.mean(y[x >= np.quantile(x, 0.9)]))
@@ -199,8 +202,27 @@ def keeping_up(df: pd.DataFrame) -> dict[str, Any]:
     n_in = float(((arr >= t0) & (arr <= t1)).sum())
     n_out = float(((fin >= t0) & (fin <= t1)).sum())
     short = n_in - n_out
-    return {"offered_rate": n_in / (t1 - t0), "achieved_rate": n_out / (t1 - t0),
-            "kept_up": not (short > 0.1 * n_in and short > 3.0 * np.sqrt(n_in))}
+    kept = None if n_in < MIN_LATE_ARRIVALS else not (short > 0.1 * n_in and short > 3.0 * np.sqrt(n_in))
+    return {"offered_rate": n_in / (t1 - t0), "achieved_rate": n_out / (t1 - t0), "kept_up": kept}
+
+
+def load_verdict(rate: dict[str, Any], st: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``(rate, stability)`` made to agree, from one rule: a run is overloaded when no request
+    completed, its queueing delay grew (:func:`stability`) or its completions fell short of its
+    arrivals (:func:`keeping_up`); then ``kept_up`` and ``stable`` are both False. With fewer than
+    :data:`MIN_LATE_ARRIVALS` arrivals in the second half neither test can tell: ``kept_up`` is None
+    and ``stability.judged`` False (``stable`` stays True there, as for closed loops)."""
+    rate, st = dict(rate), dict(st)
+    if not st["stable"]:
+        rate["kept_up"] = False if rate.get("offered_rate") is not None or st.get("reason") else rate["kept_up"]
+        return rate, st
+    if rate["kept_up"] is False:
+        st.update(stable=False, reason=f"completions fell behind arrivals: {rate['achieved_rate']:.3g} of "
+                                       f"{rate['offered_rate']:.3g} req/s in the second half of arrivals (overload)")
+    elif rate["kept_up"] is None and rate.get("offered_rate") is not None:
+        st.update(judged=False, reason=f"fewer than {MIN_LATE_ARRIVALS} arrivals in the second half of the "
+                                       "arrival span: too few to tell (give more requests)")
+    return rate, st
 
 
 def setup(res: "SimulationResult") -> dict[str, Any]:
@@ -212,6 +234,20 @@ def setup(res: "SimulationResult") -> dict[str, Any]:
             "engine": d.engine, "tp": d.tp, "pp": d.pp, "replicas": d.replicas,
             "weight_dtype": d.weight_dtype, "kv_dtype": d.kv_dtype, "arrival": arr.process,
             "offered_rate": rate, "concurrency": getattr(arr, "concurrency", None)}
+
+
+def peaks(res: "SimulationResult") -> dict[str, Any]:
+    """What MFU and MBU are fractions of: the dense peak of the compute dtype (the one the weights'
+    precision runs in, :data:`..perf.ops.COMPUTE_DTYPE`) and the HBM bandwidth, per GPU of the first
+    pool; ``mixed`` when other pools' GPUs differ (the fractions then use every GPU's own peak)."""
+    d = res.scenario.deployment
+    gpus = res.total_gpus or d.replicas * res.gpus_per_replica
+    mixed = bool((res.peak_flops_total and abs(res.peak_flops_total - res.peak_flops * gpus) > 1e-6 * res.peak_flops_total)
+                 or (res.bandwidth_total and abs(res.bandwidth_total - res.memory_bandwidth * gpus)
+                     > 1e-6 * res.bandwidth_total))
+    return {"compute_dtype": COMPUTE_DTYPE.get(d.weight_dtype, d.weight_dtype),
+            "peak_tflops_per_gpu": res.peak_flops / 1e12, "hbm_tbps_per_gpu": res.memory_bandwidth / 1e12,
+            "mixed": mixed}
 
 
 def growth_slope(x: np.ndarray, y: np.ndarray) -> float | None:
@@ -281,13 +317,14 @@ def summarize(res: "SimulationResult", df: pd.DataFrame | None = None,
     busy = np.bincount(s["replica"], weights=s["t_end"] - s["t_start"], minlength=n_rep) / dur / max(d.pp, 1)
     kv_frac = s["kv_blocks"] / _capacity(res, s)
     n_ok = int(df["meets_slo"].sum())
+    verdict = load_verdict(keeping_up(df), stability(res, df))
     return {
         "scenario": res.scenario.name or None,
         "requests": int(len(df)), "completed": int(done.sum()), "rejected": int(df["rejected"].sum()),
         "rejected_by_reason": rejected_by_reason(df),
         "duration_s": dur,
         "setup": setup(res),
-        "rate": keeping_up(df),
+        "rate": verdict[0],
         "window": {"start_s": start, "end_s": end, "warmup_requests": n_warm},
         "throughput_requests_per_s": float(done.sum()) / dur,
         "throughput_output_tokens_per_s": out_tok / dur,
@@ -310,11 +347,12 @@ def summarize(res: "SimulationResult", df: pd.DataFrame | None = None,
         "mfu": float(s["flops"].sum()) / (dur * peak),
         "mbu": float(s["bytes"].sum()) / (dur * bw),
         "busy_fraction": float(busy.mean()),
+        "utilisation_peaks": peaks(res),
         "kv_cache": {"blocks_per_replica": res.kv_blocks, "block_size": d.kv_cache.block_size,
                      "peak_used_fraction": float(kv_frac.max()) if len(s["kv_blocks"]) else 0.0,
                      "mean_used_fraction": float(kv_frac.mean()) if len(s["kv_blocks"]) else 0.0},
         "prefill_tokens_computed": int(df["prefill_tokens_computed"].sum()),
-        "stability": stability(res, df),
+        "stability": verdict[1],
         "steps": int(s["steps"].sum()),
         "simulation_wall_s": res.wall_time_s,
         **features(res, df),

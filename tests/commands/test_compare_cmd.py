@@ -94,3 +94,34 @@ def test_unknown_file_is_one_line_error(tmp_path, capsys):
     assert main(["compare", str(f)]) == 2
     err = capsys.readouterr().err
     assert "MEASURED" in err and "Traceback" not in err
+
+
+PER_REQUEST = ["vllm_bench_serve_detailed.json", "sglang_bench_serving_details.jsonl", "aiperf_run/profile_export.jsonl"]
+
+
+@pytest.mark.parametrize("name", PER_REQUEST)
+def test_compare_reads_each_per_request_file(name, capsys, monkeypatch):
+    """Exact percentiles (p90 included) come from the requests; the table prints every row."""
+    assert main(["compare", str(FIX / name), "--json", "--model", "llama-3.1-8b"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    m = read_measured(str(FIX / name))
+    assert out["per_request"] is True
+    assert {r["metric"] for r in out["rows"]} >= {"ttft_s.p90", "itl_s.p99", "e2e_s.median"}
+    for r in out["rows"]:
+        assert r["measured"] == pytest.approx(m.metrics[tuple(r["metric"].split(".")) if "." in r["metric"]
+                                                        else (r["metric"], None)])
+        assert r["predicted"] > 0 and r["error"] == pytest.approx((r["predicted"] - r["measured"]) / r["measured"])
+    monkeypatch.setenv("COLUMNS", "200")
+    assert main(["compare", str(FIX / name), "--model", "llama-3.1-8b"]) == 0
+    text = capsys.readouterr().out
+    assert "ttft_s.p90" in text and f"exact percentiles of {m.requests} requests" in text
+
+
+@pytest.mark.parametrize("name", PER_REQUEST)
+def test_compare_writes_a_chart_of_each_per_request_file(name, tmp_path, capsys):
+    if not (importlib.util.find_spec("vl_convert") and importlib.util.find_spec("altair")):
+        pytest.skip("needs altair and vl-convert-python (optional)")
+    out = tmp_path / "c.png"
+    assert main(["compare", str(FIX / name), "--model", "llama-3.1-8b", "--plot", str(out)]) == 0
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert f"wrote {out}" in capsys.readouterr().out

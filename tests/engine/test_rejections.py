@@ -20,7 +20,7 @@ def test_prompts_beyond_the_context_length_are_rejected_with_the_reason():
     assert out["completed"] == 0 and out["rejected"] == 20
     assert out["rejected_by_reason"] == {REJECT_REASONS[3]: 20}
     assert out["stability"]["stable"] is False
-    text = format_summary(out)
+    text = format_summary(out, width=200)
     assert "NO: no request completed" in text and "context length" in text
 
 
