@@ -6,7 +6,7 @@ Kernels are grouped as GEMM, attention, NCCL (communication) and other (norms, R
 residual adds, copies, embedding, sampling). Predictions use the fused engine profile (fused
 kernels, CUDA graphs on decode) with its CPU costs left out, since the measured steps run no
 scheduler: predicted GPU step = kernel sum + kernels x the profile's graph launch gap.
-``python -m calibration.tp_compare DIR`` prints the tables of docs/validation-multigpu.md.
+``python -m calibration.tp_compare DIR`` prints the tables of docs/validation/multi-gpu.md.
 """
 from __future__ import annotations
 

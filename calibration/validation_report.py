@@ -1,4 +1,4 @@
-"""Write docs/validation.md and the roofline charts from the committed measurements.
+"""Write docs/validation/time-model.md and the roofline charts from the committed measurements.
 
     python -m calibration.validation_report           # needs altair + vl-convert-python for the PNGs
 
@@ -37,9 +37,9 @@ HAND_KEPT = "## More validation"
 DEFAULT_TAIL = [
     HAND_KEPT,
     "",
-    "- Tensor parallelism and collectives on 4 × H200: `docs/validation-multigpu.md`.",
+    "- Tensor parallelism and collectives on 4 × H200: `docs/validation/multi-gpu.md`.",
     "- End-to-end against a real continuous-batching server (transformers on an H100), request by request:",
-    "  `docs/validation-e2e.md`.",
+    "  `docs/validation/end-to-end.md`.",
     "",
 ]
 
@@ -140,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
         "# Validation: how close servesim's time model comes to real GPUs",
         "",
         f"Generated {today} by `python -m calibration.validation_report` from the measurements committed in",
-        "`calibration/data/` (method and raw numbers: `docs/calibration.md`). Re-run it after a new calibration.",
+        "`calibration/data/` (method and raw numbers: `docs/guide/calibration.md`). Re-run it after a new calibration.",
         "",
         "Measured on: " + "; ".join(
             f"{g}: {m['device']['name']}, torch {m['versions'].get('torch')}, CUDA {m['versions'].get('cuda')}, "
@@ -185,7 +185,7 @@ def main(argv: list[str] | None = None) -> int:
     lines += target_lines(ktab, wm_sum)[1:] + [""]
     if charts:
         lines += ["## Rooflines", ""]
-        lines += [f"![roofline {g}](img/roofline-{g}.png)" for g in charts]
+        lines += [f"![roofline {g}](../img/roofline-{g}.png)" for g in charts]
         lines += [""]
     lines += [
         "## Where the model is weak",
@@ -213,12 +213,12 @@ def main(argv: list[str] | None = None) -> int:
         "- **Power**: under sustained load both GPUs sat at the 700 W limit with SM clocks near 1.3–1.5 GHz; the",
         "  fit is to that sustained state, so isolated kernels on a cool GPU run faster than predicted.",
         "- **Not measured here**: 8-GPU collectives and tensor-parallel steps (4 GPUs measured, 8 extrapolated:",
-        "  `docs/validation-multigpu.md`), AMD, TPU, Apple and CPU devices (documented default curves).",
+        "  `docs/validation/multi-gpu.md`), AMD, TPU, Apple and CPU devices (documented default curves).",
         "",
     ]
-    lines += hand_kept_tail(DOCS / "validation.md")
-    (DOCS / "validation.md").write_text("\n".join(lines).rstrip("\n") + "\n")
-    print((DOCS / "validation.md").read_text()[:200])
+    lines += hand_kept_tail(DOCS / "validation" / "time-model.md")
+    (DOCS / "validation" / "time-model.md").write_text("\n".join(lines).rstrip("\n") + "\n")
+    print((DOCS / "validation" / "time-model.md").read_text()[:200])
     return 0
 
 

@@ -2,7 +2,7 @@
 
 Every ``import`` and ``from ... import`` counts, those inside functions included; only the bodies of
 ``if TYPE_CHECKING:`` blocks are left out (they never run). The layers, lowest first, are documented
-in docs/architecture.md; a module may import its own package and any package of a lower layer.
+in docs/reference/architecture.md; a module may import its own package and any package of a lower layer.
 """
 from __future__ import annotations
 
@@ -134,7 +134,7 @@ def layer_of(module: str) -> tuple[str, int]:
     parts = module.split(".")
     top = parts[1] if len(parts) > 1 else ""
     if top not in LAYERS:
-        raise AssertionError(f"{module}: package {top!r} has no layer in LAYERS (add it, and to docs/architecture.md)")
+        raise AssertionError(f"{module}: package {top!r} has no layer in LAYERS (add it, and to docs/reference/architecture.md)")
     return top, LAYERS[top]
 
 

@@ -2,7 +2,7 @@
 
 The host forward time of a decode step on the H200 machines measured is not one number: within a
 run it switches between a usual level and a slow one about 1.6 times longer, in episodes of a few to
-tens of steps (``docs/validation-e2e.md``, "Dense per-step profiles and the host's slow episodes").
+tens of steps (``docs/validation/end-to-end.md``, "Dense per-step profiles and the host's slow episodes").
 This module splits the steps of the batches the fit counts as host-bound into those two levels,
 machine by machine, and gives these figures (a diagnostic that ``profile_fit`` prints; the engine
 model keeps one host level):

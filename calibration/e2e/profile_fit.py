@@ -26,7 +26,7 @@ servesim's packed-attention kernel inventory (``attention: packed``, :mod:`simul
 
 Printed as a diagnostic, not an engine-profile figure: the host's usual level and its slow episodes
 over the host-bound batches' steps (:mod:`calibration.e2e.host_episodes`); a model of them was tried
-and not kept (``docs/validation-e2e.md``).
+and not kept (``docs/validation/end-to-end.md``).
 
 ``--write PATH`` writes a whole engine profile (the ``--engine`` profile with these figures and a
 source naming the command) that scenarios take as ``deployment.engine: PATH``.

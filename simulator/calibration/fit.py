@@ -89,7 +89,7 @@ SPECS: tuple[CurveSpec, ...] = (
     CurveSpec("attention_decode", "attention_decode", lambda r: True, _l2("batch"), _l2("kv_len"),
               "log2_batch", "log2_kv", "bf16", False, True, 1.5,
               group=lambda r: f"heads {r['q_heads']}/{r['kv_heads']}"),
-    # three families of memory-bound kernels (docs/calibration.md): copies and contiguous element-wise
+    # three families of memory-bound kernels (docs/guide/calibration.md): copies and contiguous element-wise
     # kernels (torch's vectorized path, ~1 us floor); single-kernel norms (a reduction per row, ~4 us
     # floor); element-wise kernels on strided or broadcast operands (torch's generic, non-vectorized
     # path), measured by SiLU x mul on the two halves of one tensor: two kernels, silu reads and
@@ -106,7 +106,7 @@ SPECS: tuple[CurveSpec, ...] = (
 )
 COLLECTIVE_NAMES = {"all_reduce": "all-reduce", "all_gather": "all-gather"}
 #: Alternative decode feature: log2(batch x KV heads per GPU), the number of independent KV
-#: streams; it explains head-count effects that log2(batch) cannot (see docs/calibration.md).
+#: streams; it explains head-count effects that log2(batch) cannot (see docs/guide/calibration.md).
 DECODE_BY_KV_STREAMS = dataclasses.replace(
     SPECS[3], x=lambda r: math.log2(max(as_float(r["batch"]) * as_float(r["kv_heads"]), 1.0)),
     x_feature="log2_batch_kv_heads")

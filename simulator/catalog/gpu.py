@@ -109,7 +109,7 @@ class Efficiency(StrictModel):
     """How close real kernels come to the roofline on this device."""
 
     status: Literal["default", "calibrated", "transferred"] = "default"
-    source: str = "documented defaults (docs/time-model.md)"
+    source: str = "documented defaults (docs/reference/time-model.md)"
     transferred_from: str | None = None
     kernel_overlay: str | None = None              # set by catalog/kernels.apply_kernels: whose kernels
     launch_overhead_s: PositiveFloat = 4e-6        # per kernel when launched eagerly

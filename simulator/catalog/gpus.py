@@ -109,7 +109,7 @@ def load_gpu(name: str) -> GPUProfile:
     return profile
 
 
-# ---- summary table (docs/hardware.md is written from this) ------------------------------------
+# ---- summary table (docs/reference/hardware.md is written from this) ------------------------------------
 
 def gpu_table() -> list[dict[str, Any]]:
     """One row per profile: headline figures in datasheet units (TFLOP/s, GB, TB/s, GB/s, W)."""

@@ -2,7 +2,7 @@
 
 Files live in ``hwprofiles/kernels/<gpu>/<engine>.yaml`` (engine: vllm, sglang or trtllm) and are
 written by ``python -m calibration.kerneldb fit --write`` from a published kernel database (see
-docs/calibration.md, "Kernel databases"). A file's ``efficiency`` block holds only what the engine's
+docs/guide/calibration.md, "Kernel databases"). A file's ``efficiency`` block holds only what the engine's
 kernels change: its curves replace the profile's curves of the same name (the others are kept), and a
 tile-model key that is present replaces the profile's (``null``: price that attention with the curve).
 ``kv_fp8`` is a second overlay applied on top when the KV cache is stored in fp8, present only where
@@ -141,10 +141,10 @@ def load_kernel_profile(gpu_name: str, engine_name: str, version: str | None = N
 
 #: Curves of an overlay that are not applied: GEMMs. Dense layers run the same GEMM kernel classes in
 #: every engine (cuBLAS/cuBLASLt, CUTLASS fp8), so a GPU keeps one GEMM source, its profile's own: our
-#: torch measurements where we ran them (H100, H200; method and command in docs/calibration.md), the
+#: torch measurements where we ran them (H100, H200; method and command in docs/guide/calibration.md), the
 #: database's vLLM tables on the GPUs we have not measured. Where both exist they agree for bf16
 #: (database/ours 1.01-1.07) but not for fp8 (1.33-1.95 on the same shapes, cause not established);
-#: docs/validation-engines.md gives the end-to-end error with either. The fitted curves stay in the
+#: docs/validation/engines.md gives the end-to-end error with either. The fitted curves stay in the
 #: files, for comparison. Attention is the engine's own kernel family and comes from its tables.
 NOT_APPLIED = ("gemm_bf16", "gemm_fp8", "gemm_fp8_block")
 

@@ -42,7 +42,7 @@ def format_validation_error(err: ValidationError, prefix: str = "") -> str:
     field = ".".join(([prefix] if prefix else []) + loc) or prefix or "scenario"
     msg = e.get("msg", "invalid").removeprefix("Value error, ")
     if e.get("type") == "extra_forbidden":
-        return f"{field}: unknown key; check the spelling (see docs/scenario.md for the keys)"
+        return f"{field}: unknown key; check the spelling (see docs/reference/scenario.md for the keys)"
     if e.get("type") == "missing":
         return f"{field}: required but missing"
     if e.get("type") == "literal_error" and "expected" in (e.get("ctx") or {}):

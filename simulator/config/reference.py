@@ -1,4 +1,4 @@
-"""The scenario key reference, generated from the pydantic models (docs/scenario.md embeds it)."""
+"""The scenario key reference, generated from the pydantic models (docs/reference/scenario.md embeds it)."""
 from __future__ import annotations
 
 import typing
@@ -33,7 +33,7 @@ def _rows(model: type[BaseModel], prefix: str, out: list[tuple[str, str, str, st
         tp = f.annotation
         default = "" if f.is_required() else repr(f.default) if not isinstance(f.default, BaseModel) else "(section)"
         if key == "workload":
-            out.append((key, "section", "", "arrival process, request count and lengths: see docs/workload.md"))
+            out.append((key, "section", "", "arrival process, request count and lengths: see docs/guide/workload.md"))
             continue
         out.append((key, _type_name(tp), default, f.description or ""))
         inner = [a for a in typing.get_args(tp)] or [tp]
@@ -43,7 +43,7 @@ def _rows(model: type[BaseModel], prefix: str, out: list[tuple[str, str, str, st
 
 
 def scenario_reference_markdown() -> str:
-    """A Markdown table of every scenario key (workload arrival/length variants excluded: see docs/workload.md)."""
+    """A Markdown table of every scenario key (workload arrival/length variants excluded: see docs/guide/workload.md)."""
     rows: list[tuple[str, str, str, str]] = []
     _rows(Scenario, "", rows)
     lines = ["| key | type | default | meaning |", "|---|---|---|---|"]
@@ -56,7 +56,7 @@ INTRO = """# Scenario files
 
 A scenario is one YAML file: what model is served (`model`: a catalog name from `servesim models`
 or a path to a Hugging Face `config.json`), on what (`deployment`), under which traffic
-(`workload`, see `docs/workload.md`), against which SLOs (`slo`), with which `seed`. Unknown keys
+(`workload`, see `docs/guide/workload.md`), against which SLOs (`slo`), with which `seed`. Unknown keys
 are errors. Every key can be overridden on the command line with `--set dotted.key=value` (the
 value is read as YAML: `--set deployment.tp=2`, `--set deployment.batching={policy: static}`).
 
@@ -72,7 +72,7 @@ keeps it in sync.
 """
 
 
-def write_doc(path: str = "docs/scenario.md") -> None:
+def write_doc(path: str = "docs/reference/scenario.md") -> None:
     """Write the scenario reference page."""
     Path(path).write_text(INTRO + scenario_reference_markdown() + "\n")
 

@@ -1,6 +1,6 @@
 """Pydantic models of a scenario file: what is served, on what, under which traffic and SLOs.
 
-Every serving optimisation is a key whose default leaves it off (see docs/features.md).
+Every serving optimisation is a key whose default leaves it off (see docs/guide/features.md).
 """
 from __future__ import annotations
 

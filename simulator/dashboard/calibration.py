@@ -125,9 +125,9 @@ def _validation(gpu: str, folder: Path | None) -> bool:
             st.caption("Summed GPU kernel time of one forward step, predicted against measured; dashed: equal, "
                        "band: within 20%.")
             shown = True
-    doc = DOCS / "validation.md"
+    doc = VALIDATION / "time-model.md"
     if doc.is_file():
-        with st.expander("Method and known weaknesses (docs/validation.md)"):
+        with st.expander("Method and known weaknesses (docs/validation/time-model.md)"):
             st.markdown(doc.read_text(encoding="utf-8").split("## Rooflines")[0])
     for csv in sorted(folder.glob("validation*.csv")) if _folder(folder) else []:
         st.markdown(f"**{csv.name}** (from the calibration folder)")

@@ -5,7 +5,7 @@ step-log row and decode step, a few columns (the step log, the ITL log's rows, t
 durations and their rank matrix while the summary runs). Rows and steps grow with the tokens a run
 generates, so the estimate is a fixed cost per request plus a cost per expected output token
 (``benchmarks/engine_speed.py``, peak resident memory of simulation and summary, in
-``docs/benchmarks.md``, "Streaming summaries and the memory guard"): 1,000,000 chat requests
+``docs/reference/benchmarks.md``, "Streaming summaries and the memory guard"): 1,000,000 chat requests
 (211 output tokens on average) peak at :data:`BYTES_PER_REQUEST` + 211 x :data:`BYTES_PER_OUTPUT_TOKEN`
 or less, and 300 requests of 32,768 output tokens at 14 bytes per token; both rounded up. Replicas:
 134 MB and 180 MB at 1,000 and 10,000 replicas of 10 requests, so 5.1 KB per replica

@@ -8,7 +8,7 @@ start of a window every shard reports its replicas' outstanding counts; the coor
 window's arrivals on those counts, adding one per request it routes (completions inside the window
 are not seen until its end); then every shard simulates the window. A count the router sees is at
 most ``window_s`` old; ``window_s`` -> 0 approaches the single-process routing. The error against the
-single-process run is measured in ``docs/benchmarks.md`` and bounded in the tests."""
+single-process run is measured in ``docs/reference/benchmarks.md`` and bounded in the tests."""
 from __future__ import annotations
 
 import math

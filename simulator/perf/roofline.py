@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from ..catalog.gpu import Curve, GPUProfile
 from .tiles import decode_tile_time, tile_time
 
-#: Uncalibrated defaults (see docs/time-model.md): conservative fractions of the datasheet roofline.
+#: Uncalibrated defaults (see docs/reference/time-model.md): conservative fractions of the datasheet roofline.
 #: GEMM: x = log2(M tokens), y = log2(K*N weight elements).
 DEFAULT_CURVES: dict[str, Curve] = {
     "gemm": Curve(x_feature="log2_m", x=[0, 4, 7, 9, 11, 14], y_feature="log2_kn", y=[18, 22, 26, 30],

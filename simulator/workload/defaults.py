@@ -2,7 +2,7 @@
 
 Source: Azure/AzurePublicDataset, ``AzureLLMInferenceTrace_conv.csv`` (one hour of production
 traffic recorded 2023-11-16), described by Patel et al., "Splitwise: Efficient Generative LLM
-Inference Using Phase Splitting", ISCA 2024. License CC-BY 4.0. See docs/workload.md for the fit.
+Inference Using Phase Splitting", ISCA 2024. License CC-BY 4.0. See docs/guide/workload.md for the fit.
 """
 from __future__ import annotations
 

@@ -1,14 +1,14 @@
-"""docs/scenario.md lists exactly the keys the scenario models accept."""
+"""docs/reference/scenario.md lists exactly the keys the scenario models accept."""
 from pathlib import Path
 
 from simulator.config.reference import INTRO, scenario_reference_markdown
 
-DOC = Path(__file__).resolve().parents[2] / "docs" / "scenario.md"
+DOC = Path(__file__).resolve().parents[2] / "docs" / "reference" / "scenario.md"
 
 
 def test_scenario_doc_is_in_sync():
     assert DOC.read_text() == INTRO + scenario_reference_markdown() + "\n", \
-        "docs/scenario.md is stale: run `python -m simulator.config.reference`"
+        "docs/reference/scenario.md is stale: run `python -m simulator.config.reference`"
 
 
 def test_every_deployment_key_is_documented():

@@ -15,7 +15,7 @@ from simulator.metrics.summary import summarize
 from ..engine.conftest import make_scenario
 from .conftest import assert_identical, latency_errors
 
-#: The documented bound (docs/features.md, sharded runs) on the relative error of the sharded run at
+#: The documented bound (docs/guide/features.md, sharded runs) on the relative error of the sharded run at
 #: the default synchronisation window (0.05 s), set from six seeds of this scenario in
 #: docs/benchmarks/fleet_error.json (largest seen: 2.4%, 10.0%, 0.08%, 0.56%).
 LEAST_OUTSTANDING_TOLERANCE = {"ttft_mean": 0.03, "ttft_p99": 0.12, "e2e_mean": 0.005, "e2e_p99": 0.02}
