@@ -293,9 +293,6 @@ def summarize(res: "SimulationResult", df: pd.DataFrame | None = None,
     percentiles and ``percentiles`` (e.g. ``(99.9,)``) besides."""
     df = per_request(res) if df is None else df
     pcts = tuple(sorted(set(PCTS) | {float(p) for p in percentiles}))
-
-    def st(x: np.ndarray, w: np.ndarray | None = None) -> dict[str, float | None]:
-        return stats(x, w, pcts)
     n_warm = int(df["warmup"].sum()) if "warmup" in df else 0
     if n_warm:
         df = df.loc[~df["warmup"].to_numpy()]
@@ -305,17 +302,7 @@ def summarize(res: "SimulationResult", df: pd.DataFrame | None = None,
     dur = max(end - start, 1e-12)
     s = window_steps(res.steps, start, end) if n_warm else res.steps
     out_tok = float(df.loc[done, "output_tokens"].sum())
-    tpot = df.loc[done, "tpot_s"].to_numpy()
     in_tok = float(df.loc[done, "prompt_tokens"].sum())
-    itl_v, itl_w = itl_samples(s)
-    d = res.scenario.deployment
-    gpus = res.total_gpus or d.replicas * res.gpus_per_replica
-    peak = res.peak_flops_total or res.peak_flops * gpus
-    bw = res.bandwidth_total or res.memory_bandwidth * gpus
-    n_rep = max(d.replicas, len(res.kv_blocks_by_replica))
-    # a step's time covers all pipeline stages in turn, so each stage's GPUs are busy 1/pp of it
-    busy = np.bincount(s["replica"], weights=s["t_end"] - s["t_start"], minlength=n_rep) / dur / max(d.pp, 1)
-    kv_frac = s["kv_blocks"] / _capacity(res, s)
     n_ok = int(df["meets_slo"].sum())
     verdict = load_verdict(keeping_up(df), stability(res, df))
     return {
@@ -330,19 +317,50 @@ def summarize(res: "SimulationResult", df: pd.DataFrame | None = None,
         "throughput_output_tokens_per_s": out_tok / dur,
         "throughput_input_tokens_per_s": in_tok / dur,
         "throughput_total_tokens_per_s": (in_tok + out_tok) / dur,
-        "ttft_s": st(df.loc[done, "ttft_s"].to_numpy()),
-        "tpot_s": st(tpot),
-        "itl_s": st(itl_v, itl_w),
-        "e2e_s": st(df.loc[done, "e2e_s"].to_numpy()),
-        "queue_s": st(df.loc[done, "queue_s"].to_numpy()),
-        "output_tokens_per_s_per_user": st(1.0 / tpot[tpot > 0]),
+        **_latencies(df, done, s, pcts),
         "percentiles": list(pcts),
         "slos": {k: v for k, v in res.scenario.slo.model_dump().items() if v is not None},
         "goodput_requests_per_s": n_ok / dur,
         "slo_attainment": n_ok / max(len(df), 1),
         "preemptions": int(df["preemptions"].sum()),
-        "itl_request_p50_s": st(df.loc[done, "itl_p50_s"].to_numpy()),
-        "itl_request_p99_s": st(df.loc[done, "itl_p99_s"].to_numpy()),
+        "itl_request_p50_s": stats(df.loc[done, "itl_p50_s"].to_numpy(), None, pcts),
+        "itl_request_p99_s": stats(df.loc[done, "itl_p99_s"].to_numpy(), None, pcts),
+        **_utilisation(res, s, dur),
+        "prefill_tokens_computed": int(df["prefill_tokens_computed"].sum()),
+        "stability": verdict[1],
+        "steps": int(s["steps"].sum()),
+        "simulation_wall_s": res.wall_time_s,
+        **features(res, df),
+        "notes": res.notes,
+    }
+
+
+def _latencies(df: pd.DataFrame, done: np.ndarray, s: dict[str, np.ndarray],
+               pcts: tuple[float, ...]) -> dict[str, Any]:
+    """Latency blocks of the answered requests (ITL over every token gap of the steps ``s``)."""
+    tpot = df.loc[done, "tpot_s"].to_numpy()
+    itl_v, itl_w = itl_samples(s)
+    return {
+        "ttft_s": stats(df.loc[done, "ttft_s"].to_numpy(), None, pcts),
+        "tpot_s": stats(tpot, None, pcts),
+        "itl_s": stats(itl_v, itl_w, pcts),
+        "e2e_s": stats(df.loc[done, "e2e_s"].to_numpy(), None, pcts),
+        "queue_s": stats(df.loc[done, "queue_s"].to_numpy(), None, pcts),
+        "output_tokens_per_s_per_user": stats(1.0 / tpot[tpot > 0], None, pcts),
+    }
+
+
+def _utilisation(res: "SimulationResult", s: dict[str, np.ndarray], dur: float) -> dict[str, Any]:
+    """GPUs, MFU, MBU, busy fraction and KV use over the window ``dur`` of the steps ``s``."""
+    d = res.scenario.deployment
+    gpus = res.total_gpus or d.replicas * res.gpus_per_replica
+    peak = res.peak_flops_total or res.peak_flops * gpus
+    bw = res.bandwidth_total or res.memory_bandwidth * gpus
+    n_rep = max(d.replicas, len(res.kv_blocks_by_replica))
+    # a step's time covers all pipeline stages in turn, so each stage's GPUs are busy 1/pp of it
+    busy = np.bincount(s["replica"], weights=s["t_end"] - s["t_start"], minlength=n_rep) / dur / max(d.pp, 1)
+    kv_frac = s["kv_blocks"] / _capacity(res, s)
+    return {
         "gpus": int(gpus),
         "mfu": float(s["flops"].sum()) / (dur * peak),
         "mbu": float(s["bytes"].sum()) / (dur * bw),
@@ -351,10 +369,4 @@ def summarize(res: "SimulationResult", df: pd.DataFrame | None = None,
         "kv_cache": {"blocks_per_replica": res.kv_blocks, "block_size": d.kv_cache.block_size,
                      "peak_used_fraction": float(kv_frac.max()) if len(s["kv_blocks"]) else 0.0,
                      "mean_used_fraction": float(kv_frac.mean()) if len(s["kv_blocks"]) else 0.0},
-        "prefill_tokens_computed": int(df["prefill_tokens_computed"].sum()),
-        "stability": verdict[1],
-        "steps": int(s["steps"].sum()),
-        "simulation_wall_s": res.wall_time_s,
-        **features(res, df),
-        "notes": res.notes,
     }
