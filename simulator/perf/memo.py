@@ -24,7 +24,7 @@ class PriceMemo:
     def __init__(self) -> None:
         self._d: dict[tuple, Any] = {}
         self.get = self._d.get
-        self.rounded_key: Callable[..., tuple] = cost_key_function()
+        self.rounded_key: Callable[[tuple], tuple] = cost_key_function()
 
     def __len__(self) -> int:
         return len(self._d)

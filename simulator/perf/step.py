@@ -331,7 +331,7 @@ class StepModel:
         FLOPs and bytes (:class:`StepCost`), or with ``detail`` the full :class:`StepTime` with the
         breakdown by operation kind. Contexts are rounded by :func:`quantize` (under 0.55%, so that
         steps a few tokens apart share a memo entry) unless ``exact``."""
-        key = shape if exact else self._rounded_key(*shape)
+        key = shape if exact else self._rounded_key(shape)
         return self._detail(key) if detail else self._lookup(key)
 
     def _lookup(self, key: tuple) -> StepCost:
