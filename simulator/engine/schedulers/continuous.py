@@ -20,6 +20,7 @@ from ...perf.step import BatchShape, StepCost
 from ..decode_set import decode_set_type
 from ..kv import NO_HIT
 from ..state import DONE, RUNNING
+from ..step_log import StepRow
 from .base import DecodeRun, Scheduler
 
 if TYPE_CHECKING:
@@ -290,7 +291,7 @@ class ContinuousScheduler(Scheduler):
                 if math.isnan(req.first_token[rid]):
                     req.first_token[rid] = t1
                 moved.append(rid)
-        r.log.add(t0, t1, r.index, 1, n, pt, dt, dt, flops, nbytes, self.running, len(r.waiting), r.pool.used)
+        r.log.add(StepRow(t0, t1, r.index, 1, n, pt, dt, dt, flops, nbytes, self.running, len(r.waiting), r.pool.used))
         r.itl.row(self.loop_id, t0, dt, 0.0, 1)
         if moved:
             for rid in moved:
