@@ -8,11 +8,31 @@ linearly from ``dt_first`` to ``dt_last`` (the context grows by one token per se
 from __future__ import annotations
 
 from array import array
+from typing import NamedTuple
 
 import numpy as np
 
-COLUMNS = ("t_start", "t_end", "replica", "steps", "decode_seqs", "prefill_tokens", "dt_first", "dt_last",
-           "flops", "bytes", "running", "waiting", "kv_blocks")
+
+class StepRow(NamedTuple):
+    """One row of the step log: a step, or a run of ``steps`` decode steps (times in seconds, FLOPs
+    and bytes summed over its steps; ``running``, ``waiting`` and ``kv_blocks`` at its end)."""
+
+    t_start: float
+    t_end: float
+    replica: int
+    steps: int
+    decode_seqs: int
+    prefill_tokens: int
+    dt_first: float
+    dt_last: float
+    flops: float
+    bytes: float
+    running: int
+    waiting: int
+    kv_blocks: int
+
+
+COLUMNS = StepRow._fields
 _INT = {"replica": np.int32, "steps": np.int64, "decode_seqs": np.int64, "prefill_tokens": np.int64,
         "running": np.int64, "waiting": np.int64, "kv_blocks": np.int64}
 
@@ -24,12 +44,9 @@ class StepLog:
         self._rows = array("d")
         self._extend = self._rows.extend
 
-    def add(self, t_start: float, t_end: float, replica: int, steps: int, decode_seqs: int,
-            prefill_tokens: int, dt_first: float, dt_last: float, flops: float, nbytes: float,
-            running: int, waiting: int, kv_blocks: int) -> None:
-        """Record one step or run (times in seconds, flops and bytes summed over its steps)."""
-        self._extend((t_start, t_end, replica, steps, decode_seqs, prefill_tokens, dt_first, dt_last, flops,
-                      nbytes, running, waiting, kv_blocks))
+    def add(self, row: StepRow) -> None:
+        """Record one step or run (a :class:`StepRow`: its fields go in as they are, in field order)."""
+        self._extend(row)
 
     def __len__(self) -> int:
         return len(self._rows) // len(COLUMNS)

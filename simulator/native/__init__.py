@@ -3,7 +3,8 @@ gives bit-identical results:
 
 - ``_decode_set`` (``decode_set.c``; its Python type in ``decode_set_type.c``, numpy buffers in
   ``buffers.c``): ``engine.decode_set.PyDecodeSet``, a scheduler loop's decoding requests;
-- ``_step_key`` (``step_key.c``): ``perf.shape.cost_key``, the memo key of a step's price.
+- ``_step_key`` (``step_key.c``): ``perf.shape.cost_key``, the memo key of a step's price;
+- ``_step_price`` (``step_price.c``): ``perf.lean.memoised_sums``, a step's price from its memoised parts.
 
 They are built at install time by ``build.py`` (a hatchling build hook); without a C compiler the
 install goes on and the engine runs the references, slower. ``SERVESIM_NATIVE=0`` makes it run the

@@ -18,7 +18,8 @@ ROOT = Path(__file__).resolve().parents[2]
 #: (module, C sources), paths relative to the project root.
 EXTENSIONS = (("simulator.native._decode_set", ("simulator/native/decode_set.c", "simulator/native/decode_set_type.c",
                                                   "simulator/native/buffers.c")),
-              ("simulator.native._step_key", ("simulator/native/step_key.c",)))
+              ("simulator.native._step_key", ("simulator/native/step_key.c",)),
+              ("simulator.native._step_price", ("simulator/native/step_price.c",)))
 #: Headers the sources include (a change to one rebuilds the extensions).
 HEADERS = ("simulator/native/buffers.h", "simulator/native/decode_set.h")
 REQUIRE_ENV = "SERVESIM_REQUIRE_NATIVE"

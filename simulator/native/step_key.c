@@ -26,16 +26,21 @@ static PyObject *quantize(PyObject *v) {
     return r;
 }
 
-static PyObject *cost_key(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
-    if (nargs != 10) {
-        PyErr_Format(PyExc_TypeError, "cost_key takes 10 arguments (%zd given)", nargs);
+static PyObject *cost_key(PyObject *self, PyObject *shape) {
+    if (!PyTuple_Check(shape)) {
+        PyErr_Format(PyExc_TypeError, "cost_key takes a shape tuple, not %.100s", Py_TYPE(shape)->tp_name);
+        return NULL;
+    }
+    Py_ssize_t n = PyTuple_GET_SIZE(shape);
+    if (n != 10) {
+        PyErr_Format(PyExc_TypeError, "cost_key takes a shape of 10 fields (%zd given)", n);
         return NULL;
     }
     PyObject *key = PyTuple_New(10);
     if (!key) return NULL;
     static const int rounded[10] = {0, 0, 1, 1, 0, 1, 1, 1, 1, 0};
     for (int i = 0; i < 10; i++) {
-        PyObject *v = args[i];
+        PyObject *v = PyTuple_GET_ITEM(shape, i);
         if (rounded[i]) {
             v = quantize(v);
             if (!v) { Py_DECREF(key); return NULL; }
@@ -48,9 +53,10 @@ static PyObject *cost_key(PyObject *self, PyObject *const *args, Py_ssize_t narg
 }
 
 static PyMethodDef methods[] = {
-    {"cost_key", (PyCFunction)(void (*)(void))cost_key, METH_FASTCALL,
-     "cost_key(prefill_tokens, prefill_seqs, prefill_pairs, prefill_kv, decode_seqs, decode_ctx, "
-     "prefill_pairs_win, prefill_kv_win, decode_ctx_win, decode_q): the memo key of a step's price."},
+    {"cost_key", (PyCFunction)cost_key, METH_O,
+     "cost_key(shape): the memo key of a step's price; shape is a tuple of the ten BatchShape fields "
+     "(prefill_tokens, prefill_seqs, prefill_pairs, prefill_kv, decode_seqs, decode_ctx, "
+     "prefill_pairs_win, prefill_kv_win, decode_ctx_win, decode_q)."},
     {NULL}};
 
 static struct PyModuleDef moddef = {PyModuleDef_HEAD_INIT, "_step_key", "The memo key of a step's price, compiled.",

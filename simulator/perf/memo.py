@@ -23,8 +23,9 @@ class PriceMemo:
 
     def __init__(self) -> None:
         self._d: dict[tuple, Any] = {}
+        self.entries = self._d   # read-only use: the compiled lookups of perf/lean.py
         self.get = self._d.get
-        self.rounded_key: Callable[..., tuple] = cost_key_function()
+        self.rounded_key: Callable[[tuple], tuple] = cost_key_function()
 
     def __len__(self) -> int:
         return len(self._d)

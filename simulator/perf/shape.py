@@ -121,7 +121,7 @@ def window_pairs(c: int, p: int, w: int) -> float:
 def quantize(b: BatchShape) -> BatchShape:
     """The shape with its context sums rounded to 64 steps per octave (under 0.55% change),
     so that memoisation hits across steps whose contexts differ by a few tokens."""
-    return BatchShape(*cost_key(*b))
+    return BatchShape(*cost_key(b))
 
 
 def quantize_value(v: float | None) -> float | None:
@@ -131,15 +131,15 @@ def quantize_value(v: float | None) -> float | None:
     return _POW[round(_log2(v) * 64)]
 
 
-def cost_key(prefill_tokens: int, prefill_seqs: int, prefill_pairs: float, prefill_kv: float,
-             decode_seqs: int, decode_ctx: float, prefill_pairs_win: float | None,
-             prefill_kv_win: float | None, decode_ctx_win: float | None, decode_q: int) -> tuple:
-    """The memo key of a step's price: :class:`BatchShape` fields with the context sums rounded by
-    :func:`quantize_value` (the key of :func:`quantize` of that shape). Compiled twin:
-    ``simulator/native/step_key.c``."""
+def cost_key(shape: tuple) -> tuple:
+    """The memo key of a step's price: the ten fields of ``shape`` (a :class:`BatchShape` or a plain tuple
+    in its field order) with the context sums rounded by :func:`quantize_value` (the key of
+    :func:`quantize` of that shape). Compiled twin: ``simulator/native/step_key.c``."""
+    if len(shape) != 10:
+        raise TypeError(f"cost_key takes a shape of 10 fields ({len(shape)} given)")
+    pt, ps, pairs, kv, ds, ctx, pw, kw, cw, dq = shape
     q = quantize_value
-    return (prefill_tokens, prefill_seqs, q(prefill_pairs), q(prefill_kv), decode_seqs, q(decode_ctx),
-            q(prefill_pairs_win), q(prefill_kv_win), q(decode_ctx_win), decode_q)
+    return (pt, ps, q(pairs), q(kv), ds, q(ctx), q(pw), q(kw), q(cw), dq)
 
 
 _log2 = math.log2
@@ -149,6 +149,6 @@ _POW = [2.0 ** (e / 64) for e in range(64 * 64)]
 _native = load("_step_key")
 
 
-def cost_key_function() -> Callable[..., tuple]:
+def cost_key_function() -> Callable[[tuple], tuple]:
     """:func:`cost_key`, compiled if built and not switched off by ``SERVESIM_NATIVE=0``."""
     return _native.cost_key if _native is not None and enabled() else cost_key

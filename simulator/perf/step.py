@@ -18,6 +18,7 @@ from .ops import (ACT_BYTES, COMPUTE_DTYPE, WEIGHT_BYTES, ExpertPlan, ExpertRout
                   attention_heads_dims, elementwise_parts, gemm_cost, layer_gemms, shard)
 from .roofline import OpTime, curve_for, decode_attention_time, evaluate, log2, op_time, prefill_attention_time
 from .packed import check_packed, packed_attention
+from .lean import memoised_sums_function, part_sums
 from .memo import PriceMemo
 from .part import AttnSums, Part, StepCost, StepTime, add_op as _add, attn_key, merge_ops as _merge, seqs_key, tokens_key
 from .shape import BatchShape, decode_pairs, quantize, window_pairs
@@ -86,6 +87,7 @@ class StepModel:
         self._rounded_key = self.memo.rounded_key
         self.packed = check_packed(self)   # one masked SDPA over the whole step (perf/packed.py)
         self.lean = self.cp == 1 and self.dp == 1 and not self.packed   # parts looked up directly when memoised
+        self._memoised_sums = memoised_sums_function(self.memo.entries, engine.cuda_graphs)   # perf/lean.py
 
     # ---- parts: each memoised on the few numbers it depends on -------------------------
     def _part(self, key: tuple, build) -> "Part":
@@ -286,27 +288,6 @@ class StepModel:
                 decode_pairs(n, ctx_w, q) / s, ctx_w / s), graph))
         return parts, graph
 
-    def _memoised_parts(self, key: tuple) -> tuple[list["Part"], bool] | None:
-        """:meth:`_parts_of` of the step with memo key ``key`` when it has no context or data parallelism,
-        packed attention or sliding windows and every part is memoised already (else None): the same
-        part keys, looked up directly."""
-        pt, ps, pairs, kv, n, ctx, pw, kw, cw, q = key
-        tokens = pt + n * q
-        if pw is not None or kw is not None or cw is not None or tokens <= 0:
-            return None
-        get, graph = self.memo.get, self.engine.cuda_graphs and ps == 0
-        parts = [get(tokens_key(tokens, tokens, graph)), get(seqs_key(float(ps + n * q), graph))]
-        if ps:
-            pp, pk = float(pairs), float(kv)
-            parts.append(get(attn_key("attention_prefill", AttnSums(float(pt), float(ps), pp, pk, pp, pk), False)))
-        if n:
-            dp, c = float(decode_pairs(n, ctx, q)), float(ctx)
-            parts.append(get(attn_key("attention_decode", AttnSums(float(n * q), float(n), dp, c, dp, c), graph)))
-        for p in parts:   # (not ``None in parts``: that compares each part with None field by field)
-            if p is None:
-                return None
-        return parts, graph  # type: ignore[return-value]
-
     def _wall(self, gpu_s: float, kernels: int, seqs: int, graph: bool) -> float:
         """Wall seconds: kernels back to back (a small gap each, as in a graph replay), or the host's
         eager launches if those are slower, plus the engine's CPU overhead per step and sequence (or,
@@ -331,7 +312,7 @@ class StepModel:
         FLOPs and bytes (:class:`StepCost`), or with ``detail`` the full :class:`StepTime` with the
         breakdown by operation kind. Contexts are rounded by :func:`quantize` (under 0.55%, so that
         steps a few tokens apart share a memo entry) unless ``exact``."""
-        key = shape if exact else self._rounded_key(*shape)
+        key = shape if exact else self._rounded_key(shape)
         return self._detail(key) if detail else self._lookup(key)
 
     def _lookup(self, key: tuple) -> StepCost:
@@ -343,15 +324,12 @@ class StepModel:
     def _price(self, key: tuple) -> StepCost:
         """:meth:`_lookup` of the shape whose fields (and memo key) are ``key``, from its parts; memoised if
         decode-only (99% of those recur; 94% of steps with a prompt chunk do not, 1,000,000 chat requests)."""
-        hit = self._memoised_parts(key) if self.lean else None
-        parts, graph = hit if hit is not None else self._parts_of(key)
-        gpu_s = flops = nbytes = 0.0
-        kernels = 0
-        for p in parts:
-            gpu_s += p.seconds
-            flops += p.flops
-            nbytes += p.bytes
-            kernels += p.kernels
+        hit = self._memoised_sums(key) if self.lean else None
+        if hit is None:
+            parts, graph = self._parts_of(key)
+            gpu_s, flops, nbytes, kernels = part_sums(parts)
+        else:
+            gpu_s, flops, nbytes, kernels, graph = hit
         res = StepCost(self._wall(gpu_s, kernels, key[1] + key[4], graph), flops, nbytes)
         return self.memo.put(key, res) if not key[1] else res
 

@@ -45,7 +45,7 @@ def test_compiling_a_scratch_tree_gives_loadable_modules(tmp_path):
     spec = importlib.util.spec_from_file_location("simulator.native._step_key", built[1])
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
-    assert mod.cost_key(1, 1, 100.0, 64, 2, 10.0, None, None, None, 1)[2] == 2.0 ** (round(math.log2(100.0) * 64) / 64)
+    assert mod.cost_key((1, 1, 100.0, 64, 2, 10.0, None, None, None, 1))[2] == 2.0 ** (round(math.log2(100.0) * 64) / 64)
 
 
 def test_modules_built_in_this_checkout_are_the_ones_the_engine_loads():

@@ -21,14 +21,15 @@ counts = st.integers(0, 10_000)
 def test_the_key_is_the_quantized_shapes_key(pt, ps, pairs, kv, ds, ctx, pw, kw, cw, q):
     pairs, kv, ctx = (0.0 if v is None else v for v in (pairs, kv, ctx))
     b = BatchShape(pt, ps, pairs, kv, ds, ctx, pw, kw, cw, q)
-    assert cost_key(pt, ps, pairs, kv, ds, ctx, pw, kw, cw, q) == quantize(b).key()
+    assert cost_key(b) == cost_key(tuple(b)) == quantize(b).key()
 
 
 @native
 @given(counts, counts, sums, sums, counts, sums, sums, sums, sums, st.integers(1, 8))
 def test_compiled_key_equals_the_reference(pt, ps, pairs, kv, ds, ctx, pw, kw, cw, q):
     args = (pt, ps, pairs, kv, ds, ctx, pw, kw, cw, q)
-    ref, got = cost_key(*args), _native.cost_key(*args)
+    ref, got = cost_key(args), _native.cost_key(args)
+    assert _native.cost_key(BatchShape(*args)) == ref
     assert ref == got
     assert [type(x) for x in ref] == [type(x) for x in got]   # equal keys of equal types: same dict slot
 
@@ -38,7 +39,12 @@ def test_compiled_key_rejects_what_the_reference_rejects():
     with pytest.raises(ValueError):
         quantize_value(math.nan)
     with pytest.raises(ValueError):
-        _native.cost_key(1, 1, math.nan, 1.0, 0, 0.0, None, None, None, 1)
+        _native.cost_key((1, 1, math.nan, 1.0, 0, 0.0, None, None, None, 1))
+    for key in (cost_key, _native.cost_key):
+        with pytest.raises(TypeError):
+            key((1, 2, 3))                  # a shape has ten fields
+    with pytest.raises(TypeError):
+        _native.cost_key([1] * 10)          # a tuple (or BatchShape), as the engine passes
     with pytest.raises(TypeError):
         _native.cost_key(1, 2, 3)
 

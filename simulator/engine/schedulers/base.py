@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 import simpy
 
 from ...perf.part import StepCost
+from ..step_log import StepRow
 
 if TYPE_CHECKING:
     from ..replica import Replica
@@ -130,6 +131,6 @@ class Scheduler:
         r, d0, slope = self.r, run.d0, run.slope
         f = done / run.steps
         c0, c1 = run.first, run.last
-        r.log.add(t0, self.env.now, r.index, done, decodes, 0, d0, d0 + slope * (done - 1),
-                  (c0.flops + c1.flops) / 2 * run.steps * f, (c0.bytes + c1.bytes) / 2 * run.steps * f,
-                  running, len(r.waiting), r.pool.used)
+        r.log.add(StepRow(t0, self.env.now, r.index, done, decodes, 0, d0, d0 + slope * (done - 1),
+                          (c0.flops + c1.flops) / 2 * run.steps * f, (c0.bytes + c1.bytes) / 2 * run.steps * f,
+                          running, len(r.waiting), r.pool.used))

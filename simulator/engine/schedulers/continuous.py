@@ -12,6 +12,7 @@ first takes its cached leading blocks and prefills only the rest (``prefix_cache
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -20,10 +21,21 @@ from ...perf.step import BatchShape, StepCost
 from ..decode_set import decode_set_type
 from ..kv import NO_HIT
 from ..state import DONE, RUNNING
+from ..step_log import StepRow
 from .base import DecodeRun, Scheduler
 
 if TYPE_CHECKING:
     from ..replica import Replica
+
+
+@dataclass(slots=True)
+class StepPlan:
+    """What :meth:`ContinuousScheduler._schedule` has picked so far for the next step: prefill chunks
+    as (request, tokens), the token budget left, and the swap seconds the step pays first."""
+
+    chunks: list[tuple[int, int]]
+    budget: int
+    swap_s: float
 
 
 class ContinuousScheduler(Scheduler):
@@ -83,79 +95,108 @@ class ContinuousScheduler(Scheduler):
         return r.kv.can_admit(kv + hit.tokens + max(c, 1), hit) and r.admission.admits(rid, rem)
 
     def _schedule(self) -> tuple[list[tuple[int, int]], float]:
-        """Allocate this step's blocks (preempting if needed) and pick prefill chunks."""
-        r, req, kvm, adm = self.r, self.r.reqs, self.r.kv, self.r.admission
+        """Allocate this step's blocks (preempting if needed) and pick prefill chunks: first the
+        requests still prefilling, in admission order, then waiting ones (FIFO) while budget lasts."""
+        r = self.r
         preempted = r.preemptions
         q = r.decode_q
-        swap_s = adm.make_room(self, q)
-        budget = r.max_tokens - self.dec.n * q
-        chunks: list[tuple[int, int]] = []
+        swap_s = r.admission.make_room(self, q)
+        plan = StepPlan([], r.max_tokens - self.dec.n * q, swap_s)
+        hold_back = self._continue_prefills(plan)
+        if not r.admission.admit_after_preemption and r.preemptions > preempted:
+            hold_back = True
+        if not (self.stalled or hold_back):
+            self._admit_waiting(plan)
+        return plan.chunks, plan.swap_s
+
+    def _continue_prefills(self, plan: StepPlan) -> bool:
+        """Give the requests still prefilling their next chunks and blocks (evicting others if short);
+        sets ``stalled``. Returns whether new admissions must wait this step (blocks freed by a request
+        that preempted itself go to stalled stages first)."""
+        r, req, kvm, adm = self.r, self.r.reqs, self.r.kv, self.r.admission
         stall = hold_back = False
         for rid in list(self.prefilling):
-            if budget <= 0:
+            if plan.budget <= 0:
                 break
             rem = int(req.target[rid] - req.kv[rid])
-            c = min(rem, budget) if r.chunked else rem
-            if c > budget:
+            c = min(rem, plan.budget) if r.chunked else rem
+            if c > plan.budget:
                 break
             while rid in self.prefilling and not kvm.allocate(rid, int(req.kv[rid]) + c):
                 stall = self._must_wait(rid)
                 if stall:
                     break
-                swap_s += adm.evict(self)
+                plan.swap_s += adm.evict(self)
             if stall:
                 break
             if rid in self.prefilling:
-                chunks.append((rid, c))
-                budget -= c
+                plan.chunks.append((rid, c))
+                plan.budget -= c
             else:   # it preempted itself: the blocks it freed go to stalled stages before new admissions
                 hold_back = any(x.stalled for x in r.loops)
         self.stalled = stall
-        if not adm.admit_after_preemption and r.preemptions > preempted:
-            hold_back = True
-        now = self.env.now
-        while r.waiting and budget > 0 and self.running < r.max_batch_size and not (stall or hold_back):
+        return hold_back
+
+    def _admit_waiting(self, plan: StepPlan) -> None:
+        """Admit waiting requests (FIFO) while the budget, the batch size and the blocks allow."""
+        r, req = self.r, self.r.reqs
+        while r.waiting and plan.budget > 0 and self.running < r.max_batch_size:
             rid = r.waiting[0]
             kv0 = int(req.kv[rid])
             rem = int(req.target[rid] - kv0)
             if rem <= 0:  # KV already complete (swapped out, or sent by a prefill replica): decode next step
-                if not adm.admits(rid, 0) or not kvm.allocate(rid, kv0 + q):
+                if not self._admit_decoding(rid, kv0, plan):
                     break
-                if req.on_host[rid]:
-                    swap_s += r.swap_seconds(kv0)
-                    req.on_host[rid] = False
-                if not r.admit_seq[rid]:
-                    r.admit_seq[rid] = r.next_seq()
-                r.waiting.popleft()
-                req.status[rid] = RUNNING
-                self.dec.add(np.array([rid], dtype=np.int64))
-                budget -= q
-                continue
-            hit = kvm.acquire_prefix(rid) if kv0 == 0 else 0
-            if hit:
-                kv0, rem = hit, rem - hit
-            c = min(rem, budget) if r.chunked else rem
-            alone = not chunks and not self.dec.n   # a recompute may outgrow the budget: run it alone
-            if (c > budget and not alone) or not adm.admits(rid, rem) or not kvm.allocate(rid, kv0 + c):
-                kvm.undo_prefix(rid, hit)
+            elif not self._admit_prefill(rid, kv0, rem, plan):
                 break
-            if req.on_host[rid]:
-                swap_s += r.swap_seconds(kv0)
-                req.on_host[rid] = False
-            if hit:
-                req.kv[rid] = hit
-                req.cached[rid] += hit
-                if math.isnan(req.first_sched[rid]):
-                    req.first_cached[rid] = hit
-            r.waiting.popleft()
-            req.status[rid] = RUNNING
+
+    def _admit_decoding(self, rid: int, kv0: int, plan: StepPlan) -> bool:
+        """Admit waiting ``rid`` whose KV is complete straight into the decode set (swapping it in if
+        on the host); False if it does not fit."""
+        r, req, q = self.r, self.r.reqs, self.r.decode_q
+        if not r.admission.admits(rid, 0) or not r.kv.allocate(rid, kv0 + q):
+            return False
+        if req.on_host[rid]:
+            plan.swap_s += r.swap_seconds(kv0)
+            req.on_host[rid] = False
+        if not r.admit_seq[rid]:
             r.admit_seq[rid] = r.next_seq()
+        r.waiting.popleft()
+        req.status[rid] = RUNNING
+        self.dec.add(np.array([rid], dtype=np.int64))
+        plan.budget -= q
+        return True
+
+    def _admit_prefill(self, rid: int, kv0: int, rem: int, plan: StepPlan) -> bool:
+        """Admit waiting ``rid`` with its first chunk (after its cached prefix, if any); False if it
+        does not fit."""
+        r, req, kvm = self.r, self.r.reqs, self.r.kv
+        hit = kvm.acquire_prefix(rid) if kv0 == 0 else 0
+        if hit:
+            kv0, rem = hit, rem - hit
+        budget = plan.budget
+        c = min(rem, budget) if r.chunked else rem
+        alone = not plan.chunks and not self.dec.n   # a recompute may outgrow the budget: run it alone
+        if (c > budget and not alone) or not r.admission.admits(rid, rem) or not kvm.allocate(rid, kv0 + c):
+            kvm.undo_prefix(rid, hit)
+            return False
+        if req.on_host[rid]:
+            plan.swap_s += r.swap_seconds(kv0)
+            req.on_host[rid] = False
+        if hit:
+            req.kv[rid] = hit
+            req.cached[rid] += hit
             if math.isnan(req.first_sched[rid]):
-                req.first_sched[rid] = now
-            self.prefilling.append(rid)
-            chunks.append((rid, c))
-            budget -= c
-        return chunks, swap_s
+                req.first_cached[rid] = hit
+        r.waiting.popleft()
+        req.status[rid] = RUNNING
+        r.admit_seq[rid] = r.next_seq()
+        if math.isnan(req.first_sched[rid]):
+            req.first_sched[rid] = self.env.now
+        self.prefilling.append(rid)
+        plan.chunks.append((rid, c))
+        plan.budget = budget - c
+        return True
 
     def newest_seq(self) -> int:
         """Admission number of this loop's most recently admitted running request (0: none)."""
@@ -290,7 +331,7 @@ class ContinuousScheduler(Scheduler):
                 if math.isnan(req.first_token[rid]):
                     req.first_token[rid] = t1
                 moved.append(rid)
-        r.log.add(t0, t1, r.index, 1, n, pt, dt, dt, flops, nbytes, self.running, len(r.waiting), r.pool.used)
+        r.log.add(StepRow(t0, t1, r.index, 1, n, pt, dt, dt, flops, nbytes, self.running, len(r.waiting), r.pool.used))
         r.itl.row(self.loop_id, t0, dt, 0.0, 1)
         if moved:
             for rid in moved:

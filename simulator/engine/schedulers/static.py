@@ -14,6 +14,7 @@ import numpy as np
 from ...perf.step import BatchShape
 from ..kvcache import blocks_for
 from ..state import DONE, RUNNING
+from ..step_log import StepRow
 from .base import DecodeRun, Scheduler
 
 if TYPE_CHECKING:
@@ -86,8 +87,7 @@ class StaticScheduler(Scheduler):
         t1 = env.now
         req.first_token[ids] = t1
         req.prefill_computed[ids] += req.prompt[ids]
-        r.log.add(t0, t1, r.index, 1, 0, b * pmax, dt, dt, flops, nbytes, b,
-                  len(r.waiting), r.pool.used)
+        r.log.add(StepRow(t0, t1, r.index, 1, 0, b * pmax, dt, dt, flops, nbytes, b, len(r.waiting), r.pool.used))
         steps = omax - 1
         ends = np.full(b, t1)
         if steps >= 1:
