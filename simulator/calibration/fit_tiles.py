@@ -27,6 +27,7 @@ from scipy.optimize import least_squares
 
 from simulator.catalog.gpu import GPUProfile, TileModel
 from simulator.perf.roofline import prefill_attention_time
+from simulator.perf.tiles import AttentionCall
 
 from .fit_grid import ape_stats, holdout_mask
 from .io import as_float
@@ -79,7 +80,7 @@ def predict_s(model: TileModel, gpu: GPUProfile, rows: list[Row]) -> np.ndarray:
     out = []
     for r in rows:
         fl, by, seqs, q, kv, pairs, heads, d = call(r)
-        out.append(prefill_attention_time(g, fl, by, "bf16", seqs, heads, q, kv, pairs, d, d)[0].seconds)
+        out.append(prefill_attention_time(g, fl, by, "bf16", AttentionCall(seqs, heads, q, kv, pairs, d, d))[0].seconds)
     return np.array(out)
 
 

@@ -47,12 +47,13 @@ def extra_for_model(model: ModelArch, weight_dtype: str, kv_dtype: str, tp: int,
 
 
 def replica_memory(model: ModelArch, gpu: GPUProfile, weight_dtype: str, kv_dtype: str, tp: int = 1, pp: int = 1,
-                   gpu_memory_utilization: float = 0.9, max_batched_tokens: int = 8192,
+                   *, gpu_memory_utilization: float = 0.9, max_batched_tokens: int = 8192,
                    experts: ExpertPlan | None = None, cp: int = 1, extra: Extra | None = None) -> MemoryPlan:
     """KV capacity of a replica with the features above; raises :class:`DoesNotFitError` when full."""
     dp = experts.ep if experts is not None and experts.dp_attention else 1
     if dp == 1 and cp == 1 and extra is None:
-        return memory_plan(model, gpu, weight_dtype, kv_dtype, tp, pp, gpu_memory_utilization, max_batched_tokens)
+        return memory_plan(model, gpu, weight_dtype, kv_dtype, tp, pp, gpu_memory_utilization=gpu_memory_utilization,
+                           max_batched_tokens=max_batched_tokens)
     extra = extra or Extra()
     usable = gpu.memory_bytes * gpu_memory_utilization
     attn_tp = 1 if dp > 1 else tp

@@ -80,8 +80,8 @@ class ShardSim:
         self.itl = ItlLog(n)
         keys = KeyStore(self.reqs, wp.segments) if d.kv_cache.prefix_caching else None
         self.keys = keys
-        self.system = ServingSystem(self.env, s.model, d, self.reqs, self.log, self.itl, keys, s.seed,
-                                    self._done, only=frozenset(replicas))
+        self.system = ServingSystem(self.env, s.model, d, self.reqs, log=self.log, itl=self.itl, keys=keys,
+                                    seed=s.seed, on_done=self._done, only=frozenset(replicas))
         self.route = np.full(n, -1, dtype=np.int64)
         self.system.router = _Pinned(self.route, self.system.front)  # type: ignore[assignment]
         self.mine: list[np.ndarray] = []

@@ -169,15 +169,16 @@ def _build(env: simpy.Environment, s: Scenario, d: Deployment, reqs: Requests, k
     n = reqs.n
     log, itl = StepLog(), ItlLog(n)
     front = FrontDoor(env, s, reqs, completed)
-    main = ServingSystem(env, s.model, d, reqs, log, itl, keys, s.seed, completed)
+    main = ServingSystem(env, s.model, d, reqs, log=log, itl=itl, keys=keys, seed=s.seed, on_done=completed)
     front.main = main
     run = _Run(front, [main], log, [itl], front.arrive if d.service_cache is not None or d.cascade is not None
                else main.admit)
     if d.cascade is not None:
         small_reqs = Requests(reqs.prompt, reqs.output)
         small_itl = ItlLog(n)
-        front.small = ServingSystem(env, d.cascade.small.model, small_deployment(d), small_reqs, log, small_itl,
-                                    keys, s.seed, front.small_done, first_index=len(main.replicas))
+        front.small = ServingSystem(env, d.cascade.small.model, small_deployment(d), small_reqs, log=log,
+                                    itl=small_itl, keys=keys, seed=s.seed, on_done=front.small_done,
+                                    first_index=len(main.replicas))
         front.small_reqs = small_reqs
         run.systems.append(front.small)
         run.itl_logs.append(small_itl)

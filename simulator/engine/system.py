@@ -88,8 +88,9 @@ def build_pool(model: ModelArch, d: Deployment, role: str = "colocated") -> Pool
             h, v = model.hidden_size, model.vocab_size
             extra = Extra(weight_bytes=c.k * h * (h + v) * 2.0 / sm.attn_tp)
         spec = SpecModels(c, sm, draft)
-    plan = replica_memory(model, gpu, d.weight_dtype, d.kv_dtype, d.tp, d.pp, d.kv_cache.gpu_memory_utilization,
-                          d.batching.max_batched_tokens, experts, d.cp, extra)
+    plan = replica_memory(model, gpu, d.weight_dtype, d.kv_dtype, d.tp, d.pp,
+                          gpu_memory_utilization=d.kv_cache.gpu_memory_utilization,
+                          max_batched_tokens=d.batching.max_batched_tokens, experts=experts, cp=d.cp, extra=extra)
     kv_blocks = d.kv_cache.num_blocks or plan.blocks(d.kv_cache.block_size)
     return PoolBuild(d, model, sm, plan, kv_blocks, spec, role)
 
@@ -121,7 +122,7 @@ class ServingSystem:
     ``first_index`` numbers this system's replicas after another system's (cascades); ``only``: build
     just the replicas with these indices (one shard of a sharded run)."""
 
-    def __init__(self, env: simpy.Environment, model_name: str, d: Deployment, reqs: Requests, log: StepLog,
+    def __init__(self, env: simpy.Environment, model_name: str, d: Deployment, reqs: Requests, *, log: StepLog,
                  itl: ItlLog, keys: KeyStore | None, seed: int, on_done: Callable[[np.ndarray], None],
                  first_index: int = 0, only: frozenset[int] | None = None) -> None:
         self.env, self.d, self.reqs, self.itl, self.on_done = env, d, reqs, itl, on_done

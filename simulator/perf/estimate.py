@@ -13,6 +13,7 @@ from .memory import memory_plan
 from .ops import ACT_BYTES
 from .roofline import log2, op_time, prefill_attention_time
 from .step import BatchShape, StepModel
+from .tiles import AttentionCall
 
 OPS = ("gemm", "attention-prefill", "attention-decode", "all-reduce", "all-gather")
 GEMM_DTYPES = ("bf16", "fp16", "fp8", "int8")
@@ -71,7 +72,7 @@ def estimate_op(gpu_name: str, op: str, *, m: int | None = None, k: int | None =
         flops = 4.0 * h * d * pairs
         by = kv * 2 * kvh * d * 2.0 + q * 2 * h * d * 2.0
         if kind == "attention_prefill":   # the step model's path: tiles over the SMs, or the curve
-            t, calls = prefill_attention_time(gpu, flops, by, dtype, b, h, q, kv, pairs, d, d)
+            t, calls = prefill_attention_time(gpu, flops, by, dtype, AttentionCall(b, h, q, kv, pairs, d, d))
         else:
             t = op_time(gpu, kind, flops, by, dtype, x, log2(kv / b))
         key = kind
@@ -98,7 +99,8 @@ def estimate_step(model_name: str, gpu_name: str, phase: str, *, batch: int, seq
         tokens_needed = b * (c + 1)
     else:
         raise InputError("phase", phase, "allowed: prefill, decode")
-    plan = memory_plan(model, gpu, weight_dtype, kv_dtype, tp, pp, 0.9, max(shape.tokens, 256))
+    plan = memory_plan(model, gpu, weight_dtype, kv_dtype, tp, pp, gpu_memory_utilization=0.9,
+                       max_batched_tokens=max(shape.tokens, 256))
     st = sm.price(shape, exact=True, detail=True)
     return {"model": model.name, "gpu": gpu.name, "engine": eng.name, "phase": phase, "tp": tp, "pp": pp,
             "weight_dtype": weight_dtype, "kv_dtype": kv_dtype, "batch": b, "seq": seq, "context": context,

@@ -99,7 +99,7 @@ class MemoryPlan:
 
 
 def memory_plan(model: ModelArch, gpu: GPUProfile, weight_dtype: str, kv_dtype: str, tp: int = 1,
-                pp: int = 1, gpu_memory_utilization: float = 0.9,
+                pp: int = 1, *, gpu_memory_utilization: float = 0.9,
                 max_batched_tokens: int = 8192) -> MemoryPlan:
     """KV capacity of a replica; raises :class:`DoesNotFitError` when weights leave no room."""
     usable = gpu.memory_bytes * gpu_memory_utilization

@@ -118,7 +118,7 @@ def layer_gemms(model: ModelArch, tp: int, engine: EngineProfile, expert_tp: int
 
 
 def _mlp_gemms(name: str, kind: str, h: int, ffn: int, layers: int, model: ModelArch,
-               engine: EngineProfile, experts: int = 1, topk: int = 1, bias: bool | None = None) -> list[Gemm]:
+               engine: EngineProfile, *, experts: int = 1, topk: int = 1, bias: bool | None = None) -> list[Gemm]:
     b = model.mlp_bias if bias is None else bias
     if not model.gated_mlp:
         return [Gemm(f"{name}.up", kind, h, ffn, layers, experts, topk, b),

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING
 from ..errors import InputError
 from .ops import ACT_BYTES, shard
 from .roofline import OpTime, log2, prefill_attention_time
+from .tiles import AttentionCall
 from ..catalog.gpu import TileModel
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -122,8 +123,8 @@ def packed_attention(sm: "StepModel", q_total: float, kv_total: float) -> tuple[
         sec = max(masked_tile_time(tiles, peak, heads, q_total, kv_total, *dims), by / sm.gpu.memory_bandwidth)
         t = OpTime(sec, fl, by, fl / peak, by / sm.gpu.memory_bandwidth)
     else:
-        t, _ = prefill_attention_time(sm.gpu, fl, by, sm.act_dtype, 1.0, heads, q_total, kv_total,
-                                      packed_pairs(q_total, kv_total), *dims)
+        call = AttentionCall(1.0, heads, q_total, kv_total, packed_pairs(q_total, kv_total), *dims)
+        t, _ = prefill_attention_time(sm.gpu, fl, by, sm.act_dtype, call)
     per_layer = max(t.seconds / kernel_efficiency(sm.engine, q_total), floor)
     acc["attention_packed"] = per_layer * L
     ops["attention_packed"] = OpTime(per_layer * L, fl * L, by * L, t.compute_s * L, t.memory_s * L)

@@ -11,7 +11,7 @@ from bisect import bisect_right
 from dataclasses import dataclass
 
 from ..catalog.gpu import Curve, GPUProfile
-from .tiles import decode_tile_time, tile_time
+from .tiles import AttentionCall, decode_tile_time, tile_time
 
 #: Uncalibrated defaults (see docs/reference/time-model.md): conservative fractions of the datasheet roofline.
 #: GEMM: x = log2(M tokens), y = log2(K*N weight elements).
@@ -104,7 +104,7 @@ class OpTime:
 
 
 def op_time(gpu: GPUProfile, kind: str, flops: float, nbytes: float, dtype: str,
-            x: float, y: float | None = None, kernels: int = 1) -> OpTime:
+            x: float, y: float | None = None, *, kernels: int = 1) -> OpTime:
     """Roofline time of ``kernels`` launches doing ``flops`` and ``nbytes`` in all, at features (x, y).
 
     ``attention_decode`` with the profile's decode tile model reads x = log2(sequences × KV heads),
@@ -117,10 +117,10 @@ def op_time(gpu: GPUProfile, kind: str, flops: float, nbytes: float, dtype: str,
     return OpTime(max(compute, memory) / eff, flops, nbytes, compute, memory)
 
 
-def prefill_attention_time(gpu: GPUProfile, flops: float, nbytes: float, dtype: str, seqs: float, heads: int,
-                           q: float, kv: float, pairs: float, d_qk: int, d_v: int) -> tuple[OpTime, int]:
-    """One prefill-attention call on one GPU and its kernel count: ``seqs`` sequences with ``q`` new
-    tokens, ``kv`` keys and ``pairs`` query-key pairs in all, ``heads`` query heads on this GPU.
+def prefill_attention_time(gpu: GPUProfile, flops: float, nbytes: float, dtype: str,
+                           call: AttentionCall) -> tuple[OpTime, int]:
+    """One prefill-attention ``call`` on one GPU doing ``flops`` and moving ``nbytes``, and its kernel
+    count.
 
     With the profile's tile model (``efficiency.attention_prefill_tiles``): FlashAttention-2 tiles
     over the SMs (:mod:`simulator.perf.tiles`), never faster than the memory roofline. Without it:
@@ -128,11 +128,11 @@ def prefill_attention_time(gpu: GPUProfile, flops: float, nbytes: float, dtype: 
     """
     tiles = gpu.efficiency.attention_prefill_tiles
     if tiles is None:
-        s = max(seqs, 1e-9)
-        return op_time(gpu, "attention_prefill", flops, nbytes, dtype, log2(q / s), log2(kv / s)), 1
+        s = max(call.seqs, 1e-9)
+        return op_time(gpu, "attention_prefill", flops, nbytes, dtype, log2(call.q / s), log2(call.kv / s)), 1
     compute = flops / gpu.peak_flops(dtype) if flops else 0.0
     memory = nbytes / gpu.memory_bandwidth
-    t = tile_time(tiles, gpu.peak_flops(dtype), seqs, heads, q, kv, pairs, d_qk, d_v)
+    t = tile_time(tiles, gpu.peak_flops(dtype), call)
     return OpTime(max(t.seconds, memory), flops, nbytes, compute, memory), t.kernels
 
 

@@ -21,6 +21,7 @@ from .packed import check_packed, packed_attention
 from .lean import memoised_sums_function, part_sums
 from .memo import PriceMemo
 from .part import AttnSums, Part, StepCost, StepTime, add_op as _add, attn_key, merge_ops as _merge, seqs_key, tokens_key
+from .tiles import AttentionCall
 from .shape import BatchShape, decode_pairs, quantize, window_pairs
 
 WEIGHT_DTYPES = tuple(k for k in WEIGHT_BYTES if k not in ("fp32", "fp4"))
@@ -225,10 +226,12 @@ class StepModel:
                 fl, by = attention_cost(self.model, self.attn_tp, phase, pr, q, kvv, self.kv_dtype)
                 # prefill: FlashAttention tiles over the SMs (roofline.py); decode: its CTAs, one per
                 # (sequence, KV head per GPU), streaming the cache (or the curve at their log2)
-                t, calls = (prefill_attention_time(self.gpu, fl, by, self.act_dtype, seqs, self.heads_gpu, q, kvv, pr,
-                                                   *self.prefill_dims) if phase == "prefill" else
-                            decode_attention_time(self.gpu, fl, by, self.act_dtype, seqs * self.kv_heads_gpu,
-                                                  kvv / seqs))
+                if phase == "prefill":
+                    call = AttentionCall(seqs, self.heads_gpu, q, kvv, pr, *self.prefill_dims)
+                    t, calls = prefill_attention_time(self.gpu, fl, by, self.act_dtype, call)
+                else:
+                    t, calls = decode_attention_time(self.gpu, fl, by, self.act_dtype, seqs * self.kv_heads_gpu,
+                                                     kvv / seqs)
                 sec = max(t.seconds, self.gpu.efficiency.min_kernel_s * calls) * layers
                 total += sec
                 ops[kind] = _add(ops.get(kind), t, layers, sec)

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from ..catalog.gpu import DecodeTileModel, TileModel
 
@@ -92,10 +93,23 @@ def tile_blocks(q: float, kv: float, pairs: float, block_m: int, block_n: int) -
     return m, float(m * b), b, b
 
 
-def tile_time(m: TileModel, peak_flops: float, seqs: float, heads: int, q: float, kv: float, pairs: float,
-              d_qk: int, d_v: int) -> TileTime:
-    """Prefill attention of ``seqs`` sequences (``q`` query tokens, ``kv`` keys and ``pairs`` query-key
-    pairs summed over them) with ``heads`` query heads on one GPU of ``peak_flops`` (bf16 dense)."""
+class AttentionCall(NamedTuple):
+    """One prefill-attention call on one GPU: ``seqs`` sequences with ``q`` query tokens, ``kv`` keys
+    and ``pairs`` query-key pairs summed over them, ``heads`` query heads, head dimensions
+    ``d_qk`` (queries and keys) and ``d_v`` (values)."""
+
+    seqs: float
+    heads: int
+    q: float
+    kv: float
+    pairs: float
+    d_qk: int
+    d_v: int
+
+
+def tile_time(m: TileModel, peak_flops: float, call: AttentionCall) -> TileTime:
+    """Prefill attention ``call`` on one GPU of ``peak_flops`` (bf16 dense)."""
+    seqs, heads, q, kv, pairs, d_qk, d_v = call
     seqs = max(seqs, 1.0)
     qs, kvs, ps = max(q / seqs, 1.0), max(kv / seqs, 1.0), max(pairs / seqs, 1.0)
     kvs = max(kvs, qs)

@@ -151,7 +151,8 @@ def screen(base: Scenario, cands: list[Candidate], book: PriceBook, *, target_ra
             sm = build_step_model(s)
             d = s.deployment
             mp = memory_plan(sm.model, sm.gpu, d.weight_dtype, d.kv_dtype, d.tp, d.pp,
-                             d.kv_cache.gpu_memory_utilization, d.batching.max_batched_tokens)
+                             gpu_memory_utilization=d.kv_cache.gpu_memory_utilization,
+                             max_batched_tokens=d.batching.max_batched_tokens)
         except DoesNotFitError as err:
             rejected.append(rejection(c, "does not fit", str(err)))
             continue

@@ -160,8 +160,9 @@ def replica_capacity(scenario: Any, attainment: float, requests: int, rel_tol: f
     s = at_rate(scenario, scenario.workload.arrival.rate, requests)
     sm = build_step_model(s)
     d = s.deployment
-    mp = memory_plan(sm.model, sm.gpu, d.weight_dtype, d.kv_dtype, d.tp, d.pp, d.kv_cache.gpu_memory_utilization,
-                     d.batching.max_batched_tokens)
+    mp = memory_plan(sm.model, sm.gpu, d.weight_dtype, d.kv_dtype, d.tp, d.pp,
+                     gpu_memory_utilization=d.kv_cache.gpu_memory_utilization,
+                     max_batched_tokens=d.batching.max_batched_tokens)
     table = generate(s.workload, s.seed)
     kv = d.kv_cache.num_blocks * d.kv_cache.block_size if d.kv_cache.num_blocks else mp.kv_tokens
     b = throughput_bound(s, sm, kv, float(table.prompt_tokens.mean()), float(table.output_tokens.mean()))

@@ -11,7 +11,7 @@ from simulator.calibration.fit_tiles import PARAMS, sms_of
 from simulator.calibration.io import open_log
 from simulator.catalog.gpu import Efficiency, TileModel
 from simulator.catalog.gpus import load_gpu
-from simulator.perf.tiles import tile_time
+from simulator.perf.tiles import AttentionCall, tile_time
 
 from .synthetic import timed_row, write_meta
 
@@ -43,7 +43,7 @@ def write(out, with_meta: bool, noise: float = 0.0) -> None:
     for op, b, h, kvh, q, p in shapes():
         pairs = q * p + q * (q + 1) / 2
         kv = p + q
-        t = tile_time(TRUE, peak, b, h, b * q, b * kv, b * pairs, 128, 128).seconds
+        t = tile_time(TRUE, peak, AttentionCall(b, h, b * q, b * kv, b * pairs, 128, 128)).seconds
         t *= 1.0 + noise * rng.standard_normal()
         log.append(timed_row(t, op=op, batch=b, q_heads=h, kv_heads=kvh, new_tokens=q, prefix=p, kv_len=kv,
                              causal_pairs=pairs, flops=4.0 * h * 128 * pairs * b,

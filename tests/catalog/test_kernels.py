@@ -9,6 +9,7 @@ from simulator.catalog.kernels import KernelFamilyProfile, apply_kernels, load_k
 from simulator.errors import InputError
 from simulator.perf.comm import collective_time
 from simulator.perf.roofline import prefill_attention_time
+from simulator.perf.tiles import AttentionCall
 
 PROV = {"package": "aiconfigurator-core", "package_version": "0.12.0", "license": "Apache-2.0",
         "tables": [{"path": "systems/data/h100_sxm/gemm/vllm/0.24.0/gemm_perf.parquet", "sha256": "0" * 64,
@@ -71,7 +72,7 @@ def test_engine_overlays_price_long_causal_prefill_faster_than_torch_fa2(engine:
     flops, nbytes = 4.0 * hq * d * pairs, 2.0 * d * (2 * hq * s + 2 * hkv * s)
 
     def seconds(g):
-        return prefill_attention_time(g, flops, nbytes, "bf16", 1.0, hq, s, s, pairs, d, d)[0].seconds
+        return prefill_attention_time(g, flops, nbytes, "bf16", AttentionCall(1.0, hq, s, s, pairs, d, d))[0].seconds
 
     ratio = seconds(gpu) / seconds(apply_kernels(gpu, k))
     print(f"h100-sxm {engine}: torch FA2 profile / {engine} overlay = {ratio:.2f}x")

@@ -58,8 +58,9 @@ def test_pools_keep_their_own_gpus_and_memory():
     res = simulate(s)
     assert res.total_gpus == 2 * 2 + 1
     m, g = load_model("llama-3.1-8b"), load_gpu("h200-sxm")
-    h200 = memory_plan(m, g, "bf16", "bf16", 1, 1, 0.9, 8192).blocks(16)
-    h100_tp2 = memory_plan(m, load_gpu("h100-sxm"), "bf16", "bf16", 2, 1, 0.9, 8192).blocks(16)
+    h200 = memory_plan(m, g, "bf16", "bf16", 1, 1, gpu_memory_utilization=0.9, max_batched_tokens=8192).blocks(16)
+    h100_tp2 = memory_plan(m, load_gpu("h100-sxm"), "bf16", "bf16", 2, 1, gpu_memory_utilization=0.9,
+                           max_batched_tokens=8192).blocks(16)
     assert list(res.kv_blocks_by_replica) == [h100_tp2, h100_tp2, h200]
     assert (res.requests.status == DONE).all()
     assert res.kv_blocks_in_use_at_end == [0, 0, 0]

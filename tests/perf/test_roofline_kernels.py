@@ -11,7 +11,7 @@ from simulator.catalog.engines import list_engines, load_engine
 from simulator.perf.ops import ACT_BYTES, UPCAST_NORM_SPLIT, elementwise_parts, shard
 from simulator.perf.roofline import curve_for, decode_attention_time, log2, op_time, prefill_attention_time
 from simulator.perf.step import BatchShape, StepModel
-from simulator.perf.tiles import decode_tile_time, tile_time
+from simulator.perf.tiles import AttentionCall, decode_tile_time, tile_time
 
 TILES = TileModel(sms=132, launch_s=2e-6, tile_s=5e-6, tile_efficiency=0.3, pair_slowdown=1.6,
                   split_tile_s=5e-6, split_efficiency=0.3, combine_s=2e-6, tail=0.6)
@@ -109,11 +109,11 @@ def test_tile_model_gets_per_gpu_heads_sequences_and_head_dims(llama8b, dsv3, fl
     shape = BatchShape.prefill(3, 700, prefix=300)
     pairs = 3 * (700 * 300 + 700 * 701 / 2)
     t = StepModel(llama8b, gpu, fused, tp=2).price(shape, exact=True, detail=True)
-    per_layer = tile_time(TILES, 1e15, 3, 16, 2100, 3000, pairs, 128, 128).seconds
+    per_layer = tile_time(TILES, 1e15, AttentionCall(3, 16, 2100, 3000, pairs, 128, 128)).seconds
     assert t.breakdown["attention_prefill"] == pytest.approx(32 * per_layer)
     # MLA prefill attends with q/k head dim 128 + 64 and v head dim 128, 128 heads
     t = StepModel(dsv3, gpu, fused, tp=8, weight_dtype="fp8").price(shape, exact=True, detail=True)
-    per_layer = tile_time(TILES, 1e15, 3, 16, 2100, 3000, pairs, 192, 128).seconds
+    per_layer = tile_time(TILES, 1e15, AttentionCall(3, 16, 2100, 3000, pairs, 192, 128)).seconds
     assert t.breakdown["attention_prefill"] == pytest.approx(61 * per_layer)
 
 
@@ -122,10 +122,10 @@ def test_split_kv_prefill_counts_its_combine_kernel(flat_gpu):
         update={"attention_prefill_tiles": TILES})})
     # 16 heads, 256 queries after 16384 keys: FlashAttention splits the keys (two kernels)
     pairs = 256 * 16384 + 256 * 257 / 2
-    t, kernels = prefill_attention_time(gpu, 4 * 16 * 128 * pairs, 1.0, "bf16", 1, 16, 256, 16640, pairs, 128, 128)
+    t, kernels = prefill_attention_time(gpu, 4 * 16 * 128 * pairs, 1.0, "bf16", AttentionCall(1, 16, 256, 16640, pairs, 128, 128))
     assert kernels == 2 and t.seconds > t.compute_s
     # never faster than reading its bytes
-    t, _ = prefill_attention_time(gpu, 1.0, 1e12, "bf16", 1, 16, 256, 16640, pairs, 128, 128)
+    t, _ = prefill_attention_time(gpu, 1.0, 1e12, "bf16", AttentionCall(1, 16, 256, 16640, pairs, 128, 128))
     assert t.seconds == pytest.approx(1e12 / 2e12)
 
 

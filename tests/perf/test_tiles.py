@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from simulator.catalog.gpu import DecodeTileModel, TileModel
-from simulator.perf.tiles import decode_tile_time, num_splits, tile_blocks, tile_time
+from simulator.perf.tiles import AttentionCall, decode_tile_time, num_splits, tile_blocks, tile_time
 
 PEAK = 132e12             # 1e12 FLOP/s per SM on a 132-SM GPU: round numbers by hand
 MODEL = TileModel(sms=132, launch_s=2e-6, tile_s=5e-6, tile_efficiency=0.5, pair_slowdown=1.5,
@@ -35,7 +35,7 @@ def test_num_splits_reproduces_flash_attention_heuristic():
 
 def test_one_tile_is_launch_plus_tile_plus_its_keys():
     # one sequence, one head, 128 causal queries: one CTA alone on an SM, 128 keys
-    t = tile_time(MODEL, PEAK, 1, 1, 128, 128, causal(128), 128, 128)
+    t = tile_time(MODEL, PEAK, AttentionCall(1, 1, 128, 128, causal(128), 128, 128))
     assert t.tiles == 1 and t.splits == 1 and t.kernels == 1
     assert t.seconds == pytest.approx(2e-6 + 5e-6 + PER_KEY * 128)
 
@@ -45,7 +45,7 @@ def test_equal_tiles_take_whole_waves(heads):
     # full mask (pairs = q * kv): every tile sees all 256 keys, so the last wave costs a whole tile:
     # ceil(n / 264) waves of pair_slowdown x w
     w = 5e-6 + PER_KEY * 256
-    t = tile_time(MODEL, PEAK, 1, heads, 128, 256, 128 * 256, 128, 128)
+    t = tile_time(MODEL, PEAK, AttentionCall(1, heads, 128, 256, 128 * 256, 128, 128))
     assert t.tiles == heads
     assert t.seconds == pytest.approx(2e-6 + 1.5 * math.ceil(heads / 264) * w)
 
@@ -53,7 +53,7 @@ def test_equal_tiles_take_whole_waves(heads):
 def test_few_tiles_with_many_keys_split_and_add_a_combine_kernel():
     # 16 heads x 256 queries after 16384 cached keys: 64 tiles of 64 rows, 130 blocks of 128 keys -> 4 splits
     q, p, kv = 256, 16384, 16640
-    t = tile_time(MODEL, PEAK, 1, 16, q, kv, causal(q, p), 128, 128)
+    t = tile_time(MODEL, PEAK, AttentionCall(1, 16, q, kv, causal(q, p), 128, 128))
     assert (t.splits, t.kernels, t.tiles) == (4, 2, 16 * 4 * 4)
     per_block = 2 * 256 * 64 * 128 / (1e12 * 0.4)       # a 64-row CTA over 128 keys at split_efficiency
     # row tiles see 16384 + 64, +128, +192, +256 keys: 129, 129, 130, 130 blocks of 128 (518 in all)
@@ -91,13 +91,13 @@ def test_closed_form_follows_greedy_scheduling_of_the_grid():
             continue
         if seqs * heads * math.ceil(q / 128) > 20000:
             continue
-        t = tile_time(MODEL, PEAK, seqs, heads, seqs * q, seqs * (p + q), seqs * causal(q, p), 128, 128)
+        t = tile_time(MODEL, PEAK, AttentionCall(seqs, heads, seqs * q, seqs * (p + q), seqs * causal(q, p), 128, 128))
         errs.append(abs(t.seconds / greedy_seconds(MODEL, seqs, heads, q, p) - 1))
     assert np.median(errs) < 0.05 and max(errs) < 0.25
 
 
 def test_more_sequences_never_take_less_time():
-    ts = [tile_time(MODEL, PEAK, s, 32, s * 1024, s * 1024, s * causal(1024), 128, 128).seconds for s in (1, 2, 4, 8, 16)]
+    ts = [tile_time(MODEL, PEAK, AttentionCall(s, 32, s * 1024, s * 1024, s * causal(1024), 128, 128)).seconds for s in (1, 2, 4, 8, 16)]
     assert ts == sorted(ts)
 
 

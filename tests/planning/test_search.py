@@ -18,8 +18,9 @@ from .conftest import PLAN
 def bound_of(s):
     sm = build_step_model(s)
     d = s.deployment
-    mp = memory_plan(sm.model, sm.gpu, d.weight_dtype, d.kv_dtype, d.tp, d.pp, d.kv_cache.gpu_memory_utilization,
-                     d.batching.max_batched_tokens)
+    mp = memory_plan(sm.model, sm.gpu, d.weight_dtype, d.kv_dtype, d.tp, d.pp,
+                     gpu_memory_utilization=d.kv_cache.gpu_memory_utilization,
+                     max_batched_tokens=d.batching.max_batched_tokens)
     return sm, throughput_bound(s, sm, mp.kv_tokens, 512, 64)
 
 
