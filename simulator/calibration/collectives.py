@@ -109,6 +109,38 @@ def _graph_times(call: Any, reps: int) -> list[float]:
     return _time_calls(g.replay, max(5, reps // GRAPH_CALLS), GRAPH_CALLS, "cuda")
 
 
+def _collective_call(coll: str, nbytes: int, world: int, dev: str, dtype: Any, elem: int) -> Any:
+    """A closure running one ``coll`` of ``nbytes`` per rank on fresh random tensors."""
+    import torch
+    import torch.distributed as dist
+
+    numel = max(1, nbytes // elem)
+    if coll == "all_to_all":             # equal chunks, one per rank
+        numel = max(world, numel - numel % world)
+    x = torch.randn(numel, device=dev, dtype=dtype)
+    y = (torch.empty(numel * world, device=dev, dtype=dtype) if coll == "all_gather"
+         else torch.empty_like(x) if coll == "all_to_all" else None)
+
+    def call() -> None:
+        if coll == "all_reduce":
+            dist.all_reduce(x)
+        elif coll == "all_gather":
+            dist.all_gather_into_tensor(y, x)
+        else:
+            dist.all_to_all_single(y, x)
+    return call
+
+
+def _row(coll: str, nbytes: int, world: int, mode: str, dtype: str, times: list[float], per: int) -> dict[str, Any]:
+    """The collectives.csv row of one measured point."""
+    med, p10, p90 = percentiles(times)
+    total = total_bytes_of(coll, nbytes, world)
+    algbw = total / med
+    return {"collective": coll, "gpus": world, "bytes": nbytes, "total_bytes": total, "dtype": dtype, "mode": mode,
+            "calls_per_graph": per if mode == "graph" else None, "seconds": med, "p10_s": p10, "p90_s": p90,
+            "algbw_Bps": algbw, "busbw_Bps": algbw * bus_factor_of(coll, world), "repeats": len(times)}
+
+
 def _worker(rank: int, world: int, port: int, out: str, points: list[tuple[str, int, str]],
             deadline_s: float, device: str = "cuda") -> None:
     """One rank: run every point in the same order on all ranks; rank 0 writes the rows.
@@ -139,20 +171,7 @@ def _worker(rank: int, world: int, port: int, out: str, points: list[tuple[str, 
             if rank == 0:
                 print(f"[calibrate] collectives: out of time before {coll} {nbytes} {mode}", flush=True)
             break
-        numel = max(1, nbytes // elem)
-        if coll == "all_to_all":             # equal chunks, one per rank
-            numel = max(world, numel - numel % world)
-        x = torch.randn(numel, device=dev, dtype=dtype)
-        y = (torch.empty(numel * world, device=dev, dtype=dtype) if coll == "all_gather"
-             else torch.empty_like(x) if coll == "all_to_all" else None)
-
-        def call(x: Any = x, y: Any = y, coll: str = coll) -> None:
-            if coll == "all_reduce":
-                dist.all_reduce(x)
-            elif coll == "all_gather":
-                dist.all_gather_into_tensor(y, x)
-            else:
-                dist.all_to_all_single(y, x)
+        call = _collective_call(coll, nbytes, world, dev, dtype, elem)
         try:
             for _ in range(5):
                 call()
@@ -172,14 +191,7 @@ def _worker(rank: int, world: int, port: int, out: str, points: list[tuple[str, 
                 print(f"[calibrate] collectives {coll} {nbytes} {mode}: {exc}", flush=True)
             continue
         if log is not None:
-            med, p10, p90 = percentiles(times)
-            total = total_bytes_of(coll, nbytes, world)
-            algbw = total / med
-            log.append({"collective": coll, "gpus": world, "bytes": nbytes, "total_bytes": total,
-                        "dtype": str(dtype).replace("torch.", ""), "mode": mode,
-                        "calls_per_graph": per if mode == "graph" else None,
-                        "seconds": med, "p10_s": p10, "p90_s": p90, "algbw_Bps": algbw,
-                        "busbw_Bps": algbw * bus_factor_of(coll, world), "repeats": len(times)})
+            log.append(_row(coll, nbytes, world, mode, str(dtype).replace("torch.", ""), times, per))
     dist.barrier()
     dist.destroy_process_group()
 

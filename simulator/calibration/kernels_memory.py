@@ -83,6 +83,47 @@ def run_memory(ctx: RunContext) -> None:
     ctx.log(f"memory: {done} points measured")
 
 
+def _timed(fn: Any, per: int, reps: int, dev: str) -> list[float]:
+    """Seconds per kernel of ``fn`` (``per`` kernels), ``reps`` times: CUDA events on a GPU, else the clock."""
+    import torch
+
+    out = []
+    for _ in range(reps):
+        if dev == "cuda":
+            s, e = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            s.record()
+            fn()
+            e.record()
+            torch.cuda.synchronize()
+            out.append(s.elapsed_time(e) * 1e-3 / per)
+        else:
+            t0 = time.perf_counter()
+            fn()
+            out.append((time.perf_counter() - t0) / per)
+    return out
+
+
+def _graph_times(ctx: RunContext, batch: Any, reps: int) -> list[float] | None:
+    """Seconds per kernel of ``batch`` replayed from a CUDA graph; None where capture fails."""
+    import torch
+
+    try:
+        g = torch.cuda.CUDAGraph()
+        side = torch.cuda.Stream()
+        side.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(side):
+            batch()
+        torch.cuda.current_stream().wait_stream(side)
+        with torch.cuda.graph(g):
+            batch()
+        g.replay()
+        torch.cuda.synchronize()
+        return _timed(g.replay, LAUNCHES, reps, "cuda")
+    except RuntimeError as exc:
+        ctx.log(f"launch: graph capture failed: {exc}")
+        return None
+
+
 def run_launch(ctx: RunContext) -> None:
     """Per-kernel time of a one-element add: eager back-to-back, synchronised round trip, and
     replayed from a CUDA graph (GPU only). Rows go to launch.csv, seconds per kernel."""
@@ -100,60 +141,25 @@ def run_launch(ctx: RunContext) -> None:
 
     for _ in range(3):
         batch()
-    if dev == "cuda":
-        torch.cuda.synchronize()
-
     kernel_s = None
     if dev == "cuda":
+        torch.cuda.synchronize()
         try:
             kernel_s = profile_kernels(lambda i: x.add_(1.0), 100).per_call_s
         except Exception as exc:
             ctx.log(f"launch: profiler failed: {exc}")
-
-    def timed(fn: Any, per: int) -> list[float]:
-        out = []
-        for _ in range(reps):
-            if dev == "cuda":
-                s, e = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-                s.record()
-                fn()
-                e.record()
-                torch.cuda.synchronize()
-                out.append(s.elapsed_time(e) * 1e-3 / per)
-            else:
-                t0 = time.perf_counter()
-                fn()
-                out.append((time.perf_counter() - t0) / per)
-        return out
-
-    rows: dict[str, tuple[list[float], int]] = {"eager": (timed(batch, LAUNCHES), LAUNCHES)}
-
-    def sync_one() -> None:
-        x.add_(1.0)
-        if dev == "cuda":
-            torch.cuda.synchronize()
-
+    rows: dict[str, tuple[list[float], int]] = {"eager": (_timed(batch, LAUNCHES, reps, dev), LAUNCHES)}
     sync_times = []
     for _ in range(reps * 5):
         t0 = time.perf_counter()
-        sync_one()
+        x.add_(1.0)
+        if dev == "cuda":
+            torch.cuda.synchronize()
         sync_times.append(time.perf_counter() - t0)
     rows["eager_sync_wall"] = (sync_times, 1)
-    if dev == "cuda":
-        try:
-            g = torch.cuda.CUDAGraph()
-            side = torch.cuda.Stream()
-            side.wait_stream(torch.cuda.current_stream())
-            with torch.cuda.stream(side):
-                batch()
-            torch.cuda.current_stream().wait_stream(side)
-            with torch.cuda.graph(g):
-                batch()
-            g.replay()
-            torch.cuda.synchronize()
-            rows["graph"] = (timed(g.replay, LAUNCHES), LAUNCHES)
-        except RuntimeError as exc:
-            ctx.log(f"launch: graph capture failed: {exc}")
+    graph = _graph_times(ctx, batch, reps) if dev == "cuda" else None
+    if graph is not None:
+        rows["graph"] = (graph, LAUNCHES)
     for mode, (times, per) in rows.items():
         row = {"op": op, "mode": mode}
         if log.has(row):
