@@ -17,12 +17,12 @@ from .itl import ItlLog
 from .kv import KVManager
 from .kvcache import BlockPool
 from .prefix_cache import KeyStore, PrefixBlockPool, PrefixCache
+from .router_index import OutstandingHeap, WatchedLoad
 from .schedulers import ContinuousScheduler, Scheduler, StaticScheduler
 from .state import DONE, WAITING, Requests
 
 if TYPE_CHECKING:
     from ..config.scenario import Deployment
-    from .router_index import OutstandingHeap
     from .speculative import Speculator
 
 
@@ -56,7 +56,7 @@ class SharedState:
     keys: KeyStore | None = None
 
 
-class Replica:
+class Replica(WatchedLoad):
     """Shared state of one replica; its scheduler loops (``pp`` of them) form and run batches."""
 
     def __init__(self, index: int, cfg: ReplicaConfig, shared: SharedState) -> None:
@@ -87,7 +87,7 @@ class Replica:
         self.admit_seq = np.zeros(reqs.n, dtype=np.int64)
         self._seq = 0
         self._outstanding = 0
-        self._load_watchers: list[tuple["OutstandingHeap", int]] = []
+        self._load_watchers: list[tuple[OutstandingHeap, int]] = []
         self.preemptions = 0
         self.arrivals_done = False
         self._on_finish = shared.on_finish
@@ -98,21 +98,7 @@ class Replica:
         cls = ContinuousScheduler if self.policy == "continuous" else StaticScheduler
         self.loops: list[Scheduler] = [cls(self) for _ in range(n_loops)]
 
-    # ---- used by the router and the arrival process ------------------------------------
-    @property
-    def outstanding(self) -> int:
-        """Requests routed here and not yet finished (or handed to a decode replica)."""
-        return self._outstanding
-
-    @outstanding.setter
-    def outstanding(self, value: int) -> None:
-        self._outstanding = value
-        for heap, pos in self._load_watchers:
-            heap.changed(pos)
-
-    def watch_load(self, heap: "OutstandingHeap", pos: int) -> None:
-        """Tell ``heap`` (as replica ``pos``) whenever :attr:`outstanding` changes."""
-        self._load_watchers.append((heap, pos))
+    # ---- used by the router and the arrival process (outstanding: WatchedLoad) ----------
 
     def submit(self, rid: int, counted: bool = False) -> None:
         """A request routed here joins the queue (``counted``: already in :attr:`outstanding`)."""

@@ -15,6 +15,29 @@ if TYPE_CHECKING:
     from .replica import Replica
 
 
+class WatchedLoad:
+    """An outstanding-request count that tells the heaps watching it whenever it changes (replicas,
+    and the stand-ins a sharded run's router sees)."""
+
+    _outstanding: int
+    _load_watchers: list[tuple["OutstandingHeap", int]]
+
+    @property
+    def outstanding(self) -> int:
+        """Requests routed here and not yet finished (or handed to a decode replica)."""
+        return self._outstanding
+
+    @outstanding.setter
+    def outstanding(self, value: int) -> None:
+        self._outstanding = value
+        for heap, pos in self._load_watchers:
+            heap.changed(pos)
+
+    def watch_load(self, heap: "OutstandingHeap", pos: int) -> None:
+        """Tell ``heap`` (as replica ``pos``) whenever :attr:`outstanding` changes."""
+        self._load_watchers.append((heap, pos))
+
+
 class OutstandingHeap:
     """The replica with the fewest outstanding requests (lowest index among ties) in amortised O(log n)."""
 

@@ -21,6 +21,7 @@ import numpy as np
 from ..config.scenario import Scenario
 from ..engine.engine_defaults import effective_deployment
 from ..engine.router import Router
+from ..engine.router_index import WatchedLoad
 from ..engine.shard import ShardPart, ShardSim, arrival_clock
 from ..engine.simulate import SimulationResult
 from ..errors import InputError
@@ -54,24 +55,11 @@ class LocalWorker:
         return self.sim.finish()
 
 
-class _Load:
+class _Load(WatchedLoad):
     """A replica as the coordinator's router sees it: its index and outstanding count."""
 
     def __init__(self, index: int) -> None:
-        self.index, self._outstanding, self._watchers = index, 0, []
-
-    @property
-    def outstanding(self) -> int:
-        return self._outstanding
-
-    @outstanding.setter
-    def outstanding(self, v: int) -> None:
-        self._outstanding = v
-        for heap, pos in self._watchers:
-            heap.changed(pos)
-
-    def watch_load(self, heap: Any, pos: int) -> None:
-        self._watchers.append((heap, pos))
+        self.index, self._outstanding, self._load_watchers = index, 0, []
 
 
 Gather = Callable[[list[Any]], list[Any]]

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from simulator.engine import system
 from simulator.engine.router import Router
-from simulator.engine.router_index import OutstandingHeap, PrefixIndex
+from simulator.engine.router_index import OutstandingHeap, PrefixIndex, WatchedLoad
 from simulator.engine.router_reference import POLICIES, ReferenceRouter
 from simulator.engine.simulate import simulate
 from simulator.errors import InputError
@@ -62,25 +62,12 @@ class FakePool:
         self.used, self.capacity = 0, capacity
 
 
-class FakeReplica:
+class FakeReplica(WatchedLoad):
     """A replica as the routers see it: outstanding count (watched), KV use, prefix cache."""
 
     def __init__(self, index: int, keys: dict[int, list[int]]) -> None:
-        self.index, self._outstanding, self._watchers = index, 0, []
+        self.index, self._outstanding, self._load_watchers = index, 0, []
         self.cache, self.pool = FakeCache(keys), FakePool(100)
-
-    @property
-    def outstanding(self) -> int:
-        return self._outstanding
-
-    @outstanding.setter
-    def outstanding(self, v: int) -> None:
-        self._outstanding = v
-        for heap, pos in self._watchers:
-            heap.changed(pos)
-
-    def watch_load(self, heap: OutstandingHeap, pos: int) -> None:
-        self._watchers.append((heap, pos))
 
     def cached_prefix(self, rid: int) -> int:
         return self.cache.match(rid)[0]
