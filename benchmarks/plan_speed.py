@@ -4,6 +4,14 @@
     python benchmarks/plan_speed.py --workers 2 --exhaustive --out plan_speed.json
     python benchmarks/plan_speed.py --workers 1,2 --out plan_speed.json   # scaling; results must be equal
     python benchmarks/plan_speed.py --workers 2 --executor ray
+    python benchmarks/plan_speed.py --workers 1,2 --search-points 1   # bisection, candidates in flight
+
+With ``--workers`` no larger than ``--search-points`` (default 2), the workers simulate the probes of
+each search round together (one candidate at a time); with more, whole candidate searches run in
+flight. CPU seconds are reported for this process and for the workers (``cpu_self_s``,
+``cpu_workers_s``: the workers' rusage, read when they have been joined), so a run on a shared VM
+can be judged by CPU work as well as by wall time. To make the workers children of this process
+(forkserver's are not), the benchmark starts them with ``fork``; it runs no threads.
 
 Scenario: examples/plan/llama8b-chat.yaml (Llama-3.1-8B, chat lengths, TTFT 1 s, TPOT 50 ms),
 target 50 req/s at 99% attainment, every GPU of the catalog x TP 1,2,4,8 x PP 1,2 x
@@ -20,10 +28,14 @@ import argparse
 import json
 import os
 import platform
+import resource
 from datetime import datetime, timezone
 from pathlib import Path
 
+import multiprocessing
+
 from simulator.config import load_scenario
+from simulator.planning import executors
 from simulator.planning.planner import PlanSettings, plan
 
 REPO = Path(__file__).resolve().parents[1]
@@ -36,14 +48,19 @@ def main() -> None:
     ap.add_argument("--layouts", default="aggregated,disaggregated")
     ap.add_argument("--target-rate", type=float, default=50.0)
     ap.add_argument("--requests", type=int, default=400)
+    ap.add_argument("--search-points", type=int, default=2, help="rates probed per search round")
     ap.add_argument("--exhaustive", action="store_true", help="simulate every candidate (no cost pruning)")
     ap.add_argument("--out")
     a = ap.parse_args()
     s = load_scenario(REPO / "examples" / "plan" / "llama8b-chat.yaml")
+    executors.mp_context = lambda: multiprocessing.get_context("fork")   # workers as children: rusage counts them
     runs, first = [], None
     for w in [int(x) for x in a.workers.split(",")]:
+        cpu0 = _cpu()
         res = plan(s, PlanSettings(target_rate=a.target_rate, workers=w, requests=a.requests, exhaustive=a.exhaustive,
-                                   executor=a.executor, kinds=tuple(a.layouts.split(","))))
+                                   executor=a.executor, kinds=tuple(a.layouts.split(",")),
+                                   search_points=a.search_points))
+        cpu1 = _cpu()
         c = res["counts"]
         same = None
         if first is None:
@@ -51,7 +68,8 @@ def main() -> None:
         else:
             same = _comparable(res) == _comparable(first)
         best = res["plans"][0] if res["plans"] else None
-        row = {**c, "workers": w, "executor": a.executor, "exhaustive": a.exhaustive, "layouts": a.layouts,
+        row = {**c, "workers": w, "search_points": a.search_points, "cpu_self_s": cpu1[0] - cpu0[0],
+               "cpu_workers_s": cpu1[1] - cpu0[1], "load_avg_1m_after": os.getloadavg()[0], "executor": a.executor, "exhaustive": a.exhaustive, "layouts": a.layouts,
                "identical_to_first": same, "speedup_vs_first": first["counts"]["wall_s"] / c["wall_s"],
                "best": best and {"candidate": best["candidate"], "replicas": best["replicas"],
                                  "cost_per_hour": best["cost_per_hour"], "layout": best["layout"]}}
@@ -60,6 +78,8 @@ def main() -> None:
               f"{c['simulations']} simulations, {c['plans']} plans; screening {c['screen_s']:.1f} s, "
               f"total {c['wall_s']:.1f} s with {w} workers ({a.executor}); speed-up "
               f"{row['speedup_vs_first']:.2f}x" + ("" if same is None else f"; identical results: {same}"))
+        print(f"CPU: {row['cpu_self_s']:.1f} s this process, {row['cpu_workers_s']:.1f} s workers; "
+              f"load average {row['load_avg_1m_after']:.2f}")
         print(f"rejected: {c['rejected']}")
         if best:
             cost = "no price" if best["cost_per_hour"] is None else f"${best['cost_per_hour']:.2f}/h"
@@ -69,9 +89,16 @@ def main() -> None:
                 "processor": platform.processor() or platform.machine(), "cpus": len(os.sched_getaffinity(0)),
                 "python": platform.python_version(),
                 "command": f"python benchmarks/plan_speed.py --workers {a.workers} --executor {a.executor} "
-                           f"--layouts {a.layouts} --target-rate {a.target_rate} --requests {a.requests}"
+                           f"--layouts {a.layouts} --target-rate {a.target_rate} --requests {a.requests} "
+                           f"--search-points {a.search_points}"
                            + (" --exhaustive" if a.exhaustive else "")}
         Path(a.out).write_text(json.dumps({"meta": meta, "runs": runs}, indent=2))
+
+
+def _cpu() -> tuple[float, float]:
+    """User + system CPU seconds of this process and of its ended (waited-for) child processes."""
+    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime, kids.ru_utime + kids.ru_stime
 
 
 def _comparable(res: dict) -> tuple:

@@ -22,7 +22,8 @@ from .plan_executor import plan_executor
 from .layouts import DisaggCandidate, EPCandidate
 from .plan_settings import PlanSettings
 from .pools import match_pools
-from .search import Bound, min_window, probe, replay, search_max_rate
+from .search import (Bound, Probe, Probes, ProbeTask, min_window, probe, replay, run_probe, search_max_rate,
+                     serial_probes)
 from .uncertainty import wilson_interval
 
 
@@ -40,15 +41,17 @@ class Job:
     pools: tuple[DisaggCandidate, Bound] | None = None    # a disaggregated unit: sized by xPyD after the search
 
 
-def evaluate(job: Job) -> dict[str, Any]:
-    """Search one candidate's max rate; then simulate it at its operating rate (and replications)."""
+def evaluate(job: Job, probes: Probes = serial_probes) -> dict[str, Any]:
+    """Search one candidate's max rate; then simulate it at its operating rate (and replications).
+    ``probes`` runs each round's probes and the replications (serially, or on a pool)."""
     st = job.settings
     t0 = time.perf_counter()
     trace: list[tuple[int, float, float, float]] = []
     res = search_max_rate(job.scenario, job.upper, start=job.start, attainment=st.attainment,
                           requests=st.requests, rel_tol=st.rel_tol,
                           target_rate=st.target_rate if st.stop_when_replicas_decided else None,
-                          replica_cost=job.replica_cost, cost_cap=job.cost_cap, trace=trace)
+                          replica_cost=job.replica_cost, cost_cap=job.cost_cap, trace=trace,
+                          points=st.search_points, probes=probes)
     out: dict[str, Any] = {"index": job.index, "status": res.status, "reason": res.reason, "max_rate": res.max_rate,
                            "bracket": [res.lo, res.hi], "evaluations": res.evaluations,
                            "replicas_needed": res.replicas_needed, "trace": trace}
@@ -73,7 +76,8 @@ def evaluate(job: Job) -> dict[str, Any]:
                    slo_attainment=p.slo_attainment, stable=p.stable, evaluations=res.evaluations + 1)
         if st.replications:
             seeds = [job.scenario.seed + 1 + i for i in range(st.replications)]   # fresh seeds: not the search's
-            hits = sum(probe(job.scenario, op, st.requests, seed, window).feasible(st.attainment) for seed in seeds)
+            reps = probes([ProbeTask(job.scenario, op, st.requests, seed, window) for seed in seeds])
+            hits = sum(p.feasible(st.attainment) for p in reps)
             lo, hi = wilson_interval(hits, len(seeds))
             out.update(p_meet_slo=hits / len(seeds), p_meet_slo_ci=[lo, hi], replication_seeds=seeds)
     out["wall_s"] = time.perf_counter() - t0
@@ -209,11 +213,33 @@ class PlanRun:
 
     def search_all(self) -> None:
         """Search every kept candidate not pruned on the way, with up to ``st.workers`` simulations
-        in flight (candidates dispatched ahead under the cap known so far), committed in order.
+        in flight, committed in order.
 
-        Results are committed in candidate order under the cap a one-worker run would have had
-        (:meth:`commit`), so plans, rejections and counts do not depend on the workers.
+        With no more workers than ``st.search_points``, candidates go one at a time and the workers
+        simulate the probes of each search round (and the replications) together; with more, whole
+        candidate searches are dispatched ahead under the cap known so far. Either way results are
+        committed in candidate order under the cap a one-worker run would have had (:meth:`commit`),
+        and the probed rates depend on ``search_points`` only, so plans, rejections and counts do
+        not depend on the workers.
         """
+        if 1 < self.st.workers <= self.st.search_points:
+            self._search_probes_in_parallel()
+        else:
+            self._search_candidates_in_flight()
+        self.pruned_list.sort(key=lambda p: p[3])
+
+    def _search_probes_in_parallel(self) -> None:
+        queue = list(range(len(self.kept)))
+        with plan_executor(self.st.executor, self.st.workers, run_probe) as submit:
+            def probes(tasks: list[ProbeTask]) -> list[Probe]:
+                return [f.result() for f in [submit(t) for t in tasks]]
+            while queue:
+                queue = self.prune_rest(queue)
+                if queue:
+                    i = queue.pop(0)
+                    self.commit(i, evaluate(self.job(i), probes))
+
+    def _search_candidates_in_flight(self) -> None:
         queue = list(range(len(self.kept)))
         with plan_executor(self.st.executor, self.st.workers, evaluate) as submit:
             running: dict[Future, int] = {}
@@ -233,4 +259,3 @@ class PlanRun:
                 finished, _ = wait(running, return_when=FIRST_COMPLETED)
                 for f in finished:
                     done[running.pop(f)] = f.result()
-        self.pruned_list.sort(key=lambda p: p[3])
