@@ -34,27 +34,38 @@ from .search import BOUND_SLACK, Bound, Probe, min_window, probe, throughput_bou
 MAX_TOP_UPS = 3
 
 
-def _pool_scenario(s: Scenario, role: str) -> tuple[Scenario, Any]:
-    """The scenario of one pool alone (as a colocated replica) and that pool's build."""
+#: One pool's screening inputs, shared by every candidate with that pool: (scenario, build, zero_load).
+PoolMemo = dict[tuple[str, str], tuple[Scenario, Any, dict[str, float]]]
+
+
+def _pool_scenario(s: Scenario, role: str, prompt: np.ndarray, output: np.ndarray,
+                   memo: PoolMemo) -> tuple[Scenario, Any, dict[str, float]]:
+    """The scenario of one pool alone (as a colocated replica), that pool's build and its idle-replica
+    SLO shares (:func:`.search.zero_load`). Candidates that pair the same pool with different partners
+    share one build: the key is the pool's whole deployment, so the result is the same as building anew."""
     d = s.deployment
     assert d.disaggregation is not None
     dep = pool_deployment(d, getattr(d.disaggregation, role))
-    pb = build_pool(load_model(s.model), dep, role)
-    return s.model_copy(update={"deployment": pb.dep}), pb
+    key = (role, dep.model_dump_json())
+    if key not in memo:
+        pb = build_pool(load_model(s.model), dep, role)
+        sc = s.model_copy(update={"deployment": pb.dep})
+        memo[key] = (sc, pb, zero_load(sc, pb.sm, prompt, output))
+    return memo[key]
 
 
 def _screen_one(c: DisaggCandidate, data: dict[str, Any], prompt: np.ndarray, output: np.ndarray,
-                attainment: float) -> tuple[DisaggCandidate, Scenario, Bound, dict[str, float]] | dict[str, Any]:
+                attainment: float, memo: PoolMemo
+                ) -> tuple[DisaggCandidate, Scenario, Bound, dict[str, float]] | dict[str, Any]:
     p_mean, o_mean = float(np.mean(prompt)), float(np.mean(output))
     try:
         s = scenario_from_dict(data, c.overrides())
-        sp, pre = _pool_scenario(s, "prefill")
-        sd, dec = _pool_scenario(s, "decode")
+        sp, pre, zp = _pool_scenario(s, "prefill", prompt, output, memo)
+        sd, dec, zd = _pool_scenario(s, "decode", prompt, output, memo)
     except DoesNotFitError as err:
         return rejection(c, "does not fit", str(err))
     except ServesimError as err:
         return rejection(c, "unsupported", str(err))
-    zp, zd = zero_load(sp, pre.sm, prompt, output), zero_load(sd, dec.sm, prompt, output)
     z = {k: v for k, v in (("ttft_s", zp.get("ttft_s")), ("tpot_s", zd.get("tpot_s"))) if v is not None}
     z["all"] = min(z.values(), default=1.0)
     if z["all"] < attainment:
@@ -83,8 +94,9 @@ def screen_disaggregated(base: Scenario, cands: list[DisaggCandidate], book: Pri
     keep: list[Screened] = []
     rejected: list[dict[str, Any]] = []
     data = base.model_dump(mode="json", exclude_none=True)
+    memo: PoolMemo = {}
     for c in cands:
-        got = _screen_one(c, data, prompt, output, attainment)
+        got = _screen_one(c, data, prompt, output, attainment, memo)
         if isinstance(got, dict):
             rejected.append(got)
             continue
