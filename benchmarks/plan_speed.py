@@ -13,6 +13,13 @@ flight. CPU seconds are reported for this process and for the workers (``cpu_sel
 can be judged by CPU work as well as by wall time. To make the workers children of this process
 (forkserver's are not), the benchmark starts them with ``fork``; it runs no threads.
 
+On a shared machine the wall time says little about scaling, so the run also records the CPU
+seconds of every probe of every search round (``rounds``) and gives a load-free estimate of the
+wall time on idle cores: ``est_wall_s`` = this process's CPU (screening, the single probes at the
+operating rate and of xPyD matching, which run here, and dispatch) + the sum over rounds of the
+longest probe of the round when the workers run a round's probes at once (else their sum).
+
+
 Scenario: examples/plan/llama8b-chat.yaml (Llama-3.1-8B, chat lengths, TTFT 1 s, TPOT 50 ms),
 target 50 req/s at 99% attainment, every GPU of the catalog x TP 1,2,4,8 x PP 1,2 x
 bf16/fp8 x max_batch_size 64,256 x max_batched_tokens 2048,8192 (at most 8 GPUs per replica), plus
@@ -29,13 +36,14 @@ import json
 import os
 import platform
 import resource
+import time
 from datetime import datetime, timezone
 from pathlib import Path
 
 import multiprocessing
 
 from simulator.config import load_scenario
-from simulator.planning import executors
+from simulator.planning import executors, plan_run, search
 from simulator.planning.planner import PlanSettings, plan
 
 REPO = Path(__file__).resolve().parents[1]
@@ -54,9 +62,11 @@ def main() -> None:
     a = ap.parse_args()
     s = load_scenario(REPO / "examples" / "plan" / "llama8b-chat.yaml")
     executors.mp_context = lambda: multiprocessing.get_context("fork")   # workers as children: rusage counts them
+    _instrument()
     runs, first = [], None
     for w in [int(x) for x in a.workers.split(",")]:
         cpu0 = _cpu()
+        ROUNDS.clear()
         res = plan(s, PlanSettings(target_rate=a.target_rate, workers=w, requests=a.requests, exhaustive=a.exhaustive,
                                    executor=a.executor, kinds=tuple(a.layouts.split(",")),
                                    search_points=a.search_points))
@@ -68,8 +78,15 @@ def main() -> None:
         else:
             same = _comparable(res) == _comparable(first)
         best = res["plans"][0] if res["plans"] else None
+        together = w > 1 and w <= a.search_points
+        probe_cpu = sum(sum(r) for r in ROUNDS)
+        rounds_s = sum(max(r) if together else sum(r) for r in ROUNDS)
+        self_s = cpu1[0] - cpu0[0] - (0.0 if together or w > 1 else probe_cpu)
         row = {**c, "workers": w, "search_points": a.search_points, "cpu_self_s": cpu1[0] - cpu0[0],
-               "cpu_workers_s": cpu1[1] - cpu0[1], "load_avg_1m_after": os.getloadavg()[0], "executor": a.executor, "exhaustive": a.exhaustive, "layouts": a.layouts,
+               "rounds": len(ROUNDS), "probes_in_rounds": sum(len(r) for r in ROUNDS), "round_probe_cpu_s": probe_cpu,
+               "est_wall_s": self_s + rounds_s if w == 1 or together else None,
+               "cpu_workers_s": cpu1[1] - cpu0[1], "load_avg_1m_after": os.getloadavg()[0],
+               "executor": a.executor, "exhaustive": a.exhaustive, "layouts": a.layouts,
                "identical_to_first": same, "speedup_vs_first": first["counts"]["wall_s"] / c["wall_s"],
                "best": best and {"candidate": best["candidate"], "replicas": best["replicas"],
                                  "cost_per_hour": best["cost_per_hour"], "layout": best["layout"]}}
@@ -79,7 +96,9 @@ def main() -> None:
               f"total {c['wall_s']:.1f} s with {w} workers ({a.executor}); speed-up "
               f"{row['speedup_vs_first']:.2f}x" + ("" if same is None else f"; identical results: {same}"))
         print(f"CPU: {row['cpu_self_s']:.1f} s this process, {row['cpu_workers_s']:.1f} s workers; "
-              f"load average {row['load_avg_1m_after']:.2f}")
+              f"load average {row['load_avg_1m_after']:.2f}; {row['rounds']} search rounds, "
+              f"{row['probes_in_rounds']} probes in them ({probe_cpu:.1f} s CPU)"
+              + ("" if row["est_wall_s"] is None else f"; estimated wall on idle cores {row['est_wall_s']:.1f} s"))
         print(f"rejected: {c['rejected']}")
         if best:
             cost = "no price" if best["cost_per_hour"] is None else f"${best['cost_per_hour']:.2f}/h"
@@ -93,6 +112,31 @@ def main() -> None:
                            f"--search-points {a.search_points}"
                            + (" --exhaustive" if a.exhaustive else "")}
         Path(a.out).write_text(json.dumps({"meta": meta, "runs": runs}, indent=2))
+
+
+ROUNDS: list[list[float]] = []        # CPU seconds of each probe, per search round
+_run_probe, _evaluate = search.run_probe, plan_run.evaluate
+
+
+def _timed_probe(t: search.ProbeTask) -> search.Probe:
+    c0 = time.process_time()
+    p = _run_probe(t)
+    p.cpu_s = time.process_time() - c0          # travels back with the probe (pickled __dict__)
+    return p
+
+
+def _recorded_evaluate(job: plan_run.Job, probes: search.Probes = search.serial_probes) -> dict:
+    def rec(tasks: list[search.ProbeTask]) -> list[search.Probe]:
+        out = probes(tasks)
+        ROUNDS.append([p.cpu_s for p in out])
+        return out
+    return _evaluate(job, rec)
+
+
+def _instrument() -> None:
+    """Time every probe of a search round, in whichever process runs it (see the module docstring)."""
+    search.run_probe = plan_run.run_probe = _timed_probe
+    plan_run.evaluate = _recorded_evaluate
 
 
 def _cpu() -> tuple[float, float]:
