@@ -14,20 +14,11 @@ can be judged by CPU work as well as by wall time. To make the workers children 
 (forkserver's are not), the benchmark starts them with ``fork``; it runs no threads.
 
 On a shared machine the wall time says little about scaling, so the run also records the CPU
-seconds of every probe of every search round (``rounds``) and gives a load-free estimate of the
-wall time on idle cores: ``est_wall_s`` = this process's CPU (screening, the single probes at the
-operating rate and of xPyD matching, which run here, and dispatch) + the sum over rounds of the
-longest probe of the round when the workers run a round's probes at once (else their sum).
-
-
-Scenario: examples/plan/llama8b-chat.yaml (Llama-3.1-8B, chat lengths, TTFT 1 s, TPOT 50 ms),
-target 50 req/s at 99% attainment, every GPU of the catalog x TP 1,2,4,8 x PP 1,2 x
-bf16/fp8 x max_batch_size 64,256 x max_batched_tokens 2048,8192 (at most 8 GPUs per replica), plus
-disaggregated prefill/decode pools (``--layouts``, default aggregated,disaggregated).
-With several worker counts, each is run in turn and the results (plans, rejections, counts other
-than wall times) are checked to be identical; the speed-up is against the first count.
-Reported: candidates, how many the cheap checks removed, how many were searched by simulation,
-simulations run, plans found, screening and total wall time.
+seconds of every simulation the searches ask for (``probe_cpu_s``, timed in the process that runs
+it; ``probes``, ``rounds``: batches asked for at once) and gives a load-free figure for idle cores:
+``idle_wall_s`` = the CPU seconds of the run with one worker (everything in this process), and with
+W workers (this process's CPU + the workers') / W, the wall time if the W cores were kept busy
+(a lower bound: it ignores the moments when fewer than W simulations are ready).
 """
 from __future__ import annotations
 
@@ -78,13 +69,10 @@ def main() -> None:
         else:
             same = _comparable(res) == _comparable(first)
         best = res["plans"][0] if res["plans"] else None
-        together = w > 1 and w <= a.search_points
-        probe_cpu = sum(sum(r) for r in ROUNDS)
-        rounds_s = sum(max(r) if together else sum(r) for r in ROUNDS)
-        self_s = cpu1[0] - cpu0[0] - (0.0 if together or w > 1 else probe_cpu)
+        cpu_total = cpu1[0] - cpu0[0] + cpu1[1] - cpu0[1]
         row = {**c, "workers": w, "search_points": a.search_points, "cpu_self_s": cpu1[0] - cpu0[0],
-               "rounds": len(ROUNDS), "probes_in_rounds": sum(len(r) for r in ROUNDS), "round_probe_cpu_s": probe_cpu,
-               "est_wall_s": self_s + rounds_s if w == 1 or together else None,
+               "rounds": len(ROUNDS), "probes": sum(len(r) for r in ROUNDS),
+               "probe_cpu_s": sum(sum(r) for r in ROUNDS), "idle_wall_s": cpu_total / w,
                "cpu_workers_s": cpu1[1] - cpu0[1], "load_avg_1m_after": os.getloadavg()[0],
                "executor": a.executor, "exhaustive": a.exhaustive, "layouts": a.layouts,
                "identical_to_first": same, "speedup_vs_first": first["counts"]["wall_s"] / c["wall_s"],
@@ -96,9 +84,8 @@ def main() -> None:
               f"total {c['wall_s']:.1f} s with {w} workers ({a.executor}); speed-up "
               f"{row['speedup_vs_first']:.2f}x" + ("" if same is None else f"; identical results: {same}"))
         print(f"CPU: {row['cpu_self_s']:.1f} s this process, {row['cpu_workers_s']:.1f} s workers; "
-              f"load average {row['load_avg_1m_after']:.2f}; {row['rounds']} search rounds, "
-              f"{row['probes_in_rounds']} probes in them ({probe_cpu:.1f} s CPU)"
-              + ("" if row["est_wall_s"] is None else f"; estimated wall on idle cores {row['est_wall_s']:.1f} s"))
+              f"load average {row['load_avg_1m_after']:.2f}; {row['probes']} simulations in {row['rounds']} "
+              f"batches, {row['probe_cpu_s']:.1f} s CPU; on {w} idle cores {row['idle_wall_s']:.1f} s")
         print(f"rejected: {c['rejected']}")
         if best:
             cost = "no price" if best["cost_per_hour"] is None else f"${best['cost_per_hour']:.2f}/h"

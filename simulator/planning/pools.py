@@ -29,7 +29,7 @@ from ..errors import DoesNotFitError, ServesimError
 from .candidates import Screened, rejection
 from .layouts import DisaggCandidate, unit_ratio
 from .prices import PriceBook
-from .search import BOUND_SLACK, Bound, Probe, min_window, probe, throughput_bound, zero_load
+from .search import BOUND_SLACK, Bound, Probe, Probes, ProbeTask, min_window, serial_probes, throughput_bound, zero_load
 
 MAX_TOP_UPS = 3
 
@@ -117,15 +117,20 @@ def _sized(s: Scenario, c: DisaggCandidate, x: int, y: int) -> Scenario:
 
 
 def match_pools(s: Scenario, c: DisaggCandidate, bound: Bound, unit_rate: float, target_rate: float,
-                requests: int, attainment: float, rel_tol: float) -> tuple[int, int, Probe, int]:
-    """xPyD for ``target_rate`` from the unit's feasible rate, verified by simulating the whole deployment.
+                requests: int, attainment: float, rel_tol: float,
+                probes: Probes = serial_probes) -> tuple[int, int, Probe, int]:
+    """xPyD for ``target_rate`` from the unit's feasible rate, verified by simulating the whole deployment
+    (each run by ``probes``, serially or on a pool).
 
     Returns (prefill replicas, decode replicas, the verifying probe, simulations run).
     """
     x = math.ceil(target_rate * c.prefill_replicas / unit_rate - 1e-9)
     y = math.ceil(target_rate * c.decode_replicas / unit_rate - 1e-9)
     window = min_window(s, rel_tol)
-    p = probe(_sized(s, c, x, y), target_rate, requests, window_s=window)
+
+    def probe(sc: Scenario) -> Probe:
+        return probes([ProbeTask(sc, target_rate, requests, None, window)])[0]
+    p = probe(_sized(s, c, x, y))
     n = 1
     for _ in range(MAX_TOP_UPS):
         if p.feasible(attainment):
@@ -134,7 +139,7 @@ def match_pools(s: Scenario, c: DisaggCandidate, bound: Bound, unit_rate: float,
             x += 1
         else:
             y += 1
-        p, n = probe(_sized(s, c, x, y), target_rate, requests, window_s=window), n + 1
+        p, n = probe(_sized(s, c, x, y)), n + 1
     if not p.feasible(attainment):
         return x, y, p, n
     # one replica fewer in the pool with more headroom (by the bounds), kept if it still meets the SLOs
@@ -142,7 +147,7 @@ def match_pools(s: Scenario, c: DisaggCandidate, bound: Bound, unit_rate: float,
     head_d = y * bound.decode_rate / c.decode_replicas
     fx, fy = (x - 1, y) if head_p >= head_d else (x, y - 1)
     if fx >= 1 and fy >= 1:
-        q = probe(_sized(s, c, fx, fy), target_rate, requests, window_s=window)
+        q = probe(_sized(s, c, fx, fy))
         n += 1
         if q.feasible(attainment):
             x, y, p = fx, fy, q

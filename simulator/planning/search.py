@@ -285,7 +285,7 @@ def search_max_rate(s: Scenario, upper: float, *, start: float | None = None, at
         if lo > 0 and hi - lo <= rel_tol * hi:
             if hi_checked:
                 break
-            p = probe(s, hi, requests, window_s=window)
+            p = probes([ProbeTask(s, hi, requests, None, window)])[0]
             n += 1
             if p.feasible(attainment):
                 lo, best, hi = hi, p, hi * 2
