@@ -51,8 +51,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="skip candidates whose best case costs this many times the best plan")
     p.add_argument("--rel-tol", type=finite_float, default=0.05, help="relative width at which bisection stops")
     p.add_argument("--search-points", type=int, default=2, help="rates probed per round of a candidate's search "
-                   "(1: bisection); up to this many workers simulate them at once (results do not depend on "
-                   "--workers)")
+                   "(1: bisection); the workers simulate them at once (results do not depend on --workers)")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a key of the scenario")
     p.add_argument("--top", type=int, default=15, help="rows of the ranked table to print")
     p.add_argument("--emit", metavar="DIR", help="write the best plan's launch commands (vLLM, SGLang, "

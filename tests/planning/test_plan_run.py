@@ -16,7 +16,7 @@ def _strip(res):
     return res["plans"], res["rejected"], res["pareto"], res["layouts"], counts
 
 
-@pytest.mark.parametrize("points", [1, 2])     # 2 workers: candidates in flight (1); a round's probes at once (2)
+@pytest.mark.parametrize("points", [1, 2])     # bisection; two probes per round, run at once
 def test_one_and_two_workers_give_identical_results(points):
     s = scenario_from_dict(PLAN)
     kw = dict(search_points=points, target_rate=30.0, gpus=("h100-sxm", "a100-sxm-80gb", "l40s"), tp=(1, 2), pp=(1,),
