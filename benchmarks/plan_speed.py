@@ -4,14 +4,14 @@
     python benchmarks/plan_speed.py --workers 2 --exhaustive --out plan_speed.json
     python benchmarks/plan_speed.py --workers 1,2 --out plan_speed.json   # scaling; results must be equal
     python benchmarks/plan_speed.py --workers 2 --executor ray
-    python benchmarks/plan_speed.py --workers 1,2 --search-points 1   # bisection, candidates in flight
+    python benchmarks/plan_speed.py --workers 1,2 --search-points 2   # two probes per search round
 
-With ``--workers`` no larger than ``--search-points`` (default 2), the workers simulate the probes of
-each search round together (one candidate at a time); with more, whole candidate searches run in
-flight. CPU seconds are reported for this process and for the workers (``cpu_self_s``,
-``cpu_workers_s``: the workers' rusage, read when they have been joined), so a run on a shared VM
-can be judged by CPU work as well as by wall time. To make the workers children of this process
-(forkserver's are not), the benchmark starts them with ``fork``; it runs no threads.
+With several workers, up to that many candidate searches are in flight and every simulation runs on
+the workers (``planning.plan_run.PlanRun.search_all``). CPU seconds are reported for this process
+and for the workers (``cpu_self_s``, ``cpu_workers_s``: the workers' rusage, read when they have
+been joined), so a run on a shared VM can be judged by CPU work as well as by wall time. To make the
+workers children of this process (forkserver's are not), the benchmark starts them with ``fork``;
+the planner itself uses forkserver.
 
 On a shared machine the wall time says little about scaling, so the run also records the CPU
 seconds of every simulation the searches ask for (``probe_cpu_s``, timed in the process that runs
@@ -47,7 +47,7 @@ def main() -> None:
     ap.add_argument("--layouts", default="aggregated,disaggregated")
     ap.add_argument("--target-rate", type=float, default=50.0)
     ap.add_argument("--requests", type=int, default=400)
-    ap.add_argument("--search-points", type=int, default=2, help="rates probed per search round")
+    ap.add_argument("--search-points", type=int, default=1, help="rates probed per search round")
     ap.add_argument("--exhaustive", action="store_true", help="simulate every candidate (no cost pruning)")
     ap.add_argument("--out")
     a = ap.parse_args()

@@ -50,7 +50,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--prune-factor", type=finite_float, default=1.5,
                    help="skip candidates whose best case costs this many times the best plan")
     p.add_argument("--rel-tol", type=finite_float, default=0.05, help="relative width at which bisection stops")
-    p.add_argument("--search-points", type=int, default=2, help="rates probed per round of a candidate's search "
+    p.add_argument("--search-points", type=int, default=1, help="rates probed per round of a candidate's search "
                    "(1: bisection); the workers simulate them at once (results do not depend on --workers)")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a key of the scenario")
     p.add_argument("--top", type=int, default=15, help="rows of the ranked table to print")
