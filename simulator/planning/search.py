@@ -8,8 +8,9 @@
 * :func:`search_max_rate` — bisection on the rate between 0 and that bound (or, with ``points`` > 1,
   a k-ary search probing ``points`` evenly spaced rates per round, which ``probes`` may simulate in
   parallel): a rate is *feasible* when the simulated run is stable and its SLO attainment reaches
-  the target. Every probe uses the same seed, so arrival times at rate r are the same unit-rate draws scaled by 1/r (common random
-  numbers): the outcome moves smoothly with the rate and the bracket closes cleanly.
+  the target. Every probe uses the same seed, so arrival times at rate r are the same unit-rate
+  draws scaled by 1/r (common random numbers): the outcome moves smoothly with the rate and the
+  bracket closes cleanly.
 """
 from __future__ import annotations
 
