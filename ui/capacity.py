@@ -238,9 +238,8 @@ def _results(res: dict[str, Any]) -> None:
             st.markdown("\n".join(f"- {line}" for line in res["excluded"]))
     if res["rejected"]:
         with st.expander(f"Candidates ruled out ({len(res['rejected'])})"):
-            st.dataframe(pd.DataFrame(res["rejected"], columns=["candidate", "reason", "detail"]).rename(
-                columns=str.capitalize), hide_index=True,
-                         width="stretch")
+            out = pd.DataFrame(res["rejected"], columns=["candidate", "reason", "detail"])
+            st.dataframe(out.rename(columns=str.capitalize), hide_index=True, width="stretch")
 
 
 def render() -> None:
