@@ -53,6 +53,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--prune-factor", type=finite_float, default=1.5,
                    help="skip candidates whose best case costs this many times the best plan")
     p.add_argument("--rel-tol", type=finite_float, default=0.05, help="relative width at which bisection stops")
+    p.add_argument("--search-points", type=int, default=1, help="rates probed per round of a candidate's search "
+                   "(1: bisection); the workers simulate them at once (results do not depend on --workers)")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a key of the scenario")
     p.add_argument("--top", type=int, default=15, help="rows of the ranked table to print")
     p.add_argument("--emit", metavar="DIR", help="write the best plan's launch commands (vLLM, SGLang, "
@@ -125,6 +127,7 @@ def settings_from_args(a: argparse.Namespace) -> Any:
     from ..planning.planner import PlanSettings
 
     data = {"target_rate": a.target_rate, "attainment": a.attainment, "requests": a.requests, "rel_tol": a.rel_tol,
+            "search_points": a.search_points,
             "max_gpus": a.max_gpus, "gpus": _list("--gpus", a.gpus, str) if a.gpus else None,
             "tp": _list("--tp", a.tp, int), "pp": _list("--pp", a.pp, int),
             "weight_dtypes": _list("--dtypes", a.dtypes, str),

@@ -13,6 +13,7 @@ from pydantic import ValidationError
 from simulator.config.loader import validate
 from simulator.config.scenario import Deployment
 from simulator.errors import InputError, ServesimError
+from simulator.planning.interactivity import interactivity_points, slo_tokens_per_user
 from simulator.planning.planner import PlanSettings, plan
 from simulator.planning.prices import PRICE_KINDS, load_prices
 
@@ -24,6 +25,13 @@ from simulator.dashboard.state import constant_rate_error, current_scenario, sho
 SETTINGS = "capacity.settings"    # JSON of the PlanSettings last submitted
 ERRORS = "capacity.errors"
 K = "capacity.w."                 # widget key prefix
+
+#: What the plans table calls each column.
+COLUMNS = {"plan": "Plan", "layout": "Layout", "replicas": "Replicas", "gpus": "GPUs", "cost": "Cost ($/h)",
+           "per_m": "$ per M output tokens", "rate": "Max req/s per replica", "ttft": "p99 TTFT (ms)",
+           "tpot": "p99 TPOT (ms)", "attainment": "SLO attainment", "pareto": "Pareto-optimal", "price": "Price"}
+LAYOUTS = {"aggregated": "aggregated", "disaggregated": "disaggregated (prefill/decode pools)",
+           "wide_ep": "wide expert parallelism"}
 
 
 @st.cache_data(max_entries=32, show_spinner=False)
@@ -49,14 +57,15 @@ def _settings_from_widgets() -> dict[str, Any]:
             "weight_dtypes": tuple(ss[K + "weight_dtypes"]),
             "max_batch_sizes": tuple(sorted(ss[K + "max_batch_sizes"])),
             "max_batched_tokens": tuple(sorted(ss[K + "max_batched_tokens"])), "price_kind": ss[K + "price_kind"],
-            "provider": provider, "workers": ss[K + "workers"]}
+            "provider": provider, "workers": ss[K + "workers"], "kinds": tuple(ss[K + "kinds"])}
 
 
 def on_submit() -> None:
     """Form callback: validate the planner settings; keep them or record the one-line error."""
     ss = st.session_state
     data = _settings_from_widgets()
-    empty = [k for k in ("tp", "pp", "weight_dtypes", "max_batch_sizes", "max_batched_tokens") if not data[k]]
+    empty = [k for k in ("kinds", "tp", "pp", "weight_dtypes", "max_batch_sizes", "max_batched_tokens")
+             if not data[k]]
     if empty:
         ss[ERRORS] = {empty[0]: str(InputError(empty[0], [], "pick at least one value"))}
         return
@@ -77,7 +86,7 @@ def _sidebar(base_rate: float, base_gpu: str) -> None:
     defaults = {"target_rate": round(base_rate * 4, 3), "attainment": 0.99, "requests": 400, "max_gpus": 0,
                 "gpus": [base_gpu] if base_gpu in priced else priced[:1], "tp": [1, 2, 4, 8], "pp": [1],
                 "weight_dtypes": ["bf16", "fp8"], "max_batch_sizes": [256], "max_batched_tokens": [8192],
-                "price_kind": "on-demand", "provider": "", "workers": 1}
+                "price_kind": "on-demand", "provider": "", "workers": 1, "kinds": list(LAYOUTS)}
     for k, v in defaults.items():
         ss.setdefault(K + k, v)
     ss[K + "gpus"] = [g for g in ss[K + "gpus"] if g in priced]
@@ -95,6 +104,10 @@ def _sidebar(base_rate: float, base_gpu: str) -> None:
             show_errors(errors, "attainment")
             st.multiselect("GPUs (those with a price)", priced, key=K + "gpus", placeholder="every GPU")
             show_errors(errors, "gpus", "--gpus", "gpu")
+            st.pills("Layouts", list(LAYOUTS), selection_mode="multi", key=K + "kinds", format_func=LAYOUTS.get,
+                     help="colocated replicas; prefill and decode pools sized by rate matching (xPyD); "
+                          "expert parallelism with data-parallel attention (MoE models only)")
+            show_errors(errors, "kinds")
             st.pills("Tensor parallel (TP)", [1, 2, 4, 8], selection_mode="multi", key=K + "tp")
             st.pills("Pipeline parallel (PP)", [1, 2, 4], selection_mode="multi", key=K + "pp")
             show_errors(errors, "tp", "pp")
@@ -123,6 +136,88 @@ def _round(v: float | None, digits: int) -> float | None:
     return None if v is None else round(v, digits)
 
 
+def _plans_table(res: dict[str, Any]) -> pd.DataFrame:
+    front = {r["candidate"] for r in res["pareto"]}
+    c = COLUMNS
+    return pd.DataFrame([{c["plan"]: r["candidate"], c["layout"]: r["layout"], c["replicas"]: r["replicas"],
+                          c["gpus"]: r["gpus"], c["cost"]: _round(r["cost_per_hour"], 3),
+                          c["per_m"]: _round(r["cost_per_million_output_tokens"], 4),
+                          c["rate"]: round(r["max_rate_per_replica"], 3), c["ttft"]: round(r["ttft_p99"] * 1e3, 1),
+                          c["tpot"]: round(r["tpot_p99"] * 1e3, 2), c["attainment"]: round(r["slo_attainment"], 4),
+                          c["pareto"]: r["candidate"] in front,
+                          c["price"]: "none" if r["price"] is None else
+                          f"{r['price']['provider']} ${r['price']['usd_per_gpu_hour']:.2f}/GPU-h "
+                          f"({r['price']['date']})"} for r in res["plans"]], columns=list(c.values()))
+
+
+def layout_text(lay: dict[str, Any] | None) -> str | None:
+    """Which layout won and its margin over the best aggregated plan (Markdown), from ``plan()['layouts']``."""
+    if not lay:
+        return None
+    won = f"Layout that won: **{LAYOUTS.get(lay['winner'], lay['winner'])}** ({lay['best']})"
+    if "ratio" not in lay:
+        other = "no other layout" if lay["winner"] == "aggregated" else "no aggregated plan"
+        return f"{won}; {other} made a plan (pruned, unreachable or not searched)."
+    money = lay["compared_by"] == "cost_per_hour"
+
+    def amount(v: float) -> str:
+        return f"${v:,.2f}/h" if money else f"{v:g} GPUs"
+    other = LAYOUTS.get(lay["other_layout"], lay["other_layout"])
+    margin = (1.0 - lay["ratio"]) * 100.0
+    verdict = f"{abs(margin):.1f}% {'below' if margin >= 0 else 'above'}"
+    return (f"{won}. Best {other} plan: {amount(lay['other'])} ({lay['best_other']}), {verdict} the best "
+            f"aggregated plan's {amount(lay['aggregated'])} ({lay['best_aggregated']}).")
+
+
+def _headline(res: dict[str, Any]) -> None:
+    best = res["plans"][0]
+    st.markdown(f"Cheapest plan: **{best['replicas']} × {best['candidate']}** "
+                f"(GPU, TP, PP, weights, max batch / max tokens per step)")
+    cols = st.columns(5)
+    cols[0].metric("Replicas", f"{best['replicas']}")
+    cols[1].metric("GPUs", f"{best['gpus']}")
+    price = best["price"]
+    if price is None:
+        cols[2].metric("Cost", "no price", help=f"no {res['price_kind']} price for this GPU: ranked by GPUs")
+        cols[3].metric("$ per M output tokens", "-")
+    else:
+        cols[2].metric("Cost", f"${best['cost_per_hour']:,.2f}/h",
+                       help=f"{price['provider']} {price['kind']} ${price['usd_per_gpu_hour']:.2f}/GPU-h "
+                            f"({price['date']}; {price['source']})")
+        cols[3].metric("$ per M output tokens", f"{best['cost_per_million_output_tokens']:,.3f}")
+    cols[4].metric("p99 TTFT", fmt_seconds(best["ttft_p99"]), help=f"p99 TPOT {fmt_seconds(best['tpot_p99'])}")
+    text = layout_text(res.get("layouts"))
+    if text:
+        st.markdown(text)
+
+
+def _charts(res: dict[str, Any], df: pd.DataFrame) -> None:
+    st.subheader("Throughput against interactivity")
+    pts = pd.DataFrame(interactivity_points(res))
+    slo = slo_tokens_per_user(res)
+    st.altair_chart(charts.interactivity_chart(pts, slo), width="stretch")
+    st.caption("Each plan at the target rate: output tokens/s per GPU against tokens/s each user sees (1 / p99 "
+               "TPOT). Red: no other plan is better on both axes." +
+               (f" Dashed: the TPOT SLO ({slo:,.1f} tokens/s per user); plans meet it at or right of the line."
+                if slo else ""))
+    c = COLUMNS
+    costs = df[c["cost"]].dropna().unique()
+    if len(costs) < 2:
+        st.info(("Every priced plan costs " + f"${costs[0]:,.2f}/h" if len(costs) else "No plan has a price") +
+                ": a cost axis would show one value, so cost against tail latency is not drawn.",
+                icon=":material/info:")
+        return
+    st.subheader("Cost against tail latency")
+    priced = df[df[c["cost"]].notna()]
+    c1, c2 = st.columns(2)
+    for col, y in ((c1, c["ttft"]), (c2, c["tpot"])):
+        col.altair_chart(charts.pareto_chart(priced, c["cost"], y, front=c["pareto"], tooltip=[f"{c['plan']}:N"],
+                                             line=False, x_title="cost (USD per hour)", y_title=y,
+                                             x_format="$,.2f"), width="stretch")
+    st.caption("Red: on the Pareto front of cost, p99 TTFT and p99 TPOT (no other plan is at least as good in "
+               "all three and better in one).")
+
+
 def _results(res: dict[str, Any]) -> None:
     c = res["counts"]
     st.caption(f"{c['candidates']} candidates, {c['screened_in']} passed the memory and bound checks, "
@@ -131,45 +226,18 @@ def _results(res: dict[str, Any]) -> None:
     if not res["plans"]:
         st.warning(f"No plan: {res['binding']}", icon=":material/block:")
     else:
-        best = res["plans"][0]
-        st.markdown(f"Cheapest plan: **{best['replicas']} × {best['candidate']}** "
-                    f"(GPU, TP, PP, weights, max batch / max tokens per step)")
-        cols = st.columns(5)
-        cols[0].metric("Replicas", f"{best['replicas']}")
-        cols[1].metric("GPUs", f"{best['gpus']}")
-        price = best["price"]
-        if price is None:
-            cols[2].metric("Cost", "no price", help=f"no {res['price_kind']} price for this GPU: ranked by GPUs")
-            cols[3].metric("$ per M output tokens", "-")
-        else:
-            cols[2].metric("Cost", f"${best['cost_per_hour']:,.2f}/h",
-                           help=f"{price['provider']} {price['kind']} ${price['usd_per_gpu_hour']:.2f}/GPU-h "
-                                f"({price['date']}; {price['source']})")
-            cols[3].metric("$ per M output tokens", f"{best['cost_per_million_output_tokens']:,.3f}")
-        cols[4].metric("p99 TTFT", fmt_seconds(best["ttft_p99"]), help=f"p99 TPOT {fmt_seconds(best['tpot_p99'])}")
-        front = {r["candidate"] for r in res["pareto"]}
-        df = pd.DataFrame([{"plan": r["candidate"], "replicas": r["replicas"], "GPUs": r["gpus"],
-                            "cost_per_hour": _round(r["cost_per_hour"], 3),
-                            "usd_per_M_output_tokens": _round(r["cost_per_million_output_tokens"], 4),
-                            "max req/s per replica": round(r["max_rate_per_replica"], 3),
-                            "ttft_p99_ms": round(r["ttft_p99"] * 1e3, 1), "tpot_p99_ms": round(r["tpot_p99"] * 1e3, 2),
-                            "SLO attainment": round(r["slo_attainment"], 4), "pareto": r["candidate"] in front,
-                            "price": "none" if r["price"] is None else
-                            f"{r['price']['provider']} ${r['price']['usd_per_gpu_hour']:.2f}/GPU-h "
-                            f"({r['price']['date']})"} for r in res["plans"]])
+        _headline(res)
+        df = _plans_table(res)
         st.subheader("Plans, cheapest first")
         st.dataframe(df, hide_index=True, width="stretch")
-        st.subheader("Cost against tail latency")
-        c1, c2 = st.columns(2)
-        c1.altair_chart(charts.pareto_chart(df, "cost_per_hour", "ttft_p99_ms", tooltip=["plan:N"], line=False,
-                                            x_title="cost (USD per hour)", y_title="p99 TTFT (ms)"), width="stretch")
-        c2.altair_chart(charts.pareto_chart(df, "cost_per_hour", "tpot_p99_ms", tooltip=["plan:N"], line=False,
-                                            x_title="cost (USD per hour)", y_title="p99 TPOT (ms)"), width="stretch")
-        st.caption("Red: on the Pareto front of cost, p99 TTFT and p99 TPOT (no other plan is at least as good in "
-                   "all three and better in one).")
+        _charts(res, df)
+    if res.get("excluded"):
+        with st.expander(f"GPUs left out or unpriced ({len(res['excluded'])})"):
+            st.markdown("\n".join(f"- {line}" for line in res["excluded"]))
     if res["rejected"]:
         with st.expander(f"Candidates ruled out ({len(res['rejected'])})"):
-            st.dataframe(pd.DataFrame(res["rejected"]), hide_index=True, width="stretch")
+            out = pd.DataFrame(res["rejected"], columns=["candidate", "reason", "detail"])
+            st.dataframe(out.rename(columns=str.capitalize), hide_index=True, width="stretch")
 
 
 def render() -> None:

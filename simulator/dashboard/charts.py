@@ -234,14 +234,16 @@ def heatmap_chart(df: pd.DataFrame, x: str, y: str, color: str, title: str = "",
 
 
 def pareto_chart(df: pd.DataFrame, x: str, y: str, front: str = "pareto", *, tooltip: Sequence[str] = (),
-                 line: bool = True, x_title: str | None = None, y_title: str | None = None) -> alt.LayerChart:
+                 line: bool = True, x_title: str | None = None, y_title: str | None = None,
+                 x_format: str | None = None) -> alt.LayerChart:
     """Points of two metrics, the Pareto-optimal ones (boolean column ``front``) in red and, with
-    ``line``, joined in order of ``x``."""
+    ``line``, joined in order of ``x``; ``x_format`` is the d3 format of the x axis labels."""
     data = df.assign(**{front: df[front].astype(bool).map({True: "Pareto-optimal", False: "dominated"})})
     data = data.rename(columns={c: _safe(c) for c in data.columns})
     tips = [alt.Tooltip(c) for c in tooltip] + [alt.Tooltip(f"{_safe(x)}:Q", title=x, format=".4g"),
                                                 alt.Tooltip(f"{_safe(y)}:Q", title=y, format=".4g")]
-    ex = alt.X(f"{_safe(x)}:Q", title=x_title or x, scale=alt.Scale(zero=False))
+    ex = alt.X(f"{_safe(x)}:Q", title=x_title or x, scale=alt.Scale(zero=False),
+               axis=alt.Axis(format=x_format) if x_format else alt.Undefined)
     ey = alt.Y(f"{_safe(y)}:Q", title=y_title or y, scale=alt.Scale(zero=False))
     x, front = _safe(x), _safe(front)
     pts = alt.Chart(data, height=HEIGHT + 40).mark_circle(size=70, opacity=0.85).encode(
@@ -253,6 +255,34 @@ def pareto_chart(df: pd.DataFrame, x: str, y: str, front: str = "pareto", *, too
     if line:
         on_front = data[data[front] == "Pareto-optimal"].sort_values(x)
         layers.insert(0, alt.Chart(on_front).mark_line(color="#e15759").encode(x=ex, y=ey))
+    return alt.layer(*layers)
+
+
+def interactivity_chart(df: pd.DataFrame, slo: float | None = None) -> alt.LayerChart:
+    """Plans as output tokens/s per GPU (y) against tokens/s per user (x; columns of
+    ``planning.interactivity.interactivity_points``): the front joined in red, a dashed rule at the
+    TPOT SLO (``slo`` tokens/s per user)."""
+    data = df.assign(front=df["on_front"].astype(bool).map({True: "on the front", False: "dominated"}))
+    ex = alt.X("tokens_per_s_per_user:Q", title="tokens/s per user (1 / p99 TPOT)", scale=alt.Scale(zero=False),
+               axis=alt.Axis(format=",.4~g"))
+    ey = alt.Y("tokens_per_s_per_gpu:Q", title="output tokens/s per GPU", scale=alt.Scale(zero=False),
+               axis=alt.Axis(format=",.4~g"))
+    tips = [alt.Tooltip("candidate:N", title="plan"), alt.Tooltip("layout:N"), alt.Tooltip("gpus:Q", title="GPUs"),
+            alt.Tooltip("tokens_per_s_per_gpu:Q", title="tokens/s per GPU", format=",.1f"),
+            alt.Tooltip("tokens_per_s_per_user:Q", title="tokens/s per user", format=",.1f")]
+    pts = alt.Chart(data, height=HEIGHT + 40).mark_point(filled=True, size=80, opacity=0.85).encode(
+        x=ex, y=ey, tooltip=tips, shape=alt.Shape("layout:N", title="layout", legend=alt.Legend(orient="top")),
+        color=alt.Color("front:N", title=None, scale=alt.Scale(domain=["on the front", "dominated"],
+                                                               range=["#e15759", "#9aa5b1"]),
+                        legend=alt.Legend(orient="top")))
+    on_front = data[data["front"] == "on the front"].sort_values("tokens_per_s_per_user")
+    layers: list[alt.Chart] = [alt.Chart(on_front).mark_line(color="#e15759").encode(x=ex, y=ey), pts]
+    if slo:
+        rule = pd.DataFrame({"slo": [slo], "label": [f"TPOT SLO: {slo:,.1f} tokens/s per user"]})
+        base = alt.Chart(rule).encode(x=alt.X("slo:Q"))
+        layers += [base.mark_rule(strokeDash=[6, 4], color="firebrick"),
+                   base.mark_text(align="left", dx=4, dy=-6, color="firebrick").encode(
+                       y=alt.value(8), text="label:N")]
     return alt.layer(*layers)
 
 

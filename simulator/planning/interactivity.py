@@ -12,14 +12,15 @@ from typing import Any
 
 
 def interactivity_points(res: dict[str, Any]) -> list[dict[str, Any]]:
-    """One point per plan of a planner result (``plan()``): candidate, GPUs, both axes, on_front."""
+    """One point per plan of a planner result (``plan()``): candidate, GPU, GPUs, layout, both axes, on_front."""
     pts = []
     total = res["target_rate"] * res["mean_output_tokens"]     # output tokens/s of the whole deployment
     for r in res["plans"]:
         if not r.get("tpot_p99"):
             continue
         pts.append({"candidate": r["candidate"], "gpu": r["deployment"]["gpu"], "gpus": r["gpus"],
-                    "tokens_per_s_per_gpu": total / r["gpus"], "tokens_per_s_per_user": 1.0 / r["tpot_p99"]})
+                    "layout": r.get("layout", "aggregated"), "tokens_per_s_per_gpu": total / r["gpus"],
+                    "tokens_per_s_per_user": 1.0 / r["tpot_p99"]})
     for p in pts:
         p["on_front"] = not any(q["tokens_per_s_per_gpu"] >= p["tokens_per_s_per_gpu"]
                                 and q["tokens_per_s_per_user"] >= p["tokens_per_s_per_user"]

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from concurrent.futures import FIRST_COMPLETED, Future, wait
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -22,7 +22,8 @@ from .plan_executor import plan_executor
 from .layouts import DisaggCandidate, EPCandidate
 from .plan_settings import PlanSettings
 from .pools import match_pools
-from .search import Bound, min_window, probe, replay, search_max_rate
+from .search import (Bound, Probe, Probes, ProbeTask, min_window, replay, run_probe, search_max_rate,
+                     serial_probes)
 from .uncertainty import wilson_interval
 
 
@@ -40,22 +41,24 @@ class Job:
     pools: tuple[DisaggCandidate, Bound] | None = None    # a disaggregated unit: sized by xPyD after the search
 
 
-def evaluate(job: Job) -> dict[str, Any]:
-    """Search one candidate's max rate; then simulate it at its operating rate (and replications)."""
+def evaluate(job: Job, probes: Probes = serial_probes) -> dict[str, Any]:
+    """Search one candidate's max rate; then simulate it at its operating rate (and replications).
+    ``probes`` runs each round's probes and the replications (serially, or on a pool)."""
     st = job.settings
     t0 = time.perf_counter()
     trace: list[tuple[int, float, float, float]] = []
     res = search_max_rate(job.scenario, job.upper, start=job.start, attainment=st.attainment,
                           requests=st.requests, rel_tol=st.rel_tol,
                           target_rate=st.target_rate if st.stop_when_replicas_decided else None,
-                          replica_cost=job.replica_cost, cost_cap=job.cost_cap, trace=trace)
+                          replica_cost=job.replica_cost, cost_cap=job.cost_cap, trace=trace,
+                          points=st.search_points, probes=probes)
     out: dict[str, Any] = {"index": job.index, "status": res.status, "reason": res.reason, "max_rate": res.max_rate,
                            "bracket": [res.lo, res.hi], "evaluations": res.evaluations,
                            "replicas_needed": res.replicas_needed, "trace": trace}
     if res.status == "ok" and job.pools is not None:
         c, bound = job.pools
         x, y, p, n = match_pools(job.scenario, c, bound, res.max_rate, st.target_rate, st.requests, st.attainment,
-                                 st.rel_tol)
+                                 st.rel_tol, probes)
         sized = replace(c, prefill_replicas=x, decode_replicas=y)
         out.update(replicas=x + y, gpus=sized.gpus, operating_rate=st.target_rate, ttft_p99=p.ttft_p99,
                    tpot_p99=p.tpot_p99, slo_attainment=p.slo_attainment, stable=p.stable,
@@ -68,12 +71,13 @@ def evaluate(job: Job) -> dict[str, Any]:
         replicas = math.ceil(st.target_rate / res.max_rate)
         op = st.target_rate / replicas
         window = min_window(job.scenario, st.rel_tol)
-        p = probe(job.scenario, op, st.requests, window_s=window)
+        p = probes([ProbeTask(job.scenario, op, st.requests, None, window)])[0]
         out.update(replicas=replicas, operating_rate=op, ttft_p99=p.ttft_p99, tpot_p99=p.tpot_p99,
                    slo_attainment=p.slo_attainment, stable=p.stable, evaluations=res.evaluations + 1)
         if st.replications:
             seeds = [job.scenario.seed + 1 + i for i in range(st.replications)]   # fresh seeds: not the search's
-            hits = sum(probe(job.scenario, op, st.requests, seed, window).feasible(st.attainment) for seed in seeds)
+            reps = probes([ProbeTask(job.scenario, op, st.requests, seed, window) for seed in seeds])
+            hits = sum(p.feasible(st.attainment) for p in reps)
             lo, hi = wilson_interval(hits, len(seeds))
             out.update(p_meet_slo=hits / len(seeds), p_meet_slo_ci=[lo, hi], replication_seeds=seeds)
     out["wall_s"] = time.perf_counter() - t0
@@ -208,29 +212,46 @@ class PlanRun:
         self._tick()
 
     def search_all(self) -> None:
-        """Search every kept candidate not pruned on the way, with up to ``st.workers`` simulations
-        in flight (candidates dispatched ahead under the cap known so far), committed in order.
+        """Search every kept candidate not pruned on the way, committed in candidate order.
 
-        Results are committed in candidate order under the cap a one-worker run would have had
-        (:meth:`commit`), so plans, rejections and counts do not depend on the workers.
+        With one local worker everything runs here. Otherwise up to ``st.workers`` candidate
+        searches are in flight (dispatched ahead under the cap known so far, each driven by a thread
+        of this process) and every simulation they need -- the ``st.search_points`` probes of a
+        search round, the run at the operating rate, xPyD matching, replications -- goes to the
+        ``st.workers`` worker processes (or Ray tasks), so a round's probes run at once and a
+        candidate's single runs overlap the next candidate's rounds. Results are committed in
+        candidate order under the cap a one-worker run would have had (:meth:`commit`), and the
+        probed rates depend on ``search_points`` only, so plans, rejections and counts do not
+        depend on the workers.
         """
-        queue = list(range(len(self.kept)))
-        with plan_executor(self.st.executor, self.st.workers, evaluate) as submit:
-            running: dict[Future, int] = {}
-            done: dict[int, dict[str, Any]] = {}
-            order: list[int] = []
-            while queue or running or order:
-                while order and order[0] in done:
-                    i = order.pop(0)
-                    self.commit(i, done.pop(i))
-                queue = self.prune_rest(queue)
-                while queue and len(running) < self.st.workers:
-                    i = queue.pop(0)
-                    order.append(i)
-                    running[submit(self.job(i))] = i
-                if not running:
-                    continue
-                finished, _ = wait(running, return_when=FIRST_COMPLETED)
-                for f in finished:
-                    done[running.pop(f)] = f.result()
+        st = self.st
+        if st.workers == 1 and st.executor == "local":
+            with plan_executor("local", 1, evaluate) as submit:
+                self._in_flight(submit)
+        else:
+            with plan_executor(st.executor, st.workers, run_probe) as submit_probe, \
+                    ThreadPoolExecutor(st.workers, thread_name_prefix="plan-candidate") as threads:
+                def probes(tasks: list[ProbeTask]) -> list[Probe]:
+                    return [f.result() for f in [submit_probe(t) for t in tasks]]
+                self._in_flight(lambda job: threads.submit(evaluate, job, probes))
         self.pruned_list.sort(key=lambda p: p[3])
+
+    def _in_flight(self, submit: Callable[[Job], Future]) -> None:
+        queue = list(range(len(self.kept)))
+        running: dict[Future, int] = {}
+        done: dict[int, dict[str, Any]] = {}
+        order: list[int] = []
+        while queue or running or order:
+            while order and order[0] in done:
+                i = order.pop(0)
+                self.commit(i, done.pop(i))
+            queue = self.prune_rest(queue)
+            while queue and len(running) < self.st.workers:
+                i = queue.pop(0)
+                order.append(i)
+                running[submit(self.job(i))] = i
+            if not running:
+                continue
+            finished, _ = wait(running, return_when=FIRST_COMPLETED)
+            for f in finished:
+                done[running.pop(f)] = f.result()

@@ -16,6 +16,8 @@ class PlanSettings(StrictModel):
     attainment: float = Field(0.99, gt=0, le=1, description="share of requests that must meet the SLOs")
     requests: int = Field(400, ge=50, description="requests per simulated evaluation")
     rel_tol: float = Field(0.05, gt=0, lt=1, description="bisection stops at this relative bracket width")
+    search_points: int = Field(1, ge=1, le=8, description="rates probed per round of a candidate's search (1: "
+                                                           "bisection); the workers simulate them in parallel")
     max_gpus: int | None = Field(None, ge=1, description="GPUs the whole deployment may use")
     gpus: tuple[str, ...] | None = Space.gpus          # the candidate grid: defaults of candidates.Space
     tp: tuple[int, ...] = Space.tp

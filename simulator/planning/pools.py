@@ -29,32 +29,43 @@ from ..errors import DoesNotFitError, ServesimError
 from .candidates import Screened, rejection
 from .layouts import DisaggCandidate, unit_ratio
 from .prices import PriceBook
-from .search import BOUND_SLACK, Bound, Probe, min_window, probe, throughput_bound, zero_load
+from .search import BOUND_SLACK, Bound, Probe, Probes, ProbeTask, min_window, serial_probes, throughput_bound, zero_load
 
 MAX_TOP_UPS = 3
 
 
-def _pool_scenario(s: Scenario, role: str) -> tuple[Scenario, Any]:
-    """The scenario of one pool alone (as a colocated replica) and that pool's build."""
+#: One pool's screening inputs, shared by every candidate with that pool: (scenario, build, zero_load).
+PoolMemo = dict[tuple[str, str], tuple[Scenario, Any, dict[str, float]]]
+
+
+def _pool_scenario(s: Scenario, role: str, prompt: np.ndarray, output: np.ndarray,
+                   memo: PoolMemo) -> tuple[Scenario, Any, dict[str, float]]:
+    """The scenario of one pool alone (as a colocated replica), that pool's build and its idle-replica
+    SLO shares (:func:`.search.zero_load`). Candidates that pair the same pool with different partners
+    share one build: the key is the pool's whole deployment, so the result is the same as building anew."""
     d = s.deployment
     assert d.disaggregation is not None
     dep = pool_deployment(d, getattr(d.disaggregation, role))
-    pb = build_pool(load_model(s.model), dep, role)
-    return s.model_copy(update={"deployment": pb.dep}), pb
+    key = (role, dep.model_dump_json())
+    if key not in memo:
+        pb = build_pool(load_model(s.model), dep, role)
+        sc = s.model_copy(update={"deployment": pb.dep})
+        memo[key] = (sc, pb, zero_load(sc, pb.sm, prompt, output))
+    return memo[key]
 
 
 def _screen_one(c: DisaggCandidate, data: dict[str, Any], prompt: np.ndarray, output: np.ndarray,
-                attainment: float) -> tuple[DisaggCandidate, Scenario, Bound, dict[str, float]] | dict[str, Any]:
+                attainment: float, memo: PoolMemo
+                ) -> tuple[DisaggCandidate, Scenario, Bound, dict[str, float]] | dict[str, Any]:
     p_mean, o_mean = float(np.mean(prompt)), float(np.mean(output))
     try:
         s = scenario_from_dict(data, c.overrides())
-        sp, pre = _pool_scenario(s, "prefill")
-        sd, dec = _pool_scenario(s, "decode")
+        sp, pre, zp = _pool_scenario(s, "prefill", prompt, output, memo)
+        sd, dec, zd = _pool_scenario(s, "decode", prompt, output, memo)
     except DoesNotFitError as err:
         return rejection(c, "does not fit", str(err))
     except ServesimError as err:
         return rejection(c, "unsupported", str(err))
-    zp, zd = zero_load(sp, pre.sm, prompt, output), zero_load(sd, dec.sm, prompt, output)
     z = {k: v for k, v in (("ttft_s", zp.get("ttft_s")), ("tpot_s", zd.get("tpot_s"))) if v is not None}
     z["all"] = min(z.values(), default=1.0)
     if z["all"] < attainment:
@@ -83,8 +94,9 @@ def screen_disaggregated(base: Scenario, cands: list[DisaggCandidate], book: Pri
     keep: list[Screened] = []
     rejected: list[dict[str, Any]] = []
     data = base.model_dump(mode="json", exclude_none=True)
+    memo: PoolMemo = {}
     for c in cands:
-        got = _screen_one(c, data, prompt, output, attainment)
+        got = _screen_one(c, data, prompt, output, attainment, memo)
         if isinstance(got, dict):
             rejected.append(got)
             continue
@@ -105,15 +117,20 @@ def _sized(s: Scenario, c: DisaggCandidate, x: int, y: int) -> Scenario:
 
 
 def match_pools(s: Scenario, c: DisaggCandidate, bound: Bound, unit_rate: float, target_rate: float,
-                requests: int, attainment: float, rel_tol: float) -> tuple[int, int, Probe, int]:
-    """xPyD for ``target_rate`` from the unit's feasible rate, verified by simulating the whole deployment.
+                requests: int, attainment: float, rel_tol: float,
+                probes: Probes = serial_probes) -> tuple[int, int, Probe, int]:
+    """xPyD for ``target_rate`` from the unit's feasible rate, verified by simulating the whole deployment
+    (each run by ``probes``, serially or on a pool).
 
     Returns (prefill replicas, decode replicas, the verifying probe, simulations run).
     """
     x = math.ceil(target_rate * c.prefill_replicas / unit_rate - 1e-9)
     y = math.ceil(target_rate * c.decode_replicas / unit_rate - 1e-9)
     window = min_window(s, rel_tol)
-    p = probe(_sized(s, c, x, y), target_rate, requests, window_s=window)
+
+    def probe(sc: Scenario) -> Probe:
+        return probes([ProbeTask(sc, target_rate, requests, None, window)])[0]
+    p = probe(_sized(s, c, x, y))
     n = 1
     for _ in range(MAX_TOP_UPS):
         if p.feasible(attainment):
@@ -122,7 +139,7 @@ def match_pools(s: Scenario, c: DisaggCandidate, bound: Bound, unit_rate: float,
             x += 1
         else:
             y += 1
-        p, n = probe(_sized(s, c, x, y), target_rate, requests, window_s=window), n + 1
+        p, n = probe(_sized(s, c, x, y)), n + 1
     if not p.feasible(attainment):
         return x, y, p, n
     # one replica fewer in the pool with more headroom (by the bounds), kept if it still meets the SLOs
@@ -130,7 +147,7 @@ def match_pools(s: Scenario, c: DisaggCandidate, bound: Bound, unit_rate: float,
     head_d = y * bound.decode_rate / c.decode_replicas
     fx, fy = (x - 1, y) if head_p >= head_d else (x, y - 1)
     if fx >= 1 and fy >= 1:
-        q = probe(_sized(s, c, fx, fy), target_rate, requests, window_s=window)
+        q = probe(_sized(s, c, fx, fy))
         n += 1
         if q.feasible(attainment):
             x, y, p = fx, fy, q

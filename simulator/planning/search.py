@@ -5,14 +5,17 @@
 * :func:`throughput_bound` — an optimistic requests/s per replica from the step model: decode at
   the largest batch that fits (``max_batch_size`` and KV capacity) and prefill in full chunks,
   whichever is slower, times a slack factor (1.25) for what the averages miss.
-* :func:`search_max_rate` — bisection on the rate between 0 and that bound: a rate is *feasible*
-  when the simulated run is stable and its SLO attainment reaches the target. Every probe uses the
-  same seed, so arrival times at rate r are the same unit-rate draws scaled by 1/r (common random
-  numbers): the outcome moves smoothly with the rate and the bracket closes cleanly.
+* :func:`search_max_rate` — bisection on the rate between 0 and that bound (or, with ``points`` > 1,
+  a k-ary search probing ``points`` evenly spaced rates per round, which ``probes`` may simulate in
+  parallel): a rate is *feasible* when the simulated run is stable and its SLO attainment reaches
+  the target. Every probe uses the same seed, so arrival times at rate r are the same unit-rate
+  draws scaled by 1/r (common random numbers): the outcome moves smoothly with the rate and the
+  bracket closes cleanly.
 """
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -111,6 +114,31 @@ def probe(s: Scenario, rate: float, requests: int | None = None, seed: int | Non
     return Probe(rate, len(df), float(summ["slo_attainment"]), bool(summ["stability"]["stable"]), summ["ttft_s"]["p99"],
                  summ["tpot_s"]["p99"], summ["e2e_s"]["p99"], meets, float(summ["throughput_output_tokens_per_s"]),
                  sc.seed)
+
+
+@dataclass(frozen=True)
+class ProbeTask:
+    """One probe to run, possibly in another process: the arguments of :func:`probe`."""
+
+    scenario: Scenario
+    rate: float
+    requests: int | None = None
+    seed: int | None = None
+    window_s: float | None = None
+
+
+def run_probe(t: ProbeTask) -> Probe:
+    """:func:`probe` of one task (module level, so a process pool can run it)."""
+    return probe(t.scenario, t.rate, t.requests, t.seed, t.window_s)
+
+
+def serial_probes(tasks: list[ProbeTask]) -> list[Probe]:
+    """Run probe tasks one after another in this process, in order."""
+    return [run_probe(t) for t in tasks]
+
+
+#: Runs probe tasks and returns their probes in task order (serially, or on a pool).
+Probes = Callable[[list[ProbeTask]], list[Probe]]
 
 
 def _prefill_seconds(sm: StepModel, length: int, chunk: int, window: int | None) -> float:
@@ -226,8 +254,13 @@ def replay(trace: list[tuple[int, float, float, float]], target_rate: float, rep
 def search_max_rate(s: Scenario, upper: float, *, start: float | None = None, attainment: float = 0.99,
                     requests: int = 400, rel_tol: float = 0.05, target_rate: float | None = None,
                     replica_cost: float | None = None, cost_cap: float | None = None,
-                    max_evals: int = 16, trace: list[tuple[int, float, float, float]] | None = None) -> Search:
+                    max_evals: int = 16, trace: list[tuple[int, float, float, float]] | None = None,
+                    points: int = 1, probes: Probes = serial_probes) -> Search:
     """Bisection for the highest feasible rate of one replica in the bracket (0, start or upper].
+
+    With ``points`` > 1, each round probes ``points`` rates evenly spaced inside the bracket (run by
+    ``probes``, in parallel where it can) and keeps the highest feasible one below the lowest
+    infeasible one; the probed rates depend on ``points`` only, never on how ``probes`` runs them.
 
     Stops when ``(hi - lo) <= rel_tol * hi``; with ``target_rate``, also when ``ceil(target/lo) ==
     ceil(target/hi)`` (more bisection cannot change the replica count); with ``replica_cost`` and
@@ -253,7 +286,7 @@ def search_max_rate(s: Scenario, upper: float, *, start: float | None = None, at
         if lo > 0 and hi - lo <= rel_tol * hi:
             if hi_checked:
                 break
-            p = probe(s, hi, requests, window_s=window)
+            p = probes([ProbeTask(s, hi, requests, None, window)])[0]
             n += 1
             if p.feasible(attainment):
                 lo, best, hi = hi, p, hi * 2
@@ -262,18 +295,19 @@ def search_max_rate(s: Scenario, upper: float, *, start: float | None = None, at
             break
         if target_rate and lo > 0 and math.ceil(target_rate / lo) == math.ceil(target_rate / top):
             break
-        mid = hi / 2 if lo == 0 else (lo + hi) / 2
-        if lo == 0 and mid < upper / 256:
+        rates = [(lo + hi) / 2] if points == 1 else [lo + (hi - lo) * j / (points + 1) for j in range(1, points + 1)]
+        if lo == 0 and rates[-1] < upper / 256:
             binding = bad.binding() if bad else "stability"
             return Search("unreachable", 0.0, 0.0, hi, n, f"{binding} binds: even {hi:.3g} req/s per replica misses "
                           f"the {attainment:.1%} attainment ({bad.slo_attainment:.1%} met)" if bad else
                           f"{binding} binds", None, bad)
-        p = probe(s, mid, requests, window_s=window)
-        n += 1
-        if p.feasible(attainment):
-            lo, best = mid, p
-        else:
-            hi, bad, hi_checked = mid, p, True
+        found = probes([ProbeTask(s, r, requests, None, window) for r in rates])
+        n += len(rates)
+        for r, p in zip(rates, found):
+            if not p.feasible(attainment):
+                hi, bad, hi_checked = r, p, True
+                break
+            lo, best = r, p
     if best is None:
         binding = bad.binding() if bad else "stability"
         return Search("unreachable", 0.0, 0.0, hi, n, f"{binding} binds: no feasible rate found in {n} runs", None, bad)

@@ -1,6 +1,8 @@
 """The planner's results do not depend on how many simulations run at once."""
 from __future__ import annotations
 
+import pytest
+
 from simulator.config.loader import scenario_from_dict
 from simulator.planning.plan_executor import plan_executor
 from simulator.planning.planner import PlanSettings, plan
@@ -14,9 +16,10 @@ def _strip(res):
     return res["plans"], res["rejected"], res["pareto"], res["layouts"], counts
 
 
-def test_one_and_two_workers_give_identical_results():
+@pytest.mark.parametrize("points", [1, 2])     # bisection; two probes per round, run at once
+def test_one_and_two_workers_give_identical_results(points):
     s = scenario_from_dict(PLAN)
-    kw = dict(target_rate=30.0, gpus=("h100-sxm", "a100-sxm-80gb", "l40s"), tp=(1, 2), pp=(1,),
+    kw = dict(search_points=points, target_rate=30.0, gpus=("h100-sxm", "a100-sxm-80gb", "l40s"), tp=(1, 2), pp=(1,),
               weight_dtypes=("bf16", "fp8"), max_batch_sizes=(64, 256), max_batched_tokens=(8192,), requests=200,
               rel_tol=0.1)
     one = plan(s, PlanSettings(workers=1, **kw))

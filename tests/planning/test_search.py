@@ -10,7 +10,8 @@ from simulator.config import scenario_from_dict
 from simulator.engine.simulate import build_step_model
 from simulator.perf.memory import memory_plan
 from simulator.perf.step import BatchShape
-from simulator.planning.search import min_window, probe, probe_requests, search_max_rate, throughput_bound, zero_load
+from simulator.planning.search import (Probe, min_window, probe, probe_requests, search_max_rate, throughput_bound,
+                                      zero_load)
 
 from .conftest import PLAN
 
@@ -106,3 +107,43 @@ def test_stops_once_the_replica_count_is_decided(a100):
     quick = search_max_rate(a100, b.rate, start=b.start, requests=200, rel_tol=0.02, target_rate=target)
     assert quick.evaluations < full.evaluations
     assert math.ceil(target / quick.lo) == math.ceil(target / full.lo) == 3
+
+
+class Capacity:
+    """A replica that serves exactly ``cap`` req/s: feasible at or below it. Records every probed rate."""
+
+    def __init__(self, cap):
+        self.cap, self.rates, self.calls = cap, [], 0
+
+    def __call__(self, tasks):
+        self.calls += 1
+        self.rates += [t.rate for t in tasks]
+        ok = [t.rate <= self.cap for t in tasks]
+        return [Probe(t.rate, 100, 1.0 if k else 0.5, True, 0.1, 0.01, 1.0, {"ttft_s": 1.0 if k else 0.5}, 1.0, 0)
+                for t, k in zip(tasks, ok)]
+
+
+@pytest.mark.parametrize("points", [1, 2, 3])
+def test_k_ary_search_brackets_the_capacity(points):
+    """Against a known capacity of 7.3 req/s in (0, 20]: the answer is feasible and within rel_tol of it;
+    each round probes ``points`` evenly spaced rates strictly inside the bracket."""
+    s = scenario_from_dict(PLAN)
+    cap = Capacity(7.3)
+    res = search_max_rate(s, 20.0, requests=100, rel_tol=0.02, points=points, probes=cap)
+    assert res.status == "ok" and res.max_rate <= 7.3 and res.hi > 7.3
+    assert res.hi - res.lo <= 0.02 * res.hi
+    assert res.evaluations == len(cap.rates) == points * cap.calls
+    if points == 1:       # plain bisection: the first probes are 10, 5, 7.5, 6.25
+        assert cap.rates[:4] == [10.0, 5.0, 7.5, 6.25]
+    assert cap.rates[:points] == pytest.approx([20.0 * j / (points + 1) for j in range(1, points + 1)])
+
+
+def test_more_points_take_fewer_rounds():
+    s = scenario_from_dict(PLAN)
+    rounds = []
+    for points in (1, 2, 3):
+        cap = Capacity(7.3)
+        search_max_rate(s, 20.0, requests=100, rel_tol=0.02, points=points, probes=cap)
+        rounds.append(cap.calls)
+    # each round divides the bracket by points + 1: 20 -> 7.3 +- 2% takes 8, 5 and 4 rounds
+    assert rounds == [8, 5, 4]
