@@ -10,13 +10,6 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parents[1] / "simulator"
 LIMIT = 7
 
-#: Offenders still to fix, in files being reworked elsewhere at the time of writing; this list only
-#: shrinks (a fixed entry must be removed: test_the_allow_list_is_current fails otherwise).
-ALLOWED = {
-    "planning/pools.py:match_pools",                  # planning/: with the plan() rework
-}
-
-
 def positional_count(args: ast.arguments) -> int:
     return len(args.posonlyargs) + len(args.args)
 
@@ -50,12 +43,8 @@ def all_long_signatures(root: Path = PACKAGE) -> dict[str, int]:
 
 
 def test_no_function_takes_more_than_seven_positional_parameters():
-    over = {k: v for k, v in all_long_signatures().items() if k not in ALLOWED}
+    over = all_long_signatures()
     assert over == {}, f"more than {LIMIT} positional parameters (use a typed record or keyword-only ones): {over}"
-
-
-def test_the_allow_list_is_current():
-    assert sorted(ALLOWED - set(all_long_signatures())) == []
 
 
 def test_the_count_includes_self_and_leaves_out_keyword_only():

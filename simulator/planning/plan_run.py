@@ -57,8 +57,8 @@ def evaluate(job: Job, probes: Probes = serial_probes) -> dict[str, Any]:
                            "replicas_needed": res.replicas_needed, "trace": trace}
     if res.status == "ok" and job.pools is not None:
         c, bound = job.pools
-        x, y, p, n = match_pools(job.scenario, c, bound, res.max_rate, st.target_rate, st.requests, st.attainment,
-                                 st.rel_tol, probes)
+        x, y, p, n = match_pools(job.scenario, c, bound, res.max_rate, target_rate=st.target_rate,
+                                 requests=st.requests, attainment=st.attainment, rel_tol=st.rel_tol, probes=probes)
         sized = replace(c, prefill_replicas=x, decode_replicas=y)
         out.update(replicas=x + y, gpus=sized.gpus, operating_rate=st.target_rate, ttft_p99=p.ttft_p99,
                    tpot_p99=p.tpot_p99, slo_attainment=p.slo_attainment, stable=p.stable,

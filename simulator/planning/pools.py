@@ -116,7 +116,7 @@ def _sized(s: Scenario, c: DisaggCandidate, x: int, y: int) -> Scenario:
     return scenario_from_dict(data, {"deployment.disaggregation": c.pools(x, y)})
 
 
-def match_pools(s: Scenario, c: DisaggCandidate, bound: Bound, unit_rate: float, target_rate: float,
+def match_pools(s: Scenario, c: DisaggCandidate, bound: Bound, unit_rate: float, *, target_rate: float,
                 requests: int, attainment: float, rel_tol: float,
                 probes: Probes = serial_probes) -> tuple[int, int, Probe, int]:
     """xPyD for ``target_rate`` from the unit's feasible rate, verified by simulating the whole deployment
