@@ -33,15 +33,3 @@ def slo_tokens_per_user(res: dict[str, Any]) -> float | None:
     """The TPOT SLO as tokens/s per user (None without a TPOT SLO)."""
     tpot = res["slo"].get("tpot_s")
     return None if not tpot else 1.0 / tpot
-
-
-def front_lines(res: dict[str, Any]) -> list[str]:
-    """The front as text, most tokens/s per GPU first."""
-    pts = sorted((p for p in interactivity_points(res) if p["on_front"]), key=lambda p: -p["tokens_per_s_per_gpu"])
-    if not pts:
-        return []
-    slo = slo_tokens_per_user(res)
-    head = "throughput vs interactivity front (output tokens/s per GPU, tokens/s per user = 1/p99 TPOT" + \
-        (f"; TPOT SLO = {slo:.1f} tokens/s per user):" if slo else "):")
-    return [head] + [f"  {p['tokens_per_s_per_gpu']:>9.1f} tok/s/GPU  {p['tokens_per_s_per_user']:>7.1f} tok/s/user  "
-                     f"{p['candidate']} ({p['gpus']} GPUs)" for p in pts]
