@@ -2,20 +2,30 @@
 from __future__ import annotations
 
 import io
+import os
 import shutil
+import sys
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 
-#: Narrowest width a table is wrapped to (a pipe or an unset COLUMNS gives 80).
+#: Narrowest width a table is wrapped to.
 MIN_WIDTH = 40
+#: Width of output to a file or a pipe when ``COLUMNS`` is unset: wide enough for one line per row
+#: of the plan and summary tables, which a reader of a saved report would otherwise see folded.
+PIPE_WIDTH = 160
 
 
 def terminal_width() -> int:
-    """Columns of the terminal (``COLUMNS`` first, 80 when there is none)."""
-    return max(MIN_WIDTH, shutil.get_terminal_size((80, 24)).columns)
+    """``COLUMNS`` when set, else the terminal's width, else (a file or a pipe) :data:`PIPE_WIDTH`."""
+    cols = os.environ.get("COLUMNS", "")
+    if cols.isdigit():
+        return max(MIN_WIDTH, int(cols))
+    if sys.stdout.isatty():
+        return max(MIN_WIDTH, shutil.get_terminal_size((80, 24)).columns)
+    return PIPE_WIDTH
 
 
 def table(columns: Sequence[str], *, title: str | None = None, caption: str | None = None,

@@ -1,7 +1,9 @@
 """Terminal tables: wrapped to the width, numbers right-aligned, no markup read into cells."""
 from __future__ import annotations
 
-from simulator.tables import grid, render, table, terminal_width
+import os
+
+from simulator.tables import PIPE_WIDTH, grid, render, table, terminal_width
 
 
 def test_long_cells_fold_to_the_width():
@@ -31,3 +33,12 @@ def test_width_follows_columns(monkeypatch):
     assert terminal_width() == 132
     monkeypatch.setenv("COLUMNS", "10")
     assert terminal_width() == 40
+
+
+def test_a_file_or_pipe_gets_the_wide_default(monkeypatch):
+    monkeypatch.delenv("COLUMNS", raising=False)
+    monkeypatch.setattr("sys.stdout.isatty", lambda: False, raising=False)
+    assert terminal_width() == PIPE_WIDTH
+    monkeypatch.setattr("sys.stdout.isatty", lambda: True, raising=False)
+    monkeypatch.setattr("shutil.get_terminal_size", lambda fallback=(80, 24): os.terminal_size((100, 30)))
+    assert terminal_width() == 100
