@@ -42,7 +42,7 @@ def test_the_wheel_installs_only_the_simulator_package(wheel):
     top = {n.split("/")[0] for n in names}
     assert {t for t in top if not t.endswith(".dist-info")} == {"simulator"}
     for shipped in ("simulator/calibration/suite.py", "simulator/calibration/user_profile.py",
-                    "simulator/dashboard/whatif.py", "simulator/catalog/engines/vllm.yaml",
+                    "simulator/dashboard/whatif.py", "simulator/dashboard/app.py", "simulator/catalog/engines/vllm.yaml",
                     "simulator/_data/hwprofiles/h100-sxm.yaml"):
         assert shipped in names, shipped
     # research code and measurements stay in the repository
@@ -63,3 +63,20 @@ def test_calibrate_help_runs_from_the_wheel(wheel, tmp_path):
     check = _run([sys.executable, "-m", "simulator", "calibrate", "fit", "--check"], cwd=tmp_path,
                  env={"PYTHONPATH": str(site)})
     assert check.returncode == 2 and "servesim checkout" in check.stderr and "Traceback" not in check.stderr
+
+
+def test_the_dashboard_serves_from_the_wheel(wheel, tmp_path):
+    """``servesim dashboard`` points Streamlit at the entry script inside the installed package, and
+    that script renders the What-if page there (no repository on the path)."""
+    site = tmp_path / "site"
+    zipfile.ZipFile(wheel).extractall(site)
+    code = ("import sys; from simulator.commands.dashboard_cmd import APP, streamlit_command; "
+            "cmd = streamlit_command(8501, True); print(cmd[4]); "
+            "from streamlit.testing.v1 import AppTest; at = AppTest.from_file(str(APP), default_timeout=60); "
+            "at.query_params.update({'workload.requests': '200'}); at.run(); "
+            "print('exceptions', len(at.exception)); print('metrics', len(at.metric))")
+    out = _run([sys.executable, "-c", code], cwd=tmp_path, env={"PYTHONPATH": str(site)})
+    assert out.returncode == 0, out.stderr[-2000:]
+    lines = out.stdout.splitlines()
+    assert lines[0] == str(site / "simulator" / "dashboard" / "app.py")
+    assert "exceptions 0" in lines and lines[-1] != "metrics 0"
