@@ -165,6 +165,8 @@ def scenario_of(c: Case, prompts: int, engine: str | None = None) -> dict[str, A
     if c.ep > 1:   # experts spread over the replica's GPUs (servesim: ep = tp)
         dep["moe"] = {"expert_parallel": c.tp}
     dep.update(prompt_budget(dep["engine"], c.isl, c.concurrency))
+    if engine is None and not load_engine(c.engine).overlaps_host_at(c.version):
+        dep["overlap_host"] = False    # that version's server ran host work and GPU steps in turn
     return {"name": c.id, "model": c.model, "deployment": dep, "seed": 0,
             "workload": {"arrival": {"process": "closed_loop", "concurrency": c.concurrency}, "requests": n,
                          "prompt_tokens": {"dist": "fixed", "value": c.isl},

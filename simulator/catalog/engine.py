@@ -1,6 +1,7 @@
 """Engine profiles: how a serving framework runs the same model (fusion, KV layout, overheads)."""
 from __future__ import annotations
 
+import re
 from typing import Literal
 
 from pydantic import Field, model_validator
@@ -8,6 +9,11 @@ from pydantic import Field, model_validator
 from ..schema import StrictModel
 
 from .engine_scheduler import EngineScheduler
+
+
+def version_key(version: str) -> tuple[int, ...]:
+    """``"0.12.0"`` -> (0, 12, 0), for ordering engine versions (suffixes such as ``rc3`` ignored)."""
+    return tuple(int(x) for x in re.findall(r"\d+", version.split("rc")[0])[:3])
 
 
 class KernelFamilies(StrictModel):
@@ -61,12 +67,21 @@ class EngineProfile(StrictModel):
     # while the GPU runs step n (vLLM async scheduling, SGLang and TensorRT-LLM overlap schedulers):
     # a step then lasts max(GPU time, host time) instead of their sum.
     overlap_host: bool = False
+    # the first engine version whose server overlaps host work by default (older versions: off unless
+    # asked for); None: every version of the profile's engine behaves as ``overlap_host`` says
+    overlap_host_since: str | None = None
     version: str | None = None              # engine version the profile describes
     kernels: KernelFamilies = KernelFamilies()
     # scheduling rules and server defaults of the engine; None: servesim's generic scheduler
     scheduler: EngineScheduler | None = None
     status: Literal["default", "calibrated", "sourced"] = "default"
     source: str = ""
+
+    def overlaps_host_at(self, version: str) -> bool:
+        """Whether the engine's server at ``version`` overlaps host work by default."""
+        if not self.overlap_host or self.overlap_host_since is None:
+            return self.overlap_host
+        return version_key(version) >= version_key(self.overlap_host_since)
 
     @model_validator(mode="after")
     def _packed_reads_pages(self) -> "EngineProfile":

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 
+from ..tables import render, table
 from .registry import print_json, subcommand
 
 
@@ -48,7 +49,8 @@ def rows(what: str) -> list[dict]:
         k = e.kernels
         out.append({"name": n, "version": e.version or "", "status": e.status,
                     "kernels": f"{k.attention_prefill}/{k.attention_decode}, {k.gemm}, all-reduce {k.all_reduce}",
-                    "host_overlap": e.overlap_host, "description": e.description, "source": e.source})
+                    "host_overlap": e.overlap_host, "host_overlap_since": e.overlap_host_since,
+                    "description": e.description, "source": e.source})
     return out
 
 
@@ -59,16 +61,11 @@ def run(a: argparse.Namespace) -> int:
         return 0
     if not data:
         return 0
-    from rich.console import Console
-    from rich.table import Table
-
     keys = [k for k in data[0] if k != "source"]   # sources: --json
     caption = ("hf_id variants (org prefix, -Instruct, -it, -FP8, ...) resolve to the same entry: "
                "see simulator/catalog/hf_ids.py" if a.what == "models" else None)
-    table = Table(show_lines=a.what == "engines", caption=caption)
-    for k in keys:
-        table.add_column(k, overflow="fold")
+    out = table(keys, caption=caption, left=keys, lines=a.what == "engines")
     for r in data:
-        table.add_row(*(str(r[k]) for k in keys))
-    Console().print(table)
+        out.add_row(*("" if r[k] is None else str(r[k]) for k in keys))
+    print(render(out))
     return 0

@@ -166,6 +166,11 @@ class Deployment(_Strict):
     engine_version: str | None = Field(
         None, max_length=64, description="pin the engine version whose measured kernel tables price the steps "
                                          "where several exist (`servesim engines`); default: the newest")
+    overlap_host: bool | None = Field(
+        None, description="the engine's host work for the next step (scheduling, input preparation) runs "
+                          "during the current GPU step: vLLM --async-scheduling, SGLang's overlap scheduler, "
+                          "TensorRT-LLM's overlap scheduler; unset: the engine profile's default "
+                          "(`servesim engines`)")
     tp: int = Field(1, ge=1, le=MAX_GPUS, description="tensor-parallel GPUs per replica")
 
     @field_validator("engine_version", mode="before")

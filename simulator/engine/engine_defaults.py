@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..catalog.engine import EngineProfile
 from ..catalog.engine_scheduler import EngineScheduler
 from ..catalog.engines import load_engine
 from ..config.scenario import Batching, Deployment, KVCache
@@ -34,6 +35,15 @@ def _apply(model: Batching | KVCache, values: dict[str, Any]) -> Batching | KVCa
         return model
     data = {**model.model_dump(exclude_unset=True), **values}
     return type(model).model_validate(data)
+
+
+def engine_for(d: Deployment) -> EngineProfile:
+    """The engine profile deployment ``d`` runs: its version's kernel tables, and host overlap as
+    ``d.overlap_host`` says where it is set."""
+    engine = load_engine(d.engine, d.engine_version)
+    if d.overlap_host is None or d.overlap_host == engine.overlap_host:
+        return engine
+    return engine.model_copy(update={"overlap_host": d.overlap_host})
 
 
 def effective_deployment(d: Deployment) -> Deployment:

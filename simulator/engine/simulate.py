@@ -8,7 +8,6 @@ from typing import Any
 import numpy as np
 import simpy
 
-from ..catalog.engines import load_engine
 from ..catalog.gpus import load_gpu
 from ..catalog.models import load_model
 from ..config.scenario import Deployment, Scenario
@@ -22,7 +21,7 @@ from . import decode_set
 from .clients import Clients, ClosedLoop, OpenLoop, Sessions
 from .guard import check_memory
 from .itl import ItlLog
-from .engine_defaults import describe, effective_deployment
+from .engine_defaults import describe, effective_deployment, engine_for
 from .prefix_cache import KeyStore
 from .service import SMALL, FrontDoor
 from .state import REJECTED, Requests
@@ -77,7 +76,7 @@ class SimulationResult:
 def build_step_model(s: Scenario) -> StepModel:
     """The time model of one replica of the scenario's deployment."""
     d = s.deployment
-    return StepModel(load_model(s.model), load_gpu(d.gpu), load_engine(d.engine, d.engine_version), tp=d.tp, pp=d.pp,
+    return StepModel(load_model(s.model), load_gpu(d.gpu), engine_for(d), tp=d.tp, pp=d.pp,
                      weight_dtype=d.weight_dtype, kv_dtype=d.kv_dtype, experts=expert_plan(d), cp=d.cp)
 
 

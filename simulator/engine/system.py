@@ -10,7 +10,6 @@ from typing import Any
 import numpy as np
 import simpy
 
-from ..catalog.engines import load_engine
 from ..catalog.gpus import load_gpu
 from ..catalog.model import ModelArch
 from ..catalog.models import load_model
@@ -21,7 +20,7 @@ from ..perf.memory import MemoryPlan
 from ..perf.ops import ExpertPlan, shard
 from ..perf.step import StepModel
 from .capacity import Extra, extra_for_model, replica_memory
-from .engine_defaults import effective_deployment
+from .engine_defaults import effective_deployment, engine_for
 from .itl import ItlLog
 from .prefix_cache import KeyStore
 from .replica import Replica, ReplicaConfig, SharedState
@@ -66,7 +65,7 @@ class PoolBuild:
 def build_pool(model: ModelArch, d: Deployment, role: str = "colocated") -> PoolBuild:
     """Time model and memory of one replica of deployment ``d`` (its engine's defaults filled in)."""
     d = effective_deployment(d)
-    gpu, engine = load_gpu(d.gpu), load_engine(d.engine, d.engine_version)
+    gpu, engine = load_gpu(d.gpu), engine_for(d)
     experts = expert_plan(d)
     sm = StepModel(model, gpu, engine, tp=d.tp, pp=d.pp, weight_dtype=d.weight_dtype, kv_dtype=d.kv_dtype,
                    experts=experts, cp=d.cp)

@@ -1,9 +1,12 @@
 """Engine server defaults fill only the scenario keys the user left unset (engine/engine_defaults.py)."""
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
-from simulator.engine.engine_defaults import describe, effective_deployment
+from simulator.config.loader import scenario_from_dict
+from simulator.config.scenario import Deployment
+from simulator.engine.engine_defaults import describe, effective_deployment, engine_for
 from simulator.engine.simulate import simulate
 from simulator.errors import InputError
 
@@ -59,3 +62,28 @@ def test_run_notes_state_the_effective_values():
     assert "batching.max_batch_size=32," in note
     assert "batching.max_batched_tokens=8192 (engine default)" in note
     assert "kv_cache.prefix_caching=True (engine default)" in note
+
+
+def test_overlap_host_set_in_the_deployment_overrides_the_profile():
+    d = Deployment(engine="vllm")
+    assert engine_for(d).overlap_host is True
+    off = engine_for(d.model_copy(update={"overlap_host": False}))
+    assert off.overlap_host is False and off.kernels == engine_for(d).kernels
+    assert engine_for(Deployment(engine="fused", overlap_host=True)).overlap_host is True
+
+
+def test_a_run_without_overlap_pays_the_host_time_on_every_step():
+    # Same vLLM deployment and arrivals: with the host in turn, each step lasts GPU + host time
+    # instead of max(GPU, host), so TPOT grows by about the host time of a step (1.5 ms + 10 us/seq).
+    base = {"model": "llama-3.1-8b", "deployment": {"engine": "vllm"},
+            "workload": {"requests": 60, "arrival": {"process": "closed_loop", "concurrency": 4},
+                         "prompt_tokens": {"dist": "fixed", "value": 256},
+                         "output_tokens": {"dist": "fixed", "value": 64}}}
+    on = simulate(scenario_from_dict(base))
+    off = simulate(scenario_from_dict({**base, "deployment": {"engine": "vllm", "overlap_host": False}}))
+    def batch4_decode_step(res):     # seconds of one decode step of all four clients (the last of a row)
+        st = res.steps
+        rows = (st["prefill_tokens"] == 0) & (st["decode_seqs"] == 4)
+        return float(np.median(st["dt_last"][rows]))
+    extra = batch4_decode_step(off) - batch4_decode_step(on)
+    assert extra == pytest.approx(1.5e-3 + 4 * 1e-5, rel=1e-6)
