@@ -209,7 +209,7 @@ def format_plan(res: dict[str, Any], top: int = 15, width: int | None = None) ->
              f"{c['pruned_by_cost']} pruned by cost; {c['plans']} plans, {c['wall_s']:.1f} s"]
     m = c.get("mixed_pairs") or {}
     if m.get("pairs"):
-        lines.append(f"prefill and decode on two GPU types: {m['pairs']} pairs of pools that passed, {m['queued']} "
+        lines.append(f"prefill and decode on two GPU types: {m['pairs']} pair{'' if m['pairs'] == 1 else 's'} of pools that passed, {m['queued']} "
                      f"among the candidates, {m['over_cap']} above the cost cap and {m['over_max_gpus']} above "
                      f"--max-gpus by their bounds")
     blocks: list[Any] = ["\n".join(lines)]
