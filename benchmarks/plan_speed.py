@@ -5,6 +5,7 @@
     python benchmarks/plan_speed.py --workers 1,2 --out plan_speed.json   # scaling; results must be equal
     python benchmarks/plan_speed.py --workers 2 --executor ray
     python benchmarks/plan_speed.py --workers 1,2 --search-points 2   # two probes per search round
+    python benchmarks/plan_speed.py --workers 2 --no-mixed           # pools on one GPU type only
 
 With several workers, up to that many candidate searches are in flight and every simulation runs on
 the workers (``planning.plan_run.PlanRun.search_all``). CPU seconds are reported for this process
@@ -49,6 +50,7 @@ def main() -> None:
     ap.add_argument("--requests", type=int, default=400)
     ap.add_argument("--search-points", type=int, default=1, help="rates probed per search round")
     ap.add_argument("--exhaustive", action="store_true", help="simulate every candidate (no cost pruning)")
+    ap.add_argument("--no-mixed", action="store_true", help="disaggregated pools on one GPU type only")
     ap.add_argument("--out")
     a = ap.parse_args()
     s = load_scenario(REPO / "examples" / "plan" / "llama8b-chat.yaml")
@@ -60,7 +62,7 @@ def main() -> None:
         ROUNDS.clear()
         res = plan(s, PlanSettings(target_rate=a.target_rate, workers=w, requests=a.requests, exhaustive=a.exhaustive,
                                    executor=a.executor, kinds=tuple(a.layouts.split(",")),
-                                   search_points=a.search_points))
+                                   search_points=a.search_points, mixed_pools=not a.no_mixed))
         cpu1 = _cpu()
         c = res["counts"]
         same = None
@@ -70,7 +72,7 @@ def main() -> None:
             same = _comparable(res) == _comparable(first)
         best = res["plans"][0] if res["plans"] else None
         cpu_total = cpu1[0] - cpu0[0] + cpu1[1] - cpu0[1]
-        row = {**c, "workers": w, "search_points": a.search_points, "cpu_self_s": cpu1[0] - cpu0[0],
+        row = {**c, "workers": w, "mixed_pools": not a.no_mixed, "search_points": a.search_points, "cpu_self_s": cpu1[0] - cpu0[0],
                "rounds": len(ROUNDS), "probes": sum(len(r) for r in ROUNDS),
                "probe_cpu_s": sum(sum(r) for r in ROUNDS), "idle_wall_s": cpu_total / w,
                "cpu_workers_s": cpu1[1] - cpu0[1], "load_avg_1m_after": os.getloadavg()[0],
@@ -86,7 +88,7 @@ def main() -> None:
         print(f"CPU: {row['cpu_self_s']:.1f} s this process, {row['cpu_workers_s']:.1f} s workers; "
               f"load average {row['load_avg_1m_after']:.2f}; {row['probes']} simulations in {row['rounds']} "
               f"batches, {row['probe_cpu_s']:.1f} s CPU; on {w} idle cores {row['idle_wall_s']:.1f} s")
-        print(f"rejected: {c['rejected']}")
+        print(f"rejected: {c['rejected']}; mixed-GPU pairs: {c['mixed_pairs']}")
         if best:
             cost = "no price" if best["cost_per_hour"] is None else f"${best['cost_per_hour']:.2f}/h"
             print(f"cheapest: {best['candidate']} x{best['replicas']} at {cost}")
@@ -97,7 +99,7 @@ def main() -> None:
                 "command": f"python benchmarks/plan_speed.py --workers {a.workers} --executor {a.executor} "
                            f"--layouts {a.layouts} --target-rate {a.target_rate} --requests {a.requests} "
                            f"--search-points {a.search_points}"
-                           + (" --exhaustive" if a.exhaustive else "")}
+                           + (" --exhaustive" if a.exhaustive else "") + (" --no-mixed" if a.no_mixed else "")}
         Path(a.out).write_text(json.dumps({"meta": meta, "runs": runs}, indent=2))
 
 

@@ -170,8 +170,10 @@ def run(a: argparse.Namespace) -> int:
     if a.emit and emit_row:
         from ..planning.emit import emit
         paths = emit(a.emit, scenario, emit_row[1], st.target_rate)
-        note = "" if emit_row[0] == 1 else " (launch settings cover colocated replicas only)"
-        print(f"launch and benchmark commands for plan #{emit_row[0]}{note} in {a.emit}: "
+        top = res["plans"][0]
+        note = "" if emit_row[0] == 1 else (f", the best colocated plan (#1 is {top['layout']}: {top['candidate']}; "
+                                            f"launch settings cover colocated replicas only)")
+        print(f"launch and benchmark commands for plan #{emit_row[0]}, {emit_row[1]['candidate']}{note} in {a.emit}: "
               + ", ".join(p.name for p in paths), file=sys.stderr if a.json else sys.stdout)
     if res["binding"]:
         raise ServesimError(f"no candidate can reach {st.target_rate:g} req/s: {res['binding']}")
@@ -205,6 +207,11 @@ def format_plan(res: dict[str, Any], top: int = 15, width: int | None = None) ->
              f"{c['candidates']} candidates, {c['screened_in']} past the cheap checks: {c['searched']} searched "
              f"({c['simulations']} simulations of {res['requests_per_evaluation']} requests), "
              f"{c['pruned_by_cost']} pruned by cost; {c['plans']} plans, {c['wall_s']:.1f} s"]
+    m = c.get("mixed_pairs") or {}
+    if m.get("pairs"):
+        lines.append(f"prefill and decode on two GPU types: {m['pairs']} pair{'' if m['pairs'] == 1 else 's'} of pools that passed, {m['queued']} "
+                     f"among the candidates, {m['over_cap']} above the cost cap and {m['over_max_gpus']} above "
+                     f"--max-gpus by their bounds")
     blocks: list[Any] = ["\n".join(lines)]
     lines = []
     if rows:

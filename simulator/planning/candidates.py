@@ -46,6 +46,15 @@ class Candidate:
                 "deployment.batching.max_batch_size": self.max_batch_size,
                 "deployment.batching.max_batched_tokens": self.max_batched_tokens}
 
+    def gpu_counts(self) -> dict[str, int]:
+        """GPUs of each type this candidate uses (one replica, or one unit of pools)."""
+        return {self.gpu: self.gpus}
+
+    def gpu_types(self) -> str:
+        """The GPU types it runs on, as one key (``a+b`` for pools on two types); plans are compared
+        in GPUs, when unpriced, only against plans on the same types."""
+        return "+".join(sorted(self.gpu_counts()))
+
     def deployment(self) -> dict[str, Any]:
         return {"kind": self.kind, "gpu": self.gpu, "tp": self.tp, "pp": self.pp, "weight_dtype": self.weight_dtype,
                 "max_batch_size": self.max_batch_size, "max_batched_tokens": self.max_batched_tokens}
@@ -93,7 +102,11 @@ CANDIDATE_KINDS: dict[str, Callable[[Space, list[str]], list[Candidate]]] = {"ag
 
 @dataclass
 class Screened:
-    """A candidate that passed the cheap checks, with its price (None: no offer of the chosen kind) and bounds."""
+    """A candidate that passed the cheap checks, with its price (None: no offer of the chosen kind) and bounds.
+
+    ``price`` is the offer for ``candidate.gpu``; pools on two GPU types also have ``prefill_price``,
+    the offer for the prefill pool's GPU (both priced, or both None).
+    """
 
     candidate: Candidate
     scenario: Scenario
@@ -101,15 +114,23 @@ class Screened:
     bound: Bound
     min_replicas: int             # replicas needed even at the bound's rate
     zero_load: dict[str, float] = field(default_factory=dict)
+    prefill_price: PriceEntry | None = None
 
     @property
     def priced(self) -> bool:
         return self.price is not None
 
+    def cost_per_hour(self, counts: dict[str, int]) -> float | None:
+        """Dollars per hour of ``counts`` GPUs of each type (None without a price)."""
+        if self.price is None:
+            return None
+        other = self.prefill_price or self.price
+        return sum(n * (self.price if g == self.candidate.gpu else other).usd_per_gpu_hour for g, n in counts.items())
+
     @property
     def replica_cost(self) -> float | None:
-        """Dollars per hour of one replica (None without a price)."""
-        return None if self.price is None else self.price.usd_per_gpu_hour * self.candidate.gpus
+        """Dollars per hour of one replica, or one unit of pools (None without a price)."""
+        return self.cost_per_hour(self.candidate.gpu_counts())
 
     @property
     def min_gpus(self) -> int:
@@ -119,7 +140,7 @@ class Screened:
     @property
     def min_cost_per_hour(self) -> float | None:
         """Dollars per hour of :attr:`min_gpus`: no plan with this candidate costs less (None without a price)."""
-        return None if self.price is None else self.min_gpus * self.price.usd_per_gpu_hour
+        return self.cost_per_hour({g: n * self.min_replicas for g, n in self.candidate.gpu_counts().items()})
 
 
 def rejection(c: Candidate, reason: str, detail: str) -> dict[str, Any]:

@@ -18,7 +18,8 @@ def excluded_lines(cands: list[Candidate], rows: list[dict[str, Any]], rejected:
                    kept: list[Screened], st: PlanSettings) -> list[str]:
     """One line per GPU type with no plan (its rejection reasons, counted, and one example), then
     one line per GPU type with plans but no price of ``st.price_kind`` (ranked by GPUs, not dollars)."""
-    planned = {r["deployment"]["gpu"] for r in rows}
+    planned = {g for r in rows for g in (r["deployment"]["gpu"], r["deployment"].get("prefill", {}).get("gpu"))
+               if g}
     by_gpu: dict[str, list[dict[str, Any]]] = {}
     for r in rejected:
         by_gpu.setdefault(r["deployment"]["gpu"], []).append(r)
@@ -31,7 +32,7 @@ def excluded_lines(cands: list[Candidate], rows: list[dict[str, Any]], rejected:
                       default=None)
         tail = f"; e.g. {example['candidate']}: {example['detail']}" if example else ""
         lines.append(f"{gpu}: no plan ({', '.join(f'{k} {v}' for k, v in counts.items())}){tail}")
-    unpriced = sorted({k.candidate.gpu for k in kept if not k.priced} & planned)
+    unpriced = sorted({g for k in kept if not k.priced for g in k.candidate.gpu_counts()} & planned)
     for gpu in unpriced:
         lines.append(f"{gpu}: no {st.price_kind} price{' from ' + st.provider if st.provider else ''}; simulated "
                      f"and ranked by GPUs, not dollars (give --price {gpu}=USD_PER_HOUR or --prices FILE)")

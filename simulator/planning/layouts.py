@@ -5,11 +5,14 @@
   ``prefill_replicas`` + ``decode_replicas`` replicas in the ratio that matches the pools' throughput
   bounds (:func:`unit_ratio`); after the bisection finds the unit's highest feasible rate, the whole
   deployment's pools are sized for the target rate and verified by simulation (:mod:`.pools`).
+  The two pools may be on different GPU types (:mod:`.mixed` pairs pools that passed their own
+  screening); both run the deployment's weight and KV dtypes.
 * :class:`EPCandidate` — an MoE model's experts spread over the replica's TP GPUs with data-parallel
   attention (``deployment.moe: {expert_parallel: tp, attention: dp}``); searched like any replica.
 """
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 from dataclasses import dataclass
@@ -46,6 +49,16 @@ class DisaggCandidate(Candidate):
 
     def pool_gpus(self, prefill: int, decode: int) -> int:
         return (prefill * self.prefill_tp + decode * self.tp) * self.pp
+
+    def gpu_counts(self) -> dict[str, int]:
+        pre, dec = self.prefill_gpu or self.gpu, self.gpu
+        counts = {pre: self.prefill_replicas * self.prefill_tp * self.pp}
+        counts[dec] = counts.get(dec, 0) + self.decode_replicas * self.tp * self.pp
+        return counts
+
+    def sized(self, prefill: int, decode: int) -> DisaggCandidate:
+        """The same pools with ``prefill`` and ``decode`` replicas."""
+        return dataclasses.replace(self, prefill_replicas=prefill, decode_replicas=decode)
 
     def pools(self, prefill: int, decode: int) -> dict[str, Any]:
         """The ``deployment.disaggregation`` mapping for these replica counts."""

@@ -13,7 +13,7 @@ import math
 import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 from ..config.scenario import Scenario
@@ -21,6 +21,7 @@ from .candidates import Screened, rejection
 from .plan_executor import plan_executor
 from .layouts import DisaggCandidate, EPCandidate
 from .plan_settings import PlanSettings
+from .prices import PriceEntry
 from .pools import match_pools
 from .search import (Bound, Probe, Probes, ProbeTask, min_window, replay, run_probe, search_max_rate,
                      serial_probes)
@@ -59,8 +60,8 @@ def evaluate(job: Job, probes: Probes = serial_probes) -> dict[str, Any]:
         c, bound = job.pools
         x, y, p, n = match_pools(job.scenario, c, bound, res.max_rate, target_rate=st.target_rate,
                                  requests=st.requests, attainment=st.attainment, rel_tol=st.rel_tol, probes=probes)
-        sized = replace(c, prefill_replicas=x, decode_replicas=y)
-        out.update(replicas=x + y, gpus=sized.gpus, operating_rate=st.target_rate, ttft_p99=p.ttft_p99,
+        sized = c.sized(x, y)
+        out.update(replicas=x + y, pools=[x, y], gpus=sized.gpus, operating_rate=st.target_rate, ttft_p99=p.ttft_p99,
                    tpot_p99=p.tpot_p99, slo_attainment=p.slo_attainment, stable=p.stable,
                    evaluations=res.evaluations + n, label=sized.label(), deployment=sized.deployment())
         if not p.feasible(st.attainment):
@@ -84,10 +85,15 @@ def evaluate(job: Job, probes: Probes = serial_probes) -> dict[str, Any]:
     return out
 
 
-def _price(k: Screened) -> dict[str, Any] | None:
-    p = k.price
+def _price(p: PriceEntry | None) -> dict[str, Any] | None:
     return None if p is None else {"provider": p.provider, "kind": p.kind, "usd_per_gpu_hour": p.usd_per_gpu_hour,
                                    "date": p.date, "source": p.source}
+
+
+def _row_types(row: dict[str, Any]) -> str:
+    """The GPU types of a plan's row, as :meth:`.candidates.Candidate.gpu_types` spells them."""
+    d = row["deployment"]
+    return "+".join(sorted({d["gpu"], d.get("prefill", {}).get("gpu", d["gpu"])}))
 
 
 class PlanRun:
@@ -98,18 +104,25 @@ class PlanRun:
         self.st, self.kept, self.rejected, self.mean_out, self.progress = st, kept, rejected, mean_out, progress
         self.rows: list[dict[str, Any]] = []
         self.best_cost = math.inf                    # cheapest priced plan, $/h
-        self.best_gpus: dict[str, int] = {}          # fewest GPUs of a plan, per GPU type
+        self.best_gpus: dict[str, int] = {}          # fewest GPUs of a plan, per GPU types (Candidate.gpu_types)
         self.pruned_list: list[tuple[Screened, int, str, int]] = []   # (candidate, GPUs at best, how, index)
         self.searched = self.pruned = self.sims = 0
+        self.start = 0                               # first candidate of kept that search_all has not run
 
     # -- pruning -------------------------------------------------------------------------------
     def cap(self, k: Screened) -> float | None:
         """The most a candidate's plan may cost (dollars, or GPUs when unpriced); None: no cap yet."""
+        return self.cap_of(k.priced, k.candidate.gpu_types())
+
+    def cap_of(self, priced: bool, types: str) -> float | None:
+        """The cap of a candidate on GPU ``types`` (``a`` or ``a+b``). Unpriced, it is in GPUs: against
+        plans on the same types, and for pools on two types also against plans on either type alone."""
         if self.st.exhaustive:
             return None
-        if k.priced:
+        if priced:
             return self.st.prune_factor * self.best_cost if math.isfinite(self.best_cost) else None
-        best = self.best_gpus.get(k.candidate.gpu)
+        keys = [types] + (types.split("+") if "+" in types else [])
+        best = min((self.best_gpus[t] for t in keys if t in self.best_gpus), default=None)
         return None if best is None else self.st.prune_factor * best
 
     def _tick(self) -> None:
@@ -147,13 +160,15 @@ class PlanRun:
             what = ("best case" if how == "bound" else "even at its highest possible rate") + \
                 f" {gpus // c.gpus} {unit} = {gpus} GPUs"
             if k.priced and best_row is not None:
-                cost = gpus * k.price.usd_per_gpu_hour   # type: ignore[union-attr]
+                cost = gpus // c.gpus * k.replica_cost   # type: ignore[operator]
                 detail = (f"{what} cost ${cost:.2f}/h, more than {self.st.prune_factor:g}x the best plan "
                           f"(${best_row['cost_per_hour']:.2f}/h, {best_row['candidate']})")
             else:
-                best = min((r for r in self.rows if r["deployment"]["gpu"] == c.gpu), key=lambda r: r["gpus"])
+                types = c.gpu_types()
+                keys = [types] + (types.split("+") if "+" in types else [])
+                best = min((r for r in self.rows if _row_types(r) in keys), key=lambda r: r["gpus"])
                 detail = (f"{what}, more than {self.st.prune_factor:g}x the {best['gpus']} GPUs of the smallest "
-                          f"{c.gpu} plan ({best['candidate']})")
+                          f"{_row_types(best)} plan ({best['candidate']})")
             out.append(rejection(c, "pruned by cost", detail))
         return out
 
@@ -174,10 +189,12 @@ class PlanRun:
                                            f"{st.target_rate:g} req/s needs {r['replicas']} replicas = {gpus} GPUs "
                                            f"> {st.max_gpus}") | {"gpus_needed": gpus})
             return
-        cost = None if k.price is None else gpus * k.price.usd_per_gpu_hour
+        counts = c.sized(*r["pools"]).gpu_counts() if isinstance(c, DisaggCandidate) else {c.gpu: gpus}
+        cost = k.cost_per_hour(counts)
         if cost is not None:
             self.best_cost = min(self.best_cost, cost)
-        self.best_gpus[c.gpu] = min(self.best_gpus.get(c.gpu, gpus), gpus)
+        types = c.gpu_types()
+        self.best_gpus[types] = min(self.best_gpus.get(types, gpus), gpus)
         per_m = None if cost is None else cost / (st.target_rate * self.mean_out * 3600.0) * 1e6
         layout = "disaggregated" if isinstance(c, DisaggCandidate) else "wide_ep" if isinstance(c, EPCandidate) \
             else "aggregated"
@@ -187,7 +204,9 @@ class PlanRun:
                "cost_per_million_output_tokens": per_m,
                "ttft_p99": r["ttft_p99"], "tpot_p99": r["tpot_p99"], "slo_attainment": r["slo_attainment"],
                "stable": r["stable"], "operating_rate_per_replica": r["operating_rate"],
-               "evaluations": r["evaluations"], "price": _price(k)}
+               "evaluations": r["evaluations"], "price": _price(k.price)}
+        if k.prefill_price is not None:
+            row["prefill_price"] = _price(k.prefill_price)
         for key in ("p_meet_slo", "p_meet_slo_ci", "replication_seeds"):
             if key in r:
                 row[key] = r[key]
@@ -211,8 +230,10 @@ class PlanRun:
             self.accept(k, r, i)
         self._tick()
 
-    def search_all(self) -> None:
-        """Search every kept candidate not pruned on the way, committed in candidate order.
+    def search_all(self, more: Callable[[], list[Screened]] | None = None) -> None:
+        """Search every kept candidate not pruned on the way, committed in candidate order; then, with
+        ``more``, the candidates it gives once those are done (:mod:`.mixed` pairs, screened against
+        the cap the first ones left), on the same workers.
 
         With one local worker everything runs here. Otherwise up to ``st.workers`` candidate
         searches are in flight (dispatched ahead under the cap known so far, each driven by a thread
@@ -227,17 +248,24 @@ class PlanRun:
         st = self.st
         if st.workers == 1 and st.executor == "local":
             with plan_executor("local", 1, evaluate) as submit:
-                self._in_flight(submit)
+                self._phases(submit, more)
         else:
             with plan_executor(st.executor, st.workers, run_probe) as submit_probe, \
                     ThreadPoolExecutor(st.workers, thread_name_prefix="plan-candidate") as threads:
                 def probes(tasks: list[ProbeTask]) -> list[Probe]:
                     return [f.result() for f in [submit_probe(t) for t in tasks]]
-                self._in_flight(lambda job: threads.submit(evaluate, job, probes))
+                self._phases(lambda job: threads.submit(evaluate, job, probes), more)
         self.pruned_list.sort(key=lambda p: p[3])
 
+    def _phases(self, submit: Callable[[Job], Future], more: Callable[[], list[Screened]] | None) -> None:
+        self._in_flight(submit)
+        if more is not None:
+            self.kept += more()
+            self._in_flight(submit)
+
     def _in_flight(self, submit: Callable[[Job], Future]) -> None:
-        queue = list(range(len(self.kept)))
+        queue = list(range(self.start, len(self.kept)))
+        self.start = len(self.kept)
         running: dict[Future, int] = {}
         done: dict[int, dict[str, Any]] = {}
         order: list[int] = []

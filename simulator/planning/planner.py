@@ -10,6 +10,7 @@ pruned against the fewest GPUs of a plan on the same GPU type (same price per GP
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from collections.abc import Callable
@@ -24,9 +25,10 @@ from ..errors import InputError
 from .candidates import CANDIDATE_KINDS, Candidate, Screened, Space, default_gpus, screen
 from .excluded import binding_limit, excluded_lines
 from .layouts import DisaggCandidate, disaggregated_candidates, wide_ep_candidates
+from .mixed import MixedCounts, Offer, mixed_screened, pair_candidates
 from .plan_run import PlanRun
 from .plan_settings import PlanSettings
-from .pools import screen_disaggregated
+from .pools import PoolScreen, screen_disaggregated
 from .prices import PriceBook, load_prices
 from .search import at_rate, check_rate_workload
 
@@ -55,16 +57,37 @@ def _space(st: PlanSettings, moe: bool) -> Space:
                  st.link_gbps, moe)
 
 
-def _screen_all(base: Scenario, cands: list[Candidate], book: PriceBook, st: PlanSettings, prompt: np.ndarray,
-                output: np.ndarray) -> tuple[list[Screened], list[dict[str, Any]]]:
+def _screen_all(base: Scenario, cands: list[Candidate], book: PriceBook, st: PlanSettings, pools: PoolScreen
+                ) -> tuple[list[Screened], list[dict[str, Any]]]:
     """Cheap checks: colocated replicas (aggregated, wide EP) and disaggregated pools, each their own way."""
-    pools = [c for c in cands if isinstance(c, DisaggCandidate)]
+    disagg = [c for c in cands if isinstance(c, DisaggCandidate)]
     colocated = [c for c in cands if not isinstance(c, DisaggCandidate)]
-    args = {"target_rate": st.target_rate, "attainment": st.attainment, "prompt": prompt, "output": output,
-            "price_kind": st.price_kind, "provider": st.provider, "max_gpus": st.max_gpus}
+    args = {"target_rate": st.target_rate, "attainment": st.attainment, "prompt": pools.prompt,
+            "output": pools.output, "price_kind": st.price_kind, "provider": st.provider, "max_gpus": st.max_gpus}
     kept, rejected = screen(base, colocated, book, **args)
-    k2, r2 = screen_disaggregated(base, pools, book, **args)
+    k2, r2 = screen_disaggregated(base, disagg, book, pools=pools, **args)
     return kept + k2, rejected + r2
+
+
+def _search_order(k: Screened) -> tuple[Any, ...]:
+    """Cheapest best case first (priced before unpriced), then by GPU type and GPUs."""
+    return (not k.priced, k.min_cost_per_hour or 0.0, k.candidate.gpu, k.min_gpus, -k.bound.rate)
+
+
+def _mixed_pairs(st: PlanSettings, space: Space, book: PriceBook, pools: PoolScreen, ctx: PlanRun,
+                 counts: MixedCounts) -> Callable[[], list[Screened]] | None:
+    """The search's second phase: pools on two GPU types, made once the same-type candidates are
+    done, under the cap they left (:mod:`.mixed`); ``counts`` gets what became of the pairs."""
+    if "disaggregated" not in st.kinds or not st.mixed_pools:
+        return None
+
+    def pairs() -> list[Screened]:
+        gpus = list(space.gpus) if space.gpus is not None else default_gpus(book.gpus(st.price_kind))
+        offer = Offer(book, st.price_kind, st.provider, st.target_rate, st.max_gpus)
+        more, n = mixed_screened(pools, pair_candidates(space, gpus), offer, ctx.cap_of)
+        vars(counts).update(dataclasses.asdict(n))
+        return sorted(more, key=_search_order)
+    return pairs
 
 
 def layout_summary(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
@@ -107,11 +130,14 @@ def plan(base: Scenario, st: PlanSettings, progress: Callable[[int, int], None] 
         cands += KINDS[kind](_space(st, arch.moe is not None), default_gpus(book.gpus(st.price_kind)))
     if not cands:
         raise InputError("--gpus", list(st.gpus or ()), "no candidates: give GPUs, or a wider space")
-    kept, rejected = _screen_all(eval_s, cands, book, st, table.prompt_tokens, table.output_tokens)
-    kept.sort(key=lambda k: (not k.priced, k.min_cost_per_hour or 0.0, k.candidate.gpu, k.min_gpus, -k.bound.rate))
+    pools = PoolScreen(eval_s, table.prompt_tokens, table.output_tokens, st.attainment)
+    kept, rejected = _screen_all(eval_s, cands, book, st, pools)
+    kept.sort(key=_search_order)
     screen_s = time.perf_counter() - t0
     ctx = PlanRun(st, kept, rejected, mean_out, progress)
-    ctx.search_all()
+    mixed = MixedCounts()
+    ctx.search_all(_mixed_pairs(st, _space(st, arch.moe is not None), book, pools, ctx, mixed))
+    cands += [k.candidate for k in kept[len(kept) - mixed.queued:]]
     rows = ctx.rows
     rows.sort(key=lambda r: (r["cost_per_hour"] is None, r["cost_per_hour"] or 0.0, r["gpus"],
                              r["ttft_p99"] or math.inf, r["tpot_p99"] or math.inf))
@@ -125,6 +151,7 @@ def plan(base: Scenario, st: PlanSettings, progress: Callable[[int, int], None] 
             "price_kind": st.price_kind, "plans": rows, "pareto": pareto_front(priced), "rejected": rejected,
             "layouts": layout_summary(rows), "excluded": excluded_lines(cands, rows, rejected, kept, st),
             "counts": {"candidates": len(cands), "screened_in": len(kept), "searched": ctx.searched,
+                       "mixed_pairs": dataclasses.asdict(mixed),
                        "pruned_by_cost": ctx.pruned, "plans": len(rows), "rejected": reasons,
                        "simulations": ctx.sims, "screen_s": screen_s, "wall_s": time.perf_counter() - t0},
             "binding": None if rows else binding_limit(rejected, st, cands)}

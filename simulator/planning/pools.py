@@ -4,7 +4,9 @@ Screening prices each pool with its own step model: the prefill pool must meet t
 idle replica and the decode pool the TPOT SLO; the prefill pool's throughput bound is the slower
 of its chunked prefill and its KV link (prompt tokens x KV bytes per token over ``link_gbps``),
 the decode pool's that of decoding at the largest batch that fits. The search unit takes the
-replica ratio that matches the two (:func:`.layouts.unit_ratio`).
+replica ratio that matches the two (:func:`.layouts.unit_ratio`). :class:`PoolScreen` checks each
+pool once (its GPU, TP, dtype and batching limits), whatever it is paired with: the same-type
+candidates here, and pools on two GPU types in :mod:`.mixed`.
 
 Rate matching (:func:`match_pools`): the bisection gives the unit's highest feasible rate ``r``;
 the deployment then gets ``x = ceil(R·x_u/r)`` prefill and ``y = ceil(R·y_u/r)`` decode replicas
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -34,69 +37,126 @@ from .search import BOUND_SLACK, Bound, Probe, Probes, ProbeTask, min_window, se
 MAX_TOP_UPS = 3
 
 
-#: One pool's screening inputs, shared by every candidate with that pool: (scenario, build, zero_load).
-PoolMemo = dict[tuple[str, str], tuple[Scenario, Any, dict[str, float]]]
+@dataclass
+class PoolCheck:
+    """One pool screened alone (as a colocated replica): why it cannot run, else its idle-replica SLO
+    shares (:func:`.search.zero_load`) and its throughput bounds in either role."""
+
+    error: tuple[str, str] | None        # (reason, one-line detail)
+    scenario: Scenario | None = None
+    zero_load: dict[str, float] = field(default_factory=dict)
+    prefill: Bound | None = None         # from the prefill pool's KV capacity
+    decode: Bound | None = None          # from the decode pool's KV blocks
+    link_rate: float = 0.0               # requests/s the KV link of one prefill replica carries
+
+    @property
+    def prefill_rate(self) -> float:
+        """The slower of chunked prefill and the KV link, requests/s."""
+        assert self.prefill is not None
+        return min(self.prefill.prefill_rate, self.link_rate)
+
+    def share(self, role: str) -> float | None:
+        """Share of requests within this role's SLO on an idle replica (TTFT: prefill, TPOT: decode)."""
+        return self.zero_load.get("ttft_s" if role == "prefill" else "tpot_s")
+
+    def passes(self, role: str, attainment: float) -> bool:
+        share = self.share(role)
+        return self.error is None and (share is None or share >= attainment)
 
 
-def _pool_scenario(s: Scenario, role: str, prompt: np.ndarray, output: np.ndarray,
-                   memo: PoolMemo) -> tuple[Scenario, Any, dict[str, float]]:
-    """The scenario of one pool alone (as a colocated replica), that pool's build and its idle-replica
-    SLO shares (:func:`.search.zero_load`). Candidates that pair the same pool with different partners
-    share one build: the key is the pool's whole deployment, so the result is the same as building anew."""
-    d = s.deployment
-    assert d.disaggregation is not None
-    dep = pool_deployment(d, getattr(d.disaggregation, role))
-    key = (role, dep.model_dump_json())
-    if key not in memo:
-        pb = build_pool(load_model(s.model), dep, role)
+class PoolScreen:
+    """Screens pools once each: every candidate that pairs the same pool with different partners, on
+    the same GPU type or another, shares one build. A pool is its GPU, TP, weight dtype and batching
+    limits (the rest is the base scenario's), so the result is the same as building anew."""
+
+    def __init__(self, base: Scenario, prompt: np.ndarray, output: np.ndarray, attainment: float) -> None:
+        self.data = base.model_dump(mode="json", exclude_none=True)
+        self.prompt, self.output, self.attainment = prompt, output, attainment
+        self.p_mean, self.o_mean = float(np.mean(prompt)), float(np.mean(output))
+        self.model = load_model(base.model)
+        self.checks: dict[tuple[Any, ...], PoolCheck] = {}
+
+    def check(self, c: DisaggCandidate, role: str) -> PoolCheck:
+        """The check of ``c``'s prefill or decode pool."""
+        gpu, tp = (c.prefill_gpu or c.gpu, c.prefill_tp) if role == "prefill" else (c.gpu, c.tp)
+        key = (gpu, tp, c.pp, c.weight_dtype, c.max_batch_size, c.max_batched_tokens, c.link_gbps)
+        if key not in self.checks:
+            solo = dataclasses.replace(c, gpu=gpu, tp=tp, prefill_gpu=gpu, prefill_tp=tp, prefill_replicas=1,
+                                       decode_replicas=1)
+            self.checks[key] = self._build(solo)
+        return self.checks[key]
+
+    def _build(self, c: DisaggCandidate) -> PoolCheck:
+        try:
+            s = scenario_from_dict(self.data, c.overrides())
+            d = s.deployment
+            assert d.disaggregation is not None
+            pb = build_pool(self.model, pool_deployment(d, d.disaggregation.decode), "decode")
+        except DoesNotFitError as err:
+            return PoolCheck(("does not fit", str(err)))
+        except ServesimError as err:
+            return PoolCheck(("unsupported", str(err)))
         sc = s.model_copy(update={"deployment": pb.dep})
-        memo[key] = (sc, pb, zero_load(sc, pb.sm, prompt, output))
-    return memo[key]
+        kv_bytes = self.model.kv_bytes_per_token(d.kv_dtype)
+        return PoolCheck(None, sc, zero_load(sc, pb.sm, self.prompt, self.output),
+                         throughput_bound(sc, pb.sm, pb.plan.kv_tokens, self.p_mean, self.o_mean),
+                         throughput_bound(sc, pb.sm, pb.kv_blocks * pb.dep.kv_cache.block_size, self.p_mean,
+                                          self.o_mean),
+                         c.link_gbps * 1e9 / max(self.p_mean * kv_bytes, 1.0))
 
+    @staticmethod
+    def shares(pre: PoolCheck, dec: PoolCheck) -> dict[str, float]:
+        """Idle-replica shares of a pair: TTFT on its prefill pool, TPOT on its decode pool, and ``all``."""
+        z = {k: v for k, v in (("ttft_s", pre.share("prefill")), ("tpot_s", dec.share("decode"))) if v is not None}
+        z["all"] = min(z.values(), default=1.0)
+        return z
 
-def _screen_one(c: DisaggCandidate, data: dict[str, Any], prompt: np.ndarray, output: np.ndarray,
-                attainment: float, memo: PoolMemo
-                ) -> tuple[DisaggCandidate, Scenario, Bound, dict[str, float]] | dict[str, Any]:
-    p_mean, o_mean = float(np.mean(prompt)), float(np.mean(output))
-    try:
-        s = scenario_from_dict(data, c.overrides())
-        sp, pre, zp = _pool_scenario(s, "prefill", prompt, output, memo)
-        sd, dec, zd = _pool_scenario(s, "decode", prompt, output, memo)
-    except DoesNotFitError as err:
-        return rejection(c, "does not fit", str(err))
-    except ServesimError as err:
-        return rejection(c, "unsupported", str(err))
-    z = {k: v for k, v in (("ttft_s", zp.get("ttft_s")), ("tpot_s", zd.get("tpot_s"))) if v is not None}
-    z["all"] = min(z.values(), default=1.0)
-    if z["all"] < attainment:
-        worst = min((k for k in z if k != "all"), key=lambda k: z[k])
-        return rejection(c, "SLO unreachable at any rate",
-                         f"{worst} binds: on an idle {'prefill' if worst == 'ttft_s' else 'decode'} replica only "
-                         f"{z[worst]:.1%} of requests meet it, below the {attainment:.1%} target")
-    bp = throughput_bound(sp, pre.sm, pre.plan.kv_tokens, p_mean, o_mean)
-    bd = throughput_bound(sd, dec.sm, dec.kv_blocks * sd.deployment.kv_cache.block_size, p_mean, o_mean)
-    kv_bytes = load_model(s.model).kv_bytes_per_token(s.deployment.kv_dtype)
-    link_rate = c.link_gbps * 1e9 / max(p_mean * kv_bytes, 1.0)
-    prefill_rate = min(bp.prefill_rate, link_rate)
-    x, y = unit_ratio(c, prefill_rate, bd.decode_rate)
-    unit = dataclasses.replace(c, prefill_replicas=x, decode_replicas=y)
-    su = scenario_from_dict(data, unit.overrides())
-    rate = min(x * prefill_rate, y * bd.decode_rate)
-    return unit, su, Bound(BOUND_SLACK * rate, rate, y * bd.decode_rate, x * prefill_rate, bd.batch), z
+    @staticmethod
+    def unit(c: DisaggCandidate, pre: PoolCheck, dec: PoolCheck) -> tuple[DisaggCandidate, Bound]:
+        """The search unit of two pools that passed (replicas in the ratio of their bounds) and its bound."""
+        assert pre.prefill is not None and dec.decode is not None
+        x, y = unit_ratio(c, pre.prefill_rate, dec.decode.decode_rate)
+        rate = min(x * pre.prefill_rate, y * dec.decode.decode_rate)
+        bound = Bound(BOUND_SLACK * rate, rate, y * dec.decode.decode_rate, x * pre.prefill_rate, dec.decode.batch)
+        return c.sized(x, y), bound
+
+    def screen_one(self, c: DisaggCandidate) -> tuple[DisaggCandidate, Scenario, Bound, dict[str, float]] \
+            | dict[str, Any]:
+        """The checks of :func:`.candidates.screen` for one pair of pools: the scenario is valid, each
+        pool fits, each meets its SLO on an idle replica; then the search unit and its bound."""
+        try:
+            scenario_from_dict(self.data, c.overrides())
+        except DoesNotFitError as err:
+            return rejection(c, "does not fit", str(err))
+        except ServesimError as err:
+            return rejection(c, "unsupported", str(err))
+        pre = self.check(c, "prefill")
+        dec = self.check(c, "decode") if pre.error is None else pre
+        if pre.error or dec.error:
+            reason, detail = pre.error or dec.error   # type: ignore[misc]
+            return rejection(c, reason, detail)
+        z = self.shares(pre, dec)
+        if z["all"] < self.attainment:
+            worst = min((k for k in z if k != "all"), key=lambda k: z[k])
+            return rejection(c, "SLO unreachable at any rate",
+                             f"{worst} binds: on an idle {'prefill' if worst == 'ttft_s' else 'decode'} replica only "
+                             f"{z[worst]:.1%} of requests meet it, below the {self.attainment:.1%} target")
+        unit, bound = self.unit(c, pre, dec)
+        return unit, scenario_from_dict(self.data, unit.overrides()), bound, z
 
 
 def screen_disaggregated(base: Scenario, cands: list[DisaggCandidate], book: PriceBook, *, target_rate: float,
                          attainment: float, prompt: np.ndarray, output: np.ndarray, price_kind: str = "on-demand",
-                         provider: str | None = None, max_gpus: int | None = None
-                         ) -> tuple[list[Screened], list[dict[str, Any]]]:
+                         provider: str | None = None, max_gpus: int | None = None,
+                         pools: PoolScreen | None = None) -> tuple[list[Screened], list[dict[str, Any]]]:
     """The disaggregated candidates that could serve ``target_rate`` (as search units), and the others
-    with the reason why; the checks of :func:`.candidates.screen`, per pool."""
+    with the reason why; the checks of :func:`.candidates.screen`, per pool (``pools`` keeps the pools'
+    checks for :mod:`.mixed`)."""
     keep: list[Screened] = []
     rejected: list[dict[str, Any]] = []
-    data = base.model_dump(mode="json", exclude_none=True)
-    memo: PoolMemo = {}
+    pools = pools or PoolScreen(base, prompt, output, attainment)
     for c in cands:
-        got = _screen_one(c, data, prompt, output, attainment, memo)
+        got = pools.screen_one(c)
         if isinstance(got, dict):
             rejected.append(got)
             continue

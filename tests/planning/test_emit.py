@@ -50,3 +50,19 @@ def test_emit_into_a_file_is_one_error(tmp_path, capsys):
     assert main([*ONE_LINE, "--emit", str(f)]) == 2
     err = capsys.readouterr().err
     assert err.startswith("servesim: error: --emit:") and err.count("\n") == 1
+
+
+def test_emit_after_a_mixed_pool_winner_names_the_colocated_plan(tmp_path, capsys):
+    # L4 prefill + A100 decode wins (tests/planning/test_mixed.py); launch settings cover colocated replicas
+    out = tmp_path / "deploy"
+    args = ["plan", "--model", "llama-3.1-8b", "--rate", "8", "--isl", "4000", "--osl", "200", "--ttft", "2",
+            "--tpot", "0.04", "--gpus", "l4,a100-sxm-80gb", "--tp", "1", "--pp", "1", "--dtypes", "bf16",
+            "--batch-sizes", "64", "--batched-tokens", "8192", "--workers", "1", "--no-progress", "--json"]
+    assert main([*args, "--emit", str(out)]) == 0
+    cap = capsys.readouterr()
+    res = json.loads(cap.out)
+    assert res["plans"][0]["layout"] == "disaggregated"
+    rank, colocated = next((i, r) for i, r in enumerate(res["plans"], 1) if r["layout"] == "aggregated")
+    assert f"plan #{rank}, {colocated['candidate']}, the best colocated plan" in cap.err
+    assert res["plans"][0]["candidate"] in cap.err
+    assert json.loads((out / "plan.json").read_text())["plan"]["candidate"] == colocated["candidate"]
