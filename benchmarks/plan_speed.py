@@ -5,7 +5,7 @@
     python benchmarks/plan_speed.py --workers 1,2 --out plan_speed.json   # scaling; results must be equal
     python benchmarks/plan_speed.py --workers 2 --executor ray
     python benchmarks/plan_speed.py --workers 1,2 --search-points 2   # two probes per search round
-    python benchmarks/plan_speed.py --workers 2 --no-mixed           # pools on one GPU type only
+    python benchmarks/plan_speed.py --workers 2 --mixed              # also pools on two GPU types
 
 With several workers, up to that many candidate searches are in flight and every simulation runs on
 the workers (``planning.plan_run.PlanRun.search_all``). CPU seconds are reported for this process
@@ -50,7 +50,7 @@ def main() -> None:
     ap.add_argument("--requests", type=int, default=400)
     ap.add_argument("--search-points", type=int, default=1, help="rates probed per search round")
     ap.add_argument("--exhaustive", action="store_true", help="simulate every candidate (no cost pruning)")
-    ap.add_argument("--no-mixed", action="store_true", help="disaggregated pools on one GPU type only")
+    ap.add_argument("--mixed", action="store_true", help="also disaggregated pools on two GPU types (plan --mixed-pools)")
     ap.add_argument("--out")
     a = ap.parse_args()
     s = load_scenario(REPO / "examples" / "plan" / "llama8b-chat.yaml")
@@ -62,7 +62,7 @@ def main() -> None:
         ROUNDS.clear()
         res = plan(s, PlanSettings(target_rate=a.target_rate, workers=w, requests=a.requests, exhaustive=a.exhaustive,
                                    executor=a.executor, kinds=tuple(a.layouts.split(",")),
-                                   search_points=a.search_points, mixed_pools=not a.no_mixed))
+                                   search_points=a.search_points, mixed_pools=a.mixed))
         cpu1 = _cpu()
         c = res["counts"]
         same = None
@@ -72,7 +72,7 @@ def main() -> None:
             same = _comparable(res) == _comparable(first)
         best = res["plans"][0] if res["plans"] else None
         cpu_total = cpu1[0] - cpu0[0] + cpu1[1] - cpu0[1]
-        row = {**c, "workers": w, "mixed_pools": not a.no_mixed, "search_points": a.search_points, "cpu_self_s": cpu1[0] - cpu0[0],
+        row = {**c, "workers": w, "mixed_pools": a.mixed, "search_points": a.search_points, "cpu_self_s": cpu1[0] - cpu0[0],
                "rounds": len(ROUNDS), "probes": sum(len(r) for r in ROUNDS),
                "probe_cpu_s": sum(sum(r) for r in ROUNDS), "idle_wall_s": cpu_total / w,
                "cpu_workers_s": cpu1[1] - cpu0[1], "load_avg_1m_after": os.getloadavg()[0],
@@ -99,7 +99,7 @@ def main() -> None:
                 "command": f"python benchmarks/plan_speed.py --workers {a.workers} --executor {a.executor} "
                            f"--layouts {a.layouts} --target-rate {a.target_rate} --requests {a.requests} "
                            f"--search-points {a.search_points}"
-                           + (" --exhaustive" if a.exhaustive else "") + (" --no-mixed" if a.no_mixed else "")}
+                           + (" --exhaustive" if a.exhaustive else "") + (" --mixed" if a.mixed else "")}
         Path(a.out).write_text(json.dumps({"meta": meta, "runs": runs}, indent=2))
 
 

@@ -38,6 +38,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--layouts", default="aggregated,disaggregated,wide_ep",
                    help="layouts to search: aggregated (colocated replicas), disaggregated (prefill/decode pools "
                         "with xPyD rate matching), wide_ep (MoE models: experts over the TP GPUs, DP attention)")
+    p.add_argument("--mixed-pools", action="store_true",
+                   help="also search disaggregated plans with prefill and decode on two GPU types of one vendor "
+                        "(about 1.5x the search's CPU time)")
     p.add_argument("--link-gbps", type=finite_float, default=50.0,
                    help="KV link per prefill replica of disaggregated plans, GB/s (default: a 400 Gb/s NIC)")
     p.add_argument("--price-kind", default="on-demand", help="on-demand | reserved | spot")
@@ -133,7 +136,7 @@ def settings_from_args(a: argparse.Namespace) -> Any:
             "weight_dtypes": _list("--dtypes", a.dtypes, str),
             "max_batch_sizes": _list("--batch-sizes", a.batch_sizes, int),
             "max_batched_tokens": _list("--batched-tokens", a.batched_tokens, int),
-            "kinds": _list("--layouts", a.layouts, str), "link_gbps": a.link_gbps,
+            "kinds": _list("--layouts", a.layouts, str), "mixed_pools": a.mixed_pools, "link_gbps": a.link_gbps,
             "price_kind": a.price_kind, "provider": a.provider, "prices_file": a.prices, "prices": tuple(a.price),
             "prune_factor": a.prune_factor, "exhaustive": a.exhaustive, "replications": a.replications,
             "workers": a.workers if a.workers is not None else default_workers(), "executor": a.executor}

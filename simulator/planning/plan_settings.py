@@ -28,7 +28,8 @@ class PlanSettings(StrictModel):
     kinds: tuple[Literal["aggregated", "disaggregated", "wide_ep"], ...] = Field(
         ("aggregated", "disaggregated", "wide_ep"), min_length=1,
         description="layouts searched: colocated replicas, prefill/decode pools, MoE expert parallelism")
-    mixed_pools: bool = Field(True, description="disaggregated plans may put prefill and decode on two GPU types")
+    mixed_pools: bool = Field(False, description="disaggregated plans may also put prefill and decode on two GPU "
+                                                      "types (about 1.5x the search's CPU time)")
     link_gbps: float = Field(50.0, gt=0, description="KV link per prefill replica of a disaggregated plan, GB/s")
     price_kind: Literal["on-demand", "reserved", "spot"] = "on-demand"
     provider: str | None = None

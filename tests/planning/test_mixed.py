@@ -35,7 +35,7 @@ def _scenario(tpot: float):
 
 def _settings(rate: float, **kw) -> PlanSettings:
     return PlanSettings(target_rate=rate, gpus=GPUS, tp=(1,), pp=(1,), weight_dtypes=("bf16",),
-                        max_batch_sizes=(64,), max_batched_tokens=(8192,), **kw)
+                        max_batch_sizes=(64,), max_batched_tokens=(8192,), **{"mixed_pools": True, **kw})
 
 
 def _per_request_usd(gpu: str) -> tuple[float, float]:
