@@ -112,14 +112,7 @@ class ItlLog:
         off = np.concatenate([[0], np.cumsum(np.bincount(r_loop, minlength=len(self.counts)))])
         start = np.concatenate([[0], np.cumsum(steps)])    # first step of each row
         total = int(start[-1])
-        j = np.arange(total, dtype=np.int64) - np.repeat(start[:-1], steps)
-        dur = np.repeat(d0, steps) + np.repeat(slope, steps) * j
-        del j
-        perm = np.argsort(dur, kind="stable")
-        rank = np.empty(total, dtype=np.int64)
-        rank[perm] = np.arange(total, dtype=np.int64)
-        matrix = RankMatrix(rank)
-        del rank
+        sorted_steps, matrix = _ranked(total, start, steps, d0, slope)
         sp = np.frombuffer(self._span_i, dtype=np.int64).reshape(-1, 4)
         last = np.frombuffer(self._span_last, dtype=np.float64)
         live = sp[:, 3] > sp[:, 2]
@@ -128,7 +121,7 @@ class ItlLog:
         sq_i = np.frombuffer(self._seq_i, dtype=np.int64).reshape(-1, 2)
         sq_f = np.frombuffer(self._seq_f, dtype=np.float64).reshape(-1, 2)
         keep = sq_i[:, 1] > 0
-        return Gaps(dur[perm], matrix, sp[:, 0], start[ga] + 1, start[gb], t0[ga] + d0[ga] - last,
+        return Gaps(sorted_steps, matrix, sp[:, 0], start[ga] + 1, start[gb], t0[ga] + d0[ga] - last,
                     sq_i[keep, 0], sq_f[keep, 0], sq_f[keep, 1], sq_i[keep, 1])
 
     def per_request(self, n: int, pcts: tuple[float, ...] = (50.0, 99.0)) -> tuple[np.ndarray, np.ndarray]:
@@ -146,6 +139,27 @@ class ItlLog:
         for k, p in enumerate(pcts):
             _fill(out[:, k], counts, p, g, one_span, one_seq, many)
         return out, counts
+
+
+def _ranked(total: int, start: np.ndarray, steps: np.ndarray, d0: np.ndarray,
+            slope: np.ndarray) -> tuple[np.ndarray, RankMatrix]:
+    """Every step's duration (d0 + j·slope for step j of its row), ascending, and the range-query
+    matrix over each step's place in that order; intermediates are updated in place and dropped as
+    soon as they are used (the same values as ``d0 + slope * j``)."""
+    idx = np.int32 if total < 2**31 else np.int64
+    j = np.arange(total, dtype=np.int64)
+    j -= np.repeat(start[:-1], steps)
+    dur = np.repeat(slope, steps)
+    dur *= j
+    del j
+    dur += np.repeat(d0, steps)
+    perm = np.argsort(dur, kind="stable")
+    sorted_steps = dur[perm]
+    del dur
+    rank = np.empty(total, dtype=idx)
+    rank[perm] = np.arange(total, dtype=idx)
+    del perm
+    return sorted_steps, RankMatrix(rank)
 
 
 def _fill(col: np.ndarray, counts: np.ndarray, p: float, g: Gaps, one_span: np.ndarray,
