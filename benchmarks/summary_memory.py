@@ -60,6 +60,7 @@ class Tracer:
         self.base = 0
         self.rows: dict[str, dict[str, float]] = {}
         self._stack: list[int] = []      # the peak seen so far by each open call
+        self.top = 0                      # the most traced at any point (reset_peak hides it from tracemalloc)
 
     def wrap(self, name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
         def traced(*args: Any, **kw: Any) -> Any:
@@ -72,6 +73,7 @@ class Tracer:
                 return fn(*args, **kw)
             finally:
                 top = max(self._stack.pop(), tracemalloc.get_traced_memory()[1])
+                self.top = max(self.top, top)
                 if self._stack:
                     self._stack[-1] = max(self._stack[-1], top)
                 row = self.rows.setdefault(name, {"calls": 0, "entry_mb": 0.0, "peak_mb": 0.0, "rise_mb": 0.0})
@@ -124,7 +126,7 @@ def one(requests: int, table: bool, trace: bool) -> dict[str, Any]:
     summ = sm.summarize(res, sm.per_request(res)) if table else sm.summarize(res)
     out["cpu_summary_s"] = time.process_time() - c
     if trace:
-        out["traced_peak_mb"] = (tracemalloc.get_traced_memory()[1] - tracer.base) / 2**20
+        out["traced_peak_mb"] = (max(tracer.top, tracemalloc.get_traced_memory()[1]) - tracer.base) / 2**20
         tracemalloc.stop()
         out["phases"] = tracer.rows
     out.update(peak_rss_mb=rss_peak() / 2**20, peak_bytes_per_request=(rss_peak() - base) / requests,
