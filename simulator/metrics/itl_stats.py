@@ -17,12 +17,12 @@ computation (:func:`~.summary.stats` with weights) gives it, to the bit:
   with ``ndarray.sum`` and added along the same tree, which is the same sum to the bit
   (``tests/metrics/test_itl_stats.py`` checks this against ``ndarray.sum`` on random arrays).
 
-Where those conditions fail (a NaN or non-positive sample, weights summing to 2**49 or more, no
-weight at all) :func:`itl_stats` returns None and the caller takes the flat arrays.
+Where those conditions fail (a NaN or non-positive sample, weights summing to 2**49 or more)
+:func:`itl_stats` returns None and the caller takes the flat arrays.
 """
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import numpy as np
 
@@ -68,9 +68,10 @@ class _Scan:
         self.vmin, self.vmax = np.inf, -np.inf
 
 
-def itl_stats(steps: dict[str, np.ndarray], pcts: tuple[float, ...]) -> tuple[float, ...] | None:
+def itl_stats(steps: dict[str, np.ndarray], pcts: tuple[float, ...]) -> tuple[float | None, ...] | None:
     """(mean, median, std, min, max, *percentiles ``pcts``) of the weighted ITL samples of ``steps``,
-    as :func:`~.summary.stats` gives them from the flat arrays; None where this path does not apply."""
+    as :func:`~.summary.stats` gives them from the flat arrays (all None without weighted samples);
+    None where this path does not apply."""
     rows = len(steps["steps"])
     n, block = rows * ITL_POINTS, max(128, BLOCK - BLOCK % ITL_POINTS)
     sc = _Scan()
@@ -86,7 +87,9 @@ def itl_stats(steps: dict[str, np.ndarray], pcts: tuple[float, ...]) -> tuple[fl
         return (v * w).sum()
 
     s1 = pairwise(n, scan, block)
-    if not n or sc.nan or not 0 < sc.total < EXACT or not sc.vmin > 0:
+    if not n or (not sc.nan and sc.total == 0):
+        return (None,) * (5 + len(pcts))                # no sample, or none with weight: as stats() says
+    if sc.nan or not sc.total < EXACT or not sc.vmin > 0:
         return None
     mean = float(s1 / sc.total)
 
@@ -112,7 +115,7 @@ class _Quantiles:
         self.steps, self.total = steps, total
         self.rows_per_block = block // ITL_POINTS
 
-    def _blocks(self):
+    def _blocks(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """Keys and weights of the weighted samples, a block of rows at a time."""
         rows = len(self.steps["steps"])
         for lo in range(0, rows, self.rows_per_block):

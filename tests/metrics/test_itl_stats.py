@@ -53,9 +53,17 @@ def test_block_statistics_equal_the_flat_ones(distinct: int | None, sizes: tuple
 def test_where_the_block_path_does_not_apply_it_says_so():
     steps = _log(100, 1)
     nan = {**steps, "dt_first": np.where(np.arange(100) == 7, np.nan, steps["dt_first"])}
-    idle = {**steps, "decode_seqs": np.zeros(100, dtype=np.int64)}
     zero = {**steps, "dt_first": np.where(np.arange(100) == 3, 0.0, steps["dt_first"])}
     huge = {**steps, "decode_seqs": np.full(100, 2**50, dtype=np.int64)}
-    empty = {k: v[:0] for k, v in steps.items()}
-    for case in (nan, idle, zero, huge, empty):
+    for case in (nan, zero, huge):
         assert itl_stats.itl_stats(case, (99.0,)) is None
+
+
+def test_no_weighted_sample_gives_no_statistic_as_the_flat_path_does():
+    steps = _log(100, 1)
+    idle = {**steps, "decode_seqs": np.zeros(100, dtype=np.int64)}
+    empty = {k: v[:0] for k, v in steps.items()}
+    for case in (idle, empty):
+        want = stats(*itl_samples(case), (99.0,))
+        assert set(want.values()) == {None}
+        assert itl_stats.itl_stats(case, (99.0,)) == tuple(want.values())
