@@ -8,8 +8,9 @@ continuous batching), for several N and replica counts, on one core.
     python benchmarks/engine_speed.py --reference ...       # the pure-Python references, not the C parts
     python benchmarks/engine_speed.py --sizes 1000 --replicas '' --output-tokens 32768   # the long-output case
 
-Each row runs in a fresh process and reports the simulation's time, the summary's time (per-request
-table and ``summarize``) and the process's peak resident memory after each (``ru_maxrss``).
+Each row runs in a fresh process and reports the simulation's time (wall and CPU), the summary's
+(``summarize``, as ``servesim run`` prints it), then the per-request table's (``per_request``, what
+``--out`` writes), and the process's peak resident memory (``ru_maxrss``) after each.
 
 Load: Poisson arrivals at `--rate` requests/s per replica (default 16, below one replica's
 saturation on this scenario: every row reports whether the run was stable), lengths from the
@@ -60,15 +61,21 @@ def one(requests: int, replicas: int, rate_per_replica: float, output_tokens: in
     res = simulate(s)
     wall, cpu = time.perf_counter() - t, time.process_time() - c
     sim_peak = peak_rss()
-    t = time.perf_counter()
-    sm = summarize(res, per_request(res))
-    summary_s = time.perf_counter() - t
+    t, c = time.perf_counter(), time.process_time()
+    sm = summarize(res)
+    summary_s, summary_cpu = time.perf_counter() - t, time.process_time() - c
     peak = peak_rss()
+    t, c = time.perf_counter(), time.process_time()
+    rows = len(per_request(res))
+    table_s, table_cpu = time.perf_counter() - t, time.process_time() - c
+    table_peak = peak_rss()
     return {"requests": requests, "replicas": replicas, "rate": rate_per_replica * replicas, "wall_s": wall, "cpu_s": cpu,
             "output_tokens": output_tokens or "chat", "generated_tokens": int(res.requests.generated.sum()),
-            "summary_s": summary_s, "summary_share": summary_s / wall, "rss_start_mb": base / 2**20,
-            "peak_rss_simulation_mb": sim_peak / 2**20, "peak_rss_mb": peak / 2**20,
-            "peak_bytes_per_request": (peak - base) / requests,
+            "summary_s": summary_s, "summary_cpu_s": summary_cpu, "summary_share": summary_s / wall,
+            "summary_cpu_share": summary_cpu / cpu, "table_s": table_s, "table_cpu_s": table_cpu, "table_rows": rows,
+            "rss_start_mb": base / 2**20, "peak_rss_simulation_mb": sim_peak / 2**20, "peak_rss_mb": peak / 2**20,
+            "peak_bytes_per_request": (peak - base) / requests, "peak_rss_table_mb": table_peak / 2**20,
+            "peak_bytes_per_request_table": (table_peak - base) / requests,
             "us_per_request": wall / requests * 1e6, "simulated_s": sm["duration_s"],
             "steps": sm["steps"], "step_log_rows": len(res.steps["t_end"]), "stable": sm["stability"]["stable"],
             "tpot_p50_s": sm["tpot_s"]["p50"], "ttft_p50_s": sm["ttft_s"]["p50"]}
@@ -121,10 +128,12 @@ def main() -> None:
         with ProcessPoolExecutor(1, mp_context=get_context("spawn")) as ex:
             r = ex.submit(one, n, reps, a.rate, a.output_tokens).result()
         rows.append(r)
-        print(f"{r['requests']:>9} req  {r['replicas']} replica(s)  {r['wall_s']:8.2f} s  "
-              f"{r['us_per_request']:6.1f} us/req  summary {r['summary_s']:6.2f} s ({r['summary_share']:.0%})  "
-              f"peak {r['peak_rss_mb']:7.0f} MB ({r['peak_bytes_per_request']:6.0f} B/req)  "
-              f"simulated {r['simulated_s']:9.0f} s  stable {r['stable']}", flush=True)
+        print(f"{r['requests']:>9} req  {r['replicas']} replica(s)  {r['wall_s']:8.2f} s ({r['cpu_s']:.2f} s CPU)  "
+              f"{r['us_per_request']:6.1f} us/req  summary {r['summary_s']:6.2f} s ({r['summary_cpu_s']:.2f} s CPU, "
+              f"{r['summary_cpu_share']:.0%})  peak {r['peak_rss_mb']:7.0f} MB ({r['peak_bytes_per_request']:6.0f} B/req)  "
+              f"table {r['table_s']:5.2f} s, peak {r['peak_rss_table_mb']:7.0f} MB "
+              f"({r['peak_bytes_per_request_table']:6.0f} B/req)  simulated {r['simulated_s']:9.0f} s  "
+              f"stable {r['stable']}", flush=True)
     if a.out:
         meta = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "machine": platform.platform(),
                 "processor": platform.processor() or platform.machine(), "cpu_model": cpu_model(),

@@ -69,7 +69,7 @@ def compare_rows(m: Measured, summary: dict[str, Any]) -> list[dict[str, Any]]:
 def run(a: argparse.Namespace) -> int:
     from ..config.loader import load_scenario, parse_set
     from ..engine.simulate import simulate
-    from ..metrics.summary import per_request, summarize
+    from ..metrics.summary import summarize
 
     if a.plot and not all(importlib.util.find_spec(n) for n in ("altair", "vl_convert")):
         raise InputError("--plot", a.plot, "needs altair and vl-convert-python: pip install altair vl-convert-python")
@@ -85,7 +85,7 @@ def run(a: argparse.Namespace) -> int:
             overrides = {"model": a.model, **overrides}
         scenario = load_scenario(a.scenario, overrides)
         res = simulate(scenario)
-    summary = summarize(res, per_request(res), PCTS)
+    summary = summarize(res, percentiles=PCTS)
     rows = compare_rows(m, summary)
     if a.plot:
         from .compare_plot import write_plot

@@ -15,6 +15,7 @@ from ..errors import InputError
 from ..fleet.plan import DEFAULT_WINDOW_S, EXECUTORS
 from ..fleet.run import simulate_sharded
 from ..metrics.formats import FORMATS, to_aiperf, to_vllm
+from ..metrics.summary import per_request
 from ..tables import grid, render
 from .load_points import at_concurrency, at_rate, parse_concurrency, parse_rates, points_table
 from .run_plot import write_sweep_plot
@@ -93,10 +94,11 @@ def load_points(a: argparse.Namespace, scenario: Any) -> list[tuple[str, Any]]:
 
 
 def simulate_point(a: argparse.Namespace, scenario: Any, pcts: tuple[float, ...], label: str = "simulating"
-                   ) -> tuple[Any, Any, dict[str, Any]]:
-    """(result, per-request table, summary) of one simulation, with a progress bar on a terminal."""
+                   ) -> tuple[Any, dict[str, Any]]:
+    """(result, summary) of one simulation, with a progress bar on a terminal. The summary needs no
+    per-request table; :func:`tool_json` and ``--out`` build it where they write it."""
     from ..engine.simulate import simulate
-    from ..metrics.summary import per_request, summarize
+    from ..metrics.summary import summarize
     from .progress import progress_bar
 
     if getattr(a, "executor", "local") != "local":
@@ -108,14 +110,13 @@ def simulate_point(a: argparse.Namespace, scenario: Any, pcts: tuple[float, ...]
     else:
         with progress_bar(label, enabled=not a.no_progress and sys.stderr.isatty()) as tick:
             res = simulate(scenario, progress=tick)
-    df = per_request(res)
-    return res, df, summarize(res, df, pcts)
+    return res, summarize(res, percentiles=pcts)
 
 
 def run_one(a: argparse.Namespace, scenario: Any, pcts: tuple[float, ...]) -> int:
     from ..metrics.report import format_summary, write_outputs
 
-    res, df, summary = simulate_point(a, scenario, pcts)
+    res, summary = simulate_point(a, scenario, pcts)
     if a.replications != 1:
         from ..planning.executors import default_workers
         from ..planning.uncertainty import replicate
@@ -123,7 +124,7 @@ def run_one(a: argparse.Namespace, scenario: Any, pcts: tuple[float, ...]) -> in
         rep = replicate(scenario, a.replications, workers=default_workers())
         summary["confidence"] = {"replications": rep["replications"], "seeds": rep["seeds"],
                                  "level": rep["confidence"], "metrics": rep["metrics"]}
-    shown = tool_json(a.format, summary, df, pcts, scenario)
+    shown = tool_json(a.format, summary, res, pcts, scenario)
     if a.out:
         write_outputs(res, a.out, summary, csv=a.csv)
         if a.format != "servesim":
@@ -145,8 +146,8 @@ def run_points(a: argparse.Namespace, points: list[tuple[str, Any]], pcts: tuple
     flag = "concurrency" if a.concurrency is not None else "rate"
     done, shown = [], []
     for name, scenario in points:
-        res, df, summary = simulate_point(a, scenario, pcts, f"{flag} {name}")
-        out = tool_json(a.format, summary, df, pcts, scenario)
+        res, summary = simulate_point(a, scenario, pcts, f"{flag} {name}")
+        out = tool_json(a.format, summary, res, pcts, scenario)
         if a.out:
             folder = Path(a.out) / f"{flag}-{name}"
             write_outputs(res, folder, summary, csv=a.csv)
@@ -184,10 +185,11 @@ def parse_percentiles(text: str) -> tuple[float, ...]:
     return tuple(dict.fromkeys(out))
 
 
-def tool_json(fmt: str, summary: dict[str, Any], df: Any, pcts: tuple[float, ...], scenario: Any) -> dict[str, Any]:
-    """The summary in the layout ``fmt`` names (the servesim summary itself for ``servesim``)."""
+def tool_json(fmt: str, summary: dict[str, Any], res: Any, pcts: tuple[float, ...], scenario: Any) -> dict[str, Any]:
+    """The summary in the layout ``fmt`` names (the servesim summary itself for ``servesim``); the
+    other tools' layouts list requests, from the per-request table of the run ``res``."""
     if fmt == "aiperf":
-        return to_aiperf(summary, df)
+        return to_aiperf(summary, per_request(res))
     if fmt != "vllm":
         return summary
     arr = scenario.workload.arrival
@@ -199,4 +201,4 @@ def tool_json(fmt: str, summary: dict[str, Any], df: Any, pcts: tuple[float, ...
             # vLLM's gaps are gamma with shape = burstiness, so CV = 1 / sqrt(burstiness)
             "burstiness": 1.0 / arr.cv ** 2 if isinstance(arr, GammaArrival) else 1.0,
             "max_concurrency": arr.concurrency if closed else None}
-    return to_vllm(summary, df, pcts, meta)
+    return to_vllm(summary, per_request(res), pcts, meta)

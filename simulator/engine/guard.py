@@ -4,10 +4,12 @@ A run holds per-request columns (state, the per-request table, the ITL log's spa
 step-log row and decode step, a few columns (the step log, the ITL log's rows, the laid-out step
 durations and their rank matrix while the summary runs). Rows and steps grow with the tokens a run
 generates, so the estimate is a fixed cost per request plus a cost per expected output token
-(``benchmarks/engine_speed.py``, peak resident memory of simulation and summary, in
-``docs/reference/benchmarks.md``, "Streaming summaries and the memory guard"): 1,000,000 chat requests
-(211 output tokens on average) peak at :data:`BYTES_PER_REQUEST` + 211 x :data:`BYTES_PER_OUTPUT_TOKEN`
-or less, and 300 requests of 32,768 output tokens at 14 bytes per token; both rounded up. Replicas:
+(``benchmarks/engine_speed.py``, peak resident memory of simulation, summary and per-request table,
+run log ``docs/benchmarks/README.md``, "Peak memory of the summary", 2026-12-07): 1,000,000 requests of
+one output token peak at 584 bytes per request above the interpreter (:data:`BYTES_PER_REQUEST`
+rounded up, kept), 300 requests of 32,768 output tokens at 6.4 bytes per output token
+(:data:`BYTES_PER_OUTPUT_TOKEN`, rounded up), and 1,000,000 chat requests (211 output tokens on
+average) at 797 bytes per request, under the 2,688 the two give. Replicas:
 134 MB and 180 MB at 1,000 and 10,000 replicas of 10 requests, so 5.1 KB per replica
 (:data:`BYTES_PER_REPLICA`, rounded up); about 130 MB of interpreter and libraries. Multi-turn sessions
 add prompt segments (a turn repeats the conversation so far, so a session of t turns has about t^2):
@@ -29,7 +31,7 @@ from ..workload.config import (EmpiricalLength, FixedLength, LognormalLength, No
 from ..errors import InputError
 
 BYTES_PER_REQUEST = 1_000
-BYTES_PER_OUTPUT_TOKEN = 16
+BYTES_PER_OUTPUT_TOKEN = 8
 #: Output tokens per request assumed for lengths resampled from a file without ``max``.
 EMPIRICAL_OUTPUT_TOKENS = 1_024
 BYTES_PER_REPLICA = 8_000

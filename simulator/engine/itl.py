@@ -25,6 +25,10 @@ from .itl_select import kth_general, kth_simple
 from .rank_matrix import RankMatrix
 
 
+#: Spans queried at once (each query holds a dozen temporaries of this length).
+QUERY_BLOCK = 1 << 17
+
+
 class Gaps(NamedTuple):
     """Every gap, as step ranges of the laid-out step durations and direct arithmetic sequences."""
 
@@ -106,20 +110,17 @@ class ItlLog:
         """Lay every loop's steps out in one array of durations and turn spans into ranges of it."""
         rows = np.frombuffer(self._rows, dtype=np.float64).reshape(-1, 5)
         r_loop = rows[:, 0].astype(np.int64)
-        order = np.argsort(r_loop, kind="stable")          # rows of loop 0, then loop 1, ...
-        t0, d0, slope = rows[order, 1], rows[order, 2], rows[order, 3]
-        steps = rows[order, 4].astype(np.int64)
         off = np.concatenate([[0], np.cumsum(np.bincount(r_loop, minlength=len(self.counts)))])
+        if len(r_loop) < 2 or bool((r_loop[1:] >= r_loop[:-1]).all()):
+            by_loop = rows                                  # already loop 0, then loop 1, ... (one loop)
+        else:
+            by_loop = rows[np.argsort(r_loop, kind="stable")]
+        del r_loop
+        steps = by_loop[:, 4].astype(np.int64)
         start = np.concatenate([[0], np.cumsum(steps)])    # first step of each row
         total = int(start[-1])
-        j = np.arange(total, dtype=np.int64) - np.repeat(start[:-1], steps)
-        dur = np.repeat(d0, steps) + np.repeat(slope, steps) * j
-        del j
-        perm = np.argsort(dur, kind="stable")
-        rank = np.empty(total, dtype=np.int64)
-        rank[perm] = np.arange(total, dtype=np.int64)
-        matrix = RankMatrix(rank)
-        del rank
+        sorted_steps, matrix = _ranked(total, start, steps, by_loop[:, 2], by_loop[:, 3])
+        del steps
         sp = np.frombuffer(self._span_i, dtype=np.int64).reshape(-1, 4)
         last = np.frombuffer(self._span_last, dtype=np.float64)
         live = sp[:, 3] > sp[:, 2]
@@ -128,7 +129,8 @@ class ItlLog:
         sq_i = np.frombuffer(self._seq_i, dtype=np.int64).reshape(-1, 2)
         sq_f = np.frombuffer(self._seq_f, dtype=np.float64).reshape(-1, 2)
         keep = sq_i[:, 1] > 0
-        return Gaps(dur[perm], matrix, sp[:, 0], start[ga] + 1, start[gb], t0[ga] + d0[ga] - last,
+        gap0 = by_loop[ga, 1] + by_loop[ga, 2] - last      # the row's start + its first step - previous token
+        return Gaps(sorted_steps, matrix, sp[:, 0], start[ga] + 1, start[gb], gap0,
                     sq_i[keep, 0], sq_f[keep, 0], sq_f[keep, 1], sq_i[keep, 1])
 
     def per_request(self, n: int, pcts: tuple[float, ...] = (50.0, 99.0)) -> tuple[np.ndarray, np.ndarray]:
@@ -148,6 +150,27 @@ class ItlLog:
         return out, counts
 
 
+def _ranked(total: int, start: np.ndarray, steps: np.ndarray, d0: np.ndarray,
+            slope: np.ndarray) -> tuple[np.ndarray, RankMatrix]:
+    """Every step's duration (d0 + j·slope for step j of its row), ascending, and the range-query
+    matrix over each step's place in that order; intermediates are updated in place and dropped as
+    soon as they are used (the same values as ``d0 + slope * j``)."""
+    idx = np.int32 if total < 2**31 else np.int64
+    j = np.arange(total, dtype=np.int64)
+    j -= np.repeat(start[:-1], steps)
+    dur = np.repeat(slope, steps)
+    dur *= j
+    del j
+    dur += np.repeat(d0, steps)
+    perm = np.argsort(dur, kind="stable")
+    sorted_steps = dur[perm]
+    del dur
+    rank = np.empty(total, dtype=idx)
+    rank[perm] = np.arange(total, dtype=idx)
+    del perm
+    return sorted_steps, RankMatrix(rank)
+
+
 def _fill(col: np.ndarray, counts: np.ndarray, p: float, g: Gaps, one_span: np.ndarray,
           one_seq: np.ndarray, many: np.ndarray) -> None:
     """Percentile ``p`` of every request's gaps into ``col``: lower and upper order statistic, then
@@ -158,10 +181,12 @@ def _fill(col: np.ndarray, counts: np.ndarray, p: float, g: Gaps, one_span: np.n
     c = np.minimum(f + 1, m - 1)
     frac = x - f
     lo_v, hi_v = np.full(len(m), np.nan), np.full(len(m), np.nan)
-    sel = one_span[g.span_rid]
-    rid = g.span_rid[sel]
-    for kk, dst in ((f, lo_v), (c, hi_v)):
-        dst[rid] = kth_simple(g, sel, kk[rid])
+    sel = np.flatnonzero(one_span[g.span_rid])
+    for b0 in range(0, len(sel), QUERY_BLOCK):     # a block at a time: the queries' temporaries stay small
+        part = sel[b0:b0 + QUERY_BLOCK]
+        rid = g.span_rid[part]
+        for kk, dst in ((f, lo_v), (c, hi_v)):
+            dst[rid] = kth_simple(g, part, kk[rid])
     sel = one_seq[g.seq_rid]
     rid = g.seq_rid[sel]
     a, s, cnt = g.seq_a[sel], g.seq_s[sel], g.seq_n[sel]

@@ -7,15 +7,15 @@ import numpy as np
 import pandas as pd
 
 from ..engine.speculative import expected_tokens_per_step
-from ..engine.state import DONE, REJECT_REASONS, REJECTED, SERVED_BY
 from ..perf.ops import COMPUTE_DTYPE
+from .columns import Columns, KeptColumns, RunColumns, TableColumns, table
+from .itl_stats import itl_samples, itl_stats
 
 if TYPE_CHECKING:
     from ..engine.simulate import SimulationResult
 
 #: Percentiles every latency block reports by default (``servesim run --percentiles`` changes them).
 PCTS: tuple[float, ...] = (50, 90, 95, 99, 99.9)
-ITL_POINTS = 8  # representative step durations sampled per decode run
 #: Fewest arrivals in the second half of the arrival span that the overload tests judge.
 MIN_LATE_ARRIVALS = 10
 
@@ -61,47 +61,8 @@ def per_request(res: "SimulationResult") -> pd.DataFrame:
     ``itl_p50_s``/``itl_p99_s``: percentiles of the request's own inter-token gaps (exact; NaN with
     fewer than two token deliveries; at any request count). ``cached_prompt_tokens``: prompt
     tokens its first admission took from the prefix cache. ``served_by``: gpu, exact_cache,
-    semantic_cache, small_model or small_then_large."""
-    r = res.requests
-    slo = res.scenario.slo
-    ttft = r.first_token - r.arrival
-    multi = r.output > 1
-    tpot = np.where(multi, (r.finish - r.first_token) / np.maximum(r.output - 1, 1), np.nan)
-    e2e = r.finish - r.arrival
-    done = r.status == DONE
-    ok = done.copy()
-    if slo.ttft_s is not None:
-        ok &= ttft <= slo.ttft_s
-    if slo.tpot_s is not None:
-        ok &= np.where(multi, tpot <= slo.tpot_s, True)
-    if slo.e2e_s is not None:
-        ok &= e2e <= slo.e2e_s
-    reasons = np.asarray(REJECT_REASONS, dtype=object)[r.reject_reason]
-    p50, p99 = res.request_itl()
-    warm = np.zeros(r.n, dtype=bool)
-    warm[np.argsort(r.arrival, kind="stable")[:res.scenario.workload.warmup(r.n)]] = True
-    return pd.DataFrame({
-        "request": np.arange(r.n), "replica": r.replica, "arrival_s": r.arrival,
-        "queue_s": r.first_sched - r.arrival, "ttft_s": ttft, "tpot_s": tpot, "e2e_s": e2e,
-        "max_itl_s": np.where(multi & done, r.max_itl, np.nan),
-        "itl_p50_s": np.where(done, p50, np.nan), "itl_p99_s": np.where(done, p99, np.nan),
-        "prompt_tokens": r.prompt, "output_tokens": r.output, "generated_tokens": r.generated,
-        "prefill_tokens_computed": r.prefill_computed, "preemptions": r.preemptions,
-        "cached_prompt_tokens": r.first_cached, "kv_transfer_s": r.kv_transfer_s,
-        "served_by": np.asarray(SERVED_BY, dtype=object)[r.served_by],
-        "finished": done, "rejected": r.status == REJECTED, "reject_reason": reasons, "meets_slo": ok,
-        "warmup": warm})
-
-
-def itl_samples(steps: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    """Inter-token latencies of decode tokens (seconds) with weights (tokens), from the step log."""
-    n = steps["steps"].astype(float)
-    d0, d1, seqs = steps["dt_first"], steps["dt_last"], steps["decode_seqs"].astype(float)
-    pts = np.linspace(0.0, 1.0, ITL_POINTS)
-    multi = n > 1
-    vals = np.where(multi[:, None], d0[:, None] + (d1 - d0)[:, None] * pts[None, :], d0[:, None])
-    wts = np.where(multi[:, None], (seqs * n / ITL_POINTS)[:, None], np.where(pts[None, :] == 0, seqs[:, None], 0.0))
-    return vals.ravel(), wts.ravel()
+    semantic_cache, small_model or small_then_large. The columns are :data:`.columns.COLUMNS`."""
+    return table(res)
 
 
 def time_series(res: "SimulationResult") -> pd.DataFrame:
@@ -120,18 +81,17 @@ def _capacity(res: "SimulationResult", steps: dict[str, np.ndarray] | None = Non
     return caps[(res.steps if steps is None else steps)["replica"]] if len(caps) else res.kv_blocks
 
 
-def features(res: "SimulationResult", df: pd.DataFrame) -> dict[str, Any]:
+def features(res: "SimulationResult", cols: Columns, done: np.ndarray) -> dict[str, Any]:
     """Summaries of the serving optimisations the scenario turned on (empty when none)."""
     f = res.features
     d = res.scenario.deployment
-    done = df["finished"].to_numpy()
     out: dict[str, Any] = {}
     pc = f.get("prefix_cache")
     if pc is not None:
-        prompt = float(df["prompt_tokens"].sum())
-        cached = df["cached_prompt_tokens"].to_numpy()
+        prompt = float(cols["prompt_tokens"].sum())
+        cached = cols["cached_prompt_tokens"]
         hit, miss = done & (cached > 0), done & (cached == 0)
-        ttft = df["ttft_s"].to_numpy()
+        ttft = cols["ttft_s"]
         out["prefix_cache"] = {
             "hit_rate": float(cached.sum()) / prompt if prompt else 0.0,
             "block_hit_rate": pc["hit_blocks"] / pc["lookup_blocks"] if pc["lookup_blocks"] else 0.0,
@@ -150,28 +110,28 @@ def features(res: "SimulationResult", df: pd.DataFrame) -> dict[str, Any]:
                               "draft_tokens_accepted_share": (per - 1) / c.k if per is not None else None}
     dg = f.get("disaggregation")
     if dg is not None:
-        out["disaggregation"] = {**dg, "kv_transfer_s": stats(df.loc[done, "kv_transfer_s"].to_numpy())}
+        out["disaggregation"] = {**dg, "kv_transfer_s": stats(cols["kv_transfer_s"][done])}
     for key in ("service_cache", "cascade"):
         if key in f:
             out[key] = f[key]
     return out
 
 
-def stability(res: "SimulationResult", df: pd.DataFrame) -> dict[str, Any]:
+def stability(res: "SimulationResult", cols: Columns, done: np.ndarray) -> dict[str, Any]:
     """Whether the waiting queue stayed bounded while requests arrived (open-loop arrivals).
 
     Overload shows as a queueing delay that grows with arrival time: the least-squares slope of
     queueing delay against arrival time over the second half of the arrival window (seconds of
     delay per second) above 5%, with delays over a second by the end, marks the run unstable.
     """
-    arr, q = df["arrival_s"].to_numpy(), df["queue_s"].to_numpy()
+    arr, q = cols["arrival_s"], cols["queue_s"]
     t_end = res.arrival_end_s
-    if len(df) and not df["finished"].any():
+    if cols.n and not done.any():
         return {"stable": False, "queue_growth_per_s": 0.0, "reason": "no request completed"}
     if t_end <= 0:
         return {"stable": True, "queue_growth_per_s": 0.0, "reason": "no arrival window (offline or closed loop)"}
     late = (arr >= t_end / 2) & ~np.isnan(q)
-    never = int(((arr >= t_end / 2) & np.isnan(q) & ~df["rejected"].to_numpy()).sum())
+    never = int(((arr >= t_end / 2) & np.isnan(q) & ~cols["rejected"]).sum())
     slope: float | None = 0.0
     q_end = 0.0
     if late.sum() >= MIN_LATE_ARRIVALS:
@@ -186,7 +146,7 @@ def stability(res: "SimulationResult", df: pd.DataFrame) -> dict[str, Any]:
     return out
 
 
-def keeping_up(df: pd.DataFrame) -> dict[str, Any]:
+def keeping_up(cols: Columns) -> dict[str, Any]:
     """Offered against achieved rate over the second half of the arrival span (requests per second).
 
     Once warm, a system that keeps up completes requests as fast as they arrive, whatever its
@@ -194,8 +154,8 @@ def keeping_up(df: pd.DataFrame) -> dict[str, Any]:
     ``kept_up`` is False when completions in that half fall short of arrivals by more than 10% and
     by more than three standard deviations of a Poisson count (3 sqrt(arrivals)), so that a short
     run's noise does not read as overload."""
-    arr = df["arrival_s"].to_numpy()
-    fin = (df["arrival_s"] + df["e2e_s"]).to_numpy()
+    arr = cols["arrival_s"]
+    fin = arr + cols["e2e_s"]
     if len(arr) < 4 or not np.ptp(arr) > 0:
         return {"offered_rate": None, "achieved_rate": None, "kept_up": None}
     t0, t1 = float(arr.min() + np.ptp(arr) / 2), float(arr.max())
@@ -281,34 +241,41 @@ def window_steps(steps: dict[str, np.ndarray], start: float, end: float) -> dict
     return out
 
 
-def rejected_by_reason(df: pd.DataFrame) -> dict[str, int]:
-    """Rejected requests counted per reason (only reasons that occurred)."""
-    reasons = df.loc[df["rejected"].to_numpy(), "reject_reason"]
+def rejected_by_reason(cols: Columns) -> dict[str, int]:
+    """Rejected requests counted per reason (only reasons that occurred, most frequent first)."""
+    reasons = pd.Series(cols["reject_reason"][cols["rejected"]])
     return {str(k): int(v) for k, v in reasons.value_counts().items()}
 
 
 def summarize(res: "SimulationResult", df: pd.DataFrame | None = None,
               percentiles: tuple[float, ...] = ()) -> dict[str, Any]:
     """The summary object printed by ``servesim run --json``; latency blocks carry the default
-    percentiles and ``percentiles`` (e.g. ``(99.9,)``) besides."""
-    df = per_request(res) if df is None else df
+    percentiles and ``percentiles`` (e.g. ``(99.9,)``) besides.
+
+    Reads the columns of ``df`` (a :func:`per_request` table) if given, else makes the few it needs
+    from the run one at a time, without the table."""
+    cols: Columns = RunColumns(res) if df is None else TableColumns(df)
     pcts = tuple(sorted(set(PCTS) | {float(p) for p in percentiles}))
-    n_warm = int(df["warmup"].sum()) if "warmup" in df else 0
+    warm = cols["warmup"]
+    n_warm = int(warm.sum())
     if n_warm:
-        df = df.loc[~df["warmup"].to_numpy()]
-    done = df["finished"].to_numpy()
-    start = float(np.nanmin(df["arrival_s"])) if len(df) else 0.0
-    end = float(np.nanmax(df["arrival_s"] + df["e2e_s"])) if done.any() else start
+        cols = KeptColumns(cols, ~warm)
+    del warm
+    done = cols["finished"]
+    arr = cols["arrival_s"]
+    start = float(np.nanmin(arr)) if cols.n else 0.0
+    end = float(np.nanmax(arr + cols["e2e_s"])) if done.any() else start
+    del arr
     dur = max(end - start, 1e-12)
     s = window_steps(res.steps, start, end) if n_warm else res.steps
-    out_tok = float(df.loc[done, "output_tokens"].sum())
-    in_tok = float(df.loc[done, "prompt_tokens"].sum())
-    n_ok = int(df["meets_slo"].sum())
-    verdict = load_verdict(keeping_up(df), stability(res, df))
+    out_tok = float(cols["output_tokens"][done].sum())
+    in_tok = float(cols["prompt_tokens"][done].sum())
+    n_ok = int(cols["meets_slo"].sum())
+    verdict = load_verdict(keeping_up(cols), stability(res, cols, done))
     return {
         "scenario": res.scenario.name or None,
-        "requests": int(len(df)), "completed": int(done.sum()), "rejected": int(df["rejected"].sum()),
-        "rejected_by_reason": rejected_by_reason(df),
+        "requests": int(cols.n), "completed": int(done.sum()), "rejected": int(cols["rejected"].sum()),
+        "rejected_by_reason": rejected_by_reason(cols),
         "duration_s": dur,
         "setup": setup(res),
         "rate": verdict[0],
@@ -317,37 +284,45 @@ def summarize(res: "SimulationResult", df: pd.DataFrame | None = None,
         "throughput_output_tokens_per_s": out_tok / dur,
         "throughput_input_tokens_per_s": in_tok / dur,
         "throughput_total_tokens_per_s": (in_tok + out_tok) / dur,
-        **_latencies(df, done, s, pcts),
+        **_latencies(cols, done, s, pcts),
         "percentiles": list(pcts),
         "slos": {k: v for k, v in res.scenario.slo.model_dump().items() if v is not None},
         "goodput_requests_per_s": n_ok / dur,
-        "slo_attainment": n_ok / max(len(df), 1),
-        "preemptions": int(df["preemptions"].sum()),
-        "itl_request_p50_s": stats(df.loc[done, "itl_p50_s"].to_numpy(), None, pcts),
-        "itl_request_p99_s": stats(df.loc[done, "itl_p99_s"].to_numpy(), None, pcts),
+        "slo_attainment": n_ok / max(cols.n, 1),
+        "preemptions": int(cols["preemptions"].sum()),
+        "itl_request_p50_s": stats(cols["itl_p50_s"][done], None, pcts),
+        "itl_request_p99_s": stats(cols["itl_p99_s"][done], None, pcts),
         **_utilisation(res, s, dur),
-        "prefill_tokens_computed": int(df["prefill_tokens_computed"].sum()),
+        "prefill_tokens_computed": int(cols["prefill_tokens_computed"].sum()),
         "stability": verdict[1],
         "steps": int(s["steps"].sum()),
         "simulation_wall_s": res.wall_time_s,
-        **features(res, df),
+        **features(res, cols, done),
         "notes": res.notes,
     }
 
 
-def _latencies(df: pd.DataFrame, done: np.ndarray, s: dict[str, np.ndarray],
+def _latencies(cols: Columns, done: np.ndarray, s: dict[str, np.ndarray],
                pcts: tuple[float, ...]) -> dict[str, Any]:
     """Latency blocks of the answered requests (ITL over every token gap of the steps ``s``)."""
-    tpot = df.loc[done, "tpot_s"].to_numpy()
-    itl_v, itl_w = itl_samples(s)
+    tpot = cols["tpot_s"][done]
     return {
-        "ttft_s": stats(df.loc[done, "ttft_s"].to_numpy(), None, pcts),
+        "ttft_s": stats(cols["ttft_s"][done], None, pcts),
         "tpot_s": stats(tpot, None, pcts),
-        "itl_s": stats(itl_v, itl_w, pcts),
-        "e2e_s": stats(df.loc[done, "e2e_s"].to_numpy(), None, pcts),
-        "queue_s": stats(df.loc[done, "queue_s"].to_numpy(), None, pcts),
+        "itl_s": itl_block(s, pcts),
+        "e2e_s": stats(cols["e2e_s"][done], None, pcts),
+        "queue_s": stats(cols["queue_s"][done], None, pcts),
         "output_tokens_per_s_per_user": stats(1.0 / tpot[tpot > 0], None, pcts),
     }
+
+
+def itl_block(s: dict[str, np.ndarray], pcts: tuple[float, ...]) -> dict[str, float | None]:
+    """:func:`stats` of the weighted ITL samples of the steps ``s``: a block of rows at a time where
+    :func:`.itl_stats.itl_stats` applies (the same numbers), else from the flat samples."""
+    vals = itl_stats(s, pcts)
+    if vals is None:
+        return stats(*itl_samples(s), pcts)
+    return dict(zip(("mean", "median", "std", "min", "max", *(pct_key(p) for p in pcts)), vals))
 
 
 def _utilisation(res: "SimulationResult", s: dict[str, np.ndarray], dur: float) -> dict[str, Any]:

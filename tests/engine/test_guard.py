@@ -92,3 +92,14 @@ def test_session_segments_count_what_generation_makes(turns, dist):
 def test_long_sessions_are_refused_naming_the_turns(capsys):
     err = _err(["run", "--set", "workload.requests=1000000", "--set", "workload.sessions.turns=100000"], capsys)
     assert "workload.sessions.turns: got 100000" in err and "prompt segment" in err
+
+
+@pytest.mark.parametrize("over,peak_mb", [
+    ({"workload.requests": 1_000_000}, 880),
+    ({"workload.requests": 1_000_000, "workload.output_tokens": {"dist": "fixed", "value": 1}}, 677),
+    ({"workload.requests": 300, "workload.output_tokens": {"dist": "fixed", "value": 32768}}, 180)])
+def test_the_estimate_covers_the_measured_peaks(over, peak_mb):
+    # peak resident memory of simulation, summary and per-request table, interpreter included
+    # (benchmarks/engine_speed.py, docs/benchmarks/README.md "Peak memory of the summary", 2026-12-07)
+    s = scenario_from_dict(DEFAULT_SCENARIO, {"workload.arrival.rate": 16.0, **over})
+    assert guard.estimate_bytes(s) >= peak_mb * 2**20

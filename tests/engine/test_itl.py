@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from simulator.engine import itl
 from simulator.engine.itl import ItlLog
 from simulator.engine.simulate import build_step_model, simulate
 from simulator.engine.state import DONE
@@ -147,3 +148,15 @@ def test_no_cliff_at_any_request_count():
     res = simulate(make_scenario(**{"workload.requests": 20}))
     assert not np.isnan(per_request(res)["itl_p50_s"]).any()
     assert not any("ITL" in n for n in res.notes)
+
+
+@pytest.mark.parametrize("over", [{"workload.arrival.rate": 30.0}, {"deployment.pp": 2, "workload.arrival.rate": 30.0}],
+                         ids=["one loop", "pp2"])
+def test_queries_a_block_at_a_time_give_the_same_percentiles(over, monkeypatch: pytest.MonkeyPatch):
+    """Spans queried in blocks of 7 against one block: the same values to the bit."""
+    res = simulate(make_scenario(**over))
+    log, n = res.itl_logs[0], res.requests.n
+    whole, counts = log.per_request(n, (10.0, 50.0, 99.0))
+    monkeypatch.setattr(itl, "QUERY_BLOCK", 7)
+    blocks, counts7 = log.per_request(n, (10.0, 50.0, 99.0))
+    assert np.array_equal(whole, blocks, equal_nan=True) and np.array_equal(counts, counts7)
