@@ -4,7 +4,7 @@ Every serving optimisation is a key whose default leaves it off (see docs/guide/
 """
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
@@ -14,6 +14,10 @@ from ..schema import StrictModel
 
 #: Most GPUs one parallel dimension (tp, pp, cp, expert parallelism) may span: beyond any system built.
 MAX_GPUS = 65_536
+
+
+#: Router policies (engine/router.py implements each).
+RouterPolicy = Literal["round_robin", "least_outstanding", "least_kv", "random", "prefix_aware"]
 
 
 class _Strict(StrictModel):
@@ -190,7 +194,7 @@ class Deployment(_Strict):
     kv_dtype: Literal["bf16", "fp16", "fp8"] = Field("bf16", description="KV-cache precision")
     batching: Batching = Field(Batching(), description="how each replica forms batches")
     kv_cache: KVCache = Field(KVCache(), description="paged KV-cache memory of each replica")
-    router: Literal["round_robin", "least_outstanding", "least_kv", "random", "prefix_aware"] = Field(
+    router: RouterPolicy = Field(
         "round_robin", description="which replica takes a request (prefix_aware needs kv_cache.prefix_caching)")
     max_outstanding_per_replica: int | None = Field(
         None, ge=1, description="hold requests at the router (one FIFO queue) while every replica has this many")
@@ -212,6 +216,12 @@ class Deployment(_Strict):
         if self.disaggregation is not None and self.max_outstanding_per_replica is not None:
             raise ValueError("max_outstanding_per_replica is not supported with disaggregation")
         return self
+
+    def part(self, inherit: dict[str, Any], fixed: dict[str, Any]) -> "Deployment":
+        """The deployment of one part of this one (a disaggregated pool, a cascade's small model): the
+        keys of ``inherit`` where set (None keeps this deployment's value), those of ``fixed`` as given."""
+        own = {k: getattr(self, k) if v is None else v for k, v in inherit.items()}
+        return self.model_copy(update={**own, **fixed})
 
 
 class SLO(_Strict):

@@ -5,16 +5,17 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, get_args
 
 import numpy as np
 
+from ..config.scenario import RouterPolicy
 from ..errors import InputError
 
 if TYPE_CHECKING:
     from .replica import Replica
 
-POLICIES = ("round_robin", "least_outstanding", "least_kv", "random", "prefix_aware")
+POLICIES: tuple[str, ...] = get_args(RouterPolicy)
 
 
 class ReferenceRouter:

@@ -86,11 +86,9 @@ def small_deployment(d: Deployment) -> Deployment:
     c = d.cascade
     assert c is not None
     m = c.small
-    return d.model_copy(update={"gpu": m.gpu or d.gpu, "tp": m.tp, "pp": m.pp, "cp": 1, "replicas": m.replicas,
-                                "weight_dtype": m.weight_dtype or d.weight_dtype, "batching": m.batching or d.batching,
-                                "kv_cache": m.kv_cache or d.kv_cache, "cascade": None, "service_cache": None,
-                                "disaggregation": None, "speculative": None, "moe": None,
-                                "max_outstanding_per_replica": None})
+    return d.part({"gpu": m.gpu, "weight_dtype": m.weight_dtype, "batching": m.batching, "kv_cache": m.kv_cache},
+                  {"tp": m.tp, "pp": m.pp, "cp": 1, "replicas": m.replicas, "cascade": None, "service_cache": None,
+                   "disaggregation": None, "speculative": None, "moe": None, "max_outstanding_per_replica": None})
 
 
 #: The note a run carries when the engine's compiled parts were not built (no C compiler at install).

@@ -40,9 +40,8 @@ def expert_plan(d: Deployment) -> ExpertPlan | None:
 
 def pool_deployment(d: Deployment, p: Pool) -> Deployment:
     """The deployment one pool of a disaggregated system runs (unset keys inherited)."""
-    return d.model_copy(update={"gpu": p.gpu or d.gpu, "tp": p.tp or d.tp, "pp": p.pp or d.pp,
-                                "replicas": p.replicas, "batching": p.batching or d.batching,
-                                "kv_cache": p.kv_cache or d.kv_cache, "disaggregation": None})
+    return d.part({"gpu": p.gpu, "tp": p.tp, "pp": p.pp, "batching": p.batching, "kv_cache": p.kv_cache},
+                  {"replicas": p.replicas, "disaggregation": None})
 
 
 @dataclass
