@@ -28,6 +28,7 @@ from .context import RunContext
 from .io import open_log, percentiles
 from .meta import base_meta, utc_now
 from .shapes import COLL_SIZES
+from .timing import capture_graph
 
 SAFE_ENV = {"NCCL_NVLS_ENABLE": "0", "TORCH_SYMM_MEM_DISABLE_MULTICAST": "1", "NVSHMEM_DISABLE_NVLS": "1"}
 GRAPH_CALLS = 10        # collective calls captured per graph
@@ -92,20 +93,10 @@ def _time_calls(fn: Any, reps: int, per: int, device: str) -> list[float]:
 
 def _graph_times(call: Any, reps: int) -> list[float]:
     """Capture GRAPH_CALLS calls in a CUDA graph and time its replays (seconds per call)."""
-    import torch
-
-    g = torch.cuda.CUDAGraph()
-    side = torch.cuda.Stream()
-    side.wait_stream(torch.cuda.current_stream())
-    with torch.cuda.stream(side):
-        call()
-    torch.cuda.current_stream().wait_stream(side)
-    torch.cuda.synchronize()
-    with torch.cuda.graph(g):
+    def calls() -> None:
         for _ in range(GRAPH_CALLS):
             call()
-    g.replay()
-    torch.cuda.synchronize()
+    g = capture_graph(calls, warm=call)
     return _time_calls(g.replay, max(5, reps // GRAPH_CALLS), GRAPH_CALLS, "cuda")
 
 

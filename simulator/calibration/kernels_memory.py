@@ -7,7 +7,7 @@ from typing import Any
 from .context import RunContext
 from .io import percentiles
 from .shapes import MEM_HIDDEN, memory_counts, memory_points
-from .timing import profile_kernels
+from .timing import capture_graph, profile_kernels
 
 EPS = 1e-6
 LAUNCHES = 200      # tiny kernels per timed batch (eager) or per captured graph
@@ -105,19 +105,8 @@ def _timed(fn: Any, per: int, reps: int, dev: str) -> list[float]:
 
 def _graph_times(ctx: RunContext, batch: Any, reps: int) -> list[float] | None:
     """Seconds per kernel of ``batch`` replayed from a CUDA graph; None where capture fails."""
-    import torch
-
     try:
-        g = torch.cuda.CUDAGraph()
-        side = torch.cuda.Stream()
-        side.wait_stream(torch.cuda.current_stream())
-        with torch.cuda.stream(side):
-            batch()
-        torch.cuda.current_stream().wait_stream(side)
-        with torch.cuda.graph(g):
-            batch()
-        g.replay()
-        torch.cuda.synchronize()
+        g = capture_graph(batch)
         return _timed(g.replay, LAUNCHES, reps, "cuda")
     except RuntimeError as exc:
         ctx.log(f"launch: graph capture failed: {exc}")

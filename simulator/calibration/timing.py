@@ -39,6 +39,25 @@ class Measurement:
                 "repeats": self.repeats, "buffers": self.buffers, "queued": self.queued}
 
 
+def capture_graph(body: Callable[[], Any], warm: Callable[[], Any] | None = None) -> Any:
+    """A CUDA graph of ``body``, captured after one call of ``warm`` (default ``body``) on a side stream
+    as capture requires, and replayed once."""
+    import torch
+
+    g = torch.cuda.CUDAGraph()
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        (warm or body)()
+    torch.cuda.current_stream().wait_stream(side)
+    torch.cuda.synchronize()
+    with torch.cuda.graph(g):
+        body()
+    g.replay()
+    torch.cuda.synchronize()
+    return g
+
+
 @dataclass
 class KernelProfile:
     """Kernels seen by the profiler: per-call time, kernels per call, and per-name totals."""
