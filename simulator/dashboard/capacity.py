@@ -57,7 +57,8 @@ def _settings_from_widgets() -> dict[str, Any]:
             "weight_dtypes": tuple(ss[K + "weight_dtypes"]),
             "max_batch_sizes": tuple(sorted(ss[K + "max_batch_sizes"])),
             "max_batched_tokens": tuple(sorted(ss[K + "max_batched_tokens"])), "price_kind": ss[K + "price_kind"],
-            "provider": provider, "workers": ss[K + "workers"], "kinds": tuple(ss[K + "kinds"])}
+            "provider": provider, "workers": ss[K + "workers"], "kinds": tuple(ss[K + "kinds"]),
+            "mixed_pools": ss[K + "mixed_pools"]}
 
 
 def on_submit() -> None:
@@ -86,7 +87,8 @@ def _sidebar(base_rate: float, base_gpu: str) -> None:
     defaults = {"target_rate": round(base_rate * 4, 3), "attainment": 0.99, "requests": 400, "max_gpus": 0,
                 "gpus": [base_gpu] if base_gpu in priced else priced[:1], "tp": [1, 2, 4, 8], "pp": [1],
                 "weight_dtypes": ["bf16", "fp8"], "max_batch_sizes": [256], "max_batched_tokens": [8192],
-                "price_kind": "on-demand", "provider": "", "workers": 1, "kinds": list(LAYOUTS)}
+                "price_kind": "on-demand", "provider": "", "workers": 1, "kinds": list(LAYOUTS),
+                "mixed_pools": False}
     for k, v in defaults.items():
         ss.setdefault(K + k, v)
     ss[K + "gpus"] = [g for g in ss[K + "gpus"] if g in priced]
@@ -108,6 +110,9 @@ def _sidebar(base_rate: float, base_gpu: str) -> None:
                      help="colocated replicas; prefill and decode pools sized by rate matching (xPyD); "
                           "expert parallelism with data-parallel attention (MoE models only)")
             show_errors(errors, "kinds")
+            st.checkbox("Prefill and decode on two GPU types", key=K + "mixed_pools",
+                        help="disaggregated plans may pair the GPU with the cheapest prefill and the one with the "
+                             "cheapest decode (about 1.5x the search time)")
             st.pills("Tensor parallel (TP)", [1, 2, 4, 8], selection_mode="multi", key=K + "tp")
             st.pills("Pipeline parallel (PP)", [1, 2, 4], selection_mode="multi", key=K + "pp")
             show_errors(errors, "tp", "pp")

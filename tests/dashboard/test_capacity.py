@@ -2,6 +2,8 @@
 no cost chart where every plan costs the same."""
 from __future__ import annotations
 
+import json
+
 import pytest
 
 pytest.importorskip("streamlit", reason="the dashboard needs the 'app' extra: pip install -e '.[app]'")
@@ -109,3 +111,12 @@ def test_no_layout_picked_is_an_error_next_to_the_field():
     next(b for b in at.form_submit_button if b.label == "Find the cheapest plans").click().run()
     no_exception(at)
     assert any("kinds: got []; pick at least one value" in e.value for e in at.sidebar.error)
+
+
+def test_mixed_pools_checkbox_reaches_the_planner():
+    at = open_app("capacity")
+    box = at.checkbox(key="capacity.w.mixed_pools")
+    assert box.value is False and json.loads(at.session_state["capacity.settings"])["mixed_pools"] is False
+    box.check()
+    at = _submit(at, target_rate=20.0, gpus=["h100-sxm"], tp=[1], weight_dtypes=["bf16"])
+    assert json.loads(at.session_state["capacity.settings"])["mixed_pools"] is True
