@@ -53,16 +53,20 @@ def _servers(engine: str, d: Path, pd: PDPlan, cmd, env=None) -> list[Path]:
     out = []
     for role in ROLES:
         for i, lp in enumerate(pd.servers(role)):
-            text = script_text(_server_head(engine, role, i, pd), cmd(lp, role), env(lp) if env else None)
+            text = script_text(_server_head(engine, role, i, pd), cmd(lp, role), env(lp) if env else None,
+                               in_own_dir=engine == "trtllm")      # its options YAML lies beside it
             out.append(write_script(d / f"{role}_{i}.sh", text))
     return out
 
 
 def _router(engine: str, d: Path, pd: PDPlan, what: str, cmd: list[str]) -> Path:
+    # vLLM's proxy path is relative to a vLLM checkout; TensorRT-LLM's config lies beside the script
     head = [f"{ENGINES[engine]}: {what} on port {pd.router_port}, pairing {len(pd.prefill)} prefill and "
             f"{len(pd.decode)} decode server(s); start it after them.",
             "servers on other hosts: replace localhost by their addresses here."]
-    return write_script(d / "router.sh", script_text(head, cmd))
+    if engine == "vllm":
+        head.append("run it from a vLLM source checkout of the servers' version (the proxy is not in the wheel).")
+    return write_script(d / "router.sh", script_text(head, cmd, in_own_dir=engine == "trtllm"))
 
 
 def _vllm(d: Path, pd: PDPlan) -> list[Path]:

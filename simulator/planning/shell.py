@@ -17,9 +17,12 @@ def shell_lines(cmd: list[str]) -> list[str]:
     return parts
 
 
-def script_text(head: list[str], cmd: list[str], env: dict[str, str] | None = None) -> str:
-    """A bash script: comment lines ``head``, ``export`` of ``env``, then ``cmd`` one flag per line."""
+def script_text(head: list[str], cmd: list[str], env: dict[str, str] | None = None, in_own_dir: bool = False) -> str:
+    """A bash script: comment lines ``head``, ``export`` of ``env``, then ``cmd`` one flag per line;
+    ``in_own_dir``: it first changes to its own directory (where the files it names are)."""
     lines = ["#!/usr/bin/env bash", *(f"# {h}" for h in head), "set -euo pipefail"]
+    if in_own_dir:
+        lines.append('cd "$(dirname "$0")"')
     lines += [f"export {k}={shlex.quote(v)}" for k, v in (env or {}).items()]
     return "\n".join(lines) + "\n" + " \\\n    ".join(shell_lines(cmd)) + "\n"
 
