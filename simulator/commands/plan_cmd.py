@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from typing import Any
 
 from rich.table import Table
@@ -169,15 +170,13 @@ def run(a: argparse.Namespace) -> int:
     if a.plot:
         from .plan_plot import write_plot
         print(write_plot(res, a.plot), file=sys.stderr if a.json else sys.stdout)
-    emit_row = next(((i, r) for i, r in enumerate(res["plans"], 1) if r["layout"] != "disaggregated"), None)
-    if a.emit and emit_row:
+    if a.emit and res["plans"]:
         from ..planning.emit import emit
-        paths = emit(a.emit, scenario, emit_row[1], st.target_rate)
-        top = res["plans"][0]
-        note = "" if emit_row[0] == 1 else (f", the best colocated plan (#1 is {top['layout']}: {top['candidate']}; "
-                                            f"launch settings cover colocated replicas only)")
-        print(f"launch and benchmark commands for plan #{emit_row[0]}, {emit_row[1]['candidate']}{note} in {a.emit}: "
-              + ", ".join(p.name for p in paths), file=sys.stderr if a.json else sys.stdout)
+        best = res["plans"][0]
+        paths = emit(a.emit, scenario, best, st.target_rate)
+        top = dict.fromkeys(p.relative_to(a.emit).parts[0] + ("/" if p.parent != Path(a.emit) else "") for p in paths)
+        print(f"launch and benchmark commands for plan #1, {best['candidate']} ({best['layout']}) in {a.emit}: "
+              + ", ".join(top), file=sys.stderr if a.json else sys.stdout)
     if res["binding"]:
         raise ServesimError(f"no candidate can reach {st.target_rate:g} req/s: {res['binding']}")
     return 0

@@ -16,7 +16,7 @@ ONE_LINE = ["plan", "--model", "llama-3.1-8b", "--rate", "10", "--isl", "300", "
 
 
 def _command(path) -> list[str]:
-    lines = [ln for ln in path.read_text().splitlines() if ln and not ln.startswith(("#", "set "))]
+    lines = [ln for ln in path.read_text().splitlines() if ln and not ln.startswith(("#", "set ", "export ", "cd "))]
     return shlex.split(" ".join(ln.rstrip("\\") for ln in lines))
 
 
@@ -52,17 +52,24 @@ def test_emit_into_a_file_is_one_error(tmp_path, capsys):
     assert err.startswith("servesim: error: --emit:") and err.count("\n") == 1
 
 
-def test_emit_after_a_mixed_pool_winner_names_the_colocated_plan(tmp_path, capsys):
-    # L4 prefill + A100 decode wins (tests/planning/test_mixed.py); launch settings cover colocated replicas
+def test_emit_of_a_disaggregated_winner_starts_its_pools(tmp_path, capsys):
+    # a long-prompt case a disaggregated plan wins; its pools are emitted, not a colocated plan
     out = tmp_path / "deploy"
     args = ["plan", "--model", "llama-3.1-8b", "--rate", "8", "--isl", "4000", "--osl", "200", "--ttft", "2",
             "--tpot", "0.04", "--gpus", "l4,a100-sxm-80gb", "--tp", "1", "--pp", "1", "--dtypes", "bf16",
             "--batch-sizes", "64", "--batched-tokens", "8192", "--workers", "1", "--no-progress", "--json"]
     assert main([*args, "--emit", str(out)]) == 0
     cap = capsys.readouterr()
-    res = json.loads(cap.out)
-    assert res["plans"][0]["layout"] == "disaggregated"
-    rank, colocated = next((i, r) for i, r in enumerate(res["plans"], 1) if r["layout"] == "aggregated")
-    assert f"plan #{rank}, {colocated['candidate']}, the best colocated plan" in cap.err
-    assert res["plans"][0]["candidate"] in cap.err
-    assert json.loads((out / "plan.json").read_text())["plan"]["candidate"] == colocated["candidate"]
+    best = json.loads(cap.out)["plans"][0]
+    assert best["layout"] == "disaggregated"
+    assert f"plan #1, {best['candidate']} (disaggregated)" in cap.err
+    dep = best["deployment"]
+    for role, flag in (("prefill", "--tensor-parallel-size"), ("decode", "--tensor-parallel-size")):
+        scripts = sorted((out / "vllm").glob(f"{role}_*.sh"))
+        assert len(scripts) == dep[role]["replicas"]
+        assert all(_command(p)[_command(p).index(flag) + 1] == str(dep[role]["tp"]) for p in scripts)
+    assert len(list((out / "sglang").glob("prefill_*.sh"))) == dep["prefill"]["replicas"]
+    cfg = yaml.safe_load((out / "trtllm" / "disagg_config.yaml").read_text())
+    assert cfg["generation_servers"]["num_instances"] == dep["decode"]["replicas"]
+    assert f"{dep['link_gbps']:g} GB/s" in (out / "README.md").read_text()
+    assert json.loads((out / "plan.json").read_text())["plan"]["candidate"] == best["candidate"]
