@@ -16,15 +16,32 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from simulator.calibration.io import read_rows
+from simulator.calibration.kv_copy_fit import fit_layout
+from simulator.catalog.engine import EngineProfile
+from simulator.catalog.engines import load_engine
 from simulator.errors import ServesimError
 from simulator.perf.estimate import estimate_step
 
 DATA = Path(__file__).resolve().parent / "data"
 
 
+def measured_engine(engine: str) -> EngineProfile:
+    """The engine as the whole-model runs ran it. Their hf-eager steps cropped the DynamicCache back
+    after every step, which leaves a strided view: its concatenation is priced with the strided-copy
+    fit of ``*/kv_cat.csv`` (layout ``cropped``), not the profile's contiguous one (a generate loop's)."""
+    e = load_engine(engine)
+    rows = [r for p in sorted(DATA.glob("*/kv_cat.csv")) for r in read_rows(p)]
+    if e.kv_cache != "dynamic" or not any(r["layout"] == "cropped" for r in rows):
+        return e
+    fit = fit_layout(rows, "cropped")
+    return e.model_copy(update={"kv_copy_Bps": fit.bandwidth_Bps, "kv_copy_floor_s": fit.floor_s})
+
+
 def compare(gpu: str, engine: str = "hf-eager") -> pd.DataFrame:
     """One row per measured step with predicted and measured times and their errors."""
     path = DATA / gpu / "whole_model.csv"
+    profile = measured_engine(engine)
     meas = pd.read_csv(path)
     rows = []
     for r in meas.itertuples(index=False):
@@ -34,7 +51,7 @@ def compare(gpu: str, engine: str = "hf-eager") -> pd.DataFrame:
         else:
             kw["context"] = int(r.context)
         try:
-            est = estimate_step(r.model, gpu, r.phase, engine=engine, **kw)
+            est = estimate_step(r.model, gpu, r.phase, engine=profile, **kw)
         except ServesimError as err:  # e.g. a model the GPU cannot hold
             print(f"skip {r.model} {r.phase}: {err}", file=sys.stderr)
             continue

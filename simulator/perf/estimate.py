@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..catalog.engine import EngineProfile
 from ..catalog.engines import load_engine
 from ..catalog.gpu import GPUProfile
 from ..catalog.gpus import load_gpu
@@ -84,9 +85,11 @@ def estimate_op(gpu_name: str, op: str, *, m: int | None = None, k: int | None =
 
 def estimate_step(model_name: str, gpu_name: str, phase: str, *, batch: int, seq: int | None = None,
                   context: int | None = None, tp: int = 1, pp: int = 1, weight_dtype: str = "bf16",
-                  kv_dtype: str = "bf16", engine: str = "fused") -> dict[str, Any]:
-    """GPU seconds of one full forward step (per GPU, including communication) and its breakdown."""
-    model, gpu, eng = load_model(model_name), load_gpu(gpu_name), load_engine(engine)
+                  kv_dtype: str = "bf16", engine: str | EngineProfile = "fused") -> dict[str, Any]:
+    """GPU seconds of one full forward step (per GPU, including communication) and its breakdown;
+    ``engine`` is a profile name or path, or a profile itself."""
+    eng = engine if isinstance(engine, EngineProfile) else load_engine(engine)
+    model, gpu = load_model(model_name), load_gpu(gpu_name)
     sm = StepModel(model, gpu, eng, tp=tp, pp=pp, weight_dtype=weight_dtype, kv_dtype=kv_dtype)
     b = positive("batch", batch)
     if phase == "prefill":

@@ -1,4 +1,4 @@
-"""Floor-plus-bandwidth fit of cache concatenation times (calibration/kv_copy_fit.py)."""
+"""Floor-plus-bandwidth fit of cache concatenation times (simulator/calibration/kv_copy_fit.py)."""
 from __future__ import annotations
 
 import csv
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from calibration.hopper_kernels import KV_CAT, KVCAT_BATCH, KVCAT_CONTEXT, kvcat_bytes
-from calibration.kv_copy_fit import fit_file, floor_bandwidth
+from simulator.calibration.kv_copy_fit import fit_file, floor_bandwidth
 from simulator.errors import InputError
 
 DATA = Path(__file__).resolve().parents[2] / "calibration" / "data"

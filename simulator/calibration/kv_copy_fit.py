@@ -1,6 +1,6 @@
 """Fit DynamicCache's concatenation cost as a floor plus a bandwidth: seconds = floor + bytes / Bps.
 
-    python -m calibration.kv_copy_fit calibration/data/h200-hopper/kv_cat.csv
+    python -m simulator.calibration.kv_copy_fit calibration/data/h100-hopper/kv_cat.csv
 
 Input: ``kv_cat.csv`` from calibration/hopper_kernels.py (one ``torch.cat`` of a ``[batch, kv_heads,
 context, head_dim]`` bf16 cache with one new token; ``bytes`` = the cache and the token read, the
@@ -23,8 +23,8 @@ import numpy as np
 
 from simulator.errors import InputError
 
-from simulator.calibration.fit_grid import ape_stats, holdout_mask
-from simulator.calibration.io import as_float, read_rows
+from .fit_grid import ape_stats, holdout_mask
+from .io import as_float, read_rows
 
 
 @dataclass(frozen=True)
