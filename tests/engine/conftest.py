@@ -14,13 +14,14 @@ from simulator.native import NATIVE_ENV
 from simulator.engine.simulate import SimulationResult, simulate
 
 
-def uniform_workload(rate: float, requests: int, prompt_high: int, output_high: int) -> dict[str, Any]:
+def uniform_workload(rate: float, requests: int, prompt_high: int, output_high: int, *,
+                     rate_low: float = 0.5, requests_low: int = 1) -> dict[str, Any]:
     """Hypothesis strategies for a random Poisson workload with uniform prompt and output lengths,
     as dotted scenario keys."""
     def lengths(low: int, high: int):
         return st.fixed_dictionaries({"dist": st.just("uniform"), "low": st.integers(1, low),
                                       "high": st.integers(low, high)})
-    return {"workload.arrival.rate": st.floats(0.5, rate), "workload.requests": st.integers(1, requests),
+    return {"workload.arrival.rate": st.floats(rate_low, rate), "workload.requests": st.integers(requests_low, requests),
             "workload.prompt_tokens": lengths(64, prompt_high), "workload.output_tokens": lengths(8, output_high)}
 
 

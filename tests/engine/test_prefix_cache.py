@@ -16,7 +16,7 @@ from simulator.metrics.summary import per_request, summarize
 from simulator.perf.step import BatchShape
 from simulator.workload.prefix import PromptSegments
 
-from .conftest import make_scenario
+from .conftest import make_scenario, uniform_workload
 
 
 def _token_keys(ids, lens, bs):
@@ -153,12 +153,7 @@ def test_mooncake_hash_ids_map_to_engine_blocks(tmp_path):
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.fixed_dictionaries({
-    "workload.arrival.rate": st.floats(1.0, 80.0),
-    "workload.requests": st.integers(1, 120),
-    "workload.prompt_tokens": st.fixed_dictionaries({"dist": st.just("uniform"), "low": st.integers(1, 64),
-                                                     "high": st.integers(64, 1500)}),
-    "workload.output_tokens": st.fixed_dictionaries({"dist": st.just("uniform"), "low": st.integers(1, 8),
-                                                     "high": st.integers(8, 200)}),
+    **uniform_workload(80.0, 120, 1500, 200, rate_low=1.0),
     "workload.prefix": st.fixed_dictionaries({"system_prompt_tokens": st.integers(1, 2000),
                                               "share": st.floats(0, 1), "prompts": st.integers(1, 4)}),
     "workload.sessions": st.one_of(st.none(), st.fixed_dictionaries({"turns": st.integers(1, 4),

@@ -16,7 +16,7 @@ from simulator.engine.router_reference import POLICIES, ReferenceRouter
 from simulator.engine.simulate import simulate
 from simulator.errors import InputError
 
-from .conftest import make_scenario
+from .conftest import make_scenario, uniform_workload
 
 
 class FakeCache:
@@ -138,12 +138,7 @@ def _run(over: dict[str, Any], router: type) -> np.ndarray:
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.fixed_dictionaries({
-    "workload.arrival.rate": st.floats(5.0, 200.0),
-    "workload.requests": st.integers(20, 150),
-    "workload.prompt_tokens": st.fixed_dictionaries({"dist": st.just("uniform"), "low": st.integers(1, 64),
-                                                     "high": st.integers(64, 1200)}),
-    "workload.output_tokens": st.fixed_dictionaries({"dist": st.just("uniform"), "low": st.integers(1, 8),
-                                                     "high": st.integers(8, 120)}),
+    **uniform_workload(200.0, 150, 1200, 120, rate_low=5.0, requests_low=20),
     "workload.prefix": st.fixed_dictionaries({"system_prompt_tokens": st.integers(1, 1500),
                                               "share": st.floats(0, 1), "prompts": st.integers(1, 4)}),
     "deployment.kv_cache.block_size": st.sampled_from([8, 16]),

@@ -12,7 +12,7 @@ from simulator.engine.simulate import simulate
 from simulator.fleet.run import simulate_sharded
 from simulator.metrics.summary import summarize
 
-from ..engine.conftest import make_scenario
+from ..engine.conftest import make_scenario, uniform_workload
 from .conftest import assert_identical, latency_errors
 
 #: The documented bound (docs/guide/features.md, sharded runs) on the relative error of the sharded run at
@@ -23,12 +23,7 @@ LEAST_OUTSTANDING_TOLERANCE = {"ttft_mean": 0.03, "ttft_p99": 0.12, "e2e_mean": 
 
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.fixed_dictionaries({
-    "workload.arrival.rate": st.floats(2.0, 120.0),
-    "workload.requests": st.integers(1, 300),
-    "workload.prompt_tokens": st.fixed_dictionaries({"dist": st.just("uniform"), "low": st.integers(1, 64),
-                                                     "high": st.integers(64, 2000)}),
-    "workload.output_tokens": st.fixed_dictionaries({"dist": st.just("uniform"), "low": st.integers(1, 8),
-                                                     "high": st.integers(8, 300)}),
+    **uniform_workload(120.0, 300, 2000, 300, rate_low=2.0),
     "deployment.kv_cache.num_blocks": st.integers(100, 3000),
     "deployment.kv_cache.prefix_caching": st.booleans(),
     "deployment.replicas": st.integers(1, 6),
