@@ -23,7 +23,10 @@ Arrive = Callable[[int], None]
 
 
 class Clients:
-    """Issues the run's ``n`` requests through ``arrive``; calls ``arrivals_over`` after the last one."""
+    """Issues the run's ``n`` requests through ``arrive``; calls ``arrivals_over`` after the last one.
+    ``follows`` says whether :meth:`done` matters (closed loops and sessions follow completions)."""
+
+    follows = True
 
     def __init__(self, env: simpy.Environment, reqs: Requests, arrive: Arrive,
                  arrivals_over: Callable[[], None]) -> None:
@@ -40,6 +43,8 @@ class Clients:
 
 class OpenLoop(Clients):
     """Arrivals at the drawn times (``reqs.arrival``), in request order."""
+
+    follows = False
 
     def start(self) -> None:
         self.env.process(self._arrive())

@@ -155,9 +155,10 @@ class _Tally:
                 self.keys.forget(rid)
         if self.progress is not None and answered:
             self.progress(self.answered, self.reqs.n)
-        assert self.clients is not None
-        for rid in rids:
-            self.clients.done(int(rid))
+        clients = self.clients
+        if clients is not None and clients.follows:
+            for rid in rids:
+                clients.done(rid)
 
 
 @dataclass
