@@ -24,9 +24,7 @@ from simulator.errors import InputError
 from simulator.perf.roofline import decode_attention_time, prefill_attention_time
 from simulator.perf.tiles import AttentionCall
 
-
-def measured(df: pd.DataFrame) -> pd.Series:
-    return df["kernel_s"].where(df["kernel_s"] > 0, df["event_s"])
+from .hopper_attention import measured
 
 
 def priced(data: Path, gpu_name: str, engine_name: str) -> pd.DataFrame:

@@ -16,8 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from simulator.calibration.io import read_rows
-from simulator.calibration.kv_copy_fit import fit_layout
+from simulator.calibration.kv_copy_fit import layout_fit
 from simulator.catalog.engine import EngineProfile
 from simulator.catalog.engines import load_engine
 from simulator.errors import ServesimError
@@ -31,10 +30,9 @@ def measured_engine(engine: str) -> EngineProfile:
     after every step, which leaves a strided view: its concatenation is priced with the strided-copy
     fit of ``*/kv_cat.csv`` (layout ``cropped``), not the profile's contiguous one (a generate loop's)."""
     e = load_engine(engine)
-    rows = [r for p in sorted(DATA.glob("*/kv_cat.csv")) for r in read_rows(p)]
-    if e.kv_cache != "dynamic" or not any(r["layout"] == "cropped" for r in rows):
+    fit = layout_fit(DATA, "cropped") if e.kv_cache == "dynamic" else None
+    if fit is None:
         return e
-    fit = fit_layout(rows, "cropped")
     return e.model_copy(update={"kv_copy_Bps": fit.bandwidth_Bps, "kv_copy_floor_s": fit.floor_s})
 
 

@@ -26,8 +26,7 @@ import pandas as pd
 from simulator.catalog.models import load_model
 from simulator.paths import calibration_data_dir
 
-from .io import read_rows
-from .kv_copy_fit import CopyFit, fit_layout
+from .kv_copy_fit import CopyFit, layout_fit
 
 DATA = calibration_data_dir()
 
@@ -80,10 +79,7 @@ def host_costs(data: Path = DATA) -> tuple[float, float, float]:
 def contiguous_copy(data: Path = DATA) -> CopyFit | None:
     """Floor-plus-bandwidth fit of DynamicCache's concatenation on contiguous caches, as a generate
     loop sees them (``*/kv_cat.csv`` of calibration/hopper_kernels.py); None without such rows."""
-    rows = [r for p in sorted(data.glob("*/kv_cat.csv")) for r in read_rows(p)]
-    if not any(r["layout"] == "contiguous" for r in rows):
-        return None
-    return fit_layout(rows, "contiguous")
+    return layout_fit(data, "contiguous")
 
 
 def fitted_hf_eager() -> dict[str, Any]:

@@ -84,6 +84,12 @@ def fit_file(path: str | Path) -> dict[str, CopyFit]:
     return {lay: fit_layout(rows, lay) for lay in dict.fromkeys(r["layout"] for r in rows)}
 
 
+def layout_fit(data: Path, layout: str) -> CopyFit | None:
+    """The fit of ``layout`` over the rows of every ``*/kv_cat.csv`` below ``data``; None without any."""
+    rows = [r for p in sorted(data.glob("*/kv_cat.csv")) for r in read_rows(p)]
+    return fit_layout(rows, layout) if any(r["layout"] == layout for r in rows) else None
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("csv")
