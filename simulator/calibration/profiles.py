@@ -13,7 +13,8 @@ per-CTA rate is a fraction of the receiving GPU's own peak per SM, while its SM 
 per-tile and per-kernel times stay the measured GPU's. Other vendors and device kinds keep the documented defaults.
 GPUs we have not measured but a kernel database has (``hwprofiles/kernels/<gpu>/vllm.yaml``, fitted by
 ``python -m calibration.kerneldb``): their GEMM and attention curves and tile models come from that
-file, the memory-bound curves still by the transfer rule, and the status is ``calibrated``.
+file, the memory-bound curves still by the transfer rule, and the status is ``calibrated``. Their fp8
+(per-tensor) GEMMs take the database's *bf16* GEMM efficiency (:data:`FP8_FROM_BF16`).
 The launch figures keep the GPU-side meaning the time model uses: ``launch_overhead_s`` is the
 host cost of one eager launch as measured (torch dispatch included), ``graph_launch_overhead_s``
 the per-kernel cost inside a CUDA-graph replay, ``min_kernel_s`` the shortest kernel.
@@ -42,6 +43,13 @@ DECODE_FEATURE = "batch_kv_heads"
 #: generic (bf16 GEMMs through torch.nn.functional.linear, i.e. cuBLAS as in our own suite; fp8 through
 #: CUTLASS; FlashAttention or FlashInfer attention).
 DB_ENGINE = "vllm"
+#: fp8 rule for database GPUs: the fp8 GEMM curve is the bf16 GEMM curve of the same tables (efficiency
+#: is a fraction of each dtype's own roofline). The database's fp8 tables time one call of the engine's
+#: fp8 linear layer, activation quantisation and per-call host work included (a floor of 7-15 us over
+#: its bf16 tables at the same bandwidth); on H100 and H200, where our own suite measured fp8 kernels,
+#: they price them 54% / 70% too slow at the median, the bf16 curve of the same tables 7.0% / 7.1% fast
+#: (`python -m calibration.kerneldb.fp8_rule`, docs/guide/calibration.md "fp8 GEMMs of database GPUs").
+FP8_FROM_BF16 = ("gemm_fp8", "gemm_bf16")
 
 
 def measured_gpus() -> list[str]:
@@ -119,6 +127,10 @@ def database_block(gpu: str, transferred: dict[str, Any]) -> dict[str, Any] | No
         return None
     eff = dict(transferred)
     eff["curves"] = {**transferred["curves"], **{n: c.model_dump(mode="json") for n, c in k.efficiency.curves.items()}}
+    fp8, bf16 = FP8_FROM_BF16
+    measured_fp8 = fp8 in k.efficiency.curves     # GPUs with fp8 tensor cores; others keep the transfer
+    if measured_fp8:
+        eff["curves"][fp8] = k.efficiency.curves[bf16].model_dump(mode="json")
     for key in ("attention_prefill_tiles", "attention_decode_tiles"):
         if key in k.efficiency.model_fields_set:
             model = getattr(k.efficiency, key)
@@ -126,7 +138,8 @@ def database_block(gpu: str, transferred: dict[str, Any]) -> dict[str, Any] | No
     tables = ", ".join(t.path for t in k.provenance.tables)
     eff.update(status="calibrated", source=(
         f"GEMM and attention fitted from the {k.provenance.package} {k.provenance.package_version} kernel database, "
-        f"{k.engine} {k.version} tables ({tables}; hwprofiles/kernels/{gpu}/{k.engine}.yaml, calibration/kerneldb); "
+        f"{k.engine} {k.version} tables ({tables}; hwprofiles/kernels/{gpu}/{k.engine}.yaml, calibration/kerneldb)"
+        + ("; fp8 GEMMs at the bf16 GEMM efficiency (calibration/profiles.py FP8_FROM_BF16); " if measured_fp8 else "; ") +
         f"memory-bound curves transferred from {transferred['transferred_from']} (transfer rule); launch figures and "
         "collectives are this profile's documented defaults"))
     return eff

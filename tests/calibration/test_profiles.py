@@ -49,3 +49,18 @@ def test_database_gpus_take_gemm_and_attention_from_the_vllm_overlay():
         assert eff.curves["gemm_bf16"] == k.efficiency.curves["gemm_bf16"]
         assert eff.curves["memory"] == load_gpu(eff.transferred_from).efficiency.curves["memory"]
         assert eff.attention_prefill_tiles == k.efficiency.attention_prefill_tiles
+
+
+def test_database_gpus_price_fp8_gemms_at_their_bf16_efficiency():
+    """FP8_FROM_BF16: the database's fp8 tables time quantisation and call overheads with the GEMM."""
+    for g in ("b200", "gb200", "l40s", "b300", "gb300", "rtx-pro-6000-server"):
+        k = load_kernel_profile(g, DB_ENGINE)
+        assert "gemm_fp8" in k.efficiency.curves, g            # the database measured fp8 there
+        eff = load_gpu(g).efficiency
+        assert eff.curves["gemm_fp8"] == k.efficiency.curves["gemm_bf16"], g
+        assert eff.curves["gemm_fp8"] != k.efficiency.curves["gemm_fp8"], g
+        assert "FP8_FROM_BF16" in eff.source, g
+    a100 = load_gpu("a100-sxm-80gb").efficiency                  # no fp8 tensor cores, no fp8 table
+    assert "gemm_fp8" not in load_kernel_profile("a100-sxm-80gb", DB_ENGINE).efficiency.curves
+    assert a100.curves["gemm_fp8"] == load_gpu(a100.transferred_from).efficiency.curves["gemm_fp8"]
+    assert "FP8_FROM_BF16" not in a100.source
