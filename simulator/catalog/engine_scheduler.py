@@ -57,6 +57,9 @@ class EngineScheduler(StrictModel):
         "newest", description="whom a KV shortage evicts: the last admitted (vLLM), or the one with the fewest "
                               "generated tokens, longest prompt first among equals (SGLang retract_decode)")
     admit_after_preemption: bool = Field(True, description="false: a step that preempted admits no waiting request")
+    mixed_batches: bool = Field(True, description="true: prefill chunks ride in the decode step (vLLM, TensorRT-LLM); "
+                                "false: a step runs prefill chunks or decodes, prefills first when any fit "
+                                "(SGLang without --enable-mixed-chunk)")
     new_token_ratio: NewTokenRatio | None = Field(None, description="token_ratio admission's estimate")
 
     @model_validator(mode="after")

@@ -93,7 +93,9 @@ class Replica(WatchedLoad):
         self._on_finish = shared.on_finish
         self.on_prefilled: Callable[["Replica", np.ndarray], None] | None = None
         # the engine's admission and eviction rules (admission.py); the generic ones without a scheduler block
-        self.admission: Greedy = admission_rule(self, load_engine(dep.engine).scheduler)
+        rules = load_engine(dep.engine).scheduler
+        self.admission: Greedy = admission_rule(self, rules)
+        self.mixed = rules is None or rules.mixed_batches    # prefill chunks and decodes in one step
         n_loops = dep.pp if self.policy == "continuous" else 1
         cls = ContinuousScheduler if self.policy == "continuous" else StaticScheduler
         self.loops: list[Scheduler] = [cls(self) for _ in range(n_loops)]

@@ -80,7 +80,7 @@ class ContinuousScheduler(Scheduler):
         r = self.r
         if not r.waiting or self.running >= r.max_batch_size:
             return False
-        budget = r.max_tokens - self.dec.n * r.decode_q
+        budget = r.max_tokens - (self.dec.n * r.decode_q if r.mixed else 0)
         if budget <= 0:
             return False
         rid = r.waiting[0]
@@ -96,18 +96,32 @@ class ContinuousScheduler(Scheduler):
 
     def _schedule(self) -> tuple[list[tuple[int, int]], float]:
         """Allocate this step's blocks (preempting if needed) and pick prefill chunks: first the
-        requests still prefilling, in admission order, then waiting ones (FIFO) while budget lasts."""
+        requests still prefilling, in admission order, then waiting ones (FIFO) while budget lasts.
+        Without mixed batches (``Replica.mixed``) a step carries prefill chunks or decodes, not both:
+        prefills first, with the whole token budget, and decodes only when no prefill fits."""
         r = self.r
-        preempted = r.preemptions
         q = r.decode_q
+        if not r.mixed:
+            plan = self._fill(StepPlan([], r.max_tokens, 0.0), r.preemptions)
+            if plan.chunks or not self.dec.n:
+                return plan.chunks, plan.swap_s
+            return [], plan.swap_s + r.admission.make_room(self, q)
+        preempted = r.preemptions
         swap_s = r.admission.make_room(self, q)
-        plan = StepPlan([], r.max_tokens - self.dec.n * q, swap_s)
+        plan = self._fill(StepPlan([], r.max_tokens - self.dec.n * q, swap_s), preempted)
+        return plan.chunks, plan.swap_s
+
+    def _fill(self, plan: StepPlan, preempted: int) -> StepPlan:
+        """Add the prefill chunks of ``plan``: requests still prefilling, then new admissions unless
+        this step preempted (``preempted``: the replica's preemption count before it) and the engine
+        then holds them back."""
+        r = self.r
         hold_back = self._continue_prefills(plan)
         if not r.admission.admit_after_preemption and r.preemptions > preempted:
             hold_back = True
         if not (self.stalled or hold_back):
             self._admit_waiting(plan)
-        return plan.chunks, plan.swap_s
+        return plan
 
     def _continue_prefills(self, plan: StepPlan) -> bool:
         """Give the requests still prefilling their next chunks and blocks (evicting others if short);
@@ -176,7 +190,7 @@ class ContinuousScheduler(Scheduler):
             kv0, rem = hit, rem - hit
         budget = plan.budget
         c = min(rem, budget) if r.chunked else rem
-        alone = not plan.chunks and not self.dec.n   # a recompute may outgrow the budget: run it alone
+        alone = not plan.chunks and not (self.dec.n and r.mixed)   # a recompute may outgrow the budget: run it alone
         if (c > budget and not alone) or not r.admission.admits(rid, rem) or not kvm.allocate(rid, kv0 + c):
             kvm.undo_prefix(rid, hit)
             return False
@@ -294,7 +308,7 @@ class ContinuousScheduler(Scheduler):
         r, env, req, dec = self.r, self.env, self.r.reqs, self.dec
         kv_col = req.kv
         w = r.window
-        n = dec.n
+        n = dec.n if r.mixed or not chunks else 0     # decodes in this step
         q = r.decode_q
         decodes = BatchShape.decode_total(n, *dec.ctx_sums(0, w, q), q) if n else None
         shape = BatchShape.mixed([(int(kv_col[rid]), c) for rid, c in chunks], decodes, w)
@@ -332,7 +346,7 @@ class ContinuousScheduler(Scheduler):
                     req.first_token[rid] = t1
                 moved.append(rid)
         r.log.add(StepRow(t0, t1, r.index, 1, n, pt, dt, dt, flops, nbytes, self.running, len(r.waiting), r.pool.used))
-        r.itl.row(self.loop_id, t0, dt, 0.0, 1)
+        self._itl_row(t0, dt, n < dec.n)
         if moved:
             for rid in moved:
                 self.prefilling.remove(rid)
@@ -342,6 +356,18 @@ class ContinuousScheduler(Scheduler):
             else:
                 dec.add(ids)
         self.finish_done()
+
+    def _itl_row(self, t0: float, dt: float, skipped: bool) -> None:
+        """Log a one-step row for the ITL record; members that ``skipped`` it (a prefill-only step)
+        leave their span before it and rejoin after, so their next gap runs from their last token."""
+        itl, loop, dec = self.r.itl, self.loop_id, self.dec
+        if not skipped:
+            itl.row(loop, t0, dt, 0.0, 1)
+            return
+        ids = dec.ids
+        itl.leave(ids, loop)
+        itl.row(loop, t0, dt, 0.0, 1)
+        itl.join(ids, loop, dec.last)
 
     def finish_done(self) -> None:
         d = self.dec
