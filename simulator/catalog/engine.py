@@ -51,6 +51,10 @@ class EngineProfile(StrictModel):
     cuda_graphs: bool = True                # decode steps replayed from CUDA graphs
     upcast_norm: bool = False               # norms computed in fp32 with extra cast kernels
     logits_fp32: bool = False               # LM-head output upcast to fp32
+    # MLA attention: absorbed (attention over the cached latent, kv_b_proj folded into q and the
+    # output: vLLM, SGLang) or expanded (every step decompresses all cached latents through kv_b_proj
+    # into per-head K and V, assembles K with two copies and runs ordinary attention: transformers)
+    mla_form: Literal["absorbed", "expanded"] = "absorbed"
     cpu_overhead_per_step_s: float = Field(0.0, ge=0)   # scheduler + launch bookkeeping
     cpu_overhead_per_seq_s: float = Field(0.0, ge=0)    # per sequence in the batch (sampling, detokenize)
     cpu_launch_per_kernel_s: float = Field(0.0, ge=0)   # host time to dispatch one kernel eagerly

@@ -193,31 +193,32 @@ class ExpertRouting:
         return routed, np.bincount(self.gpu_of, weights=active, minlength=ep)
 
 
-def attention_heads_dims(model: ModelArch, phase: str) -> tuple[int, int]:
+def attention_heads_dims(model: ModelArch, phase: str, mla_form: str = "absorbed") -> tuple[int, int]:
     """(qk dim, v dim) per head that attention multiplies by, for ``prefill`` or ``decode``.
 
     MLA decodes in the absorbed form (attention over the compressed latent, as vLLM and SGLang do)
-    and prefills in the expanded form (ordinary attention with qk = nope + rope, v = v_head_dim).
+    unless ``mla_form`` is ``expanded``, and prefills in the expanded form (ordinary attention with
+    qk = nope + rope, v = v_head_dim).
     """
     if model.mla is None:
         return model.head_dim, model.head_dim
     m = model.mla
-    if phase == "decode":
+    if phase == "decode" and mla_form == "absorbed":
         return m.kv_lora_rank + m.qk_rope_head_dim, m.kv_lora_rank
     return m.qk_nope_head_dim + m.qk_rope_head_dim, m.v_head_dim
 
 
 def attention_cost(model: ModelArch, tp: int, phase: str, pairs: float, q_tokens: float,
-                   kv_tokens: float, kv_dtype: str) -> tuple[float, float]:
+                   kv_tokens: float, kv_dtype: str, mla_form: str = "absorbed") -> tuple[float, float]:
     """(FLOPs, bytes) of one layer's attention on one GPU.
 
     ``pairs``: query-key pairs computed (causal: c·p + c(c+1)/2 per sequence; decode: context);
     ``q_tokens``: new query tokens; ``kv_tokens``: cached + new KV entries read.
     """
     s = shard(model, tp)
-    dqk, dv = attention_heads_dims(model, phase)
+    dqk, dv = attention_heads_dims(model, phase, mla_form)
     flops = 2.0 * s.heads * (dqk + dv) * pairs
-    if model.mla is not None and phase == "decode":
+    if model.mla is not None and phase == "decode" and mla_form == "absorbed":
         kv_bytes = kv_tokens * model.kv_elements_per_token_per_layer() * dtype_bytes(kv_dtype)
     elif model.mla is not None:  # expanded K and V per head, bf16
         kv_bytes = kv_tokens * s.heads * (dqk + dv) * ACT_BYTES
@@ -225,6 +226,19 @@ def attention_cost(model: ModelArch, tp: int, phase: str, pairs: float, q_tokens
         kv_bytes = kv_tokens * 2 * s.kv_heads * model.head_dim * dtype_bytes(kv_dtype)
     io = q_tokens * s.heads * (dqk + dv) * ACT_BYTES
     return flops, kv_bytes + io
+
+
+def mla_expand_copy_bytes(model: ModelArch, tp: int, kv_tokens: float) -> float:
+    """Bytes of the two copies that assemble the expanded MLA key of ``kv_tokens`` entries on one GPU
+    (transformers 5.17.0 DeepseekV2Attention.expand_kv: ``key[..., :nope].copy_(k_nope)`` reads the
+    strided nope half of kv_b_proj's output and writes it; ``key[..., nope:].copy_(k_rot)`` reads the
+    one shared rope key per token and writes it to every head)."""
+    if model.mla is None:
+        return 0.0
+    m, heads = model.mla, shard(model, tp).heads
+    nope = 2 * heads * m.qk_nope_head_dim
+    rope = m.qk_rope_head_dim + heads * m.qk_rope_head_dim
+    return kv_tokens * (nope + rope) * ACT_BYTES
 
 
 def elementwise_parts(model: ModelArch, tp: int, engine: EngineProfile) -> dict[str, tuple[float, int]]:

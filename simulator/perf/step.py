@@ -6,6 +6,7 @@ context lengths), so callers compute those with numpy and ask once.
 """
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Literal, overload
 
 from ..catalog.engine import EngineProfile
@@ -15,7 +16,7 @@ from ..catalog.model import ModelArch, dtype_bytes
 from ..errors import InputError
 from .comm import collective_time, transfer_time
 from .ops import (ACT_BYTES, COMPUTE_DTYPE, WEIGHT_BYTES, ExpertPlan, ExpertRouting, Gemm, attention_cost,
-                  attention_heads_dims, elementwise_parts, gemm_cost, layer_gemms, shard)
+                  attention_heads_dims, elementwise_parts, gemm_cost, layer_gemms, mla_expand_copy_bytes, shard)
 from .roofline import OpTime, curve_for, decode_attention_time, evaluate, log2, op_time, prefill_attention_time
 from .packed import check_packed, packed_attention
 from .lean import memoised_sums_function, part_sums
@@ -77,11 +78,17 @@ class StepModel:
         self.compute_dtype = cdt
         self.act_dtype = "bf16" if gpu.has_dtype("bf16") else next(iter(gpu.dense_tflops))
         self.gemms = layer_gemms(model, self.attn_tp, engine, expert_tp=1 if plan.ep > 1 else self.attn_tp)
+        # expanded MLA: kv_b_proj runs over every cached latent in the attention part, not per new token
+        self.mla_form = engine.mla_form if model.mla is not None else "absorbed"
+        self.mla_expand = next((g for g in self.gemms if g.name == "kv_b_proj"), None) \
+            if self.mla_form == "expanded" else None
+        self.gemms = [g for g in self.gemms if g is not self.mla_expand]
         self.elem_parts = elementwise_parts(model, self.attn_tp, engine)   # curve -> (bytes, kernels)
         self.heads_gpu = shard(model, self.attn_tp).heads
         self.prefill_dims = attention_heads_dims(model, "prefill")
         self.swa_layers = model.sliding_window_layers if model.sliding_window else 0
-        self.kv_heads_gpu = 1 if model.mla is not None else shard(model, tp).kv_heads
+        self.kv_heads_gpu = (self.heads_gpu if self.mla_expand is not None else 1) if model.mla is not None \
+            else shard(model, tp).kv_heads
         self.graph_gap = gpu.efficiency.graph_launch_overhead_s
         self.eager_gap = gpu.efficiency.launch_overhead_s
         self.memo = PriceMemo()
@@ -219,11 +226,12 @@ class StepModel:
         def build():
             L, W = self.model.num_layers, self.swa_layers
             ops: dict[str, OpTime] = {}
+            acc: dict[str, float] = {}
             total, kernels = 0.0, 0
             for layers, pr, kvv in ((L - W, pairs, kv), (W, pairs_w, kv_w)):
                 if layers <= 0:
                     continue
-                fl, by = attention_cost(self.model, self.attn_tp, phase, pr, q, kvv, self.kv_dtype)
+                fl, by = attention_cost(self.model, self.attn_tp, phase, pr, q, kvv, self.kv_dtype, self.mla_form)
                 # prefill: FlashAttention tiles over the SMs (roofline.py); decode: its CTAs, one per
                 # (sequence, KV head per GPU), streaming the cache (or the curve at their log2)
                 if phase == "prefill":
@@ -236,13 +244,26 @@ class StepModel:
                 total += sec
                 ops[kind] = _add(ops.get(kind), t, layers, sec)
                 kernels += layers * calls
-            acc = {kind: total}
+                kernels += self._mla_expansion(acc, ops, kvv, layers)
+            acc[kind] = total
             if self.cp > 1:
                 acc["communication"] = self._cp_comm(phase, q, seqs, kv, total / L, graph) * L
             if self.engine.kv_cache == "dynamic":  # torch.cat of K and V: read the old cache, write it all
                 kernels += self.copy_op(acc, ops, "kv_cache", 2.0 * kv * self.kv_layer_bytes() * L, 2 * L)
             return acc, ops, kernels
         return self._part(attn_key(kind, a, graph), build)
+
+    def _mla_expansion(self, acc: dict, ops: dict, kv: float, layers: int) -> int:
+        """Expanded MLA (``mla_form: expanded``): kv_b_proj over all ``kv`` cached + new latents and the
+        two copies that assemble the per-head key, in ``layers`` layers; returns the kernels."""
+        if self.mla_expand is None or layers <= 0 or kv <= 0:
+            return 0
+        g = replace(self.mla_expand, layers=layers)
+        sec, t = self._gemm(g, kv)
+        acc["qkv_proj"] = acc.get("qkv_proj", 0.0) + sec
+        ops["qkv_proj"] = _add(ops.get("qkv_proj"), t, layers, sec)
+        nbytes = mla_expand_copy_bytes(self.model, self.attn_tp, kv) * layers
+        return layers + self.memory_op(acc, ops, "elementwise", nbytes, 2 * layers, "memory_pointwise")
 
     def _cp_comm(self, phase: str, q: float, seqs: float, kv: float, attn_layer_s: float, graph: bool) -> float:
         """Exposed communication of one layer under context parallelism (seconds).
@@ -260,7 +281,9 @@ class StepModel:
 
     def _v_dim(self) -> int:
         m = self.model.mla
-        return self.model.head_dim if m is None else m.kv_lora_rank
+        if m is None:
+            return self.model.head_dim
+        return m.v_head_dim if self.mla_expand is not None else m.kv_lora_rank
 
     def _parts_of(self, key: tuple) -> tuple[list["Part"], bool]:
         """The memoised parts of a step given as :class:`BatchShape` fields, and whether it runs as a graph."""

@@ -92,3 +92,33 @@ def test_tp_must_divide_heads(llama8b):
     with pytest.raises(InputError, match="tp"):
         shard(llama8b, 3)
     assert shard(llama8b, 16).kv_heads == 1   # KV heads replicated beyond 8-way TP
+
+
+def test_distinct_experts_match_a_monte_carlo_draw():
+    """E·(1 − (1 − k/E)^b) against b tokens each drawing k distinct experts of E uniformly."""
+    import numpy as np
+    rng = np.random.default_rng(7)
+    for tokens, experts, topk in ((8, 128, 8), (8, 64, 6), (32, 128, 8), (1, 64, 6)):
+        trials = 4000
+        hit = np.zeros((trials, experts), dtype=bool)
+        for t in range(tokens):
+            picks = np.argsort(rng.random((trials, experts)), axis=1)[:, :topk]
+            np.put_along_axis(hit, picks, True, axis=1)
+        counts = hit.sum(axis=1)
+        se = counts.std(ddof=1) / np.sqrt(trials)
+        assert abs(counts.mean() - expected_active_experts(tokens, experts, topk)) < 4 * se + 1e-9
+
+
+def test_expanded_mla_decode_attention_and_key_copies_by_hand(dsv3):
+    """transformers' expanded MLA: decode attends over per-head K (nope + rope = 192) and V (128)
+    in bf16, not over the 576-element latent; the key is assembled by two copies."""
+    from simulator.perf.ops import mla_expand_copy_bytes
+    ctx, heads = 1000, 128
+    flops, nbytes = attention_cost(dsv3, 1, "decode", ctx, 1, ctx, "bf16", "expanded")
+    assert flops == 2.0 * heads * (192 + 128) * ctx
+    assert nbytes == ctx * heads * (192 + 128) * 2 + 1 * heads * (192 + 128) * 2
+    flops_a, nbytes_a = attention_cost(dsv3, 1, "decode", ctx, 1, ctx, "bf16")   # absorbed: the latent
+    assert nbytes_a < nbytes / 50 and flops_a == 2.0 * heads * (576 + 512) * ctx
+    # copy_(k_nope): read + write 128 per head; copy_(k_rot): read the shared 64, write 64 per head
+    assert mla_expand_copy_bytes(dsv3, 1, ctx) == ctx * (2 * 128 * 128 + 64 + 128 * 64) * 2
+    assert mla_expand_copy_bytes(dsv3, 2, ctx) == ctx * (2 * 64 * 128 + 64 + 64 * 64) * 2

@@ -168,3 +168,29 @@ def test_step_priced_from_parts_other_steps_memoised_costs_what_a_cold_model_giv
     sm.price(BatchShape(pt + n, ps + n, 1.0, 1.0, 0, 0.0))                 # GEMMs and LM head for pt + n tokens, ps + n rows
     sm.price(BatchShape(pt + 1, ps, pairs + 1.0, kv + 1.0, n, ctx))        # the decode attention
     assert sm.price(BatchShape(pt, ps, pairs, kv, n, ctx)) == cold
+
+
+def test_expanded_mla_runs_kv_b_proj_over_every_cached_latent(dsv3, flat_gpu):
+    """mla_form: expanded prices kv_b_proj over all cached + new latents (b·(c+1) rows) each step,
+    where the absorbed form applies it to the b new tokens only; the key copies are added as two
+    memory-bound kernels per layer. Flat GPU: 1 PFLOP/s, 2 TB/s, efficiency 0.5 everywhere."""
+    from simulator.catalog.engine import EngineProfile
+    from simulator.perf.ops import mla_expand_copy_bytes
+
+    absorbed = EngineProfile(name="absorbed", description="test")
+    expanded = EngineProfile(name="expanded", description="test", mla_form="expanded")
+    b, c, L = 4, 1000, dsv3.num_layers
+    shape = BatchShape.decode(b, c)
+    st = {e.name: StepModel(dsv3, flat_gpu, e).price(shape, exact=True, detail=True) for e in (absorbed, expanded)}
+
+    def kv_b(m: float) -> float:   # x[m, 512] @ w[512, 128·256] in bf16, per layer
+        k, n = 512, 128 * 256
+        return L * max(2 * m * k * n / 1e15, ((m * k + m * n) * 2 + k * n * 2) / 2e12) / 0.5
+
+    kv = b * (c + 1)
+    got = st["expanded"].breakdown["qkv_proj"] - st["absorbed"].breakdown["qkv_proj"]
+    assert got == pytest.approx(kv_b(kv) - kv_b(b), rel=1e-9)
+    copies = st["expanded"].breakdown["elementwise"] - st["absorbed"].breakdown["elementwise"]
+    assert copies == pytest.approx(mla_expand_copy_bytes(dsv3, 1, kv) * L / 2e12 / 0.5, rel=1e-9)
+    assert st["expanded"].flops - st["absorbed"].flops == pytest.approx(
+        L * 2 * (kv - b) * 512 * 128 * 256 + L * 2 * 128 * ((192 + 128) - (576 + 512)) * kv, rel=1e-9)
