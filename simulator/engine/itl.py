@@ -21,7 +21,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .itl_select import kth_general, kth_simple
+from .itl_select import below_first, kth_general, kth_simple
 from .rank_matrix import RankMatrix
 
 
@@ -145,9 +145,24 @@ class ItlLog:
         one_span = (n_span == 1) & (n_seq == 0)
         one_seq = (n_seq == 1) & (n_span == 0)
         many = (counts > 0) & ~one_span & ~one_seq
+        sel = np.flatnonzero(one_span[g.span_rid])
+        below = np.empty(len(sel), dtype=np.int64)   # counted once for every percentile asked
+        for b0 in range(0, len(sel), QUERY_BLOCK):
+            below[b0:b0 + QUERY_BLOCK] = below_first(g, sel[b0:b0 + QUERY_BLOCK])
+        groups = Groups(sel, below, one_seq, many)
         for k, p in enumerate(pcts):
-            _fill(out[:, k], counts, p, g, one_span, one_seq, many)
+            _fill(out[:, k], counts, p, g, groups)
         return out, counts
+
+
+class Groups(NamedTuple):
+    """Requests by where their gaps are: spans of requests with one span and nothing else (``span_sel``,
+    with :func:`~.itl_select.below_first` of each), requests with one direct sequence only, the rest."""
+
+    span_sel: np.ndarray
+    below: np.ndarray
+    one_seq: np.ndarray
+    many: np.ndarray
 
 
 def _ranked(total: int, start: np.ndarray, steps: np.ndarray, d0: np.ndarray,
@@ -171,8 +186,7 @@ def _ranked(total: int, start: np.ndarray, steps: np.ndarray, d0: np.ndarray,
     return sorted_steps, RankMatrix(rank)
 
 
-def _fill(col: np.ndarray, counts: np.ndarray, p: float, g: Gaps, one_span: np.ndarray,
-          one_seq: np.ndarray, many: np.ndarray) -> None:
+def _fill(col: np.ndarray, counts: np.ndarray, p: float, g: Gaps, groups: Groups) -> None:
     """Percentile ``p`` of every request's gaps into ``col``: lower and upper order statistic, then
     linear interpolation, as ``np.percentile`` does."""
     m = counts
@@ -181,12 +195,12 @@ def _fill(col: np.ndarray, counts: np.ndarray, p: float, g: Gaps, one_span: np.n
     c = np.minimum(f + 1, m - 1)
     frac = x - f
     lo_v, hi_v = np.full(len(m), np.nan), np.full(len(m), np.nan)
-    sel = np.flatnonzero(one_span[g.span_rid])
+    sel, one_seq, many = groups.span_sel, groups.one_seq, groups.many
     for b0 in range(0, len(sel), QUERY_BLOCK):     # a block at a time: the queries' temporaries stay small
-        part = sel[b0:b0 + QUERY_BLOCK]
+        part, below = sel[b0:b0 + QUERY_BLOCK], groups.below[b0:b0 + QUERY_BLOCK]
         rid = g.span_rid[part]
         for kk, dst in ((f, lo_v), (c, hi_v)):
-            dst[rid] = kth_simple(g, part, kk[rid])
+            dst[rid] = kth_simple(g, part, kk[rid], below)
     sel = one_seq[g.seq_rid]
     rid = g.seq_rid[sel]
     a, s, cnt = g.seq_a[sel], g.seq_s[sel], g.seq_n[sel]

@@ -16,10 +16,19 @@ if TYPE_CHECKING:
     from .itl import Gaps
 
 
-def kth_simple(g: "Gaps", sel: np.ndarray, k: np.ndarray) -> np.ndarray:
-    """Per span ``sel`` (each its request's only source of gaps): the ``k``-th smallest gap."""
+def below_first(g: "Gaps", sel: np.ndarray) -> np.ndarray:
+    """Per span ``sel``: how many steps of its range are shorter than its first gap (one range count,
+    the same for every order statistic asked of the span)."""
     lo, hi, gap0 = g.span_lo[sel], g.span_hi[sel], g.span_gap0[sel]
-    below = g.matrix.count_less(lo, hi, np.searchsorted(g.sorted_steps, gap0, side="left"))
+    return g.matrix.count_less(lo, hi, np.searchsorted(g.sorted_steps, gap0, side="left"))
+
+
+def kth_simple(g: "Gaps", sel: np.ndarray, k: np.ndarray, below: np.ndarray | None = None) -> np.ndarray:
+    """Per span ``sel`` (each its request's only source of gaps): the ``k``-th smallest gap. ``below``:
+    :func:`below_first` of ``sel``, if already counted."""
+    lo, hi, gap0 = g.span_lo[sel], g.span_hi[sel], g.span_gap0[sel]
+    if below is None:
+        below = below_first(g, sel)
     out = gap0.copy()
     rng = k != below
     q = np.where(k > below, k - 1, k)[rng]

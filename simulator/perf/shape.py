@@ -78,6 +78,16 @@ class BatchShape(NamedTuple):
               window: int | None = None) -> "BatchShape":
         """One step of prefill ``chunks`` (each ``(p, c)``: c new tokens after p cached ones) and the
         decode part of ``decodes`` (a :meth:`decode_total` shape; None: no decodes)."""
+        if decodes is None or not decodes.decode_seqs:
+            return BatchShape.step(chunks, 0, 0.0, None, 1, window)
+        return BatchShape.step(chunks, decodes.decode_seqs, decodes.decode_ctx, decodes.decode_ctx_win,
+                               decodes.decode_q, window)
+
+    @staticmethod
+    def step(chunks: Iterable[tuple[int, int]], seqs: int, ctx: float, ctx_win: float | None, q: int,
+             window: int | None) -> "BatchShape":
+        """:meth:`mixed` of ``chunks`` and ``decode_total(seqs, ctx, ctx_win, q)`` (``seqs`` = 0: no
+        decodes), without building the decode shape (the scheduler's call, once per step)."""
         pt = ps = 0
         pairs = kv = pairs_w = kv_w = 0.0
         for p, c in chunks:
@@ -88,12 +98,11 @@ class BatchShape(NamedTuple):
             if window:
                 pairs_w += window_pairs(c, p, window)
                 kv_w += min(p + c, window + c)
-        if decodes is None or not decodes.decode_seqs:
+        if not seqs:
             return BatchShape(pt, ps, float(pairs), float(kv), 0, 0.0, pairs_w if window else None,
                               kv_w if window else None, 0.0 if window else None, 1)
-        return BatchShape(pt, ps, float(pairs), float(kv), decodes.decode_seqs, decodes.decode_ctx,
-                          pairs_w if window else None, kv_w if window else None,
-                          decodes.decode_ctx_win if window else None, decodes.decode_q)
+        return BatchShape(pt, ps, float(pairs), float(kv), seqs, ctx, pairs_w if window else None,
+                          kv_w if window else None, ctx_win if window else None, q)
 
     def prefill_part(self) -> "BatchShape":
         """The prefill of this step alone, without window sums (what a draft model prefills)."""

@@ -93,6 +93,7 @@ class StepModel:
         self.eager_gap = gpu.efficiency.launch_overhead_s
         self.memo = PriceMemo()
         self._rounded_key = self.memo.rounded_key
+        self._get = self.memo.get
         self.packed = check_packed(self)   # one masked SDPA over the whole step (perf/packed.py)
         self.lean = self.cp == 1 and self.dp == 1 and not self.packed   # parts looked up directly when memoised
         self._memoised_sums = memoised_sums_function(self.memo.entries, engine.cuda_graphs)   # perf/lean.py
@@ -340,6 +341,13 @@ class StepModel:
         steps a few tokens apart share a memo entry) unless ``exact``."""
         key = shape if exact else self._rounded_key(shape)
         return self._detail(key) if detail else self._lookup(key)
+
+    def cost(self, shape: tuple) -> StepCost:
+        """:meth:`price` of ``shape`` (a :class:`BatchShape` or a plain tuple of its ten fields in order),
+        contexts rounded, without the breakdown: the engine's entry, one call per step."""
+        key = self._rounded_key(shape)
+        hit = None if key[1] else self._get(key)
+        return hit if hit is not None else self._price(key)
 
     def _lookup(self, key: tuple) -> StepCost:
         """The price of the step with memo key ``key``: from the memo if decode-only, else (or on a

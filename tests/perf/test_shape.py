@@ -8,7 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from simulator.perf.shape import BatchShape, _native, cost_key, cost_key_function, quantize, quantize_value
+from simulator.perf.shape import (BatchShape, _native, cost_key, cost_key_function, quantize, quantize_value,
+                                  window_pairs)
 
 native = pytest.mark.skipif(_native is None, reason="C extension not built (no compiler at install)")
 
@@ -70,3 +71,24 @@ def test_named_constructors_agree_with_the_fields_they_sum():
     assert mixed[:4] == one[:4] and mixed[4:] == (3, 300.0, None, None, None, 2)
     assert mixed.tokens == 28 + 3 * 2 and mixed.prefill_part() == BatchShape(28, 1, one.prefill_pairs, 128.0)
     assert BatchShape.mixed([], None) == BatchShape()
+
+
+@given(st.lists(st.tuples(st.integers(0, 5000), st.integers(1, 2048)), max_size=6), st.integers(0, 300),
+       st.floats(0.0, 1e7), st.integers(1, 5), st.sampled_from([None, 0, 64, 4096]))
+def test_step_is_mixed_with_its_decode_shape(chunks, n, ctx, q, window):
+    """The scheduler's one-call step shape: the chunks' sums in chunk order (the memo key's floats to
+    the bit), the decode fields as ``mixed`` takes them from a ``decode_total`` shape (none: zero
+    sequences, q = 1), window sums only with a window."""
+    ctx_w = ctx / 2 if window else None
+    got = BatchShape.step(chunks, n, ctx, ctx_w, q, window)
+    pairs = kv = pairs_w = kv_w = 0.0
+    for p, c in chunks:
+        pairs, kv = pairs + (c * p + c * (c + 1) / 2), kv + (p + c)
+        if window:
+            pairs_w, kv_w = pairs_w + window_pairs(c, p, window), kv_w + min(p + c, window + c)
+    w = (pairs_w, kv_w) if window else (None, None)
+    decode = (n, ctx, *w, ctx_w, q) if n else (0, 0.0, *w, 0.0 if window else None, 1)
+    assert got == (sum(c for _, c in chunks), len(chunks), pairs, kv, *decode)
+    assert [type(x) for x in got] == [type(x) for x in (0, 0, 0.0, 0.0) + decode]
+    dec = BatchShape.decode_total(n, ctx, ctx_w, q) if n else None
+    assert BatchShape.mixed(chunks, dec, window) == got

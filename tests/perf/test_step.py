@@ -101,6 +101,8 @@ def test_price_is_the_exact_price_of_the_quantized_shape(llama8b, flat_gpu, fuse
     assert sm.price(b) == expected       # memo empty: built
     assert sm.price(b) == expected       # memo hit
     assert sm.price(b, detail=True).wall_s == pytest.approx(expected.wall_s, rel=1e-12)
+    cold = StepModel(llama8b, flat_gpu, fused)
+    assert cold.cost(tuple(b)) == expected and cold.cost(tuple(b)) == expected   # the engine's entry: built, hit
 
 
 def test_quantize_changes_contexts_by_under_one_percent():

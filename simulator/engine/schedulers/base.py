@@ -4,8 +4,7 @@ cut it after the step in progress), and log a run as one row of the step log."""
 from __future__ import annotations
 
 from collections.abc import Generator
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import simpy
 
@@ -33,10 +32,9 @@ def steps_within(elapsed: float, steps: int, d0: float, slope: float) -> int:
     return lo
 
 
-@dataclass(frozen=True)
-class DecodeRun:
+class DecodeRun(NamedTuple):
     """A planned run of ``steps`` decode steps, priced by its first and last step (durations, FLOPs
-    and bytes in between are linear in the step number)."""
+    and bytes in between are linear in the step number). A named tuple: one is built per run."""
 
     steps: int
     first: StepCost

@@ -54,12 +54,12 @@ class ContinuousScheduler(Scheduler):
 
     # ---- the loop -------------------------------------------------------------
     def loop(self):  # SimPy generator
-        r = self.r
+        r, dec, prefilling = self.r, self.dec, self.prefilling
         while True:
-            if not self.running and not r.waiting:
+            if not (dec.n or prefilling or r.waiting):   # nothing running, nothing waiting
                 yield from self.sleep()
                 continue
-            if not self.prefilling and self.dec.n and not self._can_admit():
+            if not prefilling and dec.n and not self._can_admit():
                 if r.spec is not None:
                     done = yield from self._verify_run()
                     if done:
@@ -70,17 +70,17 @@ class ContinuousScheduler(Scheduler):
                         yield from self._decode_run(steps)
                         continue
             chunks, swap_s = self._schedule()
-            if not chunks and not self.dec.n:
+            if not chunks and not dec.n:
                 yield from self.sleep()   # nothing fits: wait until another loop frees memory
                 continue
             yield from self._mixed_step(chunks, swap_s)
 
     # ---- admission and memory ------------------------------------------------------
     def _can_admit(self) -> bool:
-        r = self.r
-        if not r.waiting or self.running >= r.max_batch_size:
+        r, n = self.r, self.dec.n
+        if not r.waiting or n + len(self.prefilling) >= r.max_batch_size:
             return False
-        budget = r.max_tokens - (self.dec.n * r.decode_q if r.mixed else 0)
+        budget = r.max_tokens - (n * r.decode_q if r.mixed else 0)
         if budget <= 0:
             return False
         rid = r.waiting[0]
@@ -264,8 +264,9 @@ class ContinuousScheduler(Scheduler):
     # ---- executing steps -----------------------------------------------------------
     def _decode_cost(self, extra: int) -> StepCost:
         """The price of a decode-only step ``extra`` steps ahead."""
-        s, win = self.dec.ctx_sums(extra, self.r.window)
-        return self.r.sm.price(BatchShape.decode_total(self.dec.n, s, win))
+        dec = self.dec
+        s, win = dec.ctx_sums(extra, self.r.window)
+        return self.r.sm.cost((0, 0, 0.0, 0.0, dec.n, s, None, None, win, 1))   # BatchShape.decode_total's fields
 
     def _decode_run(self, steps: int):
         run = DecodeRun(steps, self._decode_cost(0), self._decode_cost(steps - 1))   # blocks: _run_length
@@ -310,10 +311,10 @@ class ContinuousScheduler(Scheduler):
         w = r.window
         n = dec.n if r.mixed or not chunks else 0     # decodes in this step
         q = r.decode_q
-        decodes = BatchShape.decode_total(n, *dec.ctx_sums(0, w, q), q) if n else None
-        shape = BatchShape.mixed([(int(kv_col[rid]), c) for rid, c in chunks], decodes, w)
+        ctx, ctx_w = dec.ctx_sums(0, w, q) if n else (0.0, None)
+        shape = BatchShape.step([(int(kv_col[rid]), c) for rid, c in chunks], n, ctx, ctx_w, q, w)
         pt = shape.prefill_tokens
-        wall, flops, nbytes = r.sm.price(shape)
+        wall, flops, nbytes = r.sm.cost(shape)
         if r.spec is not None:
             ew, ef, eb = r.spec.extra_cost(shape)
             wall, flops, nbytes = wall + ew, flops + ef, nbytes + eb

@@ -2,7 +2,6 @@
 decodes wait out prefill steps and their token gaps include them."""
 from __future__ import annotations
 
-import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
