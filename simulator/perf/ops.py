@@ -209,7 +209,7 @@ def attention_heads_dims(model: ModelArch, phase: str, mla_form: str = "absorbed
 
 
 def attention_cost(model: ModelArch, tp: int, phase: str, pairs: float, q_tokens: float,
-                   kv_tokens: float, kv_dtype: str, mla_form: str = "absorbed") -> tuple[float, float]:
+                   kv_tokens: float, kv_dtype: str, *, mla_form: str = "absorbed") -> tuple[float, float]:
     """(FLOPs, bytes) of one layer's attention on one GPU.
 
     ``pairs``: query-key pairs computed (causal: c·p + c(c+1)/2 per sequence; decode: context);

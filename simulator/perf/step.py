@@ -232,7 +232,7 @@ class StepModel:
             for layers, pr, kvv in ((L - W, pairs, kv), (W, pairs_w, kv_w)):
                 if layers <= 0:
                     continue
-                fl, by = attention_cost(self.model, self.attn_tp, phase, pr, q, kvv, self.kv_dtype, self.mla_form)
+                fl, by = attention_cost(self.model, self.attn_tp, phase, pr, q, kvv, self.kv_dtype, mla_form=self.mla_form)
                 # prefill: FlashAttention tiles over the SMs (roofline.py); decode: its CTAs, one per
                 # (sequence, KV head per GPU), streaming the cache (or the curve at their log2)
                 if phase == "prefill":

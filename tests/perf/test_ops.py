@@ -114,7 +114,7 @@ def test_expanded_mla_decode_attention_and_key_copies_by_hand(dsv3):
     in bf16, not over the 576-element latent; the key is assembled by two copies."""
     from simulator.perf.ops import mla_expand_copy_bytes
     ctx, heads = 1000, 128
-    flops, nbytes = attention_cost(dsv3, 1, "decode", ctx, 1, ctx, "bf16", "expanded")
+    flops, nbytes = attention_cost(dsv3, 1, "decode", ctx, 1, ctx, "bf16", mla_form="expanded")
     assert flops == 2.0 * heads * (192 + 128) * ctx
     assert nbytes == ctx * heads * (192 + 128) * 2 + 1 * heads * (192 + 128) * 2
     flops_a, nbytes_a = attention_cost(dsv3, 1, "decode", ctx, 1, ctx, "bf16")   # absorbed: the latent
