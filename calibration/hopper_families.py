@@ -41,7 +41,11 @@ FAMILIES: tuple[tuple[str, str], ...] = (
 MODEL_FAMILY = {"qkv_proj": "gemm", "o_proj": "gemm", "mlp": "gemm", "router": "gemm", "lm_head": "gemm",
                 "moe": "grouped_gemm", "attention_decode": "attention", "kv_cache": "kv_cat",
                 "elementwise": "elementwise+norm+copy_cast", "embedding": "index_gather_scatter",
-                "sampling": "elementwise"}
+                "sampling": "elementwise", "moe_routing": "router_topk_softmax+index_gather_scatter"}
+#: Families compared as one, as the time model prices them together (the routing path of transformers'
+#: grouped experts: simulator/perf/moe_routing.py; casts, multiply and sum of it go to elementwise).
+MERGED = {"elementwise+norm+copy_cast": ("elementwise", "norm", "copy_cast"),
+          "router_topk_softmax+index_gather_scatter": ("router_topk_softmax", "index_gather_scatter")}
 
 
 def family(kernel: str) -> str:
@@ -93,12 +97,12 @@ def compare(data: Path, gpu: str, engine: str) -> pd.DataFrame:
     meas = measured(pd.read_csv(path))
     out = []
     for (model, batch, context, layers), g in meas.groupby(["model", "batch", "context", "layers"], sort=False):
-        g = g.copy()
-        merged = {"elementwise", "norm", "copy_cast"}
-        combo = g[g["family"].isin(merged)][["measured_s", "measured_kernels"]].sum()
-        g = pd.concat([g, pd.DataFrame([{"model": model, "family": "elementwise+norm+copy_cast",
-                                         "measured_s": combo["measured_s"],
-                                         "measured_kernels": combo["measured_kernels"]}])])
+        combos = []
+        for name, fams in MERGED.items():
+            combo = g[g["family"].isin(fams)][["measured_s", "measured_kernels"]].sum()
+            combos.append({"model": model, "family": name, "measured_s": combo["measured_s"],
+                           "measured_kernels": combo["measured_kernels"]})
+        g = pd.concat([g, pd.DataFrame(combos)])
         g = pd.concat([g, pd.DataFrame([{"model": model, "family": "kernels",
                                          "measured_s": g[~g["family"].str.contains(r"\+")]["measured_kernels"].sum()}])])
         pred = predicted(str(model), str(layers), int(batch), int(context), gpu, engine)

@@ -21,6 +21,7 @@ from .roofline import OpTime, curve_for, decode_attention_time, evaluate, log2, 
 from .packed import check_packed, packed_attention
 from .lean import memoised_sums_function, part_sums
 from .memo import PriceMemo
+from .moe_routing import layer_routing, runs_grouped_routing
 from .part import AttnSums, Part, StepCost, StepTime, add_op as _add, attn_key, merge_ops as _merge, seqs_key, tokens_key
 from .tiles import AttentionCall
 from .shape import BatchShape, decode_pairs, quantize, window_pairs
@@ -77,7 +78,10 @@ class StepModel:
                         if model.moe is not None else None)
         self.compute_dtype = cdt
         self.act_dtype = "bf16" if gpu.has_dtype("bf16") else next(iter(gpu.dense_tflops))
-        self.gemms = layer_gemms(model, self.attn_tp, engine, expert_tp=1 if plan.ep > 1 else self.attn_tp)
+        self.expert_tp = 1 if plan.ep > 1 else self.attn_tp
+        self.gemms = layer_gemms(model, self.attn_tp, engine, expert_tp=self.expert_tp)
+        # transformers' grouped_mm experts: router, sort, gathers, masked fills, combine (perf/moe_routing.py)
+        self.routing_layers = model.num_moe_layers if runs_grouped_routing(engine, model) else 0
         # expanded MLA: kv_b_proj runs over every cached latent in the attention part, not per new token
         self.mla_form = engine.mla_form if model.mla is not None else "absorbed"
         self.mla_expand = next((g for g in self.gemms if g.name == "kv_b_proj"), None) \
@@ -162,6 +166,9 @@ class StepModel:
             L = self.model.num_layers
             for curve, (eb, ek) in self.elem_parts.items():   # norms, adds, activation, RoPE
                 kernels += self.memory_op(acc, ops, "elementwise", eb * m * L, ek * L, curve)
+            for rk in layer_routing(self.model, m, self.expert_tp) if self.routing_layers else ():
+                kernels += self.memory_op(acc, ops, rk.kind, rk.nbytes * self.routing_layers, self.routing_layers,
+                                          rk.curve)
             if self.engine.kv_cache == "paged":
                 kernels += self.memory_op(acc, ops, "kv_cache", 2.0 * m * self.kv_layer_bytes() * L,
                                            L * (2 if self.packed else 1))   # packed: K and V written apart

@@ -1,10 +1,12 @@
 """Kernel families of the Hopper whole-model traces (calibration/hopper_families.py)."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import pandas as pd
 import pytest
 
-from calibration.hopper_families import family, measured
+from calibration.hopper_families import compare, family, measured
 
 
 @pytest.mark.parametrize("name, fam", [
@@ -35,3 +37,17 @@ def test_per_layer_time_is_the_difference_over_the_layers_added():
     assert got.loc["gemm", "measured_s"] == pytest.approx(5e-6)
     assert got.loc["kv_cat", "measured_s"] == pytest.approx(2e-6)
     assert got.loc["kv_cat", "measured_kernels"] == pytest.approx(2.0)
+
+
+def test_router_and_index_families_compared_together():
+    """The time model prices the routing path of transformers' grouped experts as one kind (moe_routing):
+    it is compared with the sum of the measured router and index families."""
+    data = Path(__file__).resolve().parents[2] / "calibration" / "data" / "h100-hopper"
+    if not (data / "hopper_model_kernels.csv").is_file():
+        pytest.skip("calibration/data/h100-hopper/hopper_model_kernels.csv not in this checkout")
+    df = compare(data, "h100-sxm", "hf-eager")
+    for model in ("qwen3-30b-a3b", "deepseek-v2-lite"):
+        g = df[df["model"] == model].set_index("family")
+        parts = g.loc[["router_topk_softmax", "index_gather_scatter"], "measured_s"].sum()
+        assert g.loc["router_topk_softmax+index_gather_scatter", "measured_s"] == pytest.approx(parts)
+        assert g.loc["router_topk_softmax+index_gather_scatter", "predicted_s"] > 0
