@@ -18,9 +18,9 @@ the measured ones; offline throughput per GPU follows as concurrency x osl / (TT
 TPOT) per replica.
 
 Rows are kept when servesim has the model and GPU and the row's layout is one it models: aggregated
-serving on one node (TP <= 8), no data-parallel attention, pipeline 1, weights in bf16 or fp8 (per-tensor or block).
-Rows whose experts use another format than the other weights (mxfp4, nvfp4) are
-left out. An engine whose chunked prefill is off by default
+serving on one node (TP <= 8), no data-parallel attention, pipeline 1, weights in bf16, fp8 (per-tensor or
+block) or NVFP4 on a GPU with fp4 tensor cores (NVFP4 rows on Hopper run weight-only kernels, not modelled).
+Rows whose experts use another format than the other weights (e.g. mxfp4) are left out. An engine whose chunked prefill is off by default
 (TensorRT-LLM) is given a token budget of at least ``isl + concurrency`` per step, which such a
 benchmark must have been launched with. The KV cache is taken in the model's dtype (the engines' ``auto`` default), since rows do not say.
 
@@ -45,6 +45,7 @@ import numpy as np
 import pandas as pd
 
 from simulator.catalog.engines import load_engine
+from simulator.catalog.gpus import load_gpu
 from simulator.config.loader import scenario_from_dict
 from simulator.engine.simulate import simulate
 from simulator.errors import ServesimError
@@ -60,13 +61,16 @@ MODELS = {
     "openai/gpt-oss-120b": "gpt-oss-120b",
     "deepseek-ai/DeepSeek-V3": "deepseek-v3",
     "deepseek-ai/DeepSeek-R1": "deepseek-v3",
+    "nvidia/DeepSeek-R1-NVFP4": "deepseek-v3",
+    "nvidia/DeepSeek-V3.1-NVFP4": "deepseek-v3",
+    "nvidia/Qwen3-32B-NVFP4": "qwen3-32b",
 }
 #: The sample's system names -> servesim GPU profiles.
 GPUS = {"h100_sxm": "h100-sxm", "h200_sxm": "h200-sxm", "b200_sxm": "b200", "gb200": "gb200",
         "a100_sxm": "a100-sxm-80gb", "l40s": "l40s", "b300_sxm": "b300", "gb300": "gb300",
         "rtx_pro_6000_server": "rtx-pro-6000-server"}
 #: The sample's GEMM quantisation -> servesim weight dtype (None: not modelled).
-WEIGHTS = {"fp8": "fp8", "fp8_block": "fp8", "bfloat16": "bf16", "float16": "fp16"}
+WEIGHTS = {"fp8": "fp8", "fp8_block": "fp8", "nvfp4": "nvfp4", "bfloat16": "bf16", "float16": "fp16"}
 
 
 @dataclass(frozen=True)
@@ -139,6 +143,8 @@ def cases(table: pd.DataFrame, engines: Iterable[str] | None = None) -> list[Cas
         if isinstance(mq, str) and WEIGHTS.get(mq) != w:   # experts in another format (e.g. mxfp4)
             continue
         if w is None or any(pd.isna(r[k]) for k in ("batch_size", "tp_size", "silicon_ttft_ms", "silicon_tpot_ms")):
+            continue
+        if w == "nvfp4" and not load_gpu(GPUS[r["system"]]).has_dtype("fp4"):   # weight-only on Hopper
             continue
         out.append(Case(id=str(r["id"]), engine=str(r["backend"]), version=str(r["backend_version"]),
                         model=MODELS[r["model_path"]], gpu=GPUS[r["system"]], weight_dtype=w, tp=int(r["tp_size"]),

@@ -132,7 +132,7 @@ class SmallModel(_Strict):
     tp: int = Field(1, ge=1, le=MAX_GPUS, description="tensor-parallel GPUs per small-model replica")
     pp: int = Field(1, ge=1, le=MAX_GPUS, description="pipeline stages per small-model replica")
     replicas: int = Field(1, ge=1, description="replicas of the small model")
-    weight_dtype: Literal["bf16", "fp16", "fp8", "int8", "int4", "sparse24"] | None = Field(
+    weight_dtype: Literal["bf16", "fp16", "fp8", "int8", "int4", "nvfp4", "sparse24"] | None = Field(
         None, description="weight precision of the small model (unset: the deployment's)")
     batching: Batching | None = Field(None, description="batching of the small model (unset: the deployment's)")
     kv_cache: KVCache | None = Field(None, description="KV cache of the small model (unset: the deployment's)")
@@ -189,8 +189,9 @@ class Deployment(_Strict):
     pp: int = Field(1, ge=1, le=MAX_GPUS, description="pipeline stages per replica")
     cp: int = Field(1, ge=1, le=MAX_GPUS, description="context parallelism: GPUs a long prompt's attention is split over")
     replicas: int = Field(1, ge=1, description="identical replicas behind the router")
-    weight_dtype: Literal["bf16", "fp16", "fp8", "int8", "int4", "sparse24"] = Field(
-        "bf16", description="weight precision (sparse24: 2:4 structured sparsity)")
+    weight_dtype: Literal["bf16", "fp16", "fp8", "int8", "int4", "nvfp4", "sparse24"] = Field(
+        "bf16", description="weight precision (int4: weight-only; nvfp4: 4-bit floats on fp4 tensor cores, "
+                            "Blackwell; sparse24: 2:4 structured sparsity)")
     kv_dtype: Literal["bf16", "fp16", "fp8"] = Field("bf16", description="KV-cache precision")
     batching: Batching = Field(Batching(), description="how each replica forms batches")
     kv_cache: KVCache = Field(KVCache(), description="paged KV-cache memory of each replica")

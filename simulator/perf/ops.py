@@ -14,12 +14,15 @@ from ..catalog.engine import EngineProfile
 from ..catalog.model import ModelArch, dtype_bytes
 from ..errors import InputError
 
-#: Storage bytes per weight element, including quantisation scales (int4: fp16 scale per 128).
+#: Storage bytes per weight element, including quantisation scales (int4: fp16 scale per 128; nvfp4:
+#: E2M1 values with an E4M3 scale per 16, NVIDIA's NVFP4 as in TensorRT Model Optimizer checkpoints;
+#: fp4: an E8M0 scale per 32, OCP MXFP4).
 WEIGHT_BYTES = {"fp32": 4.0, "bf16": 2.0, "fp16": 2.0, "fp8": 1.0, "int8": 1.0,
-                "int4": 0.5 + 2.0 / 128, "fp4": 0.5 + 1.0 / 32, "sparse24": 1.0 + 0.125}
-#: Tensor-core dtype that a weight format computes in (int4 is weight-only: bf16 math).
+                "int4": 0.5 + 2.0 / 128, "fp4": 0.5 + 1.0 / 32, "nvfp4": 0.5 + 1.0 / 16, "sparse24": 1.0 + 0.125}
+#: Tensor-core dtype that a weight format computes in (int4 is weight-only: bf16 math; nvfp4 runs fp4
+#: tensor cores, which only Blackwell GPUs have).
 COMPUTE_DTYPE = {"fp32": "tf32", "bf16": "bf16", "fp16": "fp16", "fp8": "fp8", "int8": "int8",
-                 "int4": "bf16", "fp4": "fp4", "sparse24": "bf16"}
+                 "int4": "bf16", "fp4": "fp4", "nvfp4": "fp4", "sparse24": "bf16"}
 ACT_BYTES = 2.0  # activations are bf16/fp16 throughout
 #: Eager RMSNorm with fp32 upcast (transformers' LlamaRMSNorm), counted from torch-profiler traces
 #: of calibration/data/*/whole_model_kernels.csv: 8 kernels per norm moving 36 bytes per element,

@@ -122,3 +122,14 @@ def test_expanded_mla_decode_attention_and_key_copies_by_hand(dsv3):
     # copy_(k_nope): read + write 128 per head; copy_(k_rot): read the shared 64, write 64 per head
     assert mla_expand_copy_bytes(dsv3, 1, ctx) == ctx * (2 * 128 * 128 + 64 + 128 * 64) * 2
     assert mla_expand_copy_bytes(dsv3, 2, ctx) == ctx * (2 * 64 * 128 + 64 + 64 * 64) * 2
+
+
+def test_nvfp4_weights_by_hand(llama8b):
+    """NVFP4: 4-bit values plus one E4M3 scale per 16 = 4.5 bits per weight, on fp4 tensor cores."""
+    from simulator.perf.memory import weight_bytes_per_gpu
+    from simulator.perf.ops import COMPUTE_DTYPE, WEIGHT_BYTES
+    assert WEIGHT_BYTES["nvfp4"] == 4.5 / 8 and COMPUTE_DTYPE["nvfp4"] == "fp4"
+    fp8 = weight_bytes_per_gpu(llama8b, "fp8")
+    fp4 = weight_bytes_per_gpu(llama8b, "nvfp4")
+    emb = 2 * 128256 * 4096 * 2.0                     # input and output embeddings stay 16-bit
+    assert fp4 - emb == pytest.approx((fp8 - emb) * 0.5625, rel=1e-12)

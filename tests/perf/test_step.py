@@ -196,3 +196,21 @@ def test_expanded_mla_runs_kv_b_proj_over_every_cached_latent(dsv3, flat_gpu):
     assert copies == pytest.approx(mla_expand_copy_bytes(dsv3, 1, kv) * L / 2e12 / 0.5, rel=1e-9)
     assert st["expanded"].flops - st["absorbed"].flops == pytest.approx(
         L * 2 * (kv - b) * 512 * 128 * 256 + L * 2 * 128 * ((192 + 128) - (576 + 512)) * kv, rel=1e-9)
+
+
+def test_nvfp4_needs_fp4_tensor_cores():
+    from simulator.catalog.engines import load_engine
+    from simulator.catalog.gpus import load_gpu
+    from simulator.catalog.models import load_model
+    from simulator.errors import InputError
+    from simulator.perf.step import BatchShape, StepModel
+    m, e = load_model("llama-3.1-70b"), load_engine("vllm")
+    with pytest.raises(InputError, match="h100-sxm has no fp4 tensor cores"):
+        StepModel(m, load_gpu("h100-sxm"), e, tp=4, weight_dtype="nvfp4")
+    fp8 = StepModel(m, load_gpu("b200"), e, tp=4, weight_dtype="fp8")
+    fp4 = StepModel(m, load_gpu("b200"), e, tp=4, weight_dtype="nvfp4")
+    shape = BatchShape.decode_total(8, 8 * 2048.0)
+    # a small decode batch streams weights: 4.5-bit weights make the GEMMs of the step cheaper
+    g8 = fp8.price(shape, detail=True).breakdown
+    g4 = fp4.price(shape, detail=True).breakdown
+    assert g4["mlp"] < 0.75 * g8["mlp"]
