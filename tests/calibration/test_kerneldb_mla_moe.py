@@ -1,10 +1,12 @@
 """calibration/kerneldb/mla_moe.py: MLA decode and fused-MoE tables exported, fitted and applied.
 
 Synthetic tables in the database's documented schema (generation_mla_perf, moe_perf), with times
-from a known floor plus the roofline at a known efficiency; aiconfigurator_core is not needed.
+from a known floor plus the roofline at a known efficiency; aiconfigurator_core is needed only by the
+last test (a refit of the real tables against the committed overlay), which is skipped without it.
 """
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 
 import pandas as pd
@@ -14,7 +16,7 @@ from calibration.kerneldb import mla_moe as mm
 from calibration.kerneldb.overlay import Job, fit_job
 from calibration.kerneldb.source import locate
 from simulator.catalog.gpus import load_gpu
-from simulator.catalog.kernels import KernelFamilyProfile, apply_kernels
+from simulator.catalog.kernels import KernelFamilyProfile, apply_kernels, load_kernel_profile
 from simulator.catalog.models import load_model
 from simulator.perf.ops import attention_cost, fused_moe_cost
 
@@ -111,3 +113,17 @@ def test_fit_predicts_held_out_calls_and_the_overlay_carries_the_families(db: Pa
     g = apply_kernels(load_gpu("h100-sxm"), prof)
     assert set(g.efficiency.kernels) == {"attention_decode_mla", "moe_bf16", "moe_fp8"}
     assert load_gpu("h100-sxm").efficiency.kernels == {}
+
+
+@pytest.mark.skipif(importlib.util.find_spec("aiconfigurator_core") is None,
+                    reason="aiconfigurator-core is not installed (pip install 'servesim[kerneldb]')")
+def test_refit_of_the_real_tables_matches_the_committed_overlay() -> None:
+    committed = load_kernel_profile("h200-sxm", "sglang")
+    assert committed is not None
+    eff: dict = {"kernels": {}}
+    report: dict = {}
+    mm.fit_mla_moe("h200-sxm", mm.extra_tables(locate(), "h200-sxm", "sglang", committed.version), eff, report)
+    assert set(eff["kernels"]) == set(committed.efficiency.kernels) == {"attention_decode_mla", "moe_bf16", "moe_fp8"}
+    for key, fam in eff["kernels"].items():
+        assert fam == committed.efficiency.kernels[key].model_dump()
+        assert report[key] == committed.fit_report[key]
