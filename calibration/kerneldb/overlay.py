@@ -10,7 +10,8 @@ fp8 becomes the extra curve ``gemm_fp8_block``. Decode attention on an fp8 KV ca
 with the bf16-KV model (bytes at 1 byte per element); a ``kv_fp8`` overlay of its own is written
 only where a model fitted on the fp8 rows beats that by more than ``FP8_MARGIN_PCT`` points of
 held-out median error. The engine's custom all-reduce (``allreduce.py``) becomes the overlay's
-``collectives`` / ``collectives_graph``.
+``collectives`` / ``collectives_graph``. MLA decode and fused MoE (their own tables) become
+``efficiency.kernels`` entries (mla_moe.py).
 """
 from __future__ import annotations
 
@@ -33,6 +34,7 @@ from .allreduce import fit_allreduce
 from simulator.calibration.fit_grid import ape_stats
 from simulator.calibration.io import as_float, read_rows
 from . import export as ex
+from .mla_moe import extra_tables, fit_mla_moe
 from .source import LICENSE, PACKAGE, Database, Table, read_table, versions
 
 FP8_MARGIN_PCT = 2.0
@@ -220,6 +222,12 @@ def fit_job(job: Job, keep: Path | None = None) -> dict[str, Any]:
         kv_fp8 = _fp8_decode(job, work / "fp8kv", eff, report)
     eff.update(comm)
     used["allreduce"] = comm_rows
+    extra = extra_tables(job.db, job.gpu, job.engine, attn.version)
+    eff["kernels"] = {}
+    used.update(fit_mla_moe(job.gpu, extra, eff, report))
+    if not eff["kernels"]:
+        del eff["kernels"]
+    tabs = {**tabs, **extra}
     report.update({f"custom_{k}": v for k, v in comm_report.items()})
     doc = {"engine": job.engine, "version": attn.version, "gpu": job.gpu,
            "provenance": _provenance(job, tabs, used), "efficiency": eff, "kv_fp8": kv_fp8, "fit_report": report}

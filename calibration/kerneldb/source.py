@@ -44,7 +44,9 @@ SMS = {"h100-sxm": 132, "h200-sxm": 132,          # our own meta.json (calibrati
 TABLES = {"gemm": ("gemm", "gemm_perf.parquet"),
           "context": ("attention", "context_attention_perf.parquet"),
           "generation": ("attention", "generation_attention_perf.parquet"),
-          "allreduce": ("comm", "custom_allreduce_perf.parquet")}
+          "allreduce": ("comm", "custom_allreduce_perf.parquet"),
+          "mla_generation": ("mla", "generation_mla_perf.parquet"),
+          "moe": ("moe", "moe_perf.parquet")}
 
 
 @dataclass(frozen=True)
@@ -57,7 +59,7 @@ class Database:
 class Table:
     """One Parquet table of the database and its rows."""
 
-    kind: str                  # gemm | context | generation
+    kind: str                  # gemm | context | generation | allreduce | mla_generation | moe
     version: str
     path: Path
     rel: str                   # path relative to the package folder

@@ -135,7 +135,8 @@ def database_block(gpu: str, transferred: dict[str, Any]) -> dict[str, Any] | No
         if key in k.efficiency.model_fields_set:
             model = getattr(k.efficiency, key)
             eff[key] = model.model_dump(mode="json") if model is not None else None
-    tables = ", ".join(t.path for t in k.provenance.tables)
+    # the overlay's MLA decode and fused-MoE tables are the engine's own kernel families, not the GPU's
+    tables = ", ".join(t.path for t in k.provenance.tables if t.path.split("/")[3] not in ("mla", "moe"))
     eff.update(status="calibrated", source=(
         f"GEMM and attention fitted from the {k.provenance.package} {k.provenance.package_version} kernel database, "
         f"{k.engine} {k.version} tables ({tables}; hwprofiles/kernels/{gpu}/{k.engine}.yaml, calibration/kerneldb)"
@@ -146,7 +147,8 @@ def database_block(gpu: str, transferred: dict[str, Any]) -> dict[str, Any] | No
 
 
 def _block_yaml(eff: dict[str, Any]) -> str:
-    eff = {k: v for k, v in eff.items() if not (k == "kernel_overlay" and v is None)}   # set only at run time
+    # set only at run time: the engine overlay's label and kernel families (catalog/kernels.apply_kernels)
+    eff = {k: v for k, v in eff.items() if not (k == "kernel_overlay" and v is None) and not (k == "kernels" and not v)}
     body = yaml.safe_dump({"efficiency": eff}, sort_keys=False, default_flow_style=None, width=120)
     return ("# efficiency: written by `servesim calibrate fit --write` (calibration/profiles.py); do not edit by hand\n"
             + body)

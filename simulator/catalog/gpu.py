@@ -105,6 +105,16 @@ class CollectiveFit(StrictModel):
     max_bytes: PositiveFloat | None = None
 
 
+class FloorCurve(StrictModel):
+    """A kernel family priced as a fixed time plus its roofline over an efficiency curve:
+    ``floor_s + max(FLOPs / peak, bytes / bandwidth) / curve(x, y)`` (``simulator.perf.roofline.floor_curve_time``).
+    ``floor_s`` is the family's shortest call (launch, ramp, the small kernels a module always runs);
+    fitted by calibration/kerneldb/mla_moe.py from an engine's measured MLA decode or fused-MoE table."""
+
+    floor_s: NonNegativeFloat
+    curve: Curve
+
+
 class Efficiency(StrictModel):
     """How close real kernels come to the roofline on this device."""
 
@@ -118,6 +128,7 @@ class Efficiency(StrictModel):
     curves: dict[str, Curve] = {}                  # op kind -> curve; missing kinds use defaults
     attention_prefill_tiles: TileModel | None = None  # replaces the attention_prefill curve when set
     attention_decode_tiles: DecodeTileModel | None = None  # replaces the attention_decode curve when set
+    kernels: dict[str, FloorCurve] = {}            # engine kernel families (attention_decode_mla, moe_bf16, moe_fp8)
     collectives: dict[str, dict[int, CollectiveFit]] = {}  # "all-reduce" -> {gpus: fit}
     collectives_graph: dict[str, dict[int, CollectiveFit]] = {}
     # an engine's own collective kernels (custom all-reduce), set by catalog/kernels.apply_kernels:

@@ -10,6 +10,8 @@ the fp8-KV kernels need a model of their own (their bytes are already counted at
 ``collectives`` / ``collectives_graph`` hold the engine's custom all-reduce (eager / CUDA graph), each
 fit with the largest message the engine sends to it (``max_bytes``); they become the profile's
 ``engine_collectives`` and larger messages keep the profile's NCCL fits (``simulator/perf/comm.py``).
+``kernels`` holds the engine's MLA decode (``attention_decode_mla``) and fused-MoE (``moe_bf16``,
+``moe_fp8``) families as floor + curve models (``FloorCurve``); they are added to the profile's.
 """
 from __future__ import annotations
 
@@ -23,7 +25,7 @@ from pydantic import Field, ValidationError
 from ..errors import InputError
 from ..paths import hwprofiles_dir
 from ..schema import StrictModel
-from .gpu import CollectiveFit, Curve, DecodeTileModel, GPUProfile, TileModel
+from .gpu import CollectiveFit, Curve, DecodeTileModel, FloorCurve, GPUProfile, TileModel
 
 ENGINES = ("vllm", "sglang", "trtllm")
 KV_DTYPES_FP8 = ("fp8", "fp8_e4m3", "fp8_e5m2")
@@ -35,6 +37,7 @@ class KernelEfficiency(StrictModel):
     curves: dict[str, Curve] = {}
     attention_prefill_tiles: TileModel | None = None
     attention_decode_tiles: DecodeTileModel | None = None
+    kernels: dict[str, FloorCurve] = {}    # families the profile has no model of (MLA decode, fused MoE)
     collectives: dict[str, dict[int, CollectiveFit]] = {}          # eager: "all-reduce" -> {gpus: fit}
     collectives_graph: dict[str, dict[int, CollectiveFit]] = {}    # replayed in a CUDA graph
 
@@ -151,6 +154,8 @@ NOT_APPLIED = ("gemm_bf16", "gemm_fp8", "gemm_fp8_block")
 
 def _overlay(update: dict[str, Any], curves: dict[str, Curve], block: KernelEfficiency) -> None:
     curves.update({k: v for k, v in block.curves.items() if k not in NOT_APPLIED})
+    if block.kernels:
+        update["kernels"] = {**update.get("kernels", {}), **block.kernels}
     for key in ("attention_prefill_tiles", "attention_decode_tiles"):
         if key in block.model_fields_set:
             update[key] = getattr(block, key)
@@ -166,7 +171,7 @@ def apply_kernels(gpu: GPUProfile, k: KernelFamilyProfile, kv_dtype: str = "bf16
         raise InputError("kernels.gpu", k.gpu, f"this overlay is for {k.gpu}, not {gpu.name}")
     eff = gpu.efficiency
     curves = dict(eff.curves)
-    update: dict[str, Any] = {}
+    update: dict[str, Any] = {"kernels": dict(eff.kernels)} if eff.kernels else {}
     _overlay(update, curves, k.efficiency)
     fp8 = kv_dtype in KV_DTYPES_FP8 and k.kv_fp8 is not None
     if fp8:

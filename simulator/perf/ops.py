@@ -139,6 +139,23 @@ def gemm_cost(m: float, k: int, n: int, w_bytes: float) -> tuple[float, float]:
     return 2.0 * m * k * n, (m * k + m * n) * ACT_BYTES + k * n * w_bytes
 
 
+def fused_moe_cost(routed: float, active: float, hidden: int, inter: int, gated: bool,
+                   w_bytes: float) -> tuple[float, float]:
+    """(FLOPs, bytes) of one MoE layer's routed experts on one GPU as one fused MoE module: ``routed``
+    token-expert rows through ``active`` experts of width ``inter`` (after expert-TP sharding).
+
+    The engines' fused MoE (TensorRT-LLM ``create_moe``, SGLang / vLLM ``fused_moe``) runs the
+    experts' gate and up projections as one GEMM (w13: [hidden, 2·inter]) and the down projection as a
+    second (w2: [inter, hidden]); non-gated experts have one up projection. FLOPs: 2 per multiply-add
+    of both GEMMs. Bytes: each active expert's weights once, plus each routed row's GEMM inputs and
+    outputs at 2 bytes (fc1 reads hidden and writes 2·inter or inter, fc2 reads inter and writes
+    hidden), as :func:`gemm_cost` counts the two GEMMs."""
+    mats = 3 if gated else 2
+    flops = 2.0 * routed * hidden * inter * mats
+    nbytes = active * hidden * inter * mats * w_bytes + ACT_BYTES * routed * (2 * hidden + mats * inter)
+    return flops, nbytes
+
+
 def expected_active_experts(tokens: float, experts: int, topk: int) -> float:
     """Experts that receive at least one of ``tokens`` tokens under uniform top-k routing."""
     if tokens <= 0:
@@ -244,7 +261,8 @@ def mla_expand_copy_bytes(model: ModelArch, tp: int, kv_tokens: float) -> float:
     return kv_tokens * (nope + rope) * ACT_BYTES
 
 
-def elementwise_parts(model: ModelArch, tp: int, engine: EngineProfile) -> dict[str, tuple[float, int]]:
+def elementwise_parts(model: ModelArch, tp: int, engine: EngineProfile,
+                      moe_act_fused: bool = False) -> dict[str, tuple[float, int]]:
     """Bytes per token per layer and kernels per layer of norms, residual adds, activation and RoPE,
     split by the memory curve that prices each kernel: curve name -> (bytes, kernels).
 
@@ -253,12 +271,17 @@ def elementwise_parts(model: ModelArch, tp: int, engine: EngineProfile) -> dict[
     - ``memory_pointwise``: the broadcast pieces of eager fp32-upcast norms and unfused RoPE on
       transposed q / k (torch's generic element-wise path, measured by SiLU x mul on tensor halves).
 
-    Eager upcast norms split by kernel as :data:`UPCAST_NORM_SPLIT` says.
+    Eager upcast norms split by kernel as :data:`UPCAST_NORM_SPLIT` says. ``moe_act_fused``: the routed
+    experts' activation runs inside the fused MoE module (priced by the ``moe`` families with it), so
+    only the shared experts' activation is a kernel of its own.
     """
     h, a = model.hidden_size, ACT_BYTES
     s = shard(model, tp)
     ffn = (model.dense_ffn_size if model.moe is None else model.moe.expert_intermediate_size
            * model.moe.experts_per_token) // tp
+    if moe_act_fused and model.moe is not None:
+        e = model.moe
+        ffn = (e.shared_expert_intermediate_size or e.expert_intermediate_size) * e.num_shared_experts // tp
     parts = {"memory": [0.0, 0], "memory_norm": [0.0, 0], "memory_pointwise": [0.0, 0]}
 
     def add(curve: str, nbytes: float, kernels: int) -> None:
@@ -273,7 +296,7 @@ def elementwise_parts(model: ModelArch, tp: int, engine: EngineProfile) -> dict[
     else:
         add("memory_norm", 2 * 2 * h * a, 2)
         add("memory", 2 * 3 * h * a, 2)
-    if model.gated_mlp:
+    if model.gated_mlp and ffn > 0:
         add("memory", 3 * ffn * a if engine.fused_act_mul else 5 * ffn * a, 1 if engine.fused_act_mul else 2)
     qk = (s.heads + s.kv_heads) * model.head_dim
     if not engine.fused_rope:

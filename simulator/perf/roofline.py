@@ -117,6 +117,18 @@ def op_time(gpu: GPUProfile, kind: str, flops: float, nbytes: float, dtype: str,
     return OpTime(max(compute, memory) / eff, flops, nbytes, compute, memory)
 
 
+def floor_curve_time(gpu: GPUProfile, name: str, flops: float, nbytes: float, dtype: str,
+                     x: float, y: float | None = None) -> OpTime:
+    """A call of the profile's kernel family ``name`` (``efficiency.kernels``: an engine's measured MLA
+    decode or fused MoE): its fixed ``floor_s`` plus max(FLOPs / peak, bytes / bandwidth) over the
+    family's efficiency curve at (x, y)."""
+    fc = gpu.efficiency.kernels[name]
+    compute = flops / gpu.peak_flops(dtype) if flops else 0.0
+    memory = nbytes / gpu.memory_bandwidth
+    eff = max(1e-3, min(1.0, evaluate(fc.curve, x, y)))
+    return OpTime(fc.floor_s + max(compute, memory) / eff, flops, nbytes, compute, memory)
+
+
 def prefill_attention_time(gpu: GPUProfile, flops: float, nbytes: float, dtype: str,
                            call: AttentionCall) -> tuple[OpTime, int]:
     """One prefill-attention ``call`` on one GPU doing ``flops`` and moving ``nbytes``, and its kernel

@@ -17,7 +17,9 @@ from ..errors import InputError
 from .comm import collective_time, transfer_time
 from .ops import (ACT_BYTES, COMPUTE_DTYPE, WEIGHT_BYTES, ExpertPlan, ExpertRouting, Gemm, attention_cost,
                   attention_heads_dims, elementwise_parts, gemm_cost, layer_gemms, mla_expand_copy_bytes, shard)
-from .roofline import OpTime, curve_for, decode_attention_time, evaluate, log2, op_time, prefill_attention_time
+from .fused_moe import fused_moe_of, fused_moe_time
+from .roofline import (OpTime, curve_for, decode_attention_time, evaluate, floor_curve_time, log2, op_time,
+                       prefill_attention_time)
 from .packed import check_packed, packed_attention
 from .lean import memoised_sums_function, part_sums
 from .memo import PriceMemo
@@ -82,12 +84,16 @@ class StepModel:
         self.gemms = layer_gemms(model, self.attn_tp, engine, expert_tp=self.expert_tp)
         # transformers' grouped_mm experts: router, sort, gathers, masked fills, combine (perf/moe_routing.py)
         self.routing_layers = model.num_moe_layers if runs_grouped_routing(engine, model) else 0
+        self.fused_moe = fused_moe_of(model, gpu, weight_dtype, cdt, self.expert_tp)   # the engine's measured fused MoE
         # expanded MLA: kv_b_proj runs over every cached latent in the attention part, not per new token
         self.mla_form = engine.mla_form if model.mla is not None else "absorbed"
         self.mla_expand = next((g for g in self.gemms if g.name == "kv_b_proj"), None) \
             if self.mla_form == "expanded" else None
         self.gemms = [g for g in self.gemms if g is not self.mla_expand]
-        self.elem_parts = elementwise_parts(model, self.attn_tp, engine)   # curve -> (bytes, kernels)
+        self.elem_parts = elementwise_parts(model, self.attn_tp, engine, self.fused_moe is not None)
+        # absorbed MLA decode: the engine's measured latent-attention kernel where its overlay has one
+        self.mla_decode = model.mla is not None and self.mla_expand is None \
+            and "attention_decode_mla" in gpu.efficiency.kernels
         self.heads_gpu = shard(model, self.attn_tp).heads
         self.prefill_dims = attention_heads_dims(model, "prefill")
         self.swa_layers = model.sliding_window_layers if model.sliding_window else 0
@@ -159,10 +165,17 @@ class StepModel:
             for g in self.gemms:
                 if g.kind == "lm_head":
                     continue
+                if g.experts > 1 and self.fused_moe is not None:   # priced below as one fused module
+                    kernels += g.layers
+                    continue
                 sec, t = self._gemm(g, m_all if g.experts > 1 else m)
                 acc[g.kind] = acc.get(g.kind, 0.0) + sec
                 ops[g.kind] = _add(ops.get(g.kind), t, g.layers, sec)
                 kernels += g.layers
+            if self.fused_moe is not None and self.routing is not None:
+                t, nl = fused_moe_time(self.gpu, self.fused_moe, self.routing, m_all), self.model.num_moe_layers
+                sec = max(t.seconds, self.gpu.efficiency.min_kernel_s) * nl
+                acc["moe"], ops["moe"] = acc.get("moe", 0.0) + sec, _add(ops.get("moe"), t, nl, sec)
             L = self.model.num_layers
             for curve, (eb, ek) in self.elem_parts.items():   # norms, adds, activation, RoPE
                 kernels += self.memory_op(acc, ops, "elementwise", eb * m * L, ek * L, curve)
@@ -245,6 +258,9 @@ class StepModel:
                 if phase == "prefill":
                     call = AttentionCall(seqs, self.heads_gpu, q, kvv, pr, *self.prefill_dims)
                     t, calls = prefill_attention_time(self.gpu, fl, by, self.act_dtype, call)
+                elif self.mla_decode:   # one latent KV head: the kernel's parallelism is over sequences
+                    t, calls = floor_curve_time(self.gpu, "attention_decode_mla", fl, by, self.act_dtype,
+                                                log2(seqs), log2(kvv / seqs)), 1
                 else:
                     t, calls = decode_attention_time(self.gpu, fl, by, self.act_dtype, seqs * self.kv_heads_gpu,
                                                      kvv / seqs)
