@@ -2,6 +2,7 @@
 the step's predicted time with its breakdown."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -86,3 +87,23 @@ class StepTime:
     bytes: float
     breakdown: dict[str, float] = field(default_factory=dict)
     bound: dict[str, str] = field(default_factory=dict)
+
+
+def step_time(parts: list[Part], wall: Callable[[float, int], float]) -> StepTime:
+    """The :class:`StepTime` of a step made of ``parts``: their breakdowns and ops summed by kind, wall
+    time from ``wall(gpu seconds, kernels)``."""
+    breakdown: dict[str, float] = {}
+    ops: dict[str, OpTime] = {}
+    for p in parts:
+        for k, v in p.breakdown.items():
+            breakdown[k] = breakdown.get(k, 0.0) + v
+        for k, o in p.ops.items():
+            ops[k] = add_op(ops.get(k), o, 1, o.seconds) if k not in ops else merge_ops(ops[k], o)
+    kernels = sum(p.kernels for p in parts)
+    gpu_s = sum(breakdown.values())
+    st = StepTime(gpu_s=gpu_s, wall_s=wall(gpu_s, kernels), kernels=kernels,
+                  flops=sum(p.flops for p in parts), bytes=sum(p.bytes for p in parts),
+                  breakdown=breakdown, bound={k: o.bound for k, o in ops.items()})
+    if "communication" in breakdown:
+        st.bound["communication"] = "communication"
+    return st

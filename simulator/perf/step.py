@@ -24,7 +24,7 @@ from .packed import check_packed, packed_attention
 from .lean import memoised_sums_function, part_sums
 from .memo import PriceMemo
 from .moe_routing import layer_routing, runs_grouped_routing
-from .part import AttnSums, Part, StepCost, StepTime, add_op as _add, attn_key, merge_ops as _merge, seqs_key, tokens_key
+from .part import AttnSums, Part, StepCost, StepTime, add_op as _add, attn_key, seqs_key, step_time, tokens_key
 from .tiles import AttentionCall
 from .shape import BatchShape, decode_pairs, quantize, window_pairs
 
@@ -396,20 +396,7 @@ class StepModel:
         if hit is not None:
             return hit
         parts, graph = self._parts_of(key)
-        breakdown: dict[str, float] = {}
-        ops: dict[str, OpTime] = {}
-        for p in parts:
-            for k, v in p.breakdown.items():
-                breakdown[k] = breakdown.get(k, 0.0) + v
-            for k, o in p.ops.items():
-                ops[k] = _add(ops.get(k), o, 1, o.seconds) if k not in ops else _merge(ops[k], o)
-        kernels = sum(p.kernels for p in parts)
-        gpu_s = sum(breakdown.values())
-        st = StepTime(gpu_s=gpu_s, wall_s=self._wall(gpu_s, kernels, key[1] + key[4], graph), kernels=kernels,
-                      flops=sum(p.flops for p in parts), bytes=sum(p.bytes for p in parts),
-                      breakdown=breakdown, bound={k: o.bound for k, o in ops.items()})
-        if "communication" in breakdown:
-            st.bound["communication"] = "communication"
+        st = step_time(parts, lambda gpu_s, kernels: self._wall(gpu_s, kernels, key[1] + key[4], graph))
         return self.memo.put(("detail", key), st)
 
     def linear_cost(self, rows: float, k: int, n: int, layers: int = 1) -> tuple[float, float, float]:
