@@ -15,7 +15,7 @@ from ..catalog.kernels import with_engine_kernels
 from ..catalog.model import ModelArch, dtype_bytes
 from ..errors import InputError
 from .comm import collective_time, transfer_time
-from .ops import (ACT_BYTES, COMPUTE_DTYPE, WEIGHT_BYTES, ExpertPlan, ExpertRouting, Gemm, attention_cost,
+from .ops import (ACT_BYTES, WEIGHT_BYTES, ExpertPlan, ExpertRouting, Gemm, attention_cost,
                   attention_heads_dims, elementwise_parts, gemm_cost, layer_gemms, mla_expand_copy_bytes, shard)
 from .fused_moe import fused_moe_of, fused_moe_time
 from .roofline import (OpTime, curve_for, decode_attention_time, evaluate, floor_curve_time, log2, op_time,
@@ -27,9 +27,8 @@ from .moe_routing import layer_routing, runs_grouped_routing
 from .part import AttnSums, Part, StepCost, StepTime, add_op as _add, attn_key, seqs_key, step_time, tokens_key
 from .tiles import AttentionCall
 from .shape import BatchShape, decode_pairs, quantize, window_pairs
+from .step_inputs import KV_DTYPES, WEIGHT_DTYPES, checked_dtypes
 
-WEIGHT_DTYPES = tuple(k for k in WEIGHT_BYTES if k not in ("fp32", "fp4"))
-KV_DTYPES = ("bf16", "fp16", "fp8")
 __all__ = ["BatchShape", "StepModel", "StepCost", "StepTime", "Part", "quantize", "window_pairs", "decode_pairs",
            "WEIGHT_DTYPES", "KV_DTYPES"]
 
@@ -43,32 +42,11 @@ class StepModel:
     def __init__(self, model: ModelArch, gpu: GPUProfile, engine: EngineProfile, *, tp: int = 1,
                  pp: int = 1, weight_dtype: str = "bf16", kv_dtype: str = "bf16",
                  experts: ExpertPlan | None = None, cp: int = 1) -> None:
-        if weight_dtype not in WEIGHT_DTYPES:
-            raise InputError("weight_dtype", weight_dtype, f"allowed: {', '.join(WEIGHT_DTYPES)}")
-        if kv_dtype not in KV_DTYPES:
-            raise InputError("kv_dtype", kv_dtype, f"allowed: {', '.join(KV_DTYPES)}")
+        plan = experts or ExpertPlan()
+        cdt, self.sparse_peak = checked_dtypes(model, gpu, weight_dtype=weight_dtype, kv_dtype=kv_dtype, pp=pp,
+                                               cp=cp, plan=plan)
         gpu = with_engine_kernels(gpu, engine.kernels.tables, kv_dtype, engine.kernels.all_reduce,
                                   engine.kernels.tables_version)   # its own kernels
-        cdt = COMPUTE_DTYPE[weight_dtype]
-        if not gpu.has_dtype(cdt):
-            ok = [d for d in WEIGHT_DTYPES if gpu.has_dtype(COMPUTE_DTYPE[d])]
-            raise InputError("weight_dtype", weight_dtype,
-                             f"{gpu.name} has no {cdt} tensor cores; allowed on it: {', '.join(ok)}")
-        self.sparse_peak = None
-        if weight_dtype == "sparse24":
-            if cdt not in gpu.sparse_tflops:
-                raise InputError("weight_dtype", weight_dtype, f"{gpu.name} lists no 2:4 sparse {cdt} rate "
-                                 "(sparse_tflops); use a dense weight_dtype")
-            self.sparse_peak = gpu.sparse_tflops[cdt].value * 1e12  # type: ignore[index]
-        if pp < 1 or pp > model.num_layers:
-            raise InputError("pp", pp, f"must be between 1 and {model.name}'s {model.num_layers} layers")
-        if cp < 1:
-            raise InputError("cp", cp, "must be a positive integer")
-        plan = experts or ExpertPlan()
-        if model.moe is None and (plan.ep > 1 or plan.balance != "uniform"):
-            raise InputError("deployment.moe", model.name, "applies to mixture-of-experts models only")
-        if plan.dp_attention and cp > 1:
-            raise InputError("cp", cp, "context parallelism with data-parallel attention is not modelled")
         shard(model, tp)
         self.model, self.gpu, self.engine = model, gpu, engine
         self.tp, self.pp, self.cp, self.weight_dtype, self.kv_dtype = tp, pp, cp, weight_dtype, kv_dtype
