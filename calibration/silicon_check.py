@@ -17,7 +17,8 @@ predicted mean TTFT and TPOT (mean over requests of (E2E - TTFT) / (output - 1))
 the measured ones; offline throughput per GPU follows as concurrency x osl / (TTFT + (osl - 1) x
 TPOT) per replica.
 
-Rows are kept when servesim has the model and GPU and the row's layout is one it models: aggregated
+Rows are kept when servesim has the model (in its catalog, or as the Hugging Face config.json that the
+package ships in ``model_configs/``: ``CONFIG_MODELS``) and GPU and the row's layout is one it models: aggregated
 serving on one node (TP <= 8), no data-parallel attention, pipeline 1, weights in bf16, fp8 (per-tensor or
 block) or NVFP4 on a GPU with fp4 tensor cores (NVFP4 rows on Hopper run weight-only kernels, not modelled).
 Rows whose experts use another format than the other weights (e.g. mxfp4) are left out. An engine whose chunked prefill is off by default
@@ -69,8 +70,13 @@ MODELS = {
 GPUS = {"h100_sxm": "h100-sxm", "h200_sxm": "h200-sxm", "b200_sxm": "b200", "gb200": "gb200",
         "a100_sxm": "a100-sxm-80gb", "l40s": "l40s", "b300_sxm": "b300", "gb300": "gb300",
         "rtx_pro_6000_server": "rtx-pro-6000-server"}
+#: Models not in servesim's catalog, run from the Hugging Face config.json the package ships beside the sample
+#: (``model_configs/``), as a user would pass it: label and file.
+CONFIG_MODELS = {"MiniMaxAI/MiniMax-M2.5": ("minimax-m2.5 (config.json)", "MiniMaxAI--MiniMax-M2.5_config.json"),
+                 "moonshotai/Kimi-K2.5": ("kimi-k2.5 (config.json)", "moonshotai--Kimi-K2.5_config.json")}
 #: The sample's GEMM quantisation -> servesim weight dtype (None: not modelled).
-WEIGHTS = {"fp8": "fp8", "fp8_block": "fp8", "nvfp4": "nvfp4", "bfloat16": "bf16", "float16": "fp16"}
+WEIGHTS = {"fp8": "fp8", "fp8_block": "fp8", "nvfp4": "nvfp4", "int4_wo": "int4", "bfloat16": "bf16",
+           "float16": "fp16"}
 
 
 @dataclass(frozen=True)
@@ -90,6 +96,7 @@ class Case:
     osl: int
     ttft_ms: float
     tpot_ms: float
+    model_file: str = ""    # a config.json path where the catalog lacks the model
 
 
 @dataclass(frozen=True)
@@ -125,12 +132,25 @@ def _weight(row: pd.Series) -> str | None:
     return {"fp8": "fp8", "bf16": "bf16"}.get(p) if isinstance(p, str) else "bf16"
 
 
-def cases(table: pd.DataFrame, engines: Iterable[str] | None = None) -> list[Case]:
-    """The rows servesim models, as cases (see the module docstring for the rule)."""
+def _model_of(model_path: str, configs: Path | None) -> tuple[str, str] | None:
+    """(label, config.json path or "") of a row's model, or None if servesim cannot run it."""
+    if model_path in MODELS:
+        return MODELS[model_path], ""
+    if configs is not None and model_path in CONFIG_MODELS:
+        label, name = CONFIG_MODELS[model_path]
+        if (configs / name).is_file():
+            return label, str(configs / name)
+    return None
+
+
+def cases(table: pd.DataFrame, engines: Iterable[str] | None = None, configs: Path | None = None) -> list[Case]:
+    """The rows servesim models, as cases (see the module docstring for the rule); ``configs``: the
+    folder of the package's Hugging Face configs (``CONFIG_MODELS``), None to run catalog models only."""
     out = []
     want = set(engines) if engines else None
     for _, r in table.iterrows():
-        if r["mode"] != "agg" or r["model_path"] not in MODELS or r["system"] not in GPUS:
+        model = _model_of(r["model_path"], configs)
+        if r["mode"] != "agg" or model is None or r["system"] not in GPUS:
             continue
         if want is not None and r["backend"] not in want:
             continue
@@ -147,7 +167,8 @@ def cases(table: pd.DataFrame, engines: Iterable[str] | None = None) -> list[Cas
         if w == "nvfp4" and not load_gpu(GPUS[r["system"]]).has_dtype("fp4"):   # weight-only on Hopper
             continue
         out.append(Case(id=str(r["id"]), engine=str(r["backend"]), version=str(r["backend_version"]),
-                        model=MODELS[r["model_path"]], gpu=GPUS[r["system"]], weight_dtype=w, tp=int(r["tp_size"]),
+                        model=model[0], model_file=model[1], gpu=GPUS[r["system"]], weight_dtype=w,
+                        tp=int(r["tp_size"]),
                         ep=int(r["moe_ep_size"]) if not pd.isna(r["moe_ep_size"]) else 1,
                         concurrency=int(r["batch_size"]), isl=int(r["isl"]), osl=int(r["osl"]),
                         ttft_ms=float(r["silicon_ttft_ms"]), tpot_ms=float(r["silicon_tpot_ms"])))
@@ -173,7 +194,7 @@ def scenario_of(c: Case, prompts: int, engine: str | None = None) -> dict[str, A
     dep.update(prompt_budget(dep["engine"], c.isl, c.concurrency))
     if engine is None and not load_engine(c.engine).overlaps_host_at(c.version):
         dep["overlap_host"] = False    # that version's server ran host work and GPU steps in turn
-    return {"name": c.id, "model": c.model, "deployment": dep, "seed": 0,
+    return {"name": c.id, "model": c.model_file or c.model, "deployment": dep, "seed": 0,
             "workload": {"arrival": {"process": "closed_loop", "concurrency": c.concurrency}, "requests": n,
                          "prompt_tokens": {"dist": "fixed", "value": c.isl},
                          "output_tokens": {"dist": "fixed", "value": c.osl}},
@@ -274,7 +295,10 @@ def main(argv: list[str] | None = None) -> int:
     if path is None or not path.is_file():
         print("silicon_check: no silicon_sample.csv: pip install 'servesim[kerneldb]' or pass --csv", file=sys.stderr)
         return 2
-    cs = cases(pd.read_csv(path), a.engine)
+    configs = path.parent.parent / "model_configs"    # beside systems/ in the package
+    if not configs.is_dir() and default_csv() is not None:
+        configs = default_csv().parent.parent / "model_configs"   # type: ignore[union-attr]
+    cs = cases(pd.read_csv(path), a.engine, configs)
     if a.limit and len(cs) > a.limit:
         step = len(cs) / a.limit
         cs = [cs[int(i * step)] for i in range(a.limit)]

@@ -225,6 +225,15 @@ class _Cfg:
         return v
 
 
+#: Keys of hybrid models whose layers are not all attention (Jamba, Nemotron-H, Falcon-H1, Qwen3-Next style
+#: linear attention, Mamba); with ``layer_types`` the per-layer check below says which layers.
+NON_ATTENTION_KEYS = ("hybrid_override_pattern", "attn_layer_period", "full_attention_interval",
+                      "linear_num_value_heads", "mamba_d_state", "ssm_state_size", "mamba_n_heads")
+#: ``layer_types`` entries servesim prices (full attention, or attention over a window of recent tokens).
+ATTENTION_LAYER_TYPES = frozenset({"full_attention", "attention", "global", "sliding_attention", "sliding_window",
+                                   "sliding_window_attention", "local", "chunked_attention"})
+
+
 def _sliding(c: _Cfg, model_type: str, layers: int) -> tuple[int | None, int]:
     """(window tokens, number of sliding-window layers)."""
     window = c.int("sliding_window")
@@ -235,6 +244,10 @@ def _sliding(c: _Cfg, model_type: str, layers: int) -> tuple[int | None, int]:
         if len(types) != layers:
             raise InputError("config.json:layer_types", f"{len(types)} entries",
                              f"must list one type per layer ({layers})")
+        other = [t for t in types if t not in ATTENTION_LAYER_TYPES]
+        if other:   # e.g. Qwen3.5 / Qwen3-Next linear attention (Gated DeltaNet), Mamba or conv layers
+            raise InputError("config.json:layer_types", f"'{other[0]}' ({len(other)} of {layers} layers)",
+                             "servesim models full and sliding-window attention layers only")
         n = sum(t.startswith("sliding") or t in ("local", "chunked_attention") for t in types)
     elif c.bool("use_sliding_window") is False:
         return None, 0
@@ -321,6 +334,10 @@ def model_from_hf_config(cfg: dict[str, Any], name: str = "custom", source: str 
             if k not in inner and k in cfg:
                 inner[k] = cfg[k]
         cfg = inner
+    hybrid = next((k for k in NON_ATTENTION_KEYS if k in cfg), None)
+    if hybrid is not None and "layer_types" not in cfg:
+        raise InputError(f"config.json:{hybrid}", cfg[hybrid], "layers other than attention (linear attention, "
+                         "state-space or convolution) are not modelled; servesim prices attention layers only")
     try:
         return _translate(_Cfg(cfg), str(cfg.get("model_type", "")).lower(), name, source, source_date)
     except ValidationError as e:

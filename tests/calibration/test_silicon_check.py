@@ -98,3 +98,25 @@ def test_decode_bound_by_hand() -> None:
     assert offline_check.decode_bound(row, "bf16") == pytest.approx(expect)
     assert 19e3 < expect < 21e3                        # below the 22,714 tokens/s TensorRT-LLM published
     assert offline_check.decode_bound(row, "fp8") == pytest.approx(2 * expect)
+
+
+def test_nvfp4_on_blackwell_and_config_json_models_are_kept(tmp_path) -> None:
+    import json
+    name = sc.CONFIG_MODELS["MiniMaxAI/MiniMax-M2.5"][1]
+    (tmp_path / name).write_text(json.dumps({
+        "architectures": ["MiniMaxM2ForCausalLM"], "model_type": "minimax_m2", "hidden_size": 1024,
+        "num_hidden_layers": 4, "num_attention_heads": 16, "num_key_value_heads": 4, "head_dim": 64,
+        "intermediate_size": 256, "vocab_size": 32000, "num_local_experts": 16, "num_experts_per_tok": 2}))
+    table = pd.DataFrame([
+        _row(id="nvfp4 b200", gemm_quant_mode="nvfp4", system="b200_sxm", model_path="meta-llama/Llama-3.1-70B",
+             tp_size=2),
+        _row(id="nvfp4 h100", gemm_quant_mode="nvfp4"),
+        _row(id="minimax", model_path="MiniMaxAI/MiniMax-M2.5", moe_quant_mode="fp8", system="h200_sxm"),
+    ], columns=COLS)
+    assert [c.id for c in sc.cases(table)] == ["nvfp4 b200"]            # no config folder: catalog models only
+    kept = sc.cases(table, None, tmp_path)
+    assert [c.id for c in kept] == ["nvfp4 b200", "minimax"]
+    assert kept[0].weight_dtype == "nvfp4" and kept[0].gpu == "b200"
+    assert sc.scenario_of(kept[1], 10)["model"] == str(tmp_path / name)
+    out = sc.run_case((kept[1], 8, None, False))
+    assert out.error == "" and math.isfinite(out.tpot_ms)

@@ -7,7 +7,7 @@ import pytest
 import yaml
 
 from simulator.catalog.model import ModelArch
-from simulator.catalog.models import catalog_entry, list_models, load_model
+from simulator.catalog.models import catalog_entry, list_models, load_model, model_from_hf_config
 from simulator.errors import InputError
 from simulator.paths import catalog_dir
 
@@ -197,3 +197,19 @@ def test_yaml_entry_bad_arch_value(tmp_path) -> None:
     with pytest.raises(InputError) as ei:
         load_model(str(p))
     assert "num_kv_heads" in str(ei.value) or "multiple" in str(ei.value)
+
+
+def test_hybrid_layers_are_refused_not_priced_as_attention():
+    """Linear-attention, Mamba or conv layers: one error naming the key, never a silent all-attention model."""
+    base = {"hidden_size": 2048, "num_hidden_layers": 8, "num_attention_heads": 16, "num_key_value_heads": 4,
+            "intermediate_size": 6144, "vocab_size": 32000}
+    with pytest.raises(InputError) as e:
+        model_from_hf_config({**base, "layer_types": ["linear_attention"] * 6 + ["full_attention"] * 2})
+    assert e.value.field == "config.json:layer_types" and "6 of 8 layers" in str(e.value)
+    for key, v in (("hybrid_override_pattern", "M-M*M-M*"), ("full_attention_interval", 4), ("mamba_d_state", 128)):
+        with pytest.raises(InputError) as e:
+            model_from_hf_config({**base, key: v})
+        assert e.value.field == f"config.json:{key}"
+    ok = model_from_hf_config({**base, "sliding_window": 512,
+                               "layer_types": ["sliding_attention", "full_attention"] * 4})
+    assert ok.sliding_window_layers == 4
