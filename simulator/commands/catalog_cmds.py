@@ -49,9 +49,18 @@ def rows(what: str) -> list[dict]:
         k = e.kernels
         out.append({"name": n, "version": e.version or "", "status": e.status,
                     "kernels": f"{k.attention_prefill}/{k.attention_decode}, {k.gemm}, all-reduce {k.all_reduce}",
+                    "scheduler": _scheduler(e.scheduler),
                     "host_overlap": e.overlap_host, "host_overlap_since": e.overlap_host_since,
                     "description": e.description, "source": e.source})
     return out
+
+
+def _scheduler(rules) -> str:
+    """One line for an engine's scheduler block: admission, who a KV shortage evicts, what a step holds."""
+    if rules is None:
+        return "generic"
+    steps = "prefill and decodes in one step" if rules.mixed_batches else "prefill or decodes per step"
+    return f"{rules.admission} admission, {rules.victim} evicted, {steps}"
 
 
 def run(a: argparse.Namespace) -> int:
