@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 
+from ..catalog.engine_scheduler import EngineScheduler
 from ..tables import render, table
 from .registry import print_json, subcommand
 
@@ -55,7 +56,7 @@ def rows(what: str) -> list[dict]:
     return out
 
 
-def _scheduler(rules) -> str:
+def _scheduler(rules: EngineScheduler | None) -> str:
     """One line for an engine's scheduler block: admission, who a KV shortage evicts, what a step holds."""
     if rules is None:
         return "generic"
