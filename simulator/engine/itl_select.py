@@ -23,12 +23,10 @@ def below_first(g: "Gaps", sel: np.ndarray) -> np.ndarray:
     return g.matrix.count_less(lo, hi, np.searchsorted(g.sorted_steps, gap0, side="left"))
 
 
-def kth_simple(g: "Gaps", sel: np.ndarray, k: np.ndarray, below: np.ndarray | None = None) -> np.ndarray:
+def kth_simple(g: "Gaps", sel: np.ndarray, k: np.ndarray, below: np.ndarray) -> np.ndarray:
     """Per span ``sel`` (each its request's only source of gaps): the ``k``-th smallest gap. ``below``:
-    :func:`below_first` of ``sel``, if already counted."""
+    :func:`below_first` of ``sel``, counted once for every order statistic asked."""
     lo, hi, gap0 = g.span_lo[sel], g.span_hi[sel], g.span_gap0[sel]
-    if below is None:
-        below = below_first(g, sel)
     out = gap0.copy()
     rng = k != below
     q = np.where(k > below, k - 1, k)[rng]

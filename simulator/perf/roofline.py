@@ -111,10 +111,16 @@ def op_time(gpu: GPUProfile, kind: str, flops: float, nbytes: float, dtype: str,
     y = log2(keys per sequence) and prices it as :func:`decode_attention_time` does."""
     if kind == "attention_decode" and gpu.efficiency.attention_decode_tiles is not None:
         return decode_attention_time(gpu, flops, nbytes, dtype, 2.0 ** x, 2.0 ** (y or 0.0))[0]
+    return _over_curve(gpu, curve_for(gpu, kind, dtype), flops, nbytes, dtype, x, y)
+
+
+def _over_curve(gpu: GPUProfile, curve: Curve, flops: float, nbytes: float, dtype: str, x: float,
+                y: float | None, *, floor_s: float = 0.0) -> OpTime:
+    """``floor_s`` plus the roofline time max(FLOPs / peak, bytes / bandwidth) over ``curve`` at (x, y)."""
     compute = flops / gpu.peak_flops(dtype) if flops else 0.0
     memory = nbytes / gpu.memory_bandwidth
-    eff = max(1e-3, min(1.0, evaluate(curve_for(gpu, kind, dtype), x, y)))
-    return OpTime(max(compute, memory) / eff, flops, nbytes, compute, memory)
+    eff = max(1e-3, min(1.0, evaluate(curve, x, y)))
+    return OpTime(floor_s + max(compute, memory) / eff, flops, nbytes, compute, memory)
 
 
 def floor_curve_time(gpu: GPUProfile, name: str, flops: float, nbytes: float, dtype: str,
@@ -123,10 +129,7 @@ def floor_curve_time(gpu: GPUProfile, name: str, flops: float, nbytes: float, dt
     decode or fused MoE): its fixed ``floor_s`` plus max(FLOPs / peak, bytes / bandwidth) over the
     family's efficiency curve at (x, y)."""
     fc = gpu.efficiency.kernels[name]
-    compute = flops / gpu.peak_flops(dtype) if flops else 0.0
-    memory = nbytes / gpu.memory_bandwidth
-    eff = max(1e-3, min(1.0, evaluate(fc.curve, x, y)))
-    return OpTime(fc.floor_s + max(compute, memory) / eff, flops, nbytes, compute, memory)
+    return _over_curve(gpu, fc.curve, flops, nbytes, dtype, x, y, floor_s=fc.floor_s)
 
 
 def prefill_attention_time(gpu: GPUProfile, flops: float, nbytes: float, dtype: str,

@@ -266,7 +266,7 @@ class ContinuousScheduler(Scheduler):
         """The price of a decode-only step ``extra`` steps ahead."""
         dec = self.dec
         s, win = dec.ctx_sums(extra, self.r.window)
-        return self.r.sm.cost((0, 0, 0.0, 0.0, dec.n, s, None, None, win, 1))   # BatchShape.decode_total's fields
+        return self.r.sm.cost(BatchShape.decode_total(dec.n, s, win))
 
     def _decode_run(self, steps: int):
         run = DecodeRun(steps, self._decode_cost(0), self._decode_cost(steps - 1))   # blocks: _run_length
