@@ -229,9 +229,10 @@ class _Cfg:
 #: linear attention, Mamba); with ``layer_types`` the per-layer check below says which layers.
 NON_ATTENTION_KEYS = ("hybrid_override_pattern", "attn_layer_period", "full_attention_interval",
                       "linear_num_value_heads", "mamba_d_state", "ssm_state_size", "mamba_n_heads")
-#: ``layer_types`` entries servesim prices (full attention, or attention over a window of recent tokens).
-ATTENTION_LAYER_TYPES = frozenset({"full_attention", "attention", "global", "sliding_attention", "sliding_window",
-                                   "sliding_window_attention", "local", "chunked_attention"})
+#: ``layer_types`` entries servesim prices: attention over a window of recent tokens, or full attention.
+SLIDING_LAYER_TYPES = frozenset({"sliding_attention", "sliding_window", "sliding_window_attention", "local",
+                                 "chunked_attention"})
+ATTENTION_LAYER_TYPES = SLIDING_LAYER_TYPES | {"full_attention", "attention", "global"}
 
 
 def _sliding(c: _Cfg, model_type: str, layers: int) -> tuple[int | None, int]:
@@ -248,7 +249,7 @@ def _sliding(c: _Cfg, model_type: str, layers: int) -> tuple[int | None, int]:
         if other:   # e.g. Qwen3.5 / Qwen3-Next linear attention (Gated DeltaNet), Mamba or conv layers
             raise InputError("config.json:layer_types", f"'{other[0]}' ({len(other)} of {layers} layers)",
                              "servesim models full and sliding-window attention layers only")
-        n = sum(t.startswith("sliding") or t in ("local", "chunked_attention") for t in types)
+        n = sum(t in SLIDING_LAYER_TYPES for t in types)
     elif c.bool("use_sliding_window") is False:
         return None, 0
     elif c.raw("sliding_window_pattern") is not None:        # Gemma-3: every N-th layer is global
