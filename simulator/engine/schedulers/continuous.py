@@ -266,7 +266,9 @@ class ContinuousScheduler(Scheduler):
         """The price of a decode-only step ``extra`` steps ahead."""
         dec = self.dec
         s, win = dec.ctx_sums(extra, self.r.window)
-        return self.r.sm.cost(BatchShape.decode_total(dec.n, s, win))
+        # BatchShape.decode_total(dec.n, s, win)'s fields as a plain tuple: no shape built on this hot
+        # path (tests/engine/schedulers/test_continuous.py pins the two equal)
+        return self.r.sm.cost((0, 0, 0.0, 0.0, dec.n, s, None, None, win, 1))
 
     def _decode_run(self, steps: int):
         run = DecodeRun(steps, self._decode_cost(0), self._decode_cost(steps - 1))   # blocks: _run_length
