@@ -1,8 +1,9 @@
 """A/B engine work in CPU instructions: the benchmark's chat scenario (as in ``engine_speed.py``, one
 replica) simulated by two source trees under valgrind's callgrind, which counts the instructions
 executed. Unlike wall or CPU time on a shared VM (runs of the same code differ by up to 30%), the
-count of one tree repeats to about 0.02% (hash seed fixed); two checkouts of one commit differ by up
-to about 0.5% per request, so smaller differences are noise. It misses what instructions do not show
+count of one tree repeats to about 0.02% (hash seed fixed); two checkouts of one commit differed by up
+to about 0.5% per request, and two checkouts of nearly the same code by 3% at 5,000 requests (2026-12-07),
+so differences of a few percent at this size are noise: use more requests to separate small changes. It misses what instructions do not show
 (cache misses, branch mispredictions), so confirm a gain with ``engine_ab.py``. Each run takes about
 a minute per 5,000 requests.
 
