@@ -24,10 +24,12 @@ import pandas as pd
 
 from simulator.calibration.io import SCHEMAS, fmt
 from simulator.calibration.shapes import causal_pairs, decode_flops, gemm_bytes, gemm_flops, prefill_flops
+from simulator.perf.ops import WEIGHT_BYTES
 from .source import SMS, Table
 
 #: database gemm_dtype -> (our dtype label, bytes per input element)
-GEMM_DTYPES = {"bfloat16": ("bf16", 2.0), "fp8": ("fp8", 1.0), "fp8_block": ("fp8_block", 1.0)}
+GEMM_DTYPES = {"bfloat16": ("bf16", 2.0), "fp8": ("fp8", 1.0), "fp8_block": ("fp8_block", 1.0),
+               "nvfp4": ("fp4", WEIGHT_BYTES["nvfp4"])}
 #: database kv_cache_dtype -> bytes per KV element
 KV_BYTES = {"bfloat16": 2.0, "fp8": 1.0}
 ACT_BYTES = 2.0

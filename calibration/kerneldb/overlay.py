@@ -6,7 +6,7 @@ the lower held-out error score (median + p90 absolute percentage error, both fro
 every-4th-row hold-out): the FlashAttention-2 tile model (fit.py fits it when meta.json gives the
 SM count) or the plain curve (fitted on a folder whose meta.json has no SM count). fp8 GEMMs with
 per-tensor scales become ``gemm_fp8`` (what servesim's weight_dtype ``fp8`` reads); block-scaled
-fp8 becomes the extra curve ``gemm_fp8_block``. Decode attention on an fp8 KV cache is first priced
+fp8 becomes the extra curve ``gemm_fp8_block``, NVFP4 the curve ``gemm_fp4``. Decode attention on an fp8 KV cache is first priced
 with the bf16-KV model (bytes at 1 byte per element); a ``kv_fp8`` overlay of its own is written
 only where a model fitted on the fp8 rows beats that by more than ``FP8_MARGIN_PCT`` points of
 held-out median error. The engine's custom all-reduce (``allreduce.py``) becomes the overlay's
@@ -43,6 +43,8 @@ DECODE_FAMILIES = ("fa2", "fa3")
 #: Prefill tile geometries likewise (calibration/fit_tiles.py FAMILIES).
 PREFILL_FAMILIES = ("fa2", "fa3")
 GEMM_FP8_BLOCK = dataclasses.replace(SPECS[1], key="gemm_fp8_block", keep=lambda r: r["dtype"] == "fp8_block")
+#: NVFP4 GEMMs (fp4 weights and activations with fp8 scales per 16 elements) on the fp4 roofline.
+GEMM_FP4 = dataclasses.replace(SPECS[1], key="gemm_fp4", keep=lambda r: r["dtype"] == "fp4", dtype="fp4")
 
 
 @dataclass(frozen=True)
@@ -80,7 +82,10 @@ def _export(tabs: dict[str, Table], gpu: str, work: Path, versions_: dict[str, s
     for name, d in dirs.items():
         ex.write_meta(d, gpu, dev, versions_, tiles=name != "curves")
     if "gemm" in tabs:
-        used["gemm"] = ex.write_csv(dirs["main"] / "gemm.csv", "gemm", ex.gemm_rows(ex.gemm_frame(tabs["gemm"])))
+        peaks = load_gpu(gpu).dense_tflops   # NVFP4 rows only where the datasheet gives an fp4 peak
+        frame = ex.gemm_frame(tabs["gemm"])
+        frame = frame if "fp4" in peaks else frame[frame["gemm_dtype"] != "nvfp4"]
+        used["gemm"] = ex.write_csv(dirs["main"] / "gemm.csv", "gemm", ex.gemm_rows(frame))
     if "context" in tabs:
         rows = list(ex.prefill_rows(ex.attention_frame(tabs["context"], "bfloat16"), "bfloat16"))
         used["context"] = ex.write_csv(dirs["main"] / "attention_prefill.csv", "attention_prefill", rows)
@@ -180,11 +185,13 @@ def _gemm(main_dir: Path, eff: dict[str, Any], report: dict[str, Any], res: dict
             eff["curves"][key] = res["efficiency"]["curves"][key]
             report[key] = _entry(res["report"][key], "curve")
     path = main_dir / "gemm.csv"
-    rows = [r for r in read_rows(path) if GEMM_FP8_BLOCK.keep(r) and measured_s(r) > 0] if path.exists() else []
-    if len(rows) >= 8:
-        curve, rep = fit_curve(rows, GEMM_FP8_BLOCK, load_gpu(res["gpu"]))
-        eff["curves"]["gemm_fp8_block"] = curve.model_dump()
-        report["gemm_fp8_block"] = _entry(rep, "curve")
+    every = read_rows(path) if path.exists() else []
+    for spec in (GEMM_FP8_BLOCK, GEMM_FP4):
+        rows = [r for r in every if spec.keep(r) and measured_s(r) > 0]
+        if len(rows) >= 8:
+            curve, rep = fit_curve(rows, spec, load_gpu(res["gpu"]))
+            eff["curves"][spec.key] = curve.model_dump()
+            report[spec.key] = _entry(rep, "curve")
 
 
 def _provenance(job: Job, tabs: dict[str, Table], used: dict[str, int]) -> dict[str, Any]:

@@ -50,6 +50,12 @@ DB_ENGINE = "vllm"
 #: they price them 54% / 70% too slow at the median, the bf16 curve of the same tables 7.0% / 7.1% fast
 #: (`python -m calibration.kerneldb.fp8_rule`, docs/guide/calibration.md "fp8 GEMMs of database GPUs").
 FP8_FROM_BF16 = ("gemm_fp8", "gemm_bf16")
+#: fp4 rule for database GPUs: the profile keeps the database's NVFP4 GEMM curve, and an NVFP4 GEMM takes
+#: the slower of its weights streamed at the fp8 (there: bf16) efficiency and its FLOPs at that curve's
+#: efficiency (perf/roofline.py fp4_gemm_time). The bf16 efficiency alone, the rule before, is refuted
+#: where no per-call floor can explain it: on B200 at M >= 4096 the NVFP4 GEMMs reach about 41% of the fp4
+#: peak, the bf16 ones 68% of theirs (`python -m calibration.kerneldb.fp4_rule`).
+FP4 = "gemm_fp4"
 
 
 def measured_gpus() -> list[str]:
@@ -131,6 +137,8 @@ def database_block(gpu: str, transferred: dict[str, Any]) -> dict[str, Any] | No
     measured_fp8 = fp8 in k.efficiency.curves     # GPUs with fp8 tensor cores; others keep the transfer
     if measured_fp8:
         eff["curves"][fp8] = k.efficiency.curves[bf16].model_dump(mode="json")
+    if FP4 in k.efficiency.curves:   # GPUs with fp4 tensor cores: the database's NVFP4 GEMM curve
+        eff["curves"][FP4] = k.efficiency.curves[FP4].model_dump(mode="json")
     for key in ("attention_prefill_tiles", "attention_decode_tiles"):
         if key in k.efficiency.model_fields_set:
             model = getattr(k.efficiency, key)
@@ -140,7 +148,9 @@ def database_block(gpu: str, transferred: dict[str, Any]) -> dict[str, Any] | No
     eff.update(status="calibrated", source=(
         f"GEMM and attention fitted from the {k.provenance.package} {k.provenance.package_version} kernel database, "
         f"{k.engine} {k.version} tables ({tables}; hwprofiles/kernels/{gpu}/{k.engine}.yaml, calibration/kerneldb)"
-        + ("; fp8 GEMMs at the bf16 GEMM efficiency (calibration/profiles.py FP8_FROM_BF16); " if measured_fp8 else "; ") +
+        + ("; fp8 GEMMs at the bf16 GEMM efficiency (calibration/profiles.py FP8_FROM_BF16)" if measured_fp8 else "")
+        + ("; NVFP4 GEMMs on the database's NVFP4 GEMM curve (calibration/profiles.py FP4)" if FP4 in eff["curves"] else "")
+        + "; " +
         f"memory-bound curves transferred from {transferred['transferred_from']} (transfer rule); launch figures and "
         "collectives are this profile's documented defaults"))
     return eff

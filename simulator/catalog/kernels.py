@@ -149,7 +149,7 @@ def load_kernel_profile(gpu_name: str, engine_name: str, version: str | None = N
 #: (database/ours 1.01-1.07) but not for fp8 (1.33-1.95 on the same shapes, cause not established);
 #: docs/validation/engines.md gives the end-to-end error with either. The fitted curves stay in the
 #: files, for comparison. Attention is the engine's own kernel family and comes from its tables.
-NOT_APPLIED = ("gemm_bf16", "gemm_fp8", "gemm_fp8_block")
+NOT_APPLIED = ("gemm_bf16", "gemm_fp8", "gemm_fp8_block", "gemm_fp4")
 
 
 def _overlay(update: dict[str, Any], curves: dict[str, Curve], block: KernelEfficiency) -> None:

@@ -39,6 +39,9 @@ DEFAULT_CURVES: dict[str, Curve] = {
 FALLBACK = {"memory_norm": "memory", "memory_pointwise": "memory"}
 
 
+#: The measured NVFP4 GEMM curve of a profile (kernel-database GPUs with fp4 tensor cores): :func:`fp4_gemm_time`.
+FP4_GEMM = "gemm_fp4"
+
 #: Dtypes that run on the same tensor-core path as a measured one.
 _SAME_CURVE = {"fp16": "bf16", "tf32": "bf16", "int8": "fp8", "fp4": "fp8"}
 
@@ -111,7 +114,21 @@ def op_time(gpu: GPUProfile, kind: str, flops: float, nbytes: float, dtype: str,
     y = log2(keys per sequence) and prices it as :func:`decode_attention_time` does."""
     if kind == "attention_decode" and gpu.efficiency.attention_decode_tiles is not None:
         return decode_attention_time(gpu, flops, nbytes, dtype, 2.0 ** x, 2.0 ** (y or 0.0))[0]
+    if kind == "gemm" and dtype == "fp4" and FP4_GEMM in gpu.efficiency.curves:
+        return fp4_gemm_time(gpu, flops, nbytes, x, y)
     return _over_curve(gpu, curve_for(gpu, kind, dtype), flops, nbytes, dtype, x, y)
+
+
+def fp4_gemm_time(gpu: GPUProfile, flops: float, nbytes: float, x: float, y: float | None) -> OpTime:
+    """An NVFP4 GEMM: the slower of its weights streamed as the fp8 (on database GPUs: bf16) curve
+    streams them, and its FLOPs at the measured NVFP4 efficiency (``gemm_fp4``, the engine's whole
+    linear call). The measured curve is a share of max(FLOPs, bytes) time; only its compute side is
+    taken, since its memory-bound side carries per-call work (activation quantisation, launch) that
+    the engines' graph-captured decode steps do not show (docs/guide/calibration.md)."""
+    stream = _over_curve(gpu, curve_for(gpu, "gemm", "fp8"), flops, nbytes, "fp4", x, y)
+    eff = max(1e-3, min(1.0, evaluate(gpu.efficiency.curves[FP4_GEMM], x, y)))
+    tensor = stream.compute_s / eff
+    return stream if tensor <= stream.seconds else OpTime(tensor, flops, nbytes, stream.compute_s, stream.memory_s)
 
 
 def _over_curve(gpu: GPUProfile, curve: Curve, flops: float, nbytes: float, dtype: str, x: float,

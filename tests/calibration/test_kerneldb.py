@@ -18,6 +18,7 @@ from simulator.calibration.io import SCHEMAS
 from calibration.kerneldb import export as ex
 from calibration.kerneldb.cli import main as cli_main
 from calibration.kerneldb.overlay import Job, fit_job
+from simulator.calibration.io import read_rows
 from calibration.kerneldb.source import ENGINES, GPU_DIRS, SMS, UNMAPPED, locate, read_table
 from simulator.calibration.profiles import measured_gpus
 from simulator.catalog.gpus import list_gpus, load_gpu
@@ -29,10 +30,10 @@ DEV = "NVIDIA H100 80GB HBM3"
 def _gemm_frame() -> pd.DataFrame:
     rows = []
     for dtype, src in (("bfloat16", "torch.nn.functional.linear"), ("fp8", "CutlassFP8ScaledMMLinearKernel"),
-                       ("fp8_block", "DeepGemmFp8BlockScaledMMKernel")):
+                       ("fp8_block", "DeepGemmFp8BlockScaledMMKernel"), ("nvfp4", "FlashInferCutlassNvFp4LinearKernel")):
         for m in (1, 4, 16, 64, 256, 1024, 4096):
             for n, k in ((4096, 4096), (1024, 4096), (14336, 4096), (4096, 14336), (32, 4096)):
-                flops, elem = 2 * m * n * k, 2 if dtype == "bfloat16" else 1
+                flops, elem = 2 * m * n * k, {"bfloat16": 2, "nvfp4": 0.5625}.get(dtype, 1)
                 nbytes = (m * k + k * n) * elem + m * n * 2
                 rate = 600e12 if dtype == "bfloat16" else 1000e12
                 rows.append({"framework": "VLLM", "version": "9.9.9", "device": DEV, "op_name": "gemm",
@@ -90,13 +91,15 @@ def test_locate_reads_the_dist_version_and_rejects_other_folders(fake_db: Path, 
 def test_gemm_export_counts_flops_and_bytes_as_shapes_does(fake_db: Path) -> None:
     t = read_table(locate(fake_db), "h100-sxm", "vllm", "gemm")
     rows = list(ex.gemm_rows(ex.gemm_frame(t)))
-    assert {r["dtype"] for r in rows} == {"bf16", "fp8", "fp8_block"}
+    assert {r["dtype"] for r in rows} == {"bf16", "fp8", "fp8_block", "fp4"}
     assert all(min(r["k"], r["n"]) >= ex.GEMM_MIN_KN for r in rows)       # the n=32 shape is dropped
     bf = next(r for r in rows if r["dtype"] == "bf16" and (r["m"], r["k"], r["n"]) == (16, 4096, 1024))
     assert bf["flops"] == 2 * 16 * 4096 * 1024
     assert bf["bytes"] == (16 * 4096 + 4096 * 1024) * 2 + 16 * 1024 * 2     # bf16 in, bf16 out
     f8 = next(r for r in rows if r["dtype"] == "fp8" and (r["m"], r["k"], r["n"]) == (16, 4096, 1024))
     assert f8["bytes"] == (16 * 4096 + 4096 * 1024) * 1 + 16 * 1024 * 2     # fp8 in, bf16 out
+    f4 = next(r for r in rows if r["dtype"] == "fp4" and (r["m"], r["k"], r["n"]) == (16, 4096, 1024))
+    assert f4["bytes"] == (16 * 4096 + 4096 * 1024) * 0.5625 + 16 * 1024 * 2   # NVFP4 in (scales included)
     assert bf["event_s"] == pytest.approx((0.004 + bf["bytes"] / 2.5e12 * 1e3) / 1e3)    # memory-bound row
 
 
@@ -128,6 +131,8 @@ def test_exported_csvs_have_our_columns_and_fit_unchanged(fake_db: Path, tmp_pat
     res = fit(tmp_path / "main", "h100-sxm", decode_feature="batch_kv_heads")
     assert {"gemm_bf16", "gemm_fp8"} <= set(res["efficiency"]["curves"])
     assert set(doc["efficiency"]["curves"]) >= {"gemm_bf16", "gemm_fp8", "gemm_fp8_block", "attention_decode"}
+    assert "gemm_fp4" not in doc["efficiency"]["curves"]      # H100: no fp4 peak, its NVFP4 rows are not exported
+    assert "fp4" not in {r["dtype"] for r in read_rows(tmp_path / "main" / "gemm.csv")}
     for fam in ("attention_prefill", "attention_decode"):
         rep = doc["fit_report"][fam]
         assert rep["model"] in ("tiles", "curve") and rep["alternative"]["model"] != rep["model"]

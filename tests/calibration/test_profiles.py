@@ -51,6 +51,21 @@ def test_database_gpus_take_gemm_and_attention_from_the_vllm_overlay():
         assert eff.attention_prefill_tiles == k.efficiency.attention_prefill_tiles
 
 
+def test_database_gpus_price_nvfp4_gemms_on_the_database_nvfp4_curve():
+    """FP4: where the database measured NVFP4 GEMMs and the datasheet gives an fp4 peak, fp4 GEMMs read
+    that curve (not the bf16 one through fp8); B300 (no dense fp4 figure) keeps none."""
+    from simulator.perf.roofline import curve_for
+    for g in ("b200", "gb200", "gb300", "rtx-pro-6000-server"):
+        k = load_kernel_profile(g, DB_ENGINE)
+        eff = load_gpu(g).efficiency
+        assert eff.curves["gemm_fp4"] == k.efficiency.curves["gemm_fp4"], g
+        assert curve_for(load_gpu(g), "gemm", "fp4") == k.efficiency.curves["gemm_fp4"], g
+        assert "calibration/profiles.py FP4" in eff.source, g
+    assert "gemm_fp4" not in load_kernel_profile("b300", DB_ENGINE).efficiency.curves
+    assert "gemm_fp4" not in load_gpu("b300").efficiency.curves
+    assert "gemm_fp4" not in load_gpu("h100-sxm").efficiency.curves   # our own measurements: no fp4 kernels
+
+
 def test_database_gpus_price_fp8_gemms_at_their_bf16_efficiency():
     """FP8_FROM_BF16: the database's fp8 tables time quantisation and call overheads with the GEMM."""
     for g in ("b200", "gb200", "l40s", "b300", "gb300", "rtx-pro-6000-server"):
