@@ -7,16 +7,24 @@ same requests on the engine's profile (its scheduler defaults, kernels and host 
 predicted throughput is the output tokens over the time from the first arrival to the last
 completion. Nothing in servesim is fitted on these tables.
 
-Launch settings the tables state or imply, applied to every row the same way: fp8 weights (the
-ModelOpt FP8 checkpoints), the KV cache in the model's dtype by default (the engine's ``auto``;
+Launch settings the tables state or imply, applied to every row the same way: the checkpoint's weight
+format (``weight_dtype``, fp8 where a table has no such column: the ModelOpt FP8 checkpoints), pipeline
+stages (``pp``, 1 if absent), experts spread over ``ep`` GPUs with data-parallel attention where
+``ep`` > 1 (the page's MoE runs set ``enable_attention_dp``), the KV cache in the model's dtype by default (the engine's ``auto``;
 TensorRT-LLM's examples pass ``--kv_cache_dtype fp8`` to these checkpoints to get an fp8 cache, and
-the tables do not say which was used: ``--kv-dtype fp8`` runs the other case), and, for an
-engine whose chunked prefill is off by default, a token budget of at least ``isl + max_batch_size``
-per step (the benchmark sizes its budget so a prompt fits one step).
+the tables do not say which was used: ``--kv-dtype fp8`` runs the other case). Batch limits: for
+``trtllm`` the ones ``trtllm-bench`` computes when the command gives none (``trtllm_bench.py``; with
+chunked prefill off it raises the token budget to ``isl + max_batch_size``,
+``tensorrt_llm/bench/benchmark/utils/general.py`` ``get_settings``); for another engine its server
+defaults, with a token budget of at least ``isl + max_batch_size`` per step where its chunked
+prefill is off.
 
 Usage::
 
     python -m calibration.offline_check [--table FILE] [--engine trtllm] [--out DIR] [--workers 2]
+
+Tables: ``trtllm-perf-overview-v1.0.csv`` (the default: Llama-3.1 FP8 on H100 and H200) and
+``trtllm-perf-overview-v1.0-more.csv`` (the same page's Blackwell FP4, RTX PRO 6000 and MoE rows).
 """
 from __future__ import annotations
 
@@ -40,6 +48,7 @@ from simulator.errors import ServesimError
 from simulator.perf.memory import kv_bytes_per_token_per_gpu, weight_bytes_per_gpu
 
 from .silicon_check import prompt_budget
+from .trtllm_bench import bench_limits
 
 TABLE = Path(__file__).resolve().parent / "data" / "published" / "trtllm-perf-overview-v1.0.csv"
 
@@ -50,13 +59,31 @@ def read_table(path: Path) -> pd.DataFrame:
     return pd.read_csv(io.StringIO("\n".join(ln for ln in text.splitlines() if not ln.startswith("#"))))
 
 
+def layout(row: dict[str, Any]) -> tuple[int, int, int, str]:
+    """(tp, pp, ep, weight_dtype) of a published row; pp and ep 1 and fp8 weights where the table has no column."""
+    def num(key: str) -> int:
+        v = row.get(key, 1)
+        return 1 if v is None or (isinstance(v, float) and math.isnan(v)) else int(v)
+    dtype = row.get("weight_dtype")
+    return int(row["tp"]), num("pp"), num("ep"), dtype if isinstance(dtype, str) else "fp8"
+
+
 def scenario_of(row: dict[str, Any], engine: str, kv_dtype: str = "bf16") -> dict[str, Any]:
     """The offline scenario of one published row."""
-    dep: dict[str, Any] = {"gpu": row["gpu"], "engine": engine, "tp": int(row["tp"]), "weight_dtype": "fp8",
+    tp, pp, ep, dtype = layout(row)
+    dep: dict[str, Any] = {"gpu": row["gpu"], "engine": engine, "tp": tp, "pp": pp, "weight_dtype": dtype,
                            "kv_dtype": kv_dtype}
-    sched = load_engine(engine).scheduler
-    dep.update(prompt_budget(engine, int(row["isl"]), int(sched.max_num_seqs or 0) if sched else 0))
-    return {"name": f"{row['model']} {row['gpu']} tp{row['tp']} {row['isl']}/{row['osl']}", "model": row["model"],
+    if ep > 1:
+        dep["moe"] = {"expert_parallel": ep, "attention": "dp"}
+    isl, osl = int(row["isl"]), int(row["osl"])
+    if engine == "trtllm":   # the limits trtllm-bench launches with (a prompt fits one step: no chunking)
+        lim = bench_limits(row["model"], row["gpu"], tp, pp, dtype, kv_dtype, isl, osl)
+        dep["batching"] = {"max_batch_size": lim.max_batch_size,
+                           "max_batched_tokens": max(lim.max_num_tokens, isl + lim.max_batch_size)}
+    else:
+        sched = load_engine(engine).scheduler
+        dep.update(prompt_budget(engine, isl, int(sched.max_num_seqs or 0) if sched else 0))
+    return {"name": f"{row['model']} {row['gpu']} tp{tp} pp{pp} {dtype} {row['isl']}/{row['osl']}", "model": row["model"],
             "deployment": dep, "seed": 0, "slo": {"ttft_s": None, "tpot_s": None},
             "workload": {"arrival": {"process": "offline"}, "requests": int(row["requests"]),
                          "prompt_tokens": {"dist": "fixed", "value": int(row["isl"])},
@@ -68,10 +95,11 @@ def decode_bound(row: dict[str, Any], kv_dtype: str) -> float:
     and the running requests' KV cache through HBM at the datasheet bandwidth, the KV cache fills all
     memory the weights leave free, and each request holds prompt + half its output on average (compute,
     prefill and every overhead ignored). A published figure above it rules that KV format out."""
-    model, gpu, tp = load_model(row["model"]), load_gpu(row["gpu"]), int(row["tp"])
-    weights = weight_bytes_per_gpu(model, "fp8", tp)
+    model, gpu = load_model(row["model"]), load_gpu(row["gpu"])
+    tp, pp, _, dtype = layout(row)
+    weights = weight_bytes_per_gpu(model, dtype, tp, pp)
     free = gpu.memory_bytes - weights
-    per_request = kv_bytes_per_token_per_gpu(model, kv_dtype, tp) * (int(row["isl"]) + int(row["osl"]) / 2)
+    per_request = kv_bytes_per_token_per_gpu(model, kv_dtype, tp, pp) * (int(row["isl"]) + int(row["osl"]) / 2)
     running = free / per_request
     step_s = (weights + free) / gpu.memory_bandwidth
     return running / step_s
@@ -111,9 +139,10 @@ def summary(df: pd.DataFrame) -> pd.DataFrame:
     """Median and worst |error| per model and GPU, and over all rows."""
     ok = df[df["error"] == ""]
     rows = []
-    for key, g in [*ok.groupby(["model", "gpu", "tp"]), (("all", "", ""), ok)]:
+    keys = [k for k in ("model", "gpu", "tp", "pp", "weight_dtype") if k in ok.columns]
+    for key, g in [*ok.groupby(keys), (("all",) + ("",) * (len(keys) - 1), ok)]:
         a = g["err"].abs()
-        rows.append({"model": key[0], "gpu": key[1], "tp": key[2], "rows": len(g),
+        rows.append({**dict(zip(keys, key)), "rows": len(g),
                      "median_abs": float(a.median()), "worst_abs": float(a.max()),
                      "bias": float(g["err"].median())})
     return pd.DataFrame(rows)
@@ -133,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     df = compare(read_table(a.table), a.engine, a.workers, a.kv_dtype)
     pd.set_option("display.width", 200)
-    cols = ["model", "gpu", "tp", "isl", "osl", "output_tps", "pred_tps", "err", "bound_bf16_kv", "preemptions",
+    cols = [c for c in ("model", "gpu", "tp", "pp", "weight_dtype") if c in df.columns] + ["isl", "osl", "output_tps", "pred_tps", "err", "bound_bf16_kv", "preemptions",
             "error"]
     print(df[cols].to_string(index=False, float_format=lambda v: f"{v:.3g}"))
     print(summary(df).to_string(index=False, float_format=lambda v: f"{v:.3f}"))

@@ -85,6 +85,38 @@ def test_offline_rows_become_offline_scenarios(tmp_path) -> None:
     assert out["error"] == "" and out["pred_tps"] > 0
 
 
+def test_offline_rows_with_layout_columns(tmp_path) -> None:
+    """Optional pp / ep / weight_dtype columns: pipeline stages, experts over ep GPUs with data-parallel
+    attention, the checkpoint's weight format; absent columns keep one stage, no expert layout and fp8."""
+    p = tmp_path / "t.csv"
+    p.write_text("model,gpu,tp,pp,ep,weight_dtype,isl,osl,requests,output_tps\n"
+                 "llama-3.1-70b,rtx-pro-6000-server,1,4,1,nvfp4,128,64,20,1000\n"
+                 "qwen3-30b-a3b,b200,2,1,2,nvfp4,128,64,20,1000\n")
+    dense, moe = offline_check.read_table(p).to_dict(orient="records")
+    s = offline_check.scenario_of(dense, "trtllm", "fp8")["deployment"]
+    assert (s["tp"], s["pp"], s["weight_dtype"], s["kv_dtype"]) == (1, 4, "nvfp4", "fp8") and "moe" not in s
+    m = offline_check.scenario_of(moe, "trtllm")["deployment"]
+    assert m["moe"] == {"expert_parallel": 2, "attention": "dp"} and m["tp"] == 2
+    assert offline_check.layout({"tp": 8, "isl": 1}) == (8, 1, 1, "fp8")
+    out = offline_check.predict((dense, "trtllm", "fp8"))
+    assert out["error"] == "" and out["pred_tps"] > 0
+
+
+def test_published_tables_parse() -> None:
+    """Both shipped tables: every row names a catalog model and GPU, and the second one's layouts are valid."""
+    from simulator.catalog.gpus import load_gpu
+    from simulator.catalog.models import load_model
+    base = offline_check.TABLE
+    more = base.with_name("trtllm-perf-overview-v1.0-more.csv")
+    for path, n in ((base, 60), (more, 172)):
+        t = offline_check.read_table(path)
+        assert len(t) == n and (t["output_tps"] > 0).all()
+        for r in t.to_dict(orient="records"):
+            load_model(r["model"]), load_gpu(r["gpu"])
+            tp, pp, ep, dtype = offline_check.layout(r)
+            assert ep in (1, tp) and dtype in ("fp8", "nvfp4") and tp * pp <= 8
+
+
 def test_decode_bound_by_hand() -> None:
     # Llama-3.1-8B fp8 on one H100: 8.03e9 weight bytes, 128 KiB of bf16 KV per token, 80 GiB of HBM at
     # 3.35 TB/s; 128-token prompts and 2048-token outputs hold 1152 tokens each on average.
