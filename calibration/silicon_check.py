@@ -19,7 +19,8 @@ TPOT) per replica.
 
 Rows are kept when servesim has the model (in its catalog, or as the Hugging Face config.json that the
 package ships in ``model_configs/``: ``CONFIG_MODELS``) and GPU and the row's layout is one it models: aggregated
-serving on one node (TP <= 8), no data-parallel attention, pipeline 1, weights in bf16, fp8 (per-tensor or
+serving on one node (TP <= 8), no data-parallel attention (labelled, or implied by a benchmark of TP times
+the row's batch of clients), pipeline 1, weights in bf16, fp8 (per-tensor or
 block) or NVFP4 on a GPU with fp4 tensor cores (NVFP4 rows on Hopper run weight-only kernels, not modelled).
 Rows whose experts use another format than the other weights (e.g. mxfp4) are left out. An engine whose chunked prefill is off by default
 (TensorRT-LLM) is given a token budget of at least ``isl + concurrency`` per step, which such a
@@ -35,6 +36,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import re
 import sys
 from collections.abc import Iterable
 from concurrent.futures import ProcessPoolExecutor
@@ -143,6 +145,21 @@ def _model_of(model_path: str, configs: Path | None) -> tuple[str, str] | None:
     return None
 
 
+def benchmark_concurrency(r: pd.Series) -> int | None:
+    """The benchmark's client count, as the row's ``silicon_data_source`` records it (None if absent)."""
+    m = re.search(r"silicon_concurrency=(\d+)", str(r.get("silicon_data_source", "")))
+    return int(m.group(1)) if m else None
+
+
+def unlabelled_attention_dp(r: pd.Series) -> bool:
+    """Whether the row ran data-parallel attention without saying so: its benchmark sent ``tp`` times
+    the row's ``batch_size`` clients (the batch is per attention rank). Another multiple is read as that
+    many replicas of ``batch_size`` clients each, which one replica's closed loop stands for."""
+    conc = benchmark_concurrency(r)
+    return conc is not None and not pd.isna(r["batch_size"]) and r["tp_size"] > 1 \
+        and conc == r["tp_size"] * r["batch_size"]
+
+
 def cases(table: pd.DataFrame, engines: Iterable[str] | None = None, configs: Path | None = None) -> list[Case]:
     """The rows servesim models, as cases (see the module docstring for the rule); ``configs``: the
     folder of the package's Hugging Face configs (``CONFIG_MODELS``), None to run catalog models only."""
@@ -156,7 +173,7 @@ def cases(table: pd.DataFrame, engines: Iterable[str] | None = None, configs: Pa
             continue
         if not (pd.isna(r["pp_size"]) or r["pp_size"] == 1) or r["tp_size"] > 8:   # one node
             continue
-        if not (pd.isna(r["attention_dp_size"]) or r["attention_dp_size"] <= 1):
+        if not (pd.isna(r["attention_dp_size"]) or r["attention_dp_size"] <= 1) or unlabelled_attention_dp(r):
             continue
         w = _weight(r)
         mq = r.get("moe_quant_mode")

@@ -32,17 +32,29 @@ def test_rows_outside_what_servesim_models_are_left_out() -> None:
         _row(id="two nodes", tp_size=16),
         _row(id="pipeline", pp_size=2),
         _row(id="attention dp", attention_dp_size=4),
+        _row(id="unlabelled attention dp", tp_size=4, batch_size=16,
+             silicon_data_source="db-dump; config_id=1; silicon_concurrency=64; measured=2026"),
+        _row(id="replicas", tp_size=2, batch_size=16,
+             silicon_data_source="db-dump; config_id=1; silicon_concurrency=128; measured=2026"),
         _row(id="nvfp4", gemm_quant_mode="nvfp4"),
         _row(id="mxfp4 experts", model_path="openai/gpt-oss-120b", moe_quant_mode="w4a16_mxfp4"),
         _row(id="block fp8", gemm_quant_mode="fp8_block", moe_quant_mode="fp8_block",
              model_path="deepseek-ai/DeepSeek-V3", tp_size=8, moe_ep_size=8),
     ], columns=COLS)
     cases = sc.cases(table)
-    assert [c.id for c in cases] == ["kept", "block fp8"]
-    dsv3 = cases[1]
+    assert [c.id for c in cases] == ["kept", "replicas", "block fp8"]
+    assert cases[1].concurrency == 16            # 8 replicas of 16 clients: one replica's closed loop
+    dsv3 = cases[2]
     assert (dsv3.model, dsv3.weight_dtype, dsv3.ep) == ("deepseek-v3", "fp8", 8)
     assert sc.scenario_of(dsv3, 1000)["deployment"]["moe"] == {"expert_parallel": 8}
     assert [c.id for c in sc.cases(table, ["trtllm"])] == []
+
+
+def test_benchmark_concurrency_reads_the_source_string() -> None:
+    assert sc.benchmark_concurrency(pd.Series(_row(silicon_data_source="a; silicon_concurrency=96; b"))) == 96
+    assert sc.benchmark_concurrency(pd.Series(_row())) is None
+    one = pd.Series(_row(tp_size=1, batch_size=8, silicon_data_source="silicon_concurrency=8"))
+    assert not sc.unlabelled_attention_dp(one)
 
 
 def test_a_case_is_a_closed_loop_of_the_tools_default_prompt_count() -> None:
