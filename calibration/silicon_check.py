@@ -22,7 +22,8 @@ package ships in ``model_configs/``: ``CONFIG_MODELS``) and GPU and the row's la
 serving on one node (TP <= 8), no data-parallel attention (labelled, or implied by a benchmark of TP times
 the row's batch of clients), pipeline 1, weights in bf16, fp8 (per-tensor or
 block) or NVFP4 on a GPU with fp4 tensor cores (NVFP4 rows on Hopper run weight-only kernels, not modelled).
-Rows whose experts use another format than the other weights (e.g. mxfp4) are left out. An engine whose chunked prefill is off by default
+Rows whose experts use another format than the other weights (e.g. mxfp4) are left out, and a measurement
+the sample repeats under another id (same layout, load, TTFT and TPOT) is counted once. An engine whose chunked prefill is off by default
 (TensorRT-LLM) is given a token budget of at least ``isl + concurrency`` per step, which such a
 benchmark must have been launched with. The KV cache is taken in the model's dtype (the engines' ``auto`` default), since rows do not say.
 
@@ -163,7 +164,8 @@ def unlabelled_attention_dp(r: pd.Series) -> bool:
 def cases(table: pd.DataFrame, engines: Iterable[str] | None = None, configs: Path | None = None) -> list[Case]:
     """The rows servesim models, as cases (see the module docstring for the rule); ``configs``: the
     folder of the package's Hugging Face configs (``CONFIG_MODELS``), None to run catalog models only."""
-    out = []
+    out: list[Case] = []
+    seen: set[tuple] = set()
     want = set(engines) if engines else None
     for _, r in table.iterrows():
         model = _model_of(r["model_path"], configs)
@@ -183,13 +185,23 @@ def cases(table: pd.DataFrame, engines: Iterable[str] | None = None, configs: Pa
             continue
         if w == "nvfp4" and not load_gpu(GPUS[r["system"]]).has_dtype("fp4"):   # weight-only on Hopper
             continue
-        out.append(Case(id=str(r["id"]), engine=str(r["backend"]), version=str(r["backend_version"]),
-                        model=model[0], model_file=model[1], gpu=GPUS[r["system"]], weight_dtype=w,
-                        tp=int(r["tp_size"]),
-                        ep=int(r["moe_ep_size"]) if not pd.isna(r["moe_ep_size"]) else 1,
-                        concurrency=int(r["batch_size"]), isl=int(r["isl"]), osl=int(r["osl"]),
-                        ttft_ms=float(r["silicon_ttft_ms"]), tpot_ms=float(r["silicon_tpot_ms"])))
+        c = Case(id=str(r["id"]), engine=str(r["backend"]), version=str(r["backend_version"]),
+                 model=model[0], model_file=model[1], gpu=GPUS[r["system"]], weight_dtype=w,
+                 tp=int(r["tp_size"]),
+                 ep=int(r["moe_ep_size"]) if not pd.isna(r["moe_ep_size"]) else 1,
+                 concurrency=int(r["batch_size"]), isl=int(r["isl"]), osl=int(r["osl"]),
+                 ttft_ms=float(r["silicon_ttft_ms"]), tpot_ms=float(r["silicon_tpot_ms"]))
+        key = measurement_key(c)
+        if key not in seen:   # the sample repeats some measurements under a second id (another source file)
+            seen.add(key)
+            out.append(c)
     return out
+
+
+def measurement_key(c: Case) -> tuple:
+    """What identifies one measurement: the layout, the load and the measured values (not the row id,
+    the version string or the checkpoint name, which repeated rows spell differently)."""
+    return (c.engine, c.model, c.gpu, c.weight_dtype, c.tp, c.ep, c.concurrency, c.isl, c.osl, c.ttft_ms, c.tpot_ms)
 
 
 def prompt_budget(engine: str, isl: int, running: int) -> dict[str, Any]:

@@ -50,6 +50,19 @@ def test_rows_outside_what_servesim_models_are_left_out() -> None:
     assert [c.id for c in sc.cases(table, ["trtllm"])] == []
 
 
+def test_a_repeated_measurement_counts_once() -> None:
+    """The sample repeats some measurements under a second id and checkpoint name (another source file)."""
+    table = pd.DataFrame([
+        _row(id="a", model_path="deepseek-ai/DeepSeek-V3", gemm_quant_mode="fp8_block", moe_quant_mode="fp8_block",
+             tp_size=8, backend_version="1.2.0rc6.post2"),
+        _row(id="b", model_path="deepseek-ai/DeepSeek-R1", gemm_quant_mode="fp8_block", moe_quant_mode="fp8_block",
+             tp_size=8, backend_version="1.2.0rc6.post2"),
+        _row(id="c", model_path="deepseek-ai/DeepSeek-R1", gemm_quant_mode="fp8_block", moe_quant_mode="fp8_block",
+             tp_size=8, backend_version="1.2.0rc6.post3", silicon_tpot_ms=5.0),   # a different measurement
+    ], columns=COLS)
+    assert [c.id for c in sc.cases(table)] == ["a", "c"]
+
+
 def test_benchmark_concurrency_reads_the_source_string() -> None:
     assert sc.benchmark_concurrency(pd.Series(_row(silicon_data_source="a; silicon_concurrency=96; b"))) == 96
     assert sc.benchmark_concurrency(pd.Series(_row())) is None
