@@ -199,9 +199,11 @@ def cases(table: pd.DataFrame, engines: Iterable[str] | None = None, configs: Pa
 
 
 def measurement_key(c: Case) -> tuple:
-    """What identifies one measurement: the layout, the load and the measured values (not the row id,
-    the version string or the checkpoint name, which repeated rows spell differently)."""
-    return (c.engine, c.model, c.gpu, c.weight_dtype, c.tp, c.ep, c.concurrency, c.isl, c.osl, c.ttft_ms, c.tpot_ms)
+    """What identifies one measurement: the layout, the load and the measured values to a nanosecond (not
+    the row id, the version string or the checkpoint name, which repeated rows spell differently; their
+    values may differ in the last printed digit)."""
+    return (c.engine, c.model, c.gpu, c.weight_dtype, c.tp, c.ep, c.concurrency, c.isl, c.osl,
+            round(c.ttft_ms, 6), round(c.tpot_ms, 6))
 
 
 def prompt_budget(engine: str, isl: int, running: int) -> dict[str, Any]:

@@ -56,7 +56,7 @@ def test_a_repeated_measurement_counts_once() -> None:
         _row(id="a", model_path="deepseek-ai/DeepSeek-V3", gemm_quant_mode="fp8_block", moe_quant_mode="fp8_block",
              tp_size=8, backend_version="1.2.0rc6.post2"),
         _row(id="b", model_path="deepseek-ai/DeepSeek-R1", gemm_quant_mode="fp8_block", moe_quant_mode="fp8_block",
-             tp_size=8, backend_version="1.2.0rc6.post2"),
+             tp_size=8, backend_version="1.2.0rc6.post2", silicon_ttft_ms=100.00000000000001),  # last digit differs
         _row(id="c", model_path="deepseek-ai/DeepSeek-R1", gemm_quant_mode="fp8_block", moe_quant_mode="fp8_block",
              tp_size=8, backend_version="1.2.0rc6.post3", silicon_tpot_ms=5.0),   # a different measurement
     ], columns=COLS)
