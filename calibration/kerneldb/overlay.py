@@ -82,9 +82,8 @@ def _export(tabs: dict[str, Table], gpu: str, work: Path, versions_: dict[str, s
     for name, d in dirs.items():
         ex.write_meta(d, gpu, dev, versions_, tiles=name != "curves")
     if "gemm" in tabs:
-        peaks = load_gpu(gpu).dense_tflops   # NVFP4 rows only where the datasheet gives an fp4 peak
-        frame = ex.gemm_frame(tabs["gemm"])
-        frame = frame if "fp4" in peaks else frame[frame["gemm_dtype"] != "nvfp4"]
+        frame = ex.gemm_frame(tabs["gemm"])   # NVFP4 rows only where the datasheet gives an fp4 peak
+        frame = frame if load_gpu(gpu).has_dtype("fp4") else frame[frame["gemm_dtype"] != "nvfp4"]
         used["gemm"] = ex.write_csv(dirs["main"] / "gemm.csv", "gemm", ex.gemm_rows(frame))
     if "context" in tabs:
         rows = list(ex.prefill_rows(ex.attention_frame(tabs["context"], "bfloat16"), "bfloat16"))

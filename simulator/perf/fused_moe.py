@@ -45,8 +45,10 @@ def fused_moe_of(model: ModelArch, gpu: GPUProfile, weight_dtype: str, compute_d
                  expert_tp: int) -> FusedMoE | None:
     """``model``'s routed experts as one fused module on ``gpu`` (each expert split over
     ``expert_tp`` GPUs), or None where the model has no experts or the overlay no such family."""
-    name = moe_curve(gpu, weight_dtype) if model.moe is not None else None
-    if name is None or model.moe is None:
+    if model.moe is None:
+        return None
+    name = moe_curve(gpu, weight_dtype)
+    if name is None:
         return None
     return FusedMoE(name, model.hidden_size, model.moe.expert_intermediate_size // expert_tp, model.gated_mlp,
                     WEIGHT_BYTES[weight_dtype], compute_dtype)
@@ -60,12 +62,8 @@ def moe_features(routed: float, active: float, hidden: int, inter: int, gated: b
 
 def fused_moe_time(gpu: GPUProfile, f: FusedMoE, routing: ExpertRouting, tokens: float) -> OpTime:
     """One layer's routed experts for a step of ``tokens`` tokens: the slowest expert-parallel GPU."""
-    worst: OpTime | None = None
-    for routed, active in zip(*routing.load(tokens)):
+    def on_gpu(routed: float, active: float) -> OpTime:
         fl, by = fused_moe_cost(routed, active, f.hidden, f.inter, f.gated, f.w_bytes)
         x, y = moe_features(routed, active, f.hidden, f.inter, f.gated)
-        t = floor_curve_time(gpu, f.curve, fl, by, f.dtype, x, y)
-        if worst is None or t.seconds > worst.seconds:
-            worst = t
-    assert worst is not None
-    return worst
+        return floor_curve_time(gpu, f.curve, fl, by, f.dtype, x, y)
+    return routing.slowest(tokens, on_gpu)

@@ -5,8 +5,10 @@ Conventions: one multiply-add is 2 FLOPs; bytes are the minimum moved through de
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Protocol, TypeVar
 
 import numpy as np
 
@@ -24,6 +26,13 @@ WEIGHT_BYTES = {"fp32": 4.0, "bf16": 2.0, "fp16": 2.0, "fp8": 1.0, "int8": 1.0,
 COMPUTE_DTYPE = {"fp32": "tf32", "bf16": "bf16", "fp16": "fp16", "fp8": "fp8", "int8": "int8",
                  "int4": "bf16", "fp4": "fp4", "nvfp4": "fp4", "sparse24": "bf16"}
 ACT_BYTES = 2.0  # activations are bf16/fp16 throughout
+
+
+class _Seconds(Protocol):
+    seconds: float
+
+
+Timed = TypeVar("Timed", bound=_Seconds)   # a priced operation (roofline.OpTime)
 #: Eager RMSNorm with fp32 upcast (transformers' LlamaRMSNorm), counted from torch-profiler traces
 #: of calibration/data/*/whole_model_kernels.csv: 8 kernels per norm moving 36 bytes per element,
 #: by kind (bytes per element, kernels), from the kernel names in those traces:
@@ -211,6 +220,11 @@ class ExpertRouting:
             return routed, np.full(ep, expected_active_experts(tokens, self.experts, self.topk) / ep)
         active = 1.0 - (1.0 - self._q) ** tokens
         return routed, np.bincount(self.gpu_of, weights=active, minlength=ep)
+
+    def slowest(self, tokens: float, price: Callable[[float, float], Timed]) -> Timed:
+        """``price(routed rows, active experts)`` of the expert-parallel GPU that takes longest (the first
+        of equals) when the step has ``tokens`` tokens."""
+        return max((price(r, a) for r, a in zip(*self.load(tokens))), key=lambda t: t.seconds)
 
 
 def attention_heads_dims(model: ModelArch, phase: str, mla_form: str = "absorbed") -> tuple[int, int]:

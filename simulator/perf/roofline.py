@@ -126,8 +126,7 @@ def fp4_gemm_time(gpu: GPUProfile, flops: float, nbytes: float, x: float, y: flo
     taken, since its memory-bound side carries per-call work (activation quantisation, launch) that
     the engines' graph-captured decode steps do not show (docs/guide/calibration.md)."""
     stream = _over_curve(gpu, curve_for(gpu, "gemm", "fp8"), flops, nbytes, "fp4", x, y)
-    eff = max(1e-3, min(1.0, evaluate(gpu.efficiency.curves[FP4_GEMM], x, y)))
-    tensor = stream.compute_s / eff
+    tensor = stream.compute_s / efficiency(gpu.efficiency.curves[FP4_GEMM], x, y)
     return stream if tensor <= stream.seconds else OpTime(tensor, flops, nbytes, stream.compute_s, stream.memory_s)
 
 
@@ -136,8 +135,12 @@ def _over_curve(gpu: GPUProfile, curve: Curve, flops: float, nbytes: float, dtyp
     """``floor_s`` plus the roofline time max(FLOPs / peak, bytes / bandwidth) over ``curve`` at (x, y)."""
     compute = flops / gpu.peak_flops(dtype) if flops else 0.0
     memory = nbytes / gpu.memory_bandwidth
-    eff = max(1e-3, min(1.0, evaluate(curve, x, y)))
-    return OpTime(floor_s + max(compute, memory) / eff, flops, nbytes, compute, memory)
+    return OpTime(floor_s + max(compute, memory) / efficiency(curve, x, y), flops, nbytes, compute, memory)
+
+
+def efficiency(curve: Curve, x: float, y: float | None = None) -> float:
+    """``curve`` at (x, y), kept within [0.001, 1]: the share of its roofline an op reaches."""
+    return max(1e-3, min(1.0, evaluate(curve, x, y)))
 
 
 def floor_curve_time(gpu: GPUProfile, name: str, flops: float, nbytes: float, dtype: str,

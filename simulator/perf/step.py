@@ -18,7 +18,7 @@ from .comm import collective_time, transfer_time
 from .ops import (ACT_BYTES, WEIGHT_BYTES, ExpertPlan, ExpertRouting, Gemm, attention_cost,
                   attention_heads_dims, elementwise_parts, gemm_cost, layer_gemms, mla_expand_copy_bytes, shard)
 from .fused_moe import fused_moe_of, fused_moe_time
-from .roofline import (OpTime, curve_for, decode_attention_time, evaluate, floor_curve_time, log2, op_time,
+from .roofline import (OpTime, curve_for, decode_attention_time, efficiency, floor_curve_time, log2, op_time,
                        prefill_attention_time)
 from .packed import check_packed, packed_attention
 from .lean import memoised_sums_function, part_sums
@@ -94,7 +94,7 @@ class StepModel:
     def _gemm_time(self, fl: float, by: float, dt: str, x: float, y: float, sparse: bool) -> OpTime:
         if not sparse or self.sparse_peak is None:
             return op_time(self.gpu, "gemm", fl, by, dt, x, y)
-        eff = max(1e-3, min(1.0, evaluate(curve_for(self.gpu, "gemm", dt), x, y)))
+        eff = efficiency(curve_for(self.gpu, "gemm", dt), x, y)
         compute, memory = fl / self.sparse_peak, by / self.gpu.memory_bandwidth
         return OpTime(max(compute, memory) / eff, fl, by, compute, memory)
 
@@ -105,17 +105,14 @@ class StepModel:
         dt = self.act_dtype if plain else self.compute_dtype
         gw = 2.0 if plain else wb
         if g.experts > 1 and self.routing is not None:   # the slowest expert-parallel GPU sets the time
-            t = None
-            for routed, active in zip(*self.routing.load(rows)):
+            def on_gpu(routed: float, active: float) -> OpTime:
                 fl, by = gemm_cost(routed, g.k, g.n, 0.0)
                 by += active * g.k * g.n * gw
                 # one grouped kernel streams every active expert's weights (fused MoE): its shape is
                 # the summed weights; an engine without one runs each expert's GEMM on its own
                 kn = g.k * g.n * (max(active, 1.0) if self.grouped_moe else 1.0)
-                ti = self._gemm_time(fl, by, dt, log2(routed / max(active, 1e-9)), log2(kn), True)
-                if t is None or ti.seconds > t.seconds:
-                    t = ti
-            assert t is not None
+                return self._gemm_time(fl, by, dt, log2(routed / max(active, 1e-9)), log2(kn), True)
+            t = self.routing.slowest(rows, on_gpu)
         else:
             fl, by = gemm_cost(rows, g.k, g.n, gw)
             t = self._gemm_time(fl, by, dt, log2(rows), log2(g.k * g.n), not plain)
