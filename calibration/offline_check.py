@@ -10,8 +10,8 @@ completion. Nothing in servesim is fitted on these tables.
 Launch settings the tables state or imply, applied to every row the same way: the checkpoint's weight
 format (``weight_dtype``, fp8 where a table has no such column: the ModelOpt FP8 checkpoints), pipeline
 stages (``pp``, 1 if absent), experts spread over ``ep`` GPUs with data-parallel attention where
-``ep`` > 1 (the page's MoE runs set ``enable_attention_dp``), the KV cache in the model's dtype by default (the engine's ``auto``;
-TensorRT-LLM's examples pass ``--kv_cache_dtype fp8`` to these checkpoints to get an fp8 cache, and
+``ep`` > 1 (the page's MoE runs set ``enable_attention_dp``), the KV cache in the model's dtype by
+default (the engine's ``auto``; TensorRT-LLM's examples pass ``--kv_cache_dtype fp8`` to these checkpoints to get an fp8 cache, and
 the tables do not say which was used: ``--kv-dtype fp8`` runs the other case). Batch limits: for
 ``trtllm`` the ones ``trtllm-bench`` computes when the command gives none (``trtllm_bench.py``; with
 chunked prefill off it raises the token budget to ``isl + max_batch_size``,
@@ -83,7 +83,8 @@ def scenario_of(row: dict[str, Any], engine: str, kv_dtype: str = "bf16") -> dic
     else:
         sched = load_engine(engine).scheduler
         dep.update(prompt_budget(engine, isl, int(sched.max_num_seqs or 0) if sched else 0))
-    return {"name": f"{row['model']} {row['gpu']} tp{tp} pp{pp} {dtype} {row['isl']}/{row['osl']}", "model": row["model"],
+    return {"name": f"{row['model']} {row['gpu']} tp{tp} pp{pp} {dtype} {row['isl']}/{row['osl']}",
+            "model": row["model"],
             "deployment": dep, "seed": 0, "slo": {"ttft_s": None, "tpot_s": None},
             "workload": {"arrival": {"process": "offline"}, "requests": int(row["requests"]),
                          "prompt_tokens": {"dist": "fixed", "value": int(row["isl"])},
@@ -162,8 +163,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     df = compare(read_table(a.table), a.engine, a.workers, a.kv_dtype)
     pd.set_option("display.width", 200)
-    cols = [c for c in ("model", "gpu", "tp", "pp", "weight_dtype") if c in df.columns] + ["isl", "osl", "output_tps", "pred_tps", "err", "bound_bf16_kv", "preemptions",
-            "error"]
+    cols = [c for c in ("model", "gpu", "tp", "pp", "weight_dtype") if c in df.columns]
+    cols += ["isl", "osl", "output_tps", "pred_tps", "err", "bound_bf16_kv", "preemptions", "error"]
     print(df[cols].to_string(index=False, float_format=lambda v: f"{v:.3g}"))
     print(summary(df).to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     over = int((~df["bf16_kv_possible"]).sum())

@@ -18,14 +18,15 @@ the measured ones; offline throughput per GPU follows as concurrency x osl / (TT
 TPOT) per replica.
 
 Rows are kept when servesim has the model (in its catalog, or as the Hugging Face config.json that the
-package ships in ``model_configs/``: ``CONFIG_MODELS``) and GPU and the row's layout is one it models: aggregated
-serving on one node (TP <= 8), no data-parallel attention (labelled, or implied by a benchmark of TP times
-the row's batch of clients), pipeline 1, weights in bf16, fp8 (per-tensor or
-block) or NVFP4 on a GPU with fp4 tensor cores (NVFP4 rows on Hopper run weight-only kernels, not modelled).
-Rows whose experts use another format than the other weights (e.g. mxfp4) are left out, and a measurement
-the sample repeats under another id (same layout, load, TTFT and TPOT) is counted once. An engine whose chunked prefill is off by default
-(TensorRT-LLM) is given a token budget of at least ``isl + concurrency`` per step, which such a
-benchmark must have been launched with. The KV cache is taken in the model's dtype (the engines' ``auto`` default), since rows do not say.
+package ships in ``model_configs/``: ``CONFIG_MODELS``) and GPU and the row's layout is one it models:
+aggregated serving on one node (TP <= 8), no data-parallel attention (labelled, or implied by a
+benchmark of TP times the row's batch of clients), pipeline 1, weights in bf16, fp8 (per-tensor or
+block) or NVFP4 on a GPU with fp4 tensor cores (NVFP4 rows on Hopper run weight-only kernels, not
+modelled). Rows whose experts use another format than the other weights (e.g. mxfp4) are left out,
+and a measurement the sample repeats under another id (same layout, load, TTFT and TPOT) is counted
+once. An engine whose chunked prefill is off by default (TensorRT-LLM) is given a token budget of at
+least ``isl + concurrency`` per step, which such a benchmark must have been launched with. The KV
+cache is taken in the model's dtype (the engines' ``auto`` default), since rows do not say.
 
 Usage::
 

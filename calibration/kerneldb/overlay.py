@@ -6,8 +6,8 @@ the lower held-out error score (median + p90 absolute percentage error, both fro
 every-4th-row hold-out): the FlashAttention-2 tile model (fit.py fits it when meta.json gives the
 SM count) or the plain curve (fitted on a folder whose meta.json has no SM count). fp8 GEMMs with
 per-tensor scales become ``gemm_fp8`` (what servesim's weight_dtype ``fp8`` reads); block-scaled
-fp8 becomes the extra curve ``gemm_fp8_block``, NVFP4 the curve ``gemm_fp4``. Decode attention on an fp8 KV cache is first priced
-with the bf16-KV model (bytes at 1 byte per element); a ``kv_fp8`` overlay of its own is written
+fp8 becomes the extra curve ``gemm_fp8_block``, NVFP4 the curve ``gemm_fp4``. Decode attention on an
+fp8 KV cache is first priced with the bf16-KV model (bytes at 1 byte per element); a ``kv_fp8`` overlay of its own is written
 only where a model fitted on the fp8 rows beats that by more than ``FP8_MARGIN_PCT`` points of
 held-out median error. The engine's custom all-reduce (``allreduce.py``) becomes the overlay's
 ``collectives`` / ``collectives_graph``. MLA decode and fused MoE (their own tables) become
