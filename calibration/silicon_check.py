@@ -31,7 +31,7 @@ cache is taken in the model's dtype (the engines' ``auto`` default), since rows 
 Usage::
 
     python -m calibration.silicon_check [--csv silicon_sample.csv] [--engine vllm] [--out DIR]
-        [--workers 2] [--limit N] [--prompts 1000] [--warmup]
+        [--workers 2] [--limit N] [--prompts 1000] [--warmup] [--harness aic-eval]
 """
 from __future__ import annotations
 
@@ -233,16 +233,31 @@ def scenario_of(c: Case, prompts: int, engine: str | None = None) -> dict[str, A
             "slo": {"ttft_s": None, "tpot_s": None}}
 
 
-def run_case(args: tuple[Case, int, str | None, bool]) -> Outcome:
-    """Simulate one case; with ``warmup`` the statistics skip the first ``concurrency`` requests."""
-    c, prompts, engine, warmup = args
+#: Benchmark protocols, as requests per client sent in all and left out as warm-up (None: a fixed
+#: count, ``--prompts``). ``aic-eval``: aiconfigurator's evaluation pipeline, which produced the
+#: sample's rows (its ``eval/benchmarks/genai_perf_runner.py``: ``--request-count`` 10 x concurrency
+#: after ``--warmup-request-count`` 2 x concurrency; its ``bench_serving`` runner also sends 10 per client).
+HARNESSES = {"vllm-bench": None, "aic-eval": (12, 2)}
+
+
+def protocol(c: Case, harness: str, prompts: int, warmup: bool) -> tuple[int, int]:
+    """Requests to simulate for case ``c`` and how many of the first (by arrival) to leave out."""
+    spec = HARNESSES[harness]
+    if spec is None:
+        return prompts, c.concurrency if warmup else 0
+    return spec[0] * c.concurrency, spec[1] * c.concurrency
+
+
+def run_case(args: tuple[Case, int, int, str | None]) -> Outcome:
+    """Simulate ``prompts`` requests of one case; the statistics skip the first ``warmup`` by arrival."""
+    c, prompts, warmup, engine = args
     try:
         res = simulate(scenario_from_dict(scenario_of(c, prompts, engine)))
     except ServesimError as e:
         return Outcome(c, math.nan, math.nan, 0, 0.0, str(e).splitlines()[0][:200])
     r = res.requests
     order = np.argsort(r.arrival, kind="stable")
-    keep = order[c.concurrency:] if warmup else order
+    keep = order[warmup:]
     done = keep[r.finish[keep] > 0]
     if done.size == 0:
         why = res.notes[-1] if res.notes else "no request finished"
@@ -322,6 +337,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--limit", type=int, default=None, help="every k-th case only, to at most this many")
     ap.add_argument("--prompts", type=int, default=1000, help="requests per benchmark (at least 2 per client)")
     ap.add_argument("--warmup", action="store_true", help="leave each client's first request out of the statistics")
+    ap.add_argument("--harness", choices=sorted(HARNESSES), default="vllm-bench",
+                    help="benchmark protocol: vllm-bench (--prompts requests, the default) or aic-eval "
+                         "(12 per client, the first 2 per client a warm-up)")
     a = ap.parse_args(argv)
     path = a.csv or default_csv()
     if path is None or not path.is_file():
@@ -334,7 +352,7 @@ def main(argv: list[str] | None = None) -> int:
     if a.limit and len(cs) > a.limit:
         step = len(cs) / a.limit
         cs = [cs[int(i * step)] for i in range(a.limit)]
-    jobs = [(c, a.prompts, a.as_engine, a.warmup) for c in cs]
+    jobs = [(c, *protocol(c, a.harness, a.prompts, a.warmup), a.as_engine) for c in cs]
     if a.workers > 1:
         with ProcessPoolExecutor(a.workers) as ex:
             outs = list(ex.map(run_case, jobs, chunksize=1))
