@@ -24,14 +24,18 @@ benchmark of TP times the row's batch of clients), pipeline 1, weights in bf16, 
 block) or NVFP4 on a GPU with fp4 tensor cores (NVFP4 rows on Hopper run weight-only kernels, not
 modelled). Rows whose experts use another format than the other weights (e.g. mxfp4) are left out,
 and a measurement the sample repeats under another id (same layout, load, TTFT and TPOT) is counted
-once. An engine whose chunked prefill is off by default (TensorRT-LLM) is given a token budget of at
-least ``isl + concurrency`` per step, which such a benchmark must have been launched with. The KV
-cache is taken in the model's dtype (the engines' ``auto`` default), since rows do not say.
+once. Each server runs with its engine's defaults, an engine whose chunked prefill is off (TensorRT-LLM)
+with a token budget of at least ``isl + concurrency`` per step, which such a benchmark must have been
+launched with; ``--launch generator`` runs the settings aiconfigurator's generator launches a benchmark
+with instead (``benchmark_setup.generator_launch``: the row's batch as the server's, at most batch + isl
++ 1500 tokens a step, SGLang with mixed chunks). The KV cache is taken in the model's dtype (the
+engines' ``auto`` default), since rows do not say.
 
 Usage::
 
     python -m calibration.silicon_check [--csv silicon_sample.csv] [--engine vllm] [--out DIR]
         [--workers 2] [--limit N] [--prompts 1000] [--warmup] [--harness aic-eval]
+        [--launch generator]
 """
 from __future__ import annotations
 
@@ -49,6 +53,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from calibration.benchmark_setup import HARNESSES, generator_launch, prompt_budget, protocol
 from simulator.catalog.engines import load_engine
 from simulator.catalog.gpus import load_gpu
 from simulator.config.loader import scenario_from_dict
@@ -207,23 +212,19 @@ def measurement_key(c: Case) -> tuple:
             round(c.ttft_ms, 6), round(c.tpot_ms, 6))
 
 
-def prompt_budget(engine: str, isl: int, running: int) -> dict[str, Any]:
-    """The deployment keys a benchmark of ``isl``-token prompts must have been launched with on
-    ``engine``: without chunked prefill a prompt fits one step beside up to ``running`` decodes only
-    if the token budget allows it (empty when the engine's default budget or chunking suffices)."""
-    sched = load_engine(engine).scheduler
-    if sched is None or sched.chunked_prefill is not False or isl + running <= (sched.max_num_batched_tokens or 0):
-        return {}
-    return {"batching": {"max_batched_tokens": isl + running}}
-
-
-def scenario_of(c: Case, prompts: int, engine: str | None = None) -> dict[str, Any]:
-    """The closed-loop scenario of case ``c`` (``engine`` overrides the case's engine)."""
+def scenario_of(c: Case, prompts: int, engine: str | None = None, launch: str = "defaults") -> dict[str, Any]:
+    """The closed-loop scenario of case ``c`` (``engine`` overrides the case's engine). ``launch``:
+    ``generator`` (the settings aiconfigurator's generator launches the benchmark with:
+    :func:`generator_launch`) or ``defaults`` (the engine's server defaults, with a token budget
+    that fits a prompt: :func:`prompt_budget`)."""
     n = max(prompts, 2 * c.concurrency)
     dep: dict[str, Any] = {"gpu": c.gpu, "engine": engine or c.engine, "tp": c.tp, "weight_dtype": c.weight_dtype}
     if c.ep > 1:   # experts spread over the replica's GPUs (servesim: ep = tp)
         dep["moe"] = {"expert_parallel": c.tp}
-    dep.update(prompt_budget(dep["engine"], c.isl, c.concurrency))
+    if launch == "generator" and engine is None:
+        dep.update(generator_launch(c.engine, c.version, c.concurrency, c.isl))
+    else:
+        dep.update(prompt_budget(dep["engine"], c.isl, c.concurrency))
     if engine is None and not load_engine(c.engine).overlaps_host_at(c.version):
         dep["overlap_host"] = False    # that version's server ran host work and GPU steps in turn
     return {"name": c.id, "model": c.model_file or c.model, "deployment": dep, "seed": 0,
@@ -233,26 +234,12 @@ def scenario_of(c: Case, prompts: int, engine: str | None = None) -> dict[str, A
             "slo": {"ttft_s": None, "tpot_s": None}}
 
 
-#: Benchmark protocols, as requests per client sent in all and left out as warm-up (None: a fixed
-#: count, ``--prompts``). ``aic-eval``: aiconfigurator's evaluation pipeline, which produced the
-#: sample's rows (its ``eval/benchmarks/genai_perf_runner.py``: ``--request-count`` 10 x concurrency
-#: after ``--warmup-request-count`` 2 x concurrency; its ``bench_serving`` runner also sends 10 per client).
-HARNESSES = {"vllm-bench": None, "aic-eval": (12, 2)}
-
-
-def protocol(c: Case, harness: str, prompts: int, warmup: bool) -> tuple[int, int]:
-    """Requests to simulate for case ``c`` and how many of the first (by arrival) to leave out."""
-    spec = HARNESSES[harness]
-    if spec is None:
-        return prompts, c.concurrency if warmup else 0
-    return spec[0] * c.concurrency, spec[1] * c.concurrency
-
-
-def run_case(args: tuple[Case, int, int, str | None]) -> Outcome:
-    """Simulate ``prompts`` requests of one case; the statistics skip the first ``warmup`` by arrival."""
-    c, prompts, warmup, engine = args
+def run_case(args: tuple[Case, int, int, str | None, str]) -> Outcome:
+    """Simulate ``prompts`` requests of one case launched as ``launch`` says (:func:`scenario_of`); the
+    statistics skip the first ``warmup`` by arrival."""
+    c, prompts, warmup, engine, launch = args
     try:
-        res = simulate(scenario_from_dict(scenario_of(c, prompts, engine)))
+        res = simulate(scenario_from_dict(scenario_of(c, prompts, engine, launch)))
     except ServesimError as e:
         return Outcome(c, math.nan, math.nan, 0, 0.0, str(e).splitlines()[0][:200])
     r = res.requests
@@ -337,6 +324,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--limit", type=int, default=None, help="every k-th case only, to at most this many")
     ap.add_argument("--prompts", type=int, default=1000, help="requests per benchmark (at least 2 per client)")
     ap.add_argument("--warmup", action="store_true", help="leave each client's first request out of the statistics")
+    ap.add_argument("--launch", choices=("defaults", "generator"), default="defaults",
+                    help="server settings: defaults (the engine's own, the default) or generator (as "
+                         "aiconfigurator's generator launches a benchmark)")
     ap.add_argument("--harness", choices=sorted(HARNESSES), default="vllm-bench",
                     help="benchmark protocol: vllm-bench (--prompts requests, the default) or aic-eval "
                          "(12 per client, the first 2 per client a warm-up)")
@@ -352,7 +342,7 @@ def main(argv: list[str] | None = None) -> int:
     if a.limit and len(cs) > a.limit:
         step = len(cs) / a.limit
         cs = [cs[int(i * step)] for i in range(a.limit)]
-    jobs = [(c, *protocol(c, a.harness, a.prompts, a.warmup), a.as_engine) for c in cs]
+    jobs = [(c, *protocol(a.harness, c.concurrency, a.prompts, a.warmup), a.as_engine, a.launch) for c in cs]
     if a.workers > 1:
         with ProcessPoolExecutor(a.workers) as ex:
             outs = list(ex.map(run_case, jobs, chunksize=1))

@@ -35,6 +35,10 @@ class Batching(_Strict):
     chunked_prefill: bool = Field(True, description="split long prompts into chunks under max_batched_tokens "
                                                     "(continuous batching)")
     timeout_s: float = Field(0.05, ge=0, description="dynamic: seconds a batch waits to fill")
+    mixed_batches: bool | None = Field(
+        None, description="continuous batching: true puts prefill chunks and decodes in one step (vLLM, "
+                          "TensorRT-LLM, SGLang with --enable-mixed-chunk), false runs them in separate steps, "
+                          "prefills first (SGLang's default); unset: the engine's rule")
 
 
 class KVCache(_Strict):

@@ -95,7 +95,8 @@ class Replica(WatchedLoad):
         # the engine's admission and eviction rules (admission.py); the generic ones without a scheduler block
         rules = load_engine(dep.engine).scheduler
         self.admission: Greedy = admission_rule(self, rules)
-        self.mixed = rules is None or rules.mixed_batches    # prefill chunks and decodes in one step
+        # prefill chunks and decodes in one step: the deployment's choice, else the engine's rule
+        self.mixed = b.mixed_batches if b.mixed_batches is not None else (rules is None or rules.mixed_batches)
         n_loops = dep.pp if self.policy == "continuous" else 1
         cls = ContinuousScheduler if self.policy == "continuous" else StaticScheduler
         self.loops: list[Scheduler] = [cls(self) for _ in range(n_loops)]

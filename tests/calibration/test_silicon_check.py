@@ -80,6 +80,8 @@ def test_a_case_is_a_closed_loop_of_the_tools_default_prompt_count() -> None:
     assert s["workload"]["requests"] == 1200            # at least two requests per client
     assert s["workload"]["prompt_tokens"] == {"dist": "fixed", "value": 1000}
     assert s["deployment"]["engine"] == "vllm" and "batching" not in s["deployment"]
+    # as aiconfigurator's generator launches vLLM 0.12.0: its template sets the batch only
+    assert sc.scenario_of(c, 1000, launch="generator")["deployment"]["batching"] == {"max_batch_size": 600}
 
 
 def test_an_engine_without_chunked_prefill_gets_a_budget_its_prompt_fits() -> None:
@@ -94,26 +96,19 @@ def test_throughput_per_gpu_is_littles_law_over_one_request() -> None:
     assert sc.throughput_per_gpu(64, 100, 2, 200.0, 10.0) == pytest.approx(64 * 100 / 1.19 / 2)
 
 
-def test_benchmark_protocols_set_requests_and_warm_up() -> None:
-    c = sc.cases(pd.DataFrame([_row(batch_size=16)], columns=COLS))[0]
-    assert sc.protocol(c, "vllm-bench", 1000, False) == (1000, 0)
-    assert sc.protocol(c, "vllm-bench", 1000, True) == (1000, 16)       # each client's first request
-    assert sc.protocol(c, "aic-eval", 1000, False) == (12 * 16, 2 * 16)  # 10 per client after 2 of warm-up
-
-
 def test_warm_up_requests_are_left_out_of_the_means() -> None:
     c = sc.cases(pd.DataFrame([_row(batch_size=4, isl=256, osl=32)], columns=COLS))[0]
     r = simulate(scenario_from_dict(sc.scenario_of(c, 16))).requests
     last = np.argsort(r.arrival, kind="stable")[12:]     # the four requests after a warm-up of twelve
-    later = sc.run_case((c, 16, 12, None))
+    later = sc.run_case((c, 16, 12, None, "defaults"))
     assert later.error == ""
     assert later.ttft_ms == pytest.approx(float(np.mean(r.first_token[last] - r.arrival[last])) * 1e3)
-    assert sc.run_case((c, 16, 16, None)).error.startswith("no request finished")   # all left out
+    assert sc.run_case((c, 16, 16, None, "defaults")).error.startswith("no request finished")   # all left out
 
 
 def test_a_simulated_case_predicts_finite_latencies() -> None:
     c = sc.cases(pd.DataFrame([_row(batch_size=4, isl=256, osl=32)], columns=COLS))[0]
-    out = sc.run_case((c, 16, 0, None))
+    out = sc.run_case((c, 16, 0, None, "defaults"))
     assert out.error == "" and out.ttft_ms > 0 and out.tpot_ms > 0
     assert math.isfinite(sc.frame([out])["thr_pred"].iloc[0])
 
@@ -195,5 +190,5 @@ def test_nvfp4_on_blackwell_and_config_json_models_are_kept(tmp_path) -> None:
     assert [c.id for c in kept] == ["nvfp4 b200", "minimax"]
     assert kept[0].weight_dtype == "nvfp4" and kept[0].gpu == "b200"
     assert sc.scenario_of(kept[1], 10)["model"] == str(tmp_path / name)
-    out = sc.run_case((kept[1], 8, 0, None))
+    out = sc.run_case((kept[1], 8, 0, None, "defaults"))
     assert out.error == "" and math.isfinite(out.tpot_ms)

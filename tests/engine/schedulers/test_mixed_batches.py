@@ -58,3 +58,19 @@ def test_decodes_wait_out_a_prefill_step():
     m = mixed.steps
     assert ((m["prefill_tokens"] > 0) & (m["decode_seqs"] > 0)).any()
     assert split.requests.max_itl[0] > mixed.requests.max_itl[0]
+
+
+def _two_requests_set(engine: str, mixed: bool):
+    return simulate(make_scenario(**{
+        "deployment.engine": engine, "deployment.batching.mixed_batches": mixed, "workload.requests": 2,
+        "seed": 3, "workload.arrival": {"process": "poisson", "rate": 2.0},
+        "workload.prompt_tokens": {"dist": "fixed", "value": 4096},
+        "workload.output_tokens": {"dist": "fixed", "value": 400}}))
+
+
+def test_the_deployment_overrides_the_engines_rule():
+    # SGLang launched with --enable-mixed-chunk mixes; vLLM told not to mix runs prefills alone
+    sg = _two_requests_set("sglang", True).steps
+    assert ((sg["prefill_tokens"] > 0) & (sg["decode_seqs"] > 0)).any()
+    vl = _two_requests_set("vllm", False).steps
+    assert not ((vl["prefill_tokens"] > 0) & (vl["decode_seqs"] > 0)).any()
