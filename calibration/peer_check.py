@@ -53,6 +53,11 @@ ALIASES = {
 }
 
 
+#: The columns of ``silicon_check``'s cases.csv this script reads.
+CASE_COLUMNS = {"id", "engine", "concurrency", "osl", "tp", "ttft_ms", "tpot_ms", "ttft_err", "tpot_err", "thr_err",
+                "thr_meas", "error"}
+
+
 @dataclass(frozen=True)
 class PeerInputs:
     """What the package's estimate is asked for one row."""
@@ -201,9 +206,17 @@ def main(argv: list[str] | None = None) -> int:
         print("peer_check: no silicon_sample.csv: pip install 'servesim[kerneldb]' or pass --csv", file=sys.stderr)
         return 2
     cases = pd.read_csv(a.cases)
+    missing = sorted(CASE_COLUMNS - set(cases.columns))
+    if missing:
+        print(f"peer_check: --cases {a.cases} lacks {', '.join(missing)}: pass the cases.csv of silicon_check --out",
+              file=sys.stderr)
+        return 2
     sample = pd.read_csv(path)
     rows = sample[sample["id"].isin(cases["id"])].drop_duplicates("id")
     todo = sorted((inputs_of(r) for _, r in rows.iterrows()), key=lambda p: (p.system, p.engine, p.version))
+    if not todo:
+        print(f"peer_check: no row of --cases {a.cases} is in {path}", file=sys.stderr)
+        return 2
     with ProcessPoolExecutor(max(1, a.workers)) as ex:
         peer = pd.DataFrame([asdict(o) for o in ex.map(predict, todo, chunksize=16)])
     m = joined(cases, peer)

@@ -68,6 +68,22 @@ def test_missing_cases_file_is_a_clear_error(tmp_path, capsys) -> None:
     assert "none.csv" in err and err.count("\n") == 1
 
 
+def test_a_file_that_is_not_a_cases_table_or_shares_no_row_is_a_clear_error(tmp_path, capsys) -> None:
+    other = tmp_path / "other.csv"
+    pd.DataFrame({"id": ["x"], "engine": ["vllm"]}).to_csv(other, index=False)
+    sample = tmp_path / "sample.csv"
+    pd.DataFrame([_sample_row(id="y")]).to_csv(sample, index=False)
+    assert pc.main(["--cases", str(other), "--csv", str(sample)]) == 2
+    err = capsys.readouterr().err
+    assert "lacks" in err and "tpot_ms" in err and err.count("\n") == 1
+    cases = tmp_path / "cases.csv"
+    _cases().assign(thr_meas=1.0).to_csv(cases, index=False)     # ids x, y, z, failed; the sample has none of them
+    pd.DataFrame([_sample_row(id="nowhere")]).to_csv(sample, index=False)
+    assert pc.main(["--cases", str(cases), "--csv", str(sample)]) == 2
+    err = capsys.readouterr().err
+    assert "no row" in err and err.count("\n") == 1
+
+
 @pytest.mark.skipif(importlib.util.find_spec("aiconfigurator_core") is None,
                     reason="aiconfigurator-core is not installed (pip install 'servesim[kerneldb]')")
 def test_the_packages_estimate_for_one_row() -> None:
