@@ -51,6 +51,8 @@ from .silicon_check import prompt_budget
 from .trtllm_bench import bench_limits
 
 TABLE = Path(__file__).resolve().parent / "data" / "published" / "trtllm-perf-overview-v1.0.csv"
+#: The columns a table of published rows must have (``pp``, ``ep`` and ``weight_dtype`` are optional).
+TABLE_COLUMNS = {"model", "gpu", "tp", "isl", "osl", "requests", "output_tps"}
 
 
 def read_table(path: Path) -> pd.DataFrame:
@@ -161,7 +163,13 @@ def main(argv: list[str] | None = None) -> int:
     if not a.table.is_file():
         print(f"offline_check: no table at {a.table}", file=sys.stderr)
         return 2
-    df = compare(read_table(a.table), a.engine, a.workers, a.kv_dtype)
+    table = read_table(a.table)
+    missing = sorted(TABLE_COLUMNS - set(table.columns))
+    if missing:
+        print(f"offline_check: {a.table} lacks {', '.join(missing)}: pass a table of published offline rows",
+              file=sys.stderr)
+        return 2
+    df = compare(table, a.engine, a.workers, a.kv_dtype)
     pd.set_option("display.width", 200)
     cols = [c for c in ("model", "gpu", "tp", "pp", "weight_dtype") if c in df.columns]
     cols += ["isl", "osl", "output_tps", "pred_tps", "err", "bound_bf16_kv", "preemptions", "error"]

@@ -83,6 +83,9 @@ GPUS = {"h100_sxm": "h100-sxm", "h200_sxm": "h200-sxm", "b200_sxm": "b200", "gb2
 #: (``model_configs/``), as a user would pass it: label and file.
 CONFIG_MODELS = {"MiniMaxAI/MiniMax-M2.5": ("minimax-m2.5 (config.json)", "MiniMaxAI--MiniMax-M2.5_config.json"),
                  "moonshotai/Kimi-K2.5": ("kimi-k2.5 (config.json)", "moonshotai--Kimi-K2.5_config.json")}
+#: The sample's columns this script needs (the quantisation and source columns are read where present).
+SAMPLE_COLUMNS = {"id", "backend", "backend_version", "model_path", "system", "mode", "isl", "osl", "batch_size",
+                  "tp_size", "pp_size", "attention_dp_size", "moe_ep_size", "silicon_ttft_ms", "silicon_tpot_ms"}
 #: The sample's GEMM quantisation -> servesim weight dtype (None: not modelled).
 WEIGHTS = {"fp8": "fp8", "fp8_block": "fp8", "nvfp4": "nvfp4", "int4_wo": "int4", "bfloat16": "bf16",
            "float16": "fp16"}
@@ -338,7 +341,13 @@ def main(argv: list[str] | None = None) -> int:
     configs = path.parent.parent / "model_configs"    # beside systems/ in the package
     if not configs.is_dir() and default_csv() is not None:
         configs = default_csv().parent.parent / "model_configs"   # type: ignore[union-attr]
-    cs = cases(pd.read_csv(path), a.engine, configs)
+    table = pd.read_csv(path)
+    missing = sorted(SAMPLE_COLUMNS - set(table.columns))
+    if missing:
+        print(f"silicon_check: {path} lacks {', '.join(missing)}: pass aiconfigurator-core's silicon_sample.csv",
+              file=sys.stderr)
+        return 2
+    cs = cases(table, a.engine, configs)
     if a.limit and len(cs) > a.limit:
         step = len(cs) / a.limit
         cs = [cs[int(i * step)] for i in range(a.limit)]
