@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import functools
+import importlib.util
 import io
 import logging
 import math
@@ -216,6 +217,9 @@ def main(argv: list[str] | None = None) -> int:
     todo = sorted((inputs_of(r) for _, r in rows.iterrows()), key=lambda p: (p.system, p.engine, p.version))
     if not todo:
         print(f"peer_check: no row of --cases {a.cases} is in {path}", file=sys.stderr)
+        return 2
+    if importlib.util.find_spec("aiconfigurator_core") is None:
+        print("peer_check: aiconfigurator-core is not installed: pip install 'servesim[kerneldb]'", file=sys.stderr)
         return 2
     with ProcessPoolExecutor(max(1, a.workers)) as ex:
         peer = pd.DataFrame([asdict(o) for o in ex.map(predict, todo, chunksize=16)])

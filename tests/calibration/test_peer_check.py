@@ -84,6 +84,17 @@ def test_a_file_that_is_not_a_cases_table_or_shares_no_row_is_a_clear_error(tmp_
     assert "no row" in err and err.count("\n") == 1
 
 
+@pytest.mark.skipif(importlib.util.find_spec("aiconfigurator_core") is not None,
+                    reason="aiconfigurator-core is installed: the refusal needs it absent")
+def test_without_the_package_the_comparison_is_refused(tmp_path, capsys) -> None:
+    cases, sample = tmp_path / "cases.csv", tmp_path / "sample.csv"
+    _cases().assign(thr_meas=1.0).to_csv(cases, index=False)
+    pd.DataFrame([_sample_row(id="x")]).to_csv(sample, index=False)
+    assert pc.main(["--cases", str(cases), "--csv", str(sample)]) == 2
+    err = capsys.readouterr().err
+    assert "aiconfigurator-core is not installed" in err and err.count("\n") == 1
+
+
 @pytest.mark.skipif(importlib.util.find_spec("aiconfigurator_core") is None,
                     reason="aiconfigurator-core is not installed (pip install 'servesim[kerneldb]')")
 def test_the_packages_estimate_for_one_row() -> None:
