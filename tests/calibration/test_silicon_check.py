@@ -194,17 +194,11 @@ def test_nvfp4_on_blackwell_and_config_json_models_are_kept(tmp_path) -> None:
     assert out.error == "" and math.isfinite(out.tpot_ms)
 
 
-def test_a_table_that_is_not_the_sample_is_a_clear_error(tmp_path, capsys) -> None:
+@pytest.mark.parametrize(("main", "flag", "named"), [(sc.main, "--csv", "model_path"),
+                                                     (offline_check.main, "--table", "output_tps")])
+def test_a_table_without_the_needed_columns_is_a_clear_error(tmp_path, capsys, main, flag, named) -> None:
     bad = tmp_path / "bad.csv"
     pd.DataFrame({"a": [1], "b": [2]}).to_csv(bad, index=False)
-    assert sc.main(["--csv", str(bad)]) == 2
+    assert main([flag, str(bad)]) == 2
     err = capsys.readouterr().err
-    assert "lacks" in err and "model_path" in err and err.count("\n") == 1
-
-
-def test_a_table_without_the_published_columns_is_a_clear_error(tmp_path, capsys) -> None:
-    bad = tmp_path / "bad.csv"
-    pd.DataFrame({"a": [1], "b": [2]}).to_csv(bad, index=False)
-    assert offline_check.main(["--table", str(bad)]) == 2
-    err = capsys.readouterr().err
-    assert "lacks" in err and "output_tps" in err and err.count("\n") == 1
+    assert "lacks" in err and named in err and err.count("\n") == 1
