@@ -3,9 +3,9 @@ client protocol (how many requests, how many of them a warm-up). ``silicon_check
 scenario from these."""
 from __future__ import annotations
 
-import re
 from typing import Any
 
+from simulator.catalog.engine import version_key
 from simulator.catalog.engines import load_engine
 
 #: The first vLLM version whose launch template in aiconfigurator's generator passes
@@ -41,9 +41,9 @@ def prompt_budget(engine: str, isl: int, running: int) -> dict[str, Any]:
 
 
 def release(version: str) -> tuple[int, ...] | None:
-    """A version string's leading release numbers (``"0.14.1"`` -> (0, 14, 1)); None for a nightly or none."""
-    nums = re.findall(r"\d+", version.split("rc")[0])[:3] if version else []
-    return tuple(int(x) for x in nums) if nums and version[0].isdigit() else None
+    """A version string's leading release numbers (``"0.14.1"`` -> (0, 14, 1), as the engine catalog orders
+    versions); None for a nightly or none."""
+    return version_key(version) if version[:1].isdigit() else None
 
 
 def generator_launch(engine: str, version: str, concurrency: int, isl: int) -> dict[str, Any]:

@@ -47,7 +47,7 @@ from simulator.engine.simulate import simulate
 from simulator.errors import ServesimError
 from simulator.perf.memory import kv_bytes_per_token_per_gpu, weight_bytes_per_gpu
 
-from .silicon_check import prompt_budget
+from .benchmark_setup import prompt_budget
 from .trtllm_bench import bench_limits
 
 TABLE = Path(__file__).resolve().parent / "data" / "published" / "trtllm-perf-overview-v1.0.csv"

@@ -156,9 +156,13 @@ def _estimate(p: PeerInputs) -> tuple[float, float, str]:
     return float(result["ttft"]), float(result["tpot"]), version
 
 
+def _quiet() -> None:
+    """A worker's start: the package logs a fallback warning for every row."""
+    logging.disable(logging.WARNING)
+
+
 def predict(p: PeerInputs) -> PeerOutcome:
     """The package's prediction for one row; a failure is recorded, not raised."""
-    logging.disable(logging.WARNING)   # the package logs a fallback warning per row
     try:
         with contextlib.redirect_stdout(io.StringIO()):
             ttft, tpot, version = _estimate(p)
@@ -221,7 +225,7 @@ def main(argv: list[str] | None = None) -> int:
     if importlib.util.find_spec("aiconfigurator_core") is None:
         print("peer_check: aiconfigurator-core is not installed: pip install 'servesim[kerneldb]'", file=sys.stderr)
         return 2
-    with ProcessPoolExecutor(max(1, a.workers)) as ex:
+    with ProcessPoolExecutor(max(1, a.workers), initializer=_quiet) as ex:
         peer = pd.DataFrame([asdict(o) for o in ex.map(predict, todo, chunksize=16)])
     m = joined(cases, peer)
     s = side_by_side(m)

@@ -331,8 +331,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="server settings: defaults (the engine's own, the default) or generator (as "
                          "aiconfigurator's generator launches a benchmark)")
     ap.add_argument("--harness", choices=sorted(HARNESSES), default="vllm-bench",
-                    help="benchmark protocol: vllm-bench (--prompts requests, the default) or aic-eval "
-                         "(12 per client, the first 2 per client a warm-up)")
+                    help="benchmark protocol: vllm-bench (--prompts requests, the default), aic-eval "
+                         "(12 per client) or aic-bench (52 per client), the first 2 per client a warm-up")
     a = ap.parse_args(argv)
     path = a.csv or default_csv()
     if path is None or not path.is_file():
