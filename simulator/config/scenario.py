@@ -24,6 +24,16 @@ class _Strict(StrictModel):
     """Unknown keys are errors; floats finite; no booleans for numbers."""
 
 
+class PrefillWait(_Strict):
+    """Continuous batching: hold new prompts back while decodes run, until the step would carry
+    ``tokens_ratio`` x ``max_batched_tokens`` tokens or ``steps`` steps have passed (TensorRT-LLM's
+    ``batch_wait_max_tokens_ratio`` and ``batch_wait_timeout_iters``; off by default there)."""
+
+    steps: int = Field(ge=1, le=10**6, description="steps new prompts wait at most")
+    tokens_ratio: float = Field(gt=0, le=1, description="share of max_batched_tokens (decodes and waiting "
+                                                          "prompts) that ends the wait early")
+
+
 class Batching(_Strict):
     """How a replica forms batches."""
 
@@ -39,6 +49,9 @@ class Batching(_Strict):
         None, description="continuous batching: true puts prefill chunks and decodes in one step (vLLM, "
                           "TensorRT-LLM, SGLang with --enable-mixed-chunk), false runs them in separate steps, "
                           "prefills first (SGLang's default); unset: the engine's rule")
+    prefill_wait: PrefillWait | None = Field(
+        None, description="continuous batching: hold new prompts back while decodes run, to batch more of them "
+                          "(TensorRT-LLM's batch waiting); unset: none")
 
 
 class KVCache(_Strict):

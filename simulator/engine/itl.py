@@ -83,6 +83,18 @@ class ItlLog:
             self._span_i.extend((r, loop, int(row0[r]), b))
             self._span_last.append(float(last0[r]))
 
+    def step(self, loop: int, t0: float, dt: float, skipped: tuple[np.ndarray, np.ndarray] | None) -> None:
+        """Log a one-step row; the members ``skipped`` (a prefill-only step's decodes, with their last
+        token times ``last``) leave their span before it and rejoin after, so their next gap runs from
+        their last token."""
+        if skipped is None:
+            self.row(loop, t0, dt, 0.0, 1)
+            return
+        ids, last = skipped
+        self.leave(ids, loop)
+        self.row(loop, t0, dt, 0.0, 1)
+        self.join(ids, loop, last)
+
     def gaps(self, rids: np.ndarray, first: np.ndarray | float, slope: np.ndarray | float,
              counts: np.ndarray | int) -> None:
         """Direct gaps: request r got ``counts`` gaps first, first + slope, ..."""

@@ -70,6 +70,7 @@ class Replica(WatchedLoad):
         self.policy = b.policy
         self.max_batch_size, self.max_tokens, self.chunked = b.max_batch_size, b.max_batched_tokens, b.chunked_prefill
         self.timeout_s = b.timeout_s
+        self.prefill_wait = b.prefill_wait
         self.preemption = dep.kv_cache.preemption
         self.cache: PrefixCache | None = None
         if keys is not None and dep.kv_cache.prefix_caching and role != "decode":
@@ -79,6 +80,8 @@ class Replica(WatchedLoad):
             self.pool = BlockPool(kv_blocks, dep.kv_cache.block_size, reqs.n)
         self.kv = KVManager(self.pool, self.cache)   # what the schedulers allocate and free through
         self.spec = spec
+        # an engine that overlaps host work with the GPU forms each batch while the previous step runs
+        self.schedules_ahead = step_model.engine.overlap_host
         self.decode_q = spec.q if spec is not None else 1
         self.window = step_model.model.sliding_window if step_model.swa_layers else None
         self.kv_bytes_per_token = cfg.kv_bytes_per_token
@@ -107,6 +110,7 @@ class Replica(WatchedLoad):
         """A request routed here joins the queue (``counted``: already in :attr:`outstanding`)."""
         self.reqs.status[rid] = WAITING
         self.reqs.replica[rid] = self.index
+        self.reqs.queued[rid] = self.env.now
         self.waiting.append(rid)
         if not counted:
             self.outstanding += 1
@@ -151,6 +155,7 @@ class Replica(WatchedLoad):
         req.preemptions[rid] += 1
         self.preemptions += 1
         req.status[rid] = WAITING
+        req.queued[rid] = -np.inf      # the scheduler knows it: it may run in the next step
         self.waiting.appendleft(rid)
         if self.preemption == "swap":
             req.on_host[rid] = True

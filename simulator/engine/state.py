@@ -24,6 +24,7 @@ class Requests:
         nan = np.full(n, np.nan)
         self.arrival = nan.copy() if arrival is None else np.asarray(arrival, dtype=np.float64).copy()
         self.first_sched = nan.copy()   # first time any of its tokens was scheduled
+        self.queued = np.full(n, -np.inf)   # when it last joined a replica's queue (-inf: re-queued by a preemption)
         self.first_token = nan.copy()
         self.last_token = nan.copy()
         self.finish = nan.copy()

@@ -150,8 +150,8 @@ def test_bad_engine_profile_file_is_named_in_one_line(tmp_path) -> None:
 
 
 def test_vllm_overlaps_host_from_the_version_that_made_it_the_default() -> None:
-    # async scheduling is vLLM's default from v0.20 (the profile's source); older servers run in turn
+    # async scheduling is vLLM's default from v0.14 (the profile's source); older servers run in turn
     e = load_engine("vllm")
-    assert e.overlap_host_since == "0.20"
-    assert [e.overlaps_host_at(v) for v in ("0.12.0", "0.19.1", "0.20.0", "0.24.0")] == [False, False, True, True]
+    assert e.overlap_host_since == "0.14"
+    assert [e.overlaps_host_at(v) for v in ("0.12.0", "0.13.0", "0.14.0", "0.19.1")] == [False, False, True, True]
     assert load_engine("trtllm").overlaps_host_at("1.0.0rc3") and not load_engine("fused").overlaps_host_at("9")

@@ -6,6 +6,8 @@ from __future__ import annotations
 from collections.abc import Generator
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+import math
+
 import simpy
 
 from ...perf.part import StepCost
@@ -62,6 +64,7 @@ class Scheduler:
         self.stalled = False   # its oldest prefill waits for blocks that newer requests of other loops hold
         self.wake_ev: simpy.Event | None = None
         self.proc: simpy.Process | None = None
+        self.last_step = (-math.inf, -math.inf)   # (start, end) of its latest step
 
     def start(self) -> None:
         self.proc = self.env.process(self.loop())
@@ -77,6 +80,22 @@ class Scheduler:
     def newest_seq(self) -> int:
         """Admission number of this loop's most recently admitted running request (0: none)."""
         raise NotImplementedError
+
+    # ---- when a batch is formed ------------------------------------------------------
+    def cutoff(self) -> float:
+        """Requests that joined the queue before this time may join the next step. A loop forms a batch
+        when the step before it ends, or, if its engine schedules ahead (overlaps host work with the
+        GPU), when the step before it starts; a request that arrives as a step ends (a client's next
+        request after its last token) is not yet there. With nothing running: any request (+inf)."""
+        if not self.running:
+            return math.inf
+        start, end = self.last_step
+        now = self.env.now
+        return start if self.r.schedules_ahead and end == now else now
+
+    def stepped(self, start: float) -> None:
+        """Note that a step that started at ``start`` has just ended."""
+        self.last_step = (start, self.env.now)
 
     # ---- sleep and wake ------------------------------------------------------------
     def sleep(self, timeout: float | None = None) -> Generator[Any, Any, None]:
@@ -115,7 +134,8 @@ class Scheduler:
             yield env.timeout(total)
         except simpy.Interrupt:
             elapsed = env.now - t0
-            done = min(steps, steps_within(elapsed, steps, d0, slope) + 1)
+            # the step in progress ends the run; an engine that schedules ahead has formed the next already
+            done = min(steps, steps_within(elapsed, steps, d0, slope) + 1 + self.r.schedules_ahead)
             rest = run_seconds(done, d0, slope) - elapsed
             self.interruptible = False
             if rest > 0:

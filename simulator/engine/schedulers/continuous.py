@@ -18,11 +18,12 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ...perf.step import BatchShape, StepCost
+from ..batch_wait import BatchWait
 from ..decode_set import decode_set_type
 from ..kv import NO_HIT
 from ..state import DONE, RUNNING
 from ..step_log import StepRow
-from .base import DecodeRun, Scheduler
+from .base import DecodeRun, Scheduler, run_seconds
 
 if TYPE_CHECKING:
     from ..replica import Replica
@@ -46,6 +47,9 @@ class ContinuousScheduler(Scheduler):
         self.loop_id = replica.itl.new_loop()
         self.dec = decode_set_type()(replica.reqs, replica.pool, replica.itl, self.loop_id)   # requests decoding
         self.prefilling: list[int] = []                    # still prefilling, in admission order
+        w = replica.prefill_wait
+        self.wait = BatchWait(w, replica) if w is not None else None   # batch waiting, if configured
+        self.holding = False                               # new prompts are held back this step
         self.start()
 
     @property
@@ -59,13 +63,14 @@ class ContinuousScheduler(Scheduler):
             if not (dec.n or prefilling or r.waiting):   # nothing running, nothing waiting
                 yield from self.sleep()
                 continue
-            if not prefilling and dec.n and not self._can_admit():
+            self.holding = self.wait is not None and not prefilling and self.wait.holds(dec.n, self.cutoff())
+            if not prefilling and dec.n and not self._can_admit() and not self._head_waits():
                 if r.spec is not None:
                     done = yield from self._verify_run()
                     if done:
                         continue
                 else:
-                    steps = self._run_length(r.admission.run_cap())
+                    steps = self._run_length(self._run_cap())
                     if steps >= 2:
                         yield from self._decode_run(steps)
                         continue
@@ -75,10 +80,16 @@ class ContinuousScheduler(Scheduler):
                 continue
             yield from self._mixed_step(chunks, swap_s)
 
+    def _run_cap(self) -> int | None:
+        """Most steps the next decode run may take: the admission rule's cap, and while prompts are
+        held back (batch waiting) the steps they may still wait."""
+        cap = self.r.admission.run_cap()
+        return self.wait.cap(cap) if self.holding else cap   # type: ignore[union-attr]
+
     # ---- admission and memory ------------------------------------------------------
     def _can_admit(self) -> bool:
         r, n = self.r, self.dec.n
-        if not r.waiting or n + len(self.prefilling) >= r.max_batch_size:
+        if not r.waiting or n + len(self.prefilling) >= r.max_batch_size or self._head_waits() or self.holding:
             return False
         budget = r.max_tokens - (n * r.decode_q if r.mixed else 0)
         if budget <= 0:
@@ -93,6 +104,11 @@ class ContinuousScheduler(Scheduler):
         if c > budget:
             return False
         return r.kv.can_admit(kv + hit.tokens + max(c, 1), hit) and r.admission.admits(rid, rem)
+
+    def _head_waits(self) -> bool:
+        """Whether the first waiting request joined the queue too late for the next step (:meth:`cutoff`)."""
+        r = self.r
+        return bool(r.waiting) and r.reqs.queued[r.waiting[0]] >= self.cutoff()
 
     def _schedule(self) -> tuple[list[tuple[int, int]], float]:
         """Allocate this step's blocks (preempting if needed) and pick prefill chunks: first the
@@ -119,7 +135,7 @@ class ContinuousScheduler(Scheduler):
         hold_back = self._continue_prefills(plan)
         if not r.admission.admit_after_preemption and r.preemptions > preempted:
             hold_back = True
-        if not (self.stalled or hold_back):
+        if not (self.stalled or hold_back or self.holding):
             self._admit_waiting(plan)
         return plan
 
@@ -154,8 +170,11 @@ class ContinuousScheduler(Scheduler):
     def _admit_waiting(self, plan: StepPlan) -> None:
         """Admit waiting requests (FIFO) while the budget, the batch size and the blocks allow."""
         r, req = self.r, self.r.reqs
+        cut = self.cutoff()
         while r.waiting and plan.budget > 0 and self.running < r.max_batch_size:
             rid = r.waiting[0]
+            if req.queued[rid] >= cut:
+                break
             kv0 = int(req.kv[rid])
             rem = int(req.target[rid] - kv0)
             if rem <= 0:  # KV already complete (swapped out, or sent by a prefill replica): decode next step
@@ -210,6 +229,8 @@ class ContinuousScheduler(Scheduler):
         self.prefilling.append(rid)
         plan.chunks.append((rid, c))
         plan.budget = budget - c
+        if self.wait is not None:
+            self.wait.released()
         return True
 
     def newest_seq(self) -> int:
@@ -275,6 +296,9 @@ class ContinuousScheduler(Scheduler):
         d0, slope = run.d0, run.slope
         t0 = self.env.now
         done = yield from self.timed_run(steps, d0, slope)
+        self.stepped(t0 + run_seconds(done - 1, d0, slope))
+        if self.holding:
+            self.wait.held(done)   # type: ignore[union-attr]
         n = self.dec.n
         self.dec.advance(done, self.env.now, t0 + d0, d0 + slope * (done - 1))
         self.r.admission.stepped(done)
@@ -296,6 +320,7 @@ class ContinuousScheduler(Scheduler):
         d0, slope = run.d0, run.slope
         t0, n = self.env.now, len(dec)
         done = yield from self.timed_run(plan.steps, d0, slope)
+        self.stepped(t0 + run_seconds(done - 1, d0, slope))
         dec.advance_tokens(spec.accepted(plan, done), self.env.now, t0 + d0, d0 + slope * (done - 1))
         self._close_run(t0, run, done, n)
         return True
@@ -324,6 +349,9 @@ class ContinuousScheduler(Scheduler):
         t0 = env.now
         yield env.timeout(dt)
         t1 = env.now
+        self.stepped(t0)
+        if self.holding:
+            self.wait.held(1)   # type: ignore[union-attr]
         if n:
             if r.spec is not None:
                 dec.advance_tokens(r.spec.one_step(dec), t1, t1, dt)
@@ -349,7 +377,7 @@ class ContinuousScheduler(Scheduler):
                     req.first_token[rid] = t1
                 moved.append(rid)
         r.log.add(StepRow(t0, t1, r.index, 1, n, pt, dt, dt, flops, nbytes, self.running, len(r.waiting), r.pool.used))
-        self._itl_row(t0, dt, n < dec.n)
+        r.itl.step(self.loop_id, t0, dt, (dec.ids, dec.last) if n < dec.n else None)
         if moved:
             for rid in moved:
                 self.prefilling.remove(rid)
@@ -359,18 +387,6 @@ class ContinuousScheduler(Scheduler):
             else:
                 dec.add(ids)
         self.finish_done()
-
-    def _itl_row(self, t0: float, dt: float, skipped: bool) -> None:
-        """Log a one-step row for the ITL record; members that ``skipped`` it (a prefill-only step)
-        leave their span before it and rejoin after, so their next gap runs from their last token."""
-        itl, loop, dec = self.r.itl, self.loop_id, self.dec
-        if not skipped:
-            itl.row(loop, t0, dt, 0.0, 1)
-            return
-        ids = dec.ids
-        itl.leave(ids, loop)
-        itl.row(loop, t0, dt, 0.0, 1)
-        itl.join(ids, loop, dec.last)
 
     def finish_done(self) -> None:
         d = self.dec
