@@ -3,7 +3,8 @@ client protocol (how many requests, how many of them a warm-up). ``silicon_check
 scenario from these."""
 from __future__ import annotations
 
-from typing import Any
+import re
+from typing import Any, NamedTuple
 
 from simulator.catalog.engine import version_key
 from simulator.catalog.engines import load_engine
@@ -18,16 +19,46 @@ VLLM_BUDGET_SINCE = (0, 14, 1)
 #: ``--warmup-request-count`` 2 x concurrency; its ``bench_serving`` runner also sends 10 per client);
 #: ``aic-bench`` the benchmark script its generator writes (``backend_templates/benchmark/bench_run.sh.j2``:
 #: AIPerf ``--num-requests`` 50 x concurrency, ``--warmup-request-count`` 2 x concurrency).
-HARNESSES: dict[str, tuple[int, int] | None] = {"vllm-bench": None, "aic-eval": (12, 2), "aic-bench": (52, 2)}
+#: ``inferencex``: the InferenceX benchmark (SemiAnalysisAI/InferenceX, ``benchmarks/benchmark_lib.sh``
+#: ``run_benchmark_serving``): ``--num-prompts`` 10 x concurrency, all timed; its warm-up (2 x
+#: concurrency, since 2026-01-21) ends before the timed run starts, so it leaves nothing running.
+HARNESSES: dict[str, tuple[int, int] | None] = {"vllm-bench": None, "aic-eval": (12, 2), "aic-bench": (52, 2),
+                                                "inferencex": (10, 0)}
+
+#: InferenceX's ``RANDOM_RANGE_RATIO`` (``.github/workflows/benchmark-tmpl.yml``, 0.8 in every single-node
+#: sweep from 2025-10 on): its client (``utils/bench_serving/benchmark_serving.py``,
+#: ``sample_random_requests``) draws each prompt and output length uniformly from [int(0.8 L), L].
+INFERENCEX_RANGE_RATIO = 0.8
+
+#: A row of the sample that comes from the InferenceX results database: a weekly dump
+#: (``db-dump/<date>``, with its ``config_id`` and ``workflow_run_id``) or a dated export of it.
+_INFERENCEX_SOURCE = re.compile(r"(db-dump/|source_file=\d{4}-\d{2}-\d{2}\.csv)")
 
 
-def protocol(harness: str, concurrency: int, prompts: int, warmup: bool) -> tuple[int, int]:
-    """Requests to simulate at ``concurrency`` clients and how many of the first (by arrival) to leave
-    out: ``harness``'s counts, or ``prompts`` with each client's first request left out if ``warmup``."""
+class Protocol(NamedTuple):
+    """How a benchmark's client ran: ``requests`` sent from a start with nothing running, the first
+    ``skip`` (by arrival) left out of the statistics, and each length drawn uniformly from
+    [int(``range_ratio`` x L), L] (None: every request exactly L)."""
+
+    requests: int
+    skip: int
+    range_ratio: float | None = None
+
+
+def harness_of(source: str) -> str:
+    """The benchmark harness a sample row's ``silicon_data_source`` names: ``inferencex`` for the
+    InferenceX results database, else ``vllm-bench`` (the rows do not say)."""
+    return "inferencex" if _INFERENCEX_SOURCE.search(source) else "vllm-bench"
+
+
+def protocol(harness: str, concurrency: int, prompts: int, warmup: bool) -> Protocol:
+    """The client protocol of ``harness`` at ``concurrency`` clients: its counts, or ``prompts`` with each
+    client's first request left out if ``warmup`` (``vllm-bench``)."""
     spec = HARNESSES[harness]
     if spec is None:
-        return prompts, concurrency if warmup else 0
-    return spec[0] * concurrency, spec[1] * concurrency
+        return Protocol(prompts, concurrency if warmup else 0)
+    ratio = INFERENCEX_RANGE_RATIO if harness == "inferencex" else None
+    return Protocol(spec[0] * concurrency, spec[1] * concurrency, ratio)
 
 
 def prompt_budget(engine: str, isl: int, running: int) -> dict[str, Any]:
@@ -61,3 +92,30 @@ def generator_launch(engine: str, version: str, concurrency: int, isl: int) -> d
     elif engine == "trtllm" or (engine == "vllm" and (v is None or v >= VLLM_BUDGET_SINCE)):
         b["max_batched_tokens"] = budget
     return {"batching": b}
+
+
+#: Launch settings of InferenceX's single-node scripts for Llama-3.3-70B FP8 (SemiAnalysisAI/InferenceX at
+#: c198b20e, the last commit before "remove llama 70b (#149)", 2025-10-29; its rows in the sample were
+#: measured that day): vLLM ``benchmarks/70b_fp8_{h100,h200}_slurm.sh`` / ``70b_fp8_b200_docker.sh``
+#: (``kv-cache-dtype: fp8``, ``async-scheduling: true``, ``max-num-batched-tokens: 8192``,
+#: ``--max-num-seqs`` the benchmark's concurrency, 512 on B200) and TensorRT-LLM ``70b_fp8_*_trt_*.sh``
+#: (``--max_num_tokens 16384``, KV ``dtype: fp8``; for 1k/1k below TP 8 ``batch_wait_max_tokens_ratio:
+#: 0.9`` and ``batch_wait_timeout_iters: 20``).
+INFERENCEX_70B = "llama-3.1-70b"
+
+
+def inferencex_launch(engine: str, model: str, weights: str, gpu: str, tp: int, concurrency: int, isl: int,
+                      osl: int) -> dict[str, Any]:
+    """``deployment`` keys of InferenceX's launch script for a row, where servesim knows that script
+    (Llama-70B FP8 on vLLM and TensorRT-LLM; empty otherwise: the engine's defaults)."""
+    if model != INFERENCEX_70B or weights != "fp8":
+        return {}
+    if engine == "vllm":
+        return {"kv_dtype": "fp8", "overlap_host": True,
+                "batching": {"max_batch_size": 512 if gpu == "b200" else concurrency, "max_batched_tokens": 8192}}
+    if engine == "trtllm":
+        b: dict[str, Any] = {"max_batched_tokens": 16384}
+        if isl == osl == 1024 and tp < 8:
+            b["prefill_wait"] = {"steps": 20, "tokens_ratio": 0.9}
+        return {"kv_dtype": "fp8", "batching": b}
+    return {}

@@ -9,10 +9,13 @@ the same package (a different kind of measurement) and from our own GPU runs, it
 and host figures from the engines' code and documentation.
 
 Each row becomes a closed-loop scenario (``concurrency`` clients, each sending its next request
-when the previous one ends) of ``--prompts`` requests (default 1000, the default ``--num-prompts``
-of ``vllm bench serve`` and SGLang's ``bench_serving``; at least two per client), all counted, as
-those tools count them when no warm-up is asked for (``--warmup`` leaves each client's first
-request out). The rows do not record how many requests their benchmark sent. The
+when the previous one ends) run as its benchmark's client ran (``--harness auto``). Rows from the
+InferenceX results database (``benchmark_setup.harness_of``: most of the sample) ran its client: 10
+requests per client, all timed, each prompt and output length drawn uniformly from [int(0.8 L), L]
+(``benchmark_setup.INFERENCEX_RANGE_RATIO``). The other rows do not record their benchmark; they run
+``--prompts`` requests (default 1000, the default ``--num-prompts`` of ``vllm bench serve`` and SGLang's
+``bench_serving``; at least two per client) of exactly the row's lengths, all counted (``--warmup``
+leaves each client's first request out). ``--harness`` forces one protocol on every row. The
 predicted mean TTFT and TPOT (mean over requests of (E2E - TTFT) / (output - 1)) are compared with
 the measured ones; offline throughput per GPU follows as concurrency x osl / (TTFT + (osl - 1) x
 TPOT) per replica.
@@ -28,14 +31,15 @@ once. Each server runs with its engine's defaults, an engine whose chunked prefi
 with a token budget of at least ``isl + concurrency`` per step, which such a benchmark must have been
 launched with; ``--launch generator`` runs the settings aiconfigurator's generator launches a benchmark
 with instead (``benchmark_setup.generator_launch``: the row's batch as the server's, at most batch + isl
-+ 1500 tokens a step, SGLang with mixed chunks). The KV cache is taken in the model's dtype (the
++ 1500 tokens a step, SGLang with mixed chunks), and ``--launch inferencex`` InferenceX's launch scripts
+for its rows where servesim knows them (``benchmark_setup.inferencex_launch``). The KV cache is taken in the model's dtype (the
 engines' ``auto`` default), since rows do not say.
 
 Usage::
 
     python -m calibration.silicon_check [--csv silicon_sample.csv] [--engine vllm] [--out DIR]
-        [--workers 2] [--limit N] [--prompts 1000] [--warmup] [--harness aic-eval]
-        [--launch generator]
+        [--workers 2] [--limit N] [--prompts 1000] [--warmup] [--harness auto|inferencex|vllm-bench|aic-eval]
+        [--launch defaults|generator|inferencex]
 """
 from __future__ import annotations
 
@@ -53,7 +57,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from calibration.benchmark_setup import HARNESSES, generator_launch, prompt_budget, protocol
+from calibration.benchmark_setup import (HARNESSES, Protocol, generator_launch, harness_of, inferencex_launch,
+                                        prompt_budget, protocol)
 from simulator.catalog.engines import load_engine
 from simulator.catalog.gpus import load_gpu
 from simulator.config.loader import scenario_from_dict
@@ -109,6 +114,7 @@ class Case:
     ttft_ms: float
     tpot_ms: float
     model_file: str = ""    # a config.json path where the catalog lacks the model
+    harness: str = "vllm-bench"   # the benchmark that measured it, as its source names it (harness_of)
 
 
 @dataclass(frozen=True)
@@ -199,7 +205,8 @@ def cases(table: pd.DataFrame, engines: Iterable[str] | None = None, configs: Pa
                  tp=int(r["tp_size"]),
                  ep=int(r["moe_ep_size"]) if not pd.isna(r["moe_ep_size"]) else 1,
                  concurrency=int(r["batch_size"]), isl=int(r["isl"]), osl=int(r["osl"]),
-                 ttft_ms=float(r["silicon_ttft_ms"]), tpot_ms=float(r["silicon_tpot_ms"]))
+                 ttft_ms=float(r["silicon_ttft_ms"]), tpot_ms=float(r["silicon_tpot_ms"]),
+                 harness=harness_of(str(r.get("silicon_data_source", ""))))
         key = measurement_key(c)
         if key not in seen:   # the sample repeats some measurements under a second id (another source file)
             seen.add(key)
@@ -215,12 +222,14 @@ def measurement_key(c: Case) -> tuple:
             round(c.ttft_ms, 6), round(c.tpot_ms, 6))
 
 
-def scenario_of(c: Case, prompts: int, engine: str | None = None, launch: str = "defaults") -> dict[str, Any]:
-    """The closed-loop scenario of case ``c`` (``engine`` overrides the case's engine). ``launch``:
+def scenario_of(c: Case, proto: Protocol, engine: str | None = None, launch: str = "defaults") -> dict[str, Any]:
+    """The closed-loop scenario of case ``c`` run as ``proto`` says (its requests, at least two per client,
+    and their lengths); ``engine`` overrides the case's engine. ``launch``:
     ``generator`` (the settings aiconfigurator's generator launches the benchmark with:
-    :func:`generator_launch`) or ``defaults`` (the engine's server defaults, with a token budget
-    that fits a prompt: :func:`prompt_budget`)."""
-    n = max(prompts, 2 * c.concurrency)
+    :func:`generator_launch`), ``defaults`` (the engine's server defaults, with a token budget
+    that fits a prompt: :func:`prompt_budget`) or ``inferencex`` (those, then for a row of InferenceX's
+    database its launch script where known: :func:`inferencex_launch`)."""
+    n = max(proto.requests, 2 * c.concurrency)
     dep: dict[str, Any] = {"gpu": c.gpu, "engine": engine or c.engine, "tp": c.tp, "weight_dtype": c.weight_dtype}
     if c.ep > 1:   # experts spread over the replica's GPUs (servesim: ep = tp)
         dep["moe"] = {"expert_parallel": c.tp}
@@ -230,19 +239,29 @@ def scenario_of(c: Case, prompts: int, engine: str | None = None, launch: str = 
         dep.update(prompt_budget(dep["engine"], c.isl, c.concurrency))
     if engine is None and not load_engine(c.engine).overlaps_host_at(c.version):
         dep["overlap_host"] = False    # that version's server ran host work and GPU steps in turn
+    if launch == "inferencex" and engine is None and c.harness == "inferencex":
+        dep.update(inferencex_launch(c.engine, c.model, c.weight_dtype, c.gpu, c.tp, c.concurrency, c.isl, c.osl))
     return {"name": c.id, "model": c.model_file or c.model, "deployment": dep, "seed": 0,
             "workload": {"arrival": {"process": "closed_loop", "concurrency": c.concurrency}, "requests": n,
-                         "prompt_tokens": {"dist": "fixed", "value": c.isl},
-                         "output_tokens": {"dist": "fixed", "value": c.osl}},
+                         "prompt_tokens": lengths(c.isl, proto.range_ratio),
+                         "output_tokens": lengths(c.osl, proto.range_ratio)},
             "slo": {"ttft_s": None, "tpot_s": None}}
 
 
-def run_case(args: tuple[Case, int, int, str | None, str]) -> Outcome:
-    """Simulate ``prompts`` requests of one case launched as ``launch`` says (:func:`scenario_of`); the
-    statistics skip the first ``warmup`` by arrival."""
-    c, prompts, warmup, engine, launch = args
+def lengths(n: int, range_ratio: float | None) -> dict[str, Any]:
+    """A length distribution: exactly ``n``, or uniform on [int(range_ratio x n), n] (at least 1)."""
+    if range_ratio is None:
+        return {"dist": "fixed", "value": n}
+    return {"dist": "uniform", "low": max(int(n * range_ratio), 1), "high": n}
+
+
+def run_case(args: tuple[Case, Protocol, str | None, str]) -> Outcome:
+    """Simulate one case as its client protocol and ``launch`` say (:func:`scenario_of`); the statistics
+    skip the protocol's first ``skip`` requests by arrival."""
+    c, proto, engine, launch = args
+    warmup = proto.skip
     try:
-        res = simulate(scenario_from_dict(scenario_of(c, prompts, engine, launch)))
+        res = simulate(scenario_from_dict(scenario_of(c, proto, engine, launch)))
     except ServesimError as e:
         return Outcome(c, math.nan, math.nan, 0, 0.0, str(e).splitlines()[0][:200])
     r = res.requests
@@ -327,12 +346,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--limit", type=int, default=None, help="every k-th case only, to at most this many")
     ap.add_argument("--prompts", type=int, default=1000, help="requests per benchmark (at least 2 per client)")
     ap.add_argument("--warmup", action="store_true", help="leave each client's first request out of the statistics")
-    ap.add_argument("--launch", choices=("defaults", "generator"), default="defaults",
-                    help="server settings: defaults (the engine's own, the default) or generator (as "
-                         "aiconfigurator's generator launches a benchmark)")
-    ap.add_argument("--harness", choices=sorted(HARNESSES), default="vllm-bench",
-                    help="benchmark protocol: vllm-bench (--prompts requests, the default), aic-eval "
-                         "(12 per client) or aic-bench (52 per client), the first 2 per client a warm-up")
+    ap.add_argument("--launch", choices=("defaults", "generator", "inferencex"), default="defaults",
+                    help="server settings: defaults (the engine's own, the default), generator (as "
+                         "aiconfigurator's generator launches a benchmark) or inferencex (its launch scripts "
+                         "for its rows, where known)")
+    ap.add_argument("--harness", choices=["auto", *sorted(HARNESSES)], default="auto",
+                    help="benchmark protocol: auto (each row's own, as its source names it: the default), "
+                         "inferencex (10 per client, lengths uniform on [0.8 L, L]), vllm-bench "
+                         "(--prompts requests), aic-eval (12 per client) or aic-bench (52 per client), "
+                         "the last two with 2 per client of warm-up")
     a = ap.parse_args(argv)
     path = a.csv or default_csv()
     if path is None or not path.is_file():
@@ -351,7 +373,8 @@ def main(argv: list[str] | None = None) -> int:
     if a.limit and len(cs) > a.limit:
         step = len(cs) / a.limit
         cs = [cs[int(i * step)] for i in range(a.limit)]
-    jobs = [(c, *protocol(a.harness, c.concurrency, a.prompts, a.warmup), a.as_engine, a.launch) for c in cs]
+    jobs = [(c, protocol(c.harness if a.harness == "auto" else a.harness, c.concurrency, a.prompts, a.warmup),
+             a.as_engine, a.launch) for c in cs]
     if a.workers > 1:
         with ProcessPoolExecutor(a.workers) as ex:
             outs = list(ex.map(run_case, jobs, chunksize=1))

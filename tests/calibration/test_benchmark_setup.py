@@ -6,10 +6,21 @@ from calibration import benchmark_setup as bs
 
 
 def test_benchmark_protocols_set_requests_and_warm_up() -> None:
-    assert bs.protocol("vllm-bench", 16, 1000, False) == (1000, 0)
-    assert bs.protocol("vllm-bench", 16, 1000, True) == (1000, 16)       # each client's first request
-    assert bs.protocol("aic-eval", 16, 1000, False) == (12 * 16, 2 * 16)  # 10 per client after 2 of warm-up
-    assert bs.protocol("aic-bench", 16, 1000, False) == (52 * 16, 2 * 16)  # AIPerf: 50 per client after 2
+    assert bs.protocol("vllm-bench", 16, 1000, False) == (1000, 0, None)
+    assert bs.protocol("vllm-bench", 16, 1000, True) == (1000, 16, None)       # each client's first request
+    assert bs.protocol("aic-eval", 16, 1000, False) == (12 * 16, 2 * 16, None)  # 10 per client after 2 of warm-up
+    assert bs.protocol("aic-bench", 16, 1000, False) == (52 * 16, 2 * 16, None)  # AIPerf: 50 per client after 2
+    # InferenceX: 10 per client, all timed (its warm-up ends first), lengths uniform on [0.8 L, L]
+    assert bs.protocol("inferencex", 16, 1000, False) == (10 * 16, 0, 0.8)
+    assert bs.protocol("vllm-bench", 16, 1000, False).range_ratio is None
+
+
+def test_the_harness_a_rows_source_names() -> None:
+    assert bs.harness_of("db-dump/2026-04-27; config_id=733; silicon_concurrency=128; workflow_run_id=758") == "inferencex"
+    assert bs.harness_of("source_file=2026-04-06.csv; model=GPT-OSS-120B; silicon_concurrency=4") == "inferencex"
+    assert bs.harness_of("source_file=/data/h100_sxm/vllm/0.12.0/Qwen_Qwen3-32B.csv; silicon_concurrency=8") \
+        == "vllm-bench"
+    assert bs.harness_of("") == "vllm-bench"
 
 
 def test_the_generators_launch_settings() -> None:
@@ -34,3 +45,19 @@ def test_an_engine_without_chunked_prefill_gets_a_budget_its_prompt_fits() -> No
     assert bs.prompt_budget("trtllm", 20000, 8) == {"batching": {"max_batched_tokens": 20008}}
     assert bs.prompt_budget("trtllm", 1000, 8) == {}       # its default 8192 already fits
     assert bs.prompt_budget("vllm", 20000, 8) == {}        # chunked prefill
+
+
+def test_inferencex_launch_scripts_of_llama_70b() -> None:
+    # benchmarks/70b_fp8_*.sh at c198b20e: vLLM's batch is the benchmark's concurrency (512 on B200)
+    v = bs.inferencex_launch("vllm", "llama-3.1-70b", "fp8", "h100-sxm", 8, 32, 1024, 1024)
+    assert v == {"kv_dtype": "fp8", "overlap_host": True,
+                 "batching": {"max_batch_size": 32, "max_batched_tokens": 8192}}
+    assert bs.inferencex_launch("vllm", "llama-3.1-70b", "fp8", "b200", 8, 32, 1024, 1024)["batching"]["max_batch_size"] == 512
+    # TensorRT-LLM waits for prompts to batch only for 1k/1k below TP 8
+    t = bs.inferencex_launch("trtllm", "llama-3.1-70b", "fp8", "b200", 4, 16, 1024, 1024)
+    assert t == {"kv_dtype": "fp8", "batching": {"max_batched_tokens": 16384,
+                                                 "prefill_wait": {"steps": 20, "tokens_ratio": 0.9}}}
+    assert "prefill_wait" not in bs.inferencex_launch("trtllm", "llama-3.1-70b", "fp8", "b200", 8, 16, 1024, 1024)["batching"]
+    assert "prefill_wait" not in bs.inferencex_launch("trtllm", "llama-3.1-70b", "fp8", "b200", 4, 16, 1024, 8192)["batching"]
+    assert bs.inferencex_launch("vllm", "gpt-oss-120b", "nvfp4", "b200", 1, 4, 1024, 1024) == {}   # not modelled
+    assert bs.inferencex_launch("vllm", "llama-3.1-70b", "nvfp4", "b200", 1, 4, 1024, 1024) == {}  # another script

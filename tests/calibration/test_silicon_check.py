@@ -9,9 +9,11 @@ import pandas as pd
 import pytest
 
 from calibration import offline_check, silicon_check as sc
+from calibration.benchmark_setup import Protocol
 from simulator.config.loader import scenario_from_dict
 from simulator.engine.simulate import simulate
 
+P1000 = Protocol(1000, 0)   # vllm bench serve's default count, fixed lengths
 COLS = ["id", "silicon_data_source", "backend", "backend_version", "model_path", "system", "precision", "mode",
         "isl", "osl", "gemm_quant_mode", "moe_quant_mode", "batch_size", "tp_size", "pp_size",
         "attention_dp_size", "moe_tp_size", "moe_ep_size", "silicon_ttft_ms", "silicon_tpot_ms"]
@@ -49,7 +51,7 @@ def test_rows_outside_what_servesim_models_are_left_out() -> None:
     assert cases[1].concurrency == 16            # 8 replicas of 16 clients: one replica's closed loop
     dsv3 = cases[2]
     assert (dsv3.model, dsv3.weight_dtype, dsv3.ep) == ("deepseek-v3", "fp8", 8)
-    assert sc.scenario_of(dsv3, 1000)["deployment"]["moe"] == {"expert_parallel": 8}
+    assert sc.scenario_of(dsv3, P1000)["deployment"]["moe"] == {"expert_parallel": 8}
     assert [c.id for c in sc.cases(table, ["trtllm"])] == []
 
 
@@ -75,20 +77,20 @@ def test_benchmark_concurrency_reads_the_source_string() -> None:
 
 def test_a_case_is_a_closed_loop_of_the_tools_default_prompt_count() -> None:
     c = sc.cases(pd.DataFrame([_row(batch_size=600)], columns=COLS))[0]
-    s = sc.scenario_of(c, 1000)
+    s = sc.scenario_of(c, P1000)
     assert s["workload"]["arrival"] == {"process": "closed_loop", "concurrency": 600}
     assert s["workload"]["requests"] == 1200            # at least two requests per client
     assert s["workload"]["prompt_tokens"] == {"dist": "fixed", "value": 1000}
     assert s["deployment"]["engine"] == "vllm" and "batching" not in s["deployment"]
     # as aiconfigurator's generator launches vLLM 0.12.0: its template sets the batch only
-    assert sc.scenario_of(c, 1000, launch="generator")["deployment"]["batching"] == {"max_batch_size": 600}
+    assert sc.scenario_of(c, P1000, launch="generator")["deployment"]["batching"] == {"max_batch_size": 600}
 
 
 def test_an_engine_without_chunked_prefill_gets_a_budget_its_prompt_fits() -> None:
     c = sc.cases(pd.DataFrame([_row(backend="trtllm", isl=20000, batch_size=8)], columns=COLS))[0]
-    assert sc.scenario_of(c, 1000)["deployment"]["batching"] == {"max_batched_tokens": 20008}
+    assert sc.scenario_of(c, P1000)["deployment"]["batching"] == {"max_batched_tokens": 20008}
     small = sc.cases(pd.DataFrame([_row(backend="trtllm", isl=1000)], columns=COLS))[0]
-    assert "batching" not in sc.scenario_of(small, 1000)["deployment"]   # 8192 already fits
+    assert "batching" not in sc.scenario_of(small, P1000)["deployment"]   # 8192 already fits
 
 
 def test_throughput_per_gpu_is_littles_law_over_one_request() -> None:
@@ -98,17 +100,17 @@ def test_throughput_per_gpu_is_littles_law_over_one_request() -> None:
 
 def test_warm_up_requests_are_left_out_of_the_means() -> None:
     c = sc.cases(pd.DataFrame([_row(batch_size=4, isl=256, osl=32)], columns=COLS))[0]
-    r = simulate(scenario_from_dict(sc.scenario_of(c, 16))).requests
+    r = simulate(scenario_from_dict(sc.scenario_of(c, Protocol(16, 0)))).requests
     last = np.argsort(r.arrival, kind="stable")[12:]     # the four requests after a warm-up of twelve
-    later = sc.run_case((c, 16, 12, None, "defaults"))
+    later = sc.run_case((c, Protocol(16, 12), None, "defaults"))
     assert later.error == ""
     assert later.ttft_ms == pytest.approx(float(np.mean(r.first_token[last] - r.arrival[last])) * 1e3)
-    assert sc.run_case((c, 16, 16, None, "defaults")).error.startswith("no request finished")   # all left out
+    assert sc.run_case((c, Protocol(16, 16), None, "defaults")).error.startswith("no request finished")   # all left out
 
 
 def test_a_simulated_case_predicts_finite_latencies() -> None:
     c = sc.cases(pd.DataFrame([_row(batch_size=4, isl=256, osl=32)], columns=COLS))[0]
-    out = sc.run_case((c, 16, 0, None, "defaults"))
+    out = sc.run_case((c, Protocol(16, 0), None, "defaults"))
     assert out.error == "" and out.ttft_ms > 0 and out.tpot_ms > 0
     assert math.isfinite(sc.frame([out])["thr_pred"].iloc[0])
 
@@ -189,8 +191,8 @@ def test_nvfp4_on_blackwell_and_config_json_models_are_kept(tmp_path) -> None:
     kept = sc.cases(table, None, tmp_path)
     assert [c.id for c in kept] == ["nvfp4 b200", "minimax"]
     assert kept[0].weight_dtype == "nvfp4" and kept[0].gpu == "b200"
-    assert sc.scenario_of(kept[1], 10)["model"] == str(tmp_path / name)
-    out = sc.run_case((kept[1], 8, 0, None, "defaults"))
+    assert sc.scenario_of(kept[1], Protocol(10, 0))["model"] == str(tmp_path / name)
+    out = sc.run_case((kept[1], Protocol(8, 0), None, "defaults"))
     assert out.error == "" and math.isfinite(out.tpot_ms)
 
 
@@ -202,3 +204,17 @@ def test_a_table_without_the_needed_columns_is_a_clear_error(tmp_path, capsys, m
     assert main([flag, str(bad)]) == 2
     err = capsys.readouterr().err
     assert "lacks" in err and named in err and err.count("\n") == 1
+
+
+def test_a_row_from_the_inferencex_database_runs_its_clients_protocol() -> None:
+    row = _row(batch_size=8, isl=1024, osl=1024,
+               silicon_data_source="db-dump/2026-04-27; config_id=733; silicon_concurrency=8; workflow_run_id=758")
+    c = sc.cases(pd.DataFrame([row], columns=COLS))[0]
+    assert c.harness == "inferencex"
+    s = sc.scenario_of(c, Protocol(80, 0, 0.8))
+    assert s["workload"]["requests"] == 80
+    # bench_serving's sample_random_requests: randint(int(0.8 L), L + 1)
+    assert s["workload"]["prompt_tokens"] == {"dist": "uniform", "low": 819, "high": 1024}
+    assert s["workload"]["output_tokens"] == {"dist": "uniform", "low": 819, "high": 1024}
+    out = sc.run_case((c, Protocol(80, 0, 0.8), None, "defaults"))
+    assert out.error == "" and math.isfinite(out.ttft_ms) and out.tpot_ms > 0
