@@ -16,7 +16,7 @@ from typing import Any
 import yaml
 
 from ..catalog.models import catalog_entry
-from ..config.scenario import Scenario, Speculative
+from ..config.scenario import PrefillWait, Scenario, Speculative
 from ..errors import InputError
 
 FLAGS_FILE = Path(__file__).resolve().parent / "data" / "engine_flags.yaml"
@@ -45,6 +45,8 @@ class LaunchPlan:
     expert_parallel: int | None = None
     attention_dp: bool = False
     port: int = 8000
+    mixed_batches: bool | None = None     # prefill chunks beside decodes (None: the engine's rule)
+    prefill_wait: PrefillWait | None = None   # batch waiting (TensorRT-LLM only)
 
 
 @dataclass(frozen=True)
@@ -83,7 +85,19 @@ def launch_plan(scenario: Scenario, row: dict[str, Any], port: int = 8000) -> La
         chunked_prefill=d.batching.chunked_prefill, prefix_caching=d.kv_cache.prefix_caching, speculative=spec,
         draft_id=model_id(spec.draft_model) if spec is not None and spec.draft_model else None,
         expert_parallel=moe.expert_parallel if moe is not None else None,
-        attention_dp=moe is not None and moe.attention == "dp", port=port)
+        attention_dp=moe is not None and moe.attention == "dp", port=port,
+        mixed_batches=d.batching.mixed_batches, prefill_wait=d.batching.prefill_wait)
+
+
+def _no_flag(lp: LaunchPlan, engine: str, mixes: bool | None) -> None:
+    """Refuse batching settings ``engine`` has no flag for: ``mixes`` says whether its steps always put
+    prefill chunks beside decodes (None: a flag chooses); only TensorRT-LLM waits for prompts to batch."""
+    if mixes is not None and lp.mixed_batches is not None and lp.mixed_batches != mixes:
+        raise InputError("deployment.batching.mixed_batches", lp.mixed_batches,
+                         f"{engine} has no flag for it: leave it unset or {str(mixes).lower()}")
+    if lp.prefill_wait is not None and engine != "TensorRT-LLM":
+        raise InputError("deployment.batching.prefill_wait", lp.prefill_wait.model_dump(),
+                         f"{engine} has no batch waiting (TensorRT-LLM's batch_wait_*): leave it unset")
 
 
 def _quantized(lp: LaunchPlan) -> bool:
@@ -92,6 +106,7 @@ def _quantized(lp: LaunchPlan) -> bool:
 
 def vllm_serve(lp: LaunchPlan) -> list[str]:
     """``vllm serve`` for one replica."""
+    _no_flag(lp, "vLLM", True)
     cmd = ["vllm", "serve", lp.model_id, "--tensor-parallel-size", str(lp.tp),
            "--pipeline-parallel-size", str(lp.pp), "--max-num-seqs", str(lp.max_batch_size),
            "--max-num-batched-tokens", str(lp.max_batched_tokens),
@@ -121,6 +136,7 @@ _SGLANG_SPEC = {"eagle": "EAGLE", "ngram": "NGRAM", "draft_model": "STANDALONE"}
 
 def sglang_launch(lp: LaunchPlan) -> list[str]:
     """SGLang's ``python -m sglang.launch_server`` for one replica (medusa: not offered by SGLang)."""
+    _no_flag(lp, "SGLang", None)   # --enable-mixed-chunk
     cmd = ["python", "-m", "sglang.launch_server", "--model-path", lp.model_id, "--tp-size", str(lp.tp),
            "--pp-size", str(lp.pp), "--max-running-requests", str(lp.max_batch_size),
            "--chunked-prefill-size", str(lp.max_batched_tokens) if lp.chunked_prefill else "-1",
@@ -130,6 +146,8 @@ def sglang_launch(lp: LaunchPlan) -> list[str]:
         cmd += ["--quantization", "fp8"]
     if not lp.prefix_caching:
         cmd += ["--disable-radix-cache"]
+    if lp.mixed_batches:
+        cmd += ["--enable-mixed-chunk"]
     if lp.expert_parallel:
         cmd += ["--ep-size", str(lp.expert_parallel)]
     if lp.attention_dp:
@@ -150,6 +168,7 @@ _TRT_SPEC = {"eagle": "Eagle", "ngram": "NGram", "draft_model": "DraftTarget", "
 
 def trtllm_options(lp: LaunchPlan) -> dict[str, Any]:
     """The ``--extra_llm_api_options`` YAML of ``trtllm-serve`` (PyTorch backend)."""
+    _no_flag(lp, "TensorRT-LLM", True)
     opts: dict[str, Any] = {
         "tensor_parallel_size": lp.tp, "pipeline_parallel_size": lp.pp, "max_batch_size": lp.max_batch_size,
         "max_num_tokens": lp.max_batched_tokens, "enable_chunked_prefill": lp.chunked_prefill,
@@ -160,6 +179,9 @@ def trtllm_options(lp: LaunchPlan) -> dict[str, Any]:
         opts["moe_expert_parallel_size"] = lp.expert_parallel
     if lp.attention_dp:
         opts["enable_attention_dp"] = True
+    if lp.prefill_wait is not None:
+        opts["batch_wait_timeout_iters"] = lp.prefill_wait.steps
+        opts["batch_wait_max_tokens_ratio"] = lp.prefill_wait.tokens_ratio
     s = lp.speculative
     if s is not None:
         spec: dict[str, Any] = {"decoding_type": _TRT_SPEC[s.method], "max_draft_len": s.k}

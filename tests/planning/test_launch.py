@@ -7,7 +7,7 @@ import math
 
 import pytest
 
-from simulator.config.scenario import Speculative
+from simulator.config.scenario import PrefillWait, Speculative
 from simulator.errors import InputError
 from simulator.planning.launch import (BenchSpec, LaunchPlan, aiperf, recorded_flags, sglang_launch, trtllm_options,
                                        trtllm_serve, vllm_bench, vllm_serve)
@@ -115,3 +115,26 @@ def test_range_ratio_matches_the_planned_spread():
     spec = dataclasses.replace(BENCH, isl_std=300)
     r = float(value(vllm_bench(BASE, spec), "--random-range-ratio"))
     assert math.isclose(r * 2000 / math.sqrt(3), 300, rel_tol=0.01)
+
+
+def test_batching_rules_reach_the_engine_that_has_a_flag_for_them():
+    mixed = dataclasses.replace(BASE, mixed_batches=True)
+    assert "--enable-mixed-chunk" in sglang_launch(mixed) and "--enable-mixed-chunk" not in sglang_launch(BASE)
+    assert "--enable-mixed-chunk" not in vllm_serve(mixed)          # vLLM always mixes
+    wait = dataclasses.replace(BASE, prefill_wait=PrefillWait(steps=20, tokens_ratio=0.9))
+    o = trtllm_options(wait)
+    assert o["batch_wait_timeout_iters"] == 20 and o["batch_wait_max_tokens_ratio"] == 0.9
+    assert keys(o) <= set(recorded_flags()["trtllm"]["yaml_keys"])
+    assert "--enable-mixed-chunk" in recorded_flags()["sglang"]["flags"]
+
+
+@pytest.mark.parametrize("emit", [vllm_serve, sglang_launch])
+def test_batch_waiting_on_an_engine_without_it_is_a_clear_error(emit):
+    with pytest.raises(InputError, match="deployment.batching.prefill_wait"):
+        emit(dataclasses.replace(BASE, prefill_wait=PrefillWait(steps=20, tokens_ratio=0.9)))
+
+
+@pytest.mark.parametrize("emit", [vllm_serve, trtllm_options])
+def test_separate_prefill_steps_on_an_engine_that_always_mixes_is_a_clear_error(emit):
+    with pytest.raises(InputError, match="deployment.batching.mixed_batches"):
+        emit(dataclasses.replace(BASE, mixed_batches=False))
