@@ -64,7 +64,7 @@ class Scheduler:
         self.stalled = False   # its oldest prefill waits for blocks that newer requests of other loops hold
         self.wake_ev: simpy.Event | None = None
         self.proc: simpy.Process | None = None
-        self.last_step = (-math.inf, -math.inf)   # (start, end) of its latest step
+        self.step_start = self.step_end = -math.inf   # when its latest step started and ended
 
     def start(self) -> None:
         self.proc = self.env.process(self.loop())
@@ -89,13 +89,8 @@ class Scheduler:
         request after its last token) is not yet there. With nothing running: any request (+inf)."""
         if not self.running:
             return math.inf
-        start, end = self.last_step
         now = self.env.now
-        return start if self.r.schedules_ahead and end == now else now
-
-    def stepped(self, start: float) -> None:
-        """Note that a step that started at ``start`` has just ended."""
-        self.last_step = (start, self.env.now)
+        return self.step_start if self.r.schedules_ahead and self.step_end == now else now
 
     # ---- sleep and wake ------------------------------------------------------------
     def sleep(self, timeout: float | None = None) -> Generator[Any, Any, None]:

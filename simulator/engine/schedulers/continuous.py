@@ -107,8 +107,8 @@ class ContinuousScheduler(Scheduler):
 
     def _head_waits(self) -> bool:
         """Whether the first waiting request joined the queue too late for the next step (:meth:`cutoff`)."""
-        r = self.r
-        return bool(r.waiting) and r.reqs.queued[r.waiting[0]] >= self.cutoff()
+        waiting = self.r.waiting
+        return bool(waiting) and self.r.reqs.queued[waiting[0]] >= self.cutoff()
 
     def _schedule(self) -> tuple[list[tuple[int, int]], float]:
         """Allocate this step's blocks (preempting if needed) and pick prefill chunks: first the
@@ -296,7 +296,7 @@ class ContinuousScheduler(Scheduler):
         d0, slope = run.d0, run.slope
         t0 = self.env.now
         done = yield from self.timed_run(steps, d0, slope)
-        self.stepped(t0 + run_seconds(done - 1, d0, slope))
+        self.step_start, self.step_end = t0 + run_seconds(done - 1, d0, slope), self.env.now
         if self.holding:
             self.wait.held(done)   # type: ignore[union-attr]
         n = self.dec.n
@@ -320,7 +320,7 @@ class ContinuousScheduler(Scheduler):
         d0, slope = run.d0, run.slope
         t0, n = self.env.now, len(dec)
         done = yield from self.timed_run(plan.steps, d0, slope)
-        self.stepped(t0 + run_seconds(done - 1, d0, slope))
+        self.step_start, self.step_end = t0 + run_seconds(done - 1, d0, slope), self.env.now
         dec.advance_tokens(spec.accepted(plan, done), self.env.now, t0 + d0, d0 + slope * (done - 1))
         self._close_run(t0, run, done, n)
         return True
@@ -349,7 +349,7 @@ class ContinuousScheduler(Scheduler):
         t0 = env.now
         yield env.timeout(dt)
         t1 = env.now
-        self.stepped(t0)
+        self.step_start, self.step_end = t0, t1
         if self.holding:
             self.wait.held(1)   # type: ignore[union-attr]
         if n:

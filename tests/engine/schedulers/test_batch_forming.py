@@ -43,16 +43,16 @@ def test_with_nothing_running_any_waiting_request_may_start(ahead: bool) -> None
 def test_a_loop_that_forms_a_batch_when_the_step_ends_takes_what_arrived_before_now() -> None:
     loop = _loop(False)
     loop.env.run(until=0.3)
-    loop.last_step = (0.2, 0.3)
+    loop.step_start, loop.step_end = 0.2, 0.3
     assert loop.cutoff() == 0.3
 
 
 def test_a_loop_that_schedules_ahead_took_its_batch_as_the_step_before_started() -> None:
     loop = _loop(True)
     loop.env.run(until=0.3)
-    loop.last_step = (0.2, 0.3)
+    loop.step_start, loop.step_end = 0.2, 0.3
     assert loop.cutoff() == 0.2
-    loop.last_step = (0.1, 0.25)   # idle since 0.25: nothing was in flight, the batch is formed now
+    loop.step_start, loop.step_end = 0.1, 0.25   # idle since 0.25: nothing was in flight, the batch is formed now
     assert loop.cutoff() == 0.3
 
 
