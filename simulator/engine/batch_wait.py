@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from .schedulers.base import Cutoff, joined_before
+
 if TYPE_CHECKING:
     from ..config.scenario import PrefillWait
     from .replica import Replica
@@ -23,7 +25,7 @@ class BatchWait:
         self.need = cfg.tokens_ratio * replica.max_tokens   # tokens that end the wait early
         self.waited = 0                                      # steps the waiting prompts have been held
 
-    def holds(self, decodes: int, cutoff: float) -> bool:
+    def holds(self, decodes: int, cutoff: Cutoff) -> bool:
         """Whether new prompts wait this step: decodes run, prompts that may join it (queued before
         ``cutoff``) wait, they have waited fewer than ``steps`` steps, and the decodes' tokens plus
         theirs stay under the threshold."""
@@ -33,10 +35,10 @@ class BatchWait:
         req = r.reqs
         tokens = decodes * r.decode_q
         for rid in r.waiting:
-            if tokens >= self.need or req.queued[rid] >= cutoff:
+            if tokens >= self.need or not joined_before(req, rid, cutoff):
                 break
             tokens += int(req.target[rid] - req.kv[rid])
-        return tokens < self.need and req.queued[r.waiting[0]] < cutoff
+        return tokens < self.need and joined_before(req, r.waiting[0], cutoff)
 
     def cap(self, steps: int | None) -> int:
         """``steps`` (None: unlimited) capped at the steps the waiting prompts may still be held."""

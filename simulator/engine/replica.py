@@ -90,6 +90,7 @@ class Replica(WatchedLoad):
         self.admit_seq = np.zeros(reqs.n, dtype=np.int64)
         self._seq = 0
         self._outstanding = 0
+        self.submits = 0          # requests queued here so far (their order breaks ties of equal times)
         self._load_watchers: list[tuple[OutstandingHeap, int]] = []
         self.preemptions = 0
         self.arrivals_done = False
@@ -111,6 +112,8 @@ class Replica(WatchedLoad):
         self.reqs.status[rid] = WAITING
         self.reqs.replica[rid] = self.index
         self.reqs.queued[rid] = self.env.now
+        self.submits += 1
+        self.reqs.queued_seq[rid] = self.submits
         self.waiting.append(rid)
         if not counted:
             self.outstanding += 1

@@ -25,6 +25,7 @@ class Requests:
         self.arrival = nan.copy() if arrival is None else np.asarray(arrival, dtype=np.float64).copy()
         self.first_sched = nan.copy()   # first time any of its tokens was scheduled
         self.queued = np.full(n, -np.inf)   # when it last joined a replica's queue (-inf: re-queued by a preemption)
+        self.queued_seq = np.zeros(n, dtype=np.int64)   # that replica's count of requests queued by then
         self.first_token = nan.copy()
         self.last_token = nan.copy()
         self.finish = nan.copy()

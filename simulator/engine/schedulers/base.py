@@ -15,6 +15,7 @@ from ..step_log import StepRow
 
 if TYPE_CHECKING:
     from ..replica import Replica
+    from ..state import Requests
 
 
 def run_seconds(k: int, d0: float, slope: float) -> float:
@@ -32,6 +33,18 @@ def steps_within(elapsed: float, steps: int, d0: float, slope: float) -> int:
         else:
             hi = mid - 1
     return lo
+
+
+#: When a batch was formed: (time, requests the replica had queued by then). A request joined the queue
+#: before it if it did earlier, or at that time among the first that many.
+Cutoff = tuple[float, int]
+ANY: Cutoff = (math.inf, 0)
+
+
+def joined_before(reqs: "Requests", rid: int, cut: Cutoff) -> bool:
+    """Whether request ``rid`` joined its queue before the batch formed at ``cut``."""
+    q = reqs.queued[rid]
+    return q < cut[0] or (q == cut[0] and reqs.queued_seq[rid] <= cut[1])
 
 
 class DecodeRun(NamedTuple):
@@ -65,6 +78,7 @@ class Scheduler:
         self.wake_ev: simpy.Event | None = None
         self.proc: simpy.Process | None = None
         self.step_start = self.step_end = -math.inf   # when its latest step started and ended
+        self.known_start = self.known_end = 0           # requests queued at the replica by then (see stepped)
 
     def start(self) -> None:
         self.proc = self.env.process(self.loop())
@@ -82,15 +96,31 @@ class Scheduler:
         raise NotImplementedError
 
     # ---- when a batch is formed ------------------------------------------------------
-    def cutoff(self) -> float:
-        """Requests that joined the queue before this time may join the next step. A loop forms a batch
-        when the step before it ends, or, if its engine schedules ahead (overlaps host work with the
-        GPU), when the step before it starts; a request that arrives as a step ends (a client's next
-        request after its last token) is not yet there. With nothing running: any request (+inf)."""
+    def cutoff(self) -> Cutoff:
+        """When the next step's batch was formed: requests that joined the queue before may join it. A
+        loop forms a batch when the step before it ends, or, if its engine schedules ahead (overlaps host
+        work with the GPU), when the step before it starts. Requests that a step's completions bring (a
+        client's next request after its last token) arrive after the next batch was formed. With
+        nothing running: any request."""
         if not self.running:
-            return math.inf
+            return ANY
         now = self.env.now
-        return self.step_start if self.r.schedules_ahead and self.step_end == now else now
+        if self.step_end != now:      # the loop was idle since its last step: it forms the batch now
+            return now, self.r.submits
+        if self.r.schedules_ahead:
+            return self.step_start, self.known_start
+        return now, self.known_end
+
+    def stepped(self, start: float, known_at_start: int) -> None:
+        """A step that started at ``start`` (the replica had queued ``known_at_start`` requests then)
+        ended now; called before its completions are reported."""
+        self.step_start, self.step_end = start, self.env.now
+        self.known_start, self.known_end = known_at_start, self.r.submits
+
+    def known_now(self) -> int:
+        """Requests queued at the replica as of a step launched now: back to back with the step before,
+        those before that step's completions; after idling, all."""
+        return self.known_end if self.step_end == self.env.now else self.r.submits
 
     # ---- sleep and wake ------------------------------------------------------------
     def sleep(self, timeout: float | None = None) -> Generator[Any, Any, None]:

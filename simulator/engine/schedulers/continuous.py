@@ -23,7 +23,7 @@ from ..decode_set import decode_set_type
 from ..kv import NO_HIT
 from ..state import DONE, RUNNING
 from ..step_log import StepRow
-from .base import DecodeRun, Scheduler, run_seconds
+from .base import DecodeRun, Scheduler, joined_before, run_seconds
 
 if TYPE_CHECKING:
     from ..replica import Replica
@@ -108,7 +108,7 @@ class ContinuousScheduler(Scheduler):
     def _head_waits(self) -> bool:
         """Whether the first waiting request joined the queue too late for the next step (:meth:`cutoff`)."""
         waiting = self.r.waiting
-        return bool(waiting) and self.r.reqs.queued[waiting[0]] >= self.cutoff()
+        return bool(waiting) and not joined_before(self.r.reqs, waiting[0], self.cutoff())
 
     def _schedule(self) -> tuple[list[tuple[int, int]], float]:
         """Allocate this step's blocks (preempting if needed) and pick prefill chunks: first the
@@ -173,7 +173,7 @@ class ContinuousScheduler(Scheduler):
         cut = self.cutoff()
         while r.waiting and plan.budget > 0 and self.running < r.max_batch_size:
             rid = r.waiting[0]
-            if req.queued[rid] >= cut:
+            if not joined_before(req, rid, cut):
                 break
             kv0 = int(req.kv[rid])
             rem = int(req.target[rid] - kv0)
@@ -296,7 +296,7 @@ class ContinuousScheduler(Scheduler):
         d0, slope = run.d0, run.slope
         t0 = self.env.now
         done = yield from self.timed_run(steps, d0, slope)
-        self.step_start, self.step_end = t0 + run_seconds(done - 1, d0, slope), self.env.now
+        self.stepped(t0 + run_seconds(done - 1, d0, slope), self.r.submits)
         if self.holding:
             self.wait.held(done)   # type: ignore[union-attr]
         n = self.dec.n
@@ -320,7 +320,7 @@ class ContinuousScheduler(Scheduler):
         d0, slope = run.d0, run.slope
         t0, n = self.env.now, len(dec)
         done = yield from self.timed_run(plan.steps, d0, slope)
-        self.step_start, self.step_end = t0 + run_seconds(done - 1, d0, slope), self.env.now
+        self.stepped(t0 + run_seconds(done - 1, d0, slope), r.submits)
         dec.advance_tokens(spec.accepted(plan, done), self.env.now, t0 + d0, d0 + slope * (done - 1))
         self._close_run(t0, run, done, n)
         return True
@@ -347,9 +347,10 @@ class ContinuousScheduler(Scheduler):
             wall, flops, nbytes = wall + ew, flops + ef, nbytes + eb
         dt = wall + swap_s
         t0 = env.now
+        known = self.known_now()
         yield env.timeout(dt)
         t1 = env.now
-        self.step_start, self.step_end = t0, t1
+        self.stepped(t0, known)
         if self.holding:
             self.wait.held(1)   # type: ignore[union-attr]
         if n:

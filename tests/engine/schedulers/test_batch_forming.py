@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import simpy
 
-from simulator.engine.schedulers.base import Scheduler, run_seconds
+from simulator.engine.schedulers.base import ANY, Scheduler, joined_before, run_seconds
 from simulator.engine.simulate import simulate
 
 from ..conftest import make_scenario
@@ -28,32 +28,53 @@ class _Loop(Scheduler):
         yield self.env.timeout(0)
 
 
-def _loop(ahead: bool) -> _Loop:
+def _loop(ahead: bool, submits: int = 7) -> _Loop:
     env = simpy.Environment()
-    return _Loop(SimpleNamespace(env=env, schedules_ahead=ahead))
+    return _Loop(SimpleNamespace(env=env, schedules_ahead=ahead, submits=submits))
 
 
 @pytest.mark.parametrize("ahead", [False, True])
 def test_with_nothing_running_any_waiting_request_may_start(ahead: bool) -> None:
     loop = _loop(ahead)
     loop.n = 0
-    assert loop.cutoff() == math.inf
+    assert loop.cutoff() == ANY
 
 
-def test_a_loop_that_forms_a_batch_when_the_step_ends_takes_what_arrived_before_now() -> None:
-    loop = _loop(False)
+def test_a_loop_that_forms_a_batch_when_the_step_ends_takes_what_arrived_before_its_completions() -> None:
+    loop = _loop(False, submits=5)
     loop.env.run(until=0.3)
-    loop.step_start, loop.step_end = 0.2, 0.3
-    assert loop.cutoff() == 0.3
+    loop.stepped(0.2, 4)          # 5 requests queued when the step ended, before its completions
+    loop.r.submits = 7            # its completions' clients sent two more
+    assert loop.cutoff() == (0.3, 5)
 
 
 def test_a_loop_that_schedules_ahead_took_its_batch_as_the_step_before_started() -> None:
-    loop = _loop(True)
+    loop = _loop(True, submits=5)
     loop.env.run(until=0.3)
-    loop.step_start, loop.step_end = 0.2, 0.3
-    assert loop.cutoff() == 0.2
-    loop.step_start, loop.step_end = 0.1, 0.25   # idle since 0.25: nothing was in flight, the batch is formed now
-    assert loop.cutoff() == 0.3
+    loop.stepped(0.2, 4)
+    assert loop.cutoff() == (0.2, 4)
+    loop.step_end = 0.25          # idle since 0.25: nothing was in flight, the batch is formed now
+    assert loop.cutoff() == (0.3, 5)
+
+
+def test_joined_before_orders_equal_times_by_arrival() -> None:
+    reqs = SimpleNamespace(queued=np.array([0.1, 0.2, 0.2, 0.3]), queued_seq=np.array([1, 2, 3, 4]))
+    cut = (0.2, 2)
+    assert [joined_before(reqs, i, cut) for i in range(4)] == [True, True, False, False]
+    assert all(joined_before(reqs, i, ANY) for i in range(4))
+
+
+def test_requests_waiting_when_a_step_launched_may_join_the_step_after_it() -> None:
+    # eight prompts at t = 0, two fit a step's budget: under host overlap the batch after the first step
+    # was formed as it launched, when all eight were already queued, so it takes the next ones
+    res = simulate(make_scenario(**{"deployment.engine": "fused", "deployment.overlap_host": True,
+                                    "deployment.batching.max_batched_tokens": 520, "workload.requests": 8,
+                                    "workload.arrival": {"process": "closed_loop", "concurrency": 8},
+                                    "workload.output_tokens": {"dist": "fixed", "value": 50}}))
+    r, starts = res.requests, _step_starts(res.steps)
+    assert np.all(r.arrival == 0) and np.all(r.finish > 0)
+    admitted = np.unique(r.first_sched)
+    assert admitted[0] == 0 and admitted[1] == starts[1]    # the second step admits more of them
 
 
 def _step_starts(steps: dict[str, np.ndarray]) -> np.ndarray:
