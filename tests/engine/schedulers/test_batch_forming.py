@@ -2,7 +2,6 @@
 engine that overlaps host work with the GPU forms each batch while the step before it runs."""
 from __future__ import annotations
 
-import math
 from types import SimpleNamespace
 
 import numpy as np
