@@ -13,8 +13,14 @@ from simulator.catalog.engines import load_engine
 #: ``--max-num-batched-tokens`` (``backend_templates/vllm/cli_args.0.14.1.j2``; the 0.12.0 one does not).
 VLLM_BUDGET_SINCE = (0, 14, 1)
 
-#: Benchmark protocols, as requests per client sent in all and left out as warm-up (None: a fixed
-#: count, ``--prompts``). In ai-dynamo/aiconfigurator: ``aic-eval`` is its evaluation pipeline
+#: InferenceX's ``RANDOM_RANGE_RATIO`` (``.github/workflows/benchmark-tmpl.yml``, 0.8 in every single-node
+#: sweep from 2025-10 on): its client (``utils/bench_serving/benchmark_serving.py``,
+#: ``sample_random_requests``) draws each prompt and output length uniformly from [int(0.8 L), L].
+INFERENCEX_RANGE_RATIO = 0.8
+
+#: Benchmark protocols, as requests per client sent in all and left out as warm-up, and the range ratio
+#: of their lengths (None: exactly the row's); None for the whole entry: a fixed count, ``--prompts``.
+#: In ai-dynamo/aiconfigurator: ``aic-eval`` is its evaluation pipeline
 #: (``eval/benchmarks/genai_perf_runner.py``: ``--request-count`` 10 x concurrency after
 #: ``--warmup-request-count`` 2 x concurrency; its ``bench_serving`` runner also sends 10 per client);
 #: ``aic-bench`` the benchmark script its generator writes (``backend_templates/benchmark/bench_run.sh.j2``:
@@ -22,13 +28,9 @@ VLLM_BUDGET_SINCE = (0, 14, 1)
 #: ``inferencex``: the InferenceX benchmark (SemiAnalysisAI/InferenceX, ``benchmarks/benchmark_lib.sh``
 #: ``run_benchmark_serving``): ``--num-prompts`` 10 x concurrency, all timed; its warm-up (2 x
 #: concurrency, since 2026-01-21) ends before the timed run starts, so it leaves nothing running.
-HARNESSES: dict[str, tuple[int, int] | None] = {"vllm-bench": None, "aic-eval": (12, 2), "aic-bench": (52, 2),
-                                                "inferencex": (10, 0)}
-
-#: InferenceX's ``RANDOM_RANGE_RATIO`` (``.github/workflows/benchmark-tmpl.yml``, 0.8 in every single-node
-#: sweep from 2025-10 on): its client (``utils/bench_serving/benchmark_serving.py``,
-#: ``sample_random_requests``) draws each prompt and output length uniformly from [int(0.8 L), L].
-INFERENCEX_RANGE_RATIO = 0.8
+HARNESSES: dict[str, tuple[int, int, float | None] | None] = {
+    "vllm-bench": None, "aic-eval": (12, 2, None), "aic-bench": (52, 2, None),
+    "inferencex": (10, 0, INFERENCEX_RANGE_RATIO)}
 
 #: A row of the sample that comes from the InferenceX results database: a weekly dump
 #: (``db-dump/<date>``, with its ``config_id`` and ``workflow_run_id``) or a dated export of it.
@@ -57,8 +59,8 @@ def protocol(harness: str, concurrency: int, prompts: int, warmup: bool) -> Prot
     spec = HARNESSES[harness]
     if spec is None:
         return Protocol(prompts, concurrency if warmup else 0)
-    ratio = INFERENCEX_RANGE_RATIO if harness == "inferencex" else None
-    return Protocol(spec[0] * concurrency, spec[1] * concurrency, ratio)
+    sent, skipped, ratio = spec
+    return Protocol(sent * concurrency, skipped * concurrency, ratio)
 
 
 def prompt_budget(engine: str, isl: int, running: int) -> dict[str, Any]:

@@ -33,12 +33,13 @@ class BatchWait:
         if not decodes or not r.waiting or self.waited >= self.limit:
             return False
         req = r.reqs
-        tokens = decodes * r.decode_q
+        tokens, prompts = decodes * r.decode_q, 0
         for rid in r.waiting:
             if tokens >= self.need or not joined_before(req, rid, cutoff):
                 break
             tokens += int(req.target[rid] - req.kv[rid])
-        return tokens < self.need and joined_before(req, r.waiting[0], cutoff)
+            prompts += 1
+        return prompts > 0 and tokens < self.need
 
     def cap(self, steps: int | None) -> int:
         """``steps`` (None: unlimited) capped at the steps the waiting prompts may still be held."""

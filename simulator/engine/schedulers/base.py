@@ -3,10 +3,9 @@ freed memory, wait out a *run* of steps whose durations grow linearly (d0 + j·s
 cut it after the step in progress), and log a run as one row of the step log."""
 from __future__ import annotations
 
+import math
 from collections.abc import Generator
 from typing import TYPE_CHECKING, Any, NamedTuple
-
-import math
 
 import simpy
 

@@ -64,7 +64,7 @@ class ContinuousScheduler(Scheduler):
                 yield from self.sleep()
                 continue
             self.holding = self.wait is not None and not prefilling and self.wait.holds(dec.n, self.cutoff())
-            if not prefilling and dec.n and not self._can_admit() and not self._head_waits():
+            if not prefilling and dec.n and not self._head_waits() and not self._can_admit():
                 if r.spec is not None:
                     done = yield from self._verify_run()
                     if done:
@@ -89,7 +89,7 @@ class ContinuousScheduler(Scheduler):
     # ---- admission and memory ------------------------------------------------------
     def _can_admit(self) -> bool:
         r, n = self.r, self.dec.n
-        if not r.waiting or n + len(self.prefilling) >= r.max_batch_size or self._head_waits() or self.holding:
+        if not r.waiting or n + len(self.prefilling) >= r.max_batch_size or self.holding:
             return False
         budget = r.max_tokens - (n * r.decode_q if r.mixed else 0)
         if budget <= 0:
