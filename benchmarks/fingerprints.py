@@ -38,6 +38,7 @@ EDGE: dict[str, dict[str, Any]] = {
     "prefix cache": {**_LOADED, "deployment.kv_cache.prefix_caching": True,
                      "workload.prefix": {"system_prompt_tokens": 512, "share": 0.8, "prompts": 3}},
     "sliding window": {**_LOADED, "model": "gemma-3-12b"},
+    "polled every 10 steps": {**_LOADED, "deployment.batching.recv_interval": 10},
     "disaggregated": {**_LOADED, "deployment.disaggregation": {
         "prefill": {"replicas": 1}, "decode": {"replicas": 2},
         "link": {"bandwidth_gbps": 50.0, "latency_s": 0.002}}},
@@ -50,6 +51,8 @@ ENGINES: dict[str, dict[str, Any]] = {
     "vllm prefix cache": {**EDGE["prefix cache"], "deployment.engine": "vllm"},
     "sglang disaggregated": {**EDGE["disaggregated"], "deployment.engine": "sglang"},
     "vllm swap": {**EDGE["swap, short of blocks"], "deployment.engine": "vllm"},
+    "sglang speculative, polled": {**EDGE["speculative"], "deployment.engine": "sglang",
+                                   "deployment.batching.recv_interval": 10},
     "static": {**_LOADED, "deployment.batching.policy": "static", "deployment.batching.max_batch_size": 16},
     "dynamic": {**_LOADED, "deployment.batching.policy": "dynamic", "deployment.batching.max_batch_size": 16},
     "dynamic, short of blocks": {**_LOADED, "deployment.batching.policy": "dynamic",

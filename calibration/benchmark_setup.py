@@ -96,6 +96,31 @@ def generator_launch(engine: str, version: str, concurrency: int, isl: int) -> d
     return {"batching": b}
 
 
+class Benchmark(NamedTuple):
+    """What a measured row ran: the engine, servesim's model label, the weights' format, the GPU, the
+    tensor-parallel size, the benchmark's clients and its prompt and output lengths."""
+
+    engine: str
+    model: str
+    weights: str
+    gpu: str
+    tp: int
+    concurrency: int
+    isl: int
+    osl: int
+
+
+def inferencex_launch(b: Benchmark) -> dict[str, Any]:
+    """``deployment`` keys of InferenceX's launch script for a row, where servesim knows that script
+    (Llama-70B FP8 on vLLM and TensorRT-LLM, DeepSeek-R1 on SGLang; empty otherwise: the engine's
+    defaults)."""
+    if b.model == INFERENCEX_70B and b.weights == "fp8":
+        return _llama_70b(b)
+    if b.model == INFERENCEX_DSR1 and b.engine == "sglang":
+        return _deepseek_r1_sglang(b)
+    return {}
+
+
 #: Launch settings of InferenceX's single-node scripts for Llama-3.3-70B FP8 (SemiAnalysisAI/InferenceX at
 #: c198b20e, the last commit before "remove llama 70b (#149)", 2025-10-29; its rows in the sample were
 #: measured that day): vLLM ``benchmarks/70b_fp8_{h100,h200}_slurm.sh`` / ``70b_fp8_b200_docker.sh``
@@ -106,18 +131,47 @@ def generator_launch(engine: str, version: str, concurrency: int, isl: int) -> d
 INFERENCEX_70B = "llama-3.1-70b"
 
 
-def inferencex_launch(engine: str, model: str, weights: str, gpu: str, tp: int, concurrency: int, isl: int,
-                      osl: int) -> dict[str, Any]:
-    """``deployment`` keys of InferenceX's launch script for a row, where servesim knows that script
-    (Llama-70B FP8 on vLLM and TensorRT-LLM; empty otherwise: the engine's defaults)."""
-    if model != INFERENCEX_70B or weights != "fp8":
-        return {}
-    if engine == "vllm":
+def _llama_70b(b: Benchmark) -> dict[str, Any]:
+    if b.engine == "vllm":
         return {"kv_dtype": "fp8", "overlap_host": True,
-                "batching": {"max_batch_size": 512 if gpu == "b200" else concurrency, "max_batched_tokens": 8192}}
-    if engine == "trtllm":
-        b: dict[str, Any] = {"max_batched_tokens": 16384}
-        if isl == osl == 1024 and tp < 8:
-            b["prefill_wait"] = {"steps": 20, "tokens_ratio": 0.9}
-        return {"kv_dtype": "fp8", "batching": b}
+                "batching": {"max_batch_size": 512 if b.gpu == "b200" else b.concurrency, "max_batched_tokens": 8192}}
+    if b.engine == "trtllm":
+        batching: dict[str, Any] = {"max_batched_tokens": 16384}
+        if b.isl == b.osl == 1024 and b.tp < 8:
+            batching["prefill_wait"] = {"steps": 20, "tokens_ratio": 0.9}
+        return {"kv_dtype": "fp8", "batching": batching}
     return {}
+
+
+#: Launch settings of InferenceX's SGLang scripts for DeepSeek-R1 (SemiAnalysisAI/InferenceX,
+#: ``benchmarks/[single_node/]dsr1_{fp8_b200,fp8_b300,fp4_b200,fp8_h200}.sh``; the same keys from 04b564b3,
+#: 2026-02-07, through dd9c285b, 2026-04-17, the window its SGLang rows in the sample were measured in):
+#: on B200 / B300 ``--scheduler-recv-interval`` 30 from 16 clients on, else 10 (10 at TP 4 with FP8),
+#: ``--kv-cache-dtype fp8_e4m3`` and ``--disable-radix-cache``; FP8 at TP 8 ``--max-running-requests``
+#: 128, ``--chunked-prefill-size`` 32768, ``--mem-fraction-static`` 0.82, at TP 4 32 / 8192 / 0.95; FP4
+#: 256 / 16384 / 0.85. On H200 (FP8): no polling interval, the KV cache in the model's dtype, 512
+#: running requests for 1k/1k and 256 otherwise, 32768-token chunks, 0.82. The scripts set
+#: ``--max-running-requests`` to the highest concurrency of their sweep; a row with more clients came from
+#: another configuration, and gets the engine's defaults.
+INFERENCEX_DSR1 = "deepseek-v3"
+
+
+def _deepseek_r1_sglang(b: Benchmark) -> dict[str, Any]:
+    if b.gpu == "h200-sxm" and b.weights == "fp8":
+        running = 512 if b.isl == b.osl == 1024 else 256
+        out: dict[str, Any] = {"batching": {"max_batch_size": running, "max_batched_tokens": 32768},
+                               "kv_cache": {"gpu_memory_utilization": 0.82, "prefix_caching": False}}
+    elif b.gpu in ("b200", "b300") and b.weights in ("fp8", "nvfp4"):
+        poll = 30 if b.concurrency >= 16 else 10
+        if b.weights == "nvfp4":
+            running, tokens, memory = 256, 16384, 0.85
+        elif b.tp >= 8:
+            running, tokens, memory = 128, 32768, 0.82
+        else:
+            running, tokens, memory, poll = 32, 8192, 0.95, 10
+        out = {"kv_dtype": "fp8",
+               "batching": {"max_batch_size": running, "max_batched_tokens": tokens, "recv_interval": poll},
+               "kv_cache": {"gpu_memory_utilization": memory, "prefix_caching": False}}
+    else:
+        return {}
+    return out if b.concurrency <= out["batching"]["max_batch_size"] else {}

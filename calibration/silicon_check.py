@@ -57,8 +57,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from calibration.benchmark_setup import (HARNESSES, Protocol, generator_launch, harness_of, inferencex_launch,
-                                        prompt_budget, protocol)
+from calibration.benchmark_setup import (HARNESSES, Benchmark, Protocol, generator_launch, harness_of,
+                                        inferencex_launch, prompt_budget, protocol)
 from simulator.catalog.engines import load_engine
 from simulator.catalog.gpus import load_gpu
 from simulator.config.loader import scenario_from_dict
@@ -240,7 +240,8 @@ def scenario_of(c: Case, proto: Protocol, engine: str | None = None, launch: str
     if engine is None and not load_engine(c.engine).overlaps_host_at(c.version):
         dep["overlap_host"] = False    # that version's server ran host work and GPU steps in turn
     if launch == "inferencex" and engine is None and c.harness == "inferencex":
-        dep.update(inferencex_launch(c.engine, c.model, c.weight_dtype, c.gpu, c.tp, c.concurrency, c.isl, c.osl))
+        dep.update(inferencex_launch(Benchmark(c.engine, c.model, c.weight_dtype, c.gpu, c.tp, c.concurrency,
+                                               c.isl, c.osl)))
     return {"name": c.id, "model": c.model_file or c.model, "deployment": dep, "seed": 0,
             "workload": {"arrival": {"process": "closed_loop", "concurrency": c.concurrency}, "requests": n,
                          "prompt_tokens": lengths(c.isl, proto.range_ratio),

@@ -52,6 +52,17 @@ class Batching(_Strict):
     prefill_wait: PrefillWait | None = Field(
         None, description="continuous batching: hold new prompts back while decodes run, to batch more of them "
                           "(TensorRT-LLM's batch waiting); unset: none")
+    recv_interval: int | None = Field(
+        None, ge=1, le=10**6, description="continuous batching: the scheduler takes new requests in only every N "
+                                          "decode steps, and after each step with prefill (SGLang's "
+                                          "--scheduler-recv-interval); unset or 1: at every step")
+
+    @model_validator(mode="after")
+    def _continuous_only(self) -> "Batching":
+        for key in ("prefill_wait", "recv_interval"):
+            if getattr(self, key) is not None and self.policy != "continuous":
+                raise ValueError(f"{key} applies to continuous batching only (policy is {self.policy})")
+        return self
 
 
 class KVCache(_Strict):

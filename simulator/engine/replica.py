@@ -70,7 +70,7 @@ class Replica(WatchedLoad):
         self.policy = b.policy
         self.max_batch_size, self.max_tokens, self.chunked = b.max_batch_size, b.max_batched_tokens, b.chunked_prefill
         self.timeout_s = b.timeout_s
-        self.prefill_wait = b.prefill_wait
+        self.prefill_wait, self.recv_interval = b.prefill_wait, b.recv_interval
         self.preemption = dep.kv_cache.preemption
         self.cache: PrefixCache | None = None
         if keys is not None and dep.kv_cache.prefix_caching and role != "decode":

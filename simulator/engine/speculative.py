@@ -138,12 +138,12 @@ class Speculator:
         x, y, z = self.extra_cost(shape)
         return StepCost(a + x, b + y, c + z)
 
-    def plan_run(self, dec: "DecodeSet", free: int, block_size: int) -> VerifyPlan | None:
-        """Draw the accepted tokens of a run of verify steps until the first completion, cut where the
-        run would need more than ``free`` KV blocks; None if under 2 steps."""
+    def plan_run(self, dec: "DecodeSet", free: int, block_size: int, limit: int | None = None) -> VerifyPlan | None:
+        """Draw the accepted tokens of a run of verify steps until the first completion (at most ``limit``
+        steps), cut where the run would need more than ``free`` KV blocks; None if under 2 steps."""
         n, q = len(dec), self.q
         rem = dec.left()
-        cap = dec.left_min
+        cap = dec.left_min if limit is None else min(dec.left_min, limit)
         if cap < 2:
             return None
         tok = self.draw(min(cap, _FIRST_DRAW), n)

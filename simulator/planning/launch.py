@@ -47,6 +47,7 @@ class LaunchPlan:
     port: int = 8000
     mixed_batches: bool | None = None     # prefill chunks beside decodes (None: the engine's rule)
     prefill_wait: PrefillWait | None = None   # batch waiting (TensorRT-LLM only)
+    recv_interval: int | None = None          # decode steps between polls for new requests (SGLang only)
 
 
 @dataclass(frozen=True)
@@ -86,18 +87,24 @@ def launch_plan(scenario: Scenario, row: dict[str, Any], port: int = 8000) -> La
         draft_id=model_id(spec.draft_model) if spec is not None and spec.draft_model else None,
         expert_parallel=moe.expert_parallel if moe is not None else None,
         attention_dp=moe is not None and moe.attention == "dp", port=port,
-        mixed_batches=d.batching.mixed_batches, prefill_wait=d.batching.prefill_wait)
+        mixed_batches=d.batching.mixed_batches, prefill_wait=d.batching.prefill_wait,
+        recv_interval=d.batching.recv_interval)
 
 
 def _no_flag(lp: LaunchPlan, engine: str, mixes: bool | None) -> None:
     """Refuse batching settings ``engine`` has no flag for: ``mixes`` says whether its steps always put
-    prefill chunks beside decodes (None: a flag chooses); only TensorRT-LLM waits for prompts to batch."""
+    prefill chunks beside decodes (None: a flag chooses); only TensorRT-LLM waits for prompts to batch, and
+    only SGLang polls for new requests less often than every step."""
     if mixes is not None and lp.mixed_batches is not None and lp.mixed_batches != mixes:
         raise InputError("deployment.batching.mixed_batches", lp.mixed_batches,
                          f"{engine} has no flag for it: leave it unset or {str(mixes).lower()}")
     if lp.prefill_wait is not None and engine != "TensorRT-LLM":
         raise InputError("deployment.batching.prefill_wait", lp.prefill_wait.model_dump(),
                          f"{engine} has no batch waiting (TensorRT-LLM's batch_wait_*): leave it unset")
+    if lp.recv_interval not in (None, 1) and engine != "SGLang":
+        raise InputError("deployment.batching.recv_interval", lp.recv_interval,
+                         f"{engine} takes new requests in at every step (SGLang's --scheduler-recv-interval "
+                         "only): leave it unset or 1")
 
 
 def _quantized(lp: LaunchPlan) -> bool:
@@ -148,6 +155,8 @@ def sglang_launch(lp: LaunchPlan) -> list[str]:
         cmd += ["--disable-radix-cache"]
     if lp.mixed_batches:
         cmd += ["--enable-mixed-chunk"]
+    if lp.recv_interval not in (None, 1):
+        cmd += ["--scheduler-recv-interval", str(lp.recv_interval)]
     if lp.expert_parallel:
         cmd += ["--ep-size", str(lp.expert_parallel)]
     if lp.attention_dp:

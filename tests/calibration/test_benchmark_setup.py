@@ -49,15 +49,35 @@ def test_an_engine_without_chunked_prefill_gets_a_budget_its_prompt_fits() -> No
 
 def test_inferencex_launch_scripts_of_llama_70b() -> None:
     # benchmarks/70b_fp8_*.sh at c198b20e: vLLM's batch is the benchmark's concurrency (512 on B200)
-    v = bs.inferencex_launch("vllm", "llama-3.1-70b", "fp8", "h100-sxm", 8, 32, 1024, 1024)
+    v = bs.inferencex_launch(bs.Benchmark("vllm", "llama-3.1-70b", "fp8", "h100-sxm", 8, 32, 1024, 1024))
     assert v == {"kv_dtype": "fp8", "overlap_host": True,
                  "batching": {"max_batch_size": 32, "max_batched_tokens": 8192}}
-    assert bs.inferencex_launch("vllm", "llama-3.1-70b", "fp8", "b200", 8, 32, 1024, 1024)["batching"]["max_batch_size"] == 512
+    assert bs.inferencex_launch(bs.Benchmark("vllm", "llama-3.1-70b", "fp8", "b200", 8, 32, 1024, 1024))["batching"]["max_batch_size"] == 512
     # TensorRT-LLM waits for prompts to batch only for 1k/1k below TP 8
-    t = bs.inferencex_launch("trtllm", "llama-3.1-70b", "fp8", "b200", 4, 16, 1024, 1024)
+    t = bs.inferencex_launch(bs.Benchmark("trtllm", "llama-3.1-70b", "fp8", "b200", 4, 16, 1024, 1024))
     assert t == {"kv_dtype": "fp8", "batching": {"max_batched_tokens": 16384,
                                                  "prefill_wait": {"steps": 20, "tokens_ratio": 0.9}}}
-    assert "prefill_wait" not in bs.inferencex_launch("trtllm", "llama-3.1-70b", "fp8", "b200", 8, 16, 1024, 1024)["batching"]
-    assert "prefill_wait" not in bs.inferencex_launch("trtllm", "llama-3.1-70b", "fp8", "b200", 4, 16, 1024, 8192)["batching"]
-    assert bs.inferencex_launch("vllm", "gpt-oss-120b", "nvfp4", "b200", 1, 4, 1024, 1024) == {}   # not modelled
-    assert bs.inferencex_launch("vllm", "llama-3.1-70b", "nvfp4", "b200", 1, 4, 1024, 1024) == {}  # another script
+    assert "prefill_wait" not in bs.inferencex_launch(bs.Benchmark("trtllm", "llama-3.1-70b", "fp8", "b200", 8, 16, 1024, 1024))["batching"]
+    assert "prefill_wait" not in bs.inferencex_launch(bs.Benchmark("trtllm", "llama-3.1-70b", "fp8", "b200", 4, 16, 1024, 8192))["batching"]
+    assert bs.inferencex_launch(bs.Benchmark("vllm", "gpt-oss-120b", "nvfp4", "b200", 1, 4, 1024, 1024)) == {}   # not modelled
+    assert bs.inferencex_launch(bs.Benchmark("vllm", "llama-3.1-70b", "nvfp4", "b200", 1, 4, 1024, 1024)) == {}  # another script
+
+
+def test_inferencex_launch_scripts_of_deepseek_r1_on_sglang() -> None:
+    # benchmarks/dsr1_*.sh, 2026-02-07..04-17: B200 / B300 poll for requests every 30 decode steps from 16
+    # clients on, every 10 below
+    run = bs.Benchmark("sglang", "deepseek-v3", "fp8", "b200", 8, 32, 1024, 1024)
+    d = bs.inferencex_launch(run)
+    assert d == {"kv_dtype": "fp8",
+                 "batching": {"max_batch_size": 128, "max_batched_tokens": 32768, "recv_interval": 30},
+                 "kv_cache": {"gpu_memory_utilization": 0.82, "prefix_caching": False}}
+    assert bs.inferencex_launch(run._replace(concurrency=8))["batching"]["recv_interval"] == 10
+    assert bs.inferencex_launch(run._replace(tp=4, isl=8192))["batching"] == {
+        "max_batch_size": 32, "max_batched_tokens": 8192, "recv_interval": 10}
+    assert bs.inferencex_launch(run._replace(weights="nvfp4", tp=4))["batching"]["max_batch_size"] == 256
+    # H200's script does not poll and keeps the KV cache in the model's dtype
+    h = bs.inferencex_launch(run._replace(gpu="h200-sxm"))
+    assert "kv_dtype" not in h and "recv_interval" not in h["batching"] and h["batching"]["max_batch_size"] == 512
+    assert bs.inferencex_launch(run._replace(gpu="gb200")) == {}                      # another (multi-node) script
+    assert bs.inferencex_launch(run._replace(concurrency=256)) == {}   # beyond the script's sweep: another setup
+    assert bs.inferencex_launch(run._replace(engine="trtllm")) == {}                  # not modelled

@@ -176,6 +176,7 @@ SCENARIOS = {
     "prefix cache": {**_LOADED, "deployment.kv_cache.prefix_caching": True,
                      "workload.prefix": {"system_prompt_tokens": 512, "share": 0.8, "prompts": 3}},
     "sliding window": {**_LOADED, "model": "gemma-3-12b"},
+    "polled every 10 steps": {**_LOADED, "deployment.batching.recv_interval": 10},
     "disaggregated": {**_LOADED, "deployment.disaggregation": {"prefill": {"replicas": 1}, "decode": {"replicas": 2},
                                                     "link": {"bandwidth_gbps": 50.0, "latency_s": 0.002}}},
 }

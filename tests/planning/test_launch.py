@@ -126,6 +126,16 @@ def test_batching_rules_reach_the_engine_that_has_a_flag_for_them():
     assert o["batch_wait_timeout_iters"] == 20 and o["batch_wait_max_tokens_ratio"] == 0.9
     assert keys(o) <= set(recorded_flags()["trtllm"]["yaml_keys"])
     assert "--enable-mixed-chunk" in recorded_flags()["sglang"]["flags"]
+    polled = sglang_launch(dataclasses.replace(BASE, recv_interval=30))
+    assert value(polled, "--scheduler-recv-interval") == "30" and "--scheduler-recv-interval" not in sglang_launch(BASE)
+    assert "--scheduler-recv-interval" in recorded_flags()["sglang"]["flags"]
+
+
+@pytest.mark.parametrize("emit", [vllm_serve, trtllm_options])
+def test_polling_on_an_engine_without_it_is_a_clear_error(emit):
+    with pytest.raises(InputError, match="deployment.batching.recv_interval"):
+        emit(dataclasses.replace(BASE, recv_interval=30))
+    emit(dataclasses.replace(BASE, recv_interval=1))   # every step: what every engine does
 
 
 @pytest.mark.parametrize("emit", [vllm_serve, sglang_launch])

@@ -7,7 +7,9 @@ Between events (an arrival or a completion) a decode-only batch evolves determin
 consecutive decode steps are advanced together as one *run* (interruptible by an arrival).
 With speculative decoding each step drafts and verifies; a run then draws every member's accepted
 tokens for all its steps at once (``speculative.py``). With a prefix cache, an admitted request
-first takes its cached leading blocks and prefills only the rest (``prefix_cache.py``).
+first takes its cached leading blocks and prefills only the rest (``prefix_cache.py``). With batch
+waiting (``batch_wait.py``) or polling for requests (``recv_poll.py``) a new prompt joins later.
+This module plans the steps; ``continuous_steps.py`` runs them.
 """
 from __future__ import annotations
 
@@ -17,13 +19,13 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ...perf.step import BatchShape, StepCost
 from ..batch_wait import BatchWait
 from ..decode_set import decode_set_type
 from ..kv import NO_HIT
-from ..state import DONE, RUNNING
-from ..step_log import StepRow
-from .base import DecodeRun, Scheduler, joined_before, run_seconds
+from ..recv_poll import RecvPoll
+from ..state import RUNNING
+from .base import Cutoff, joined_before
+from .continuous_steps import StepRunner
 
 if TYPE_CHECKING:
     from ..replica import Replica
@@ -39,7 +41,7 @@ class StepPlan:
     swap_s: float
 
 
-class ContinuousScheduler(Scheduler):
+class ContinuousScheduler(StepRunner):
     """One scheduling loop of a replica (a replica with pipeline parallelism runs ``pp`` of them)."""
 
     def __init__(self, replica: "Replica") -> None:
@@ -50,6 +52,8 @@ class ContinuousScheduler(Scheduler):
         w = replica.prefill_wait
         self.wait = BatchWait(w, replica) if w is not None else None   # batch waiting, if configured
         self.holding = False                               # new prompts are held back this step
+        n = replica.recv_interval
+        self.poll = RecvPoll(n) if n is not None and n > 1 else None   # takes requests in every n steps
         self.start()
 
     @property
@@ -63,10 +67,12 @@ class ContinuousScheduler(Scheduler):
             if not (dec.n or prefilling or r.waiting):   # nothing running, nothing waiting
                 yield from self.sleep()
                 continue
+            if self.poll is not None:
+                self.cutoff()   # a batch forms: a poll that is due takes the inbox in
             self.holding = self.wait is not None and not prefilling and self.wait.holds(dec.n, self.cutoff())
-            if not prefilling and dec.n and not self._head_waits() and not self._can_admit():
+            if not prefilling and dec.n and self._decodes_only():
                 if r.spec is not None:
-                    done = yield from self._verify_run()
+                    done = yield from self._verify_run(self._poll_cap())
                     if done:
                         continue
                 else:
@@ -80,11 +86,30 @@ class ContinuousScheduler(Scheduler):
                 continue
             yield from self._mixed_step(chunks, swap_s)
 
+    def _decodes_only(self) -> bool:
+        """Whether the next steps decode only, none taking a prompt in: the first waiting request may
+        not join yet and will not until the next poll, or it may but does not fit."""
+        if self._head_waits():
+            return self.poll is not None
+        return not self._can_admit()
+
     def _run_cap(self) -> int | None:
-        """Most steps the next decode run may take: the admission rule's cap, and while prompts are
-        held back (batch waiting) the steps they may still wait."""
+        """Most steps the next decode run may take: the admission rule's cap, while prompts are held back
+        (batch waiting) the steps they may still wait, and with polling the steps until the next poll."""
         cap = self.r.admission.run_cap()
-        return self.wait.cap(cap) if self.holding else cap   # type: ignore[union-attr]
+        if self.holding:
+            cap = self.wait.cap(cap)   # type: ignore[union-attr]
+        left = self._poll_cap()
+        return cap if left is None else left if cap is None else min(cap, left)
+
+    def _poll_cap(self) -> int | None:
+        """With polling and requests waiting: the decode steps until the next poll (None: no limit)."""
+        return self.poll.steps_left() if self.poll is not None and self.r.waiting else None
+
+    def cutoff(self) -> Cutoff:
+        """As :meth:`Scheduler.cutoff`; with polling, as of the last poll (:class:`RecvPoll`)."""
+        formed = super().cutoff()
+        return formed if self.poll is None else self.poll.cutoff(formed, self.env.now, self.r.submits)
 
     # ---- admission and memory ------------------------------------------------------
     def _can_admit(self) -> bool:
@@ -281,119 +306,3 @@ class ContinuousScheduler(Scheduler):
         if lo >= 2 and not d.reserve(lo):
             raise RuntimeError("decode run planned without the KV blocks it needs")
         return lo
-
-    # ---- executing steps -----------------------------------------------------------
-    def _decode_cost(self, extra: int) -> StepCost:
-        """The price of a decode-only step ``extra`` steps ahead."""
-        dec = self.dec
-        s, win = dec.ctx_sums(extra, self.r.window)
-        # BatchShape.decode_total(dec.n, s, win)'s fields as a plain tuple: no shape built on this hot
-        # path (tests/engine/schedulers/test_continuous.py pins the two equal)
-        return self.r.sm.cost((0, 0, 0.0, 0.0, dec.n, s, None, None, win, 1))
-
-    def _decode_run(self, steps: int):
-        run = DecodeRun(steps, self._decode_cost(0), self._decode_cost(steps - 1))   # blocks: _run_length
-        d0, slope = run.d0, run.slope
-        t0 = self.env.now
-        done = yield from self.timed_run(steps, d0, slope)
-        self.stepped(t0 + run_seconds(done - 1, d0, slope), self.r.submits)
-        if self.holding:
-            self.wait.held(done)   # type: ignore[union-attr]
-        n = self.dec.n
-        self.dec.advance(done, self.env.now, t0 + d0, d0 + slope * (done - 1))
-        self.r.admission.stepped(done)
-        self._close_run(t0, run, done, n)
-
-    def _verify_run(self):
-        """Speculative decoding: a run of verify steps until the first completion (or until free blocks
-        run out), the accepted tokens drawn for all its steps at once; False if under 2 steps."""
-        r, dec = self.r, self.dec
-        spec = r.spec
-        assert spec is not None
-        plan = spec.plan_run(dec, r.pool.free, r.pool.block_size)
-        if plan is None:
-            return False
-        if not dec.hold(plan.blocks):   # blocks for the whole run, taken now
-            raise RuntimeError("verify run planned without the KV blocks it needs")
-        run = DecodeRun(plan.steps, spec.verify_cost(r.sm, dec, plan.before[0], r.window),
-                        spec.verify_cost(r.sm, dec, plan.before[plan.steps - 1], r.window))
-        d0, slope = run.d0, run.slope
-        t0, n = self.env.now, len(dec)
-        done = yield from self.timed_run(plan.steps, d0, slope)
-        self.stepped(t0 + run_seconds(done - 1, d0, slope), r.submits)
-        dec.advance_tokens(spec.accepted(plan, done), self.env.now, t0 + d0, d0 + slope * (done - 1))
-        self._close_run(t0, run, done, n)
-        return True
-
-    def _close_run(self, t0: float, run: DecodeRun, done: int, n: int) -> None:
-        """A decode run of ``n`` sequences ended after ``done`` steps: log it, note its token gaps,
-        finish the requests that got their last token."""
-        self.record_run(t0, run, done, n, n)
-        self.r.itl.row(self.loop_id, t0, run.d0, run.slope, done)
-        self.finish_done()
-
-    def _mixed_step(self, chunks: list[tuple[int, int]], swap_s: float):
-        r, env, req, dec = self.r, self.env, self.r.reqs, self.dec
-        kv_col = req.kv
-        w = r.window
-        n = dec.n if r.mixed or not chunks else 0     # decodes in this step
-        q = r.decode_q
-        ctx, ctx_w = dec.ctx_sums(0, w, q) if n else (0.0, None)
-        shape = BatchShape.step([(int(kv_col[rid]), c) for rid, c in chunks], n, ctx, ctx_w, q, w)
-        pt = shape.prefill_tokens
-        wall, flops, nbytes = r.sm.cost(shape)
-        if r.spec is not None:
-            ew, ef, eb = r.spec.extra_cost(shape)
-            wall, flops, nbytes = wall + ew, flops + ef, nbytes + eb
-        dt = wall + swap_s
-        t0 = env.now
-        known = self.known_now()
-        yield env.timeout(dt)
-        t1 = env.now
-        self.stepped(t0, known)
-        if self.holding:
-            self.wait.held(1)   # type: ignore[union-attr]
-        if n:
-            if r.spec is not None:
-                dec.advance_tokens(r.spec.one_step(dec), t1, t1, dt)
-            else:
-                dec.advance(1, t1, t1, 0.0)
-            r.admission.stepped(1)
-        moved = []
-        target, last_token = req.target, req.last_token
-        for rid, c in chunks:
-            kv = int(kv_col[rid]) + c
-            kv_col[rid] = kv
-            req.prefill_computed[rid] += c
-            r.kv.computed(rid, kv)
-            if kv >= target[rid]:   # its last prompt token: the step also gives its next token
-                last = float(last_token[rid])
-                if not math.isnan(last):     # a recomputed request: the gap since its previous token
-                    gap = t1 - last
-                    req.max_itl[rid] = max(req.max_itl[rid], gap)
-                    r.itl.gaps(np.array([rid]), gap, 0.0, 1)
-                req.generated[rid] += 1
-                last_token[rid] = t1
-                if math.isnan(req.first_token[rid]):
-                    req.first_token[rid] = t1
-                moved.append(rid)
-        r.log.add(StepRow(t0, t1, r.index, 1, n, pt, dt, dt, flops, nbytes, self.running, len(r.waiting), r.pool.used))
-        r.itl.step(self.loop_id, t0, dt, (dec.ids, dec.last) if n < dec.n else None)
-        if moved:
-            for rid in moved:
-                self.prefilling.remove(rid)
-            ids = np.array(moved, dtype=np.int64)
-            if r.role == "prefill":
-                r.handoff(ids)
-            else:
-                dec.add(ids)
-        self.finish_done()
-
-    def finish_done(self) -> None:
-        d = self.dec
-        if d.left_min <= 0 and d.n:
-            ids = d.remove_finished()
-            req = self.r.reqs
-            req.finish[ids] = req.last_token[ids]
-            req.status[ids] = DONE
-            self.r.finished(ids)
