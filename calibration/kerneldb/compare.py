@@ -7,7 +7,9 @@ table, same dtype and M, K, N) and attention (our FlashAttention-2 through torch
 FlashInfer kernels, same batch, heads, KV heads, head dim 128 and lengths; causal prefill without a
 prefix, decode at the same KV length, bf16 KV). Prints, per GPU, op and engine, the number of
 matching shapes and the median (p10, p90) of database time / our time, and the long-prompt prefill
-rows (batch 1, 32 / 8 heads) one by one.
+rows (batch 1, 32 / 8 heads) one by one. Then NCCL collectives where our multi-GPU runs measured them
+(``collectives.csv`` of ``<gpu>`` and ``<gpu>-x*``) against the database's NCCL table, bf16 / half, on
+the sizes both have from 8 MiB up (smaller eager calls carry our host work, the database's do not).
 """
 from __future__ import annotations
 
@@ -71,6 +73,46 @@ def pairs(db, gpu: str, engine: str) -> dict[str, pd.DataFrame]:
     return out
 
 
+#: Our collectives.csv names -> the database's op names; the message both count: all-gather the gathered
+#: output (our total_bytes), the others each GPU's buffer (our bytes).
+NCCL_OPS = {"all_reduce": ("all_reduce", "total_bytes"), "all_gather": ("all_gather", "total_bytes"),
+            "all_to_all": ("alltoall", "bytes")}
+NCCL_MIN_BYTES = 8 * 1024 * 1024
+
+
+def collective_pairs(db, gpu: str) -> pd.DataFrame:
+    """Our measured collectives beside the database's NCCL timings of the same op, group and message."""
+    t = read_table(db, gpu, "nccl", "nccl")
+    files = sorted(DATA.glob(f"{gpu}*/collectives.csv"))
+    if t is None or not files:
+        return pd.DataFrame()
+    ours = pd.concat([pd.DataFrame(read_rows(f)) for f in files], ignore_index=True)
+    d = t.frame[t.frame["nccl_dtype"] == "half"]
+    out = []
+    for name, (op, col) in NCCL_OPS.items():
+        o = ours[ours["collective"] == name]
+        db_s = {(int(r.num_gpus), int(r.message_size) * 2): r.latency / 1e3
+                for r in d[d["op_name"] == op].itertuples()}
+        for r in o.itertuples():
+            key = (int(as_float(r.gpus)), int(as_float(getattr(r, col))))
+            if key[1] >= NCCL_MIN_BYTES and key in db_s:
+                out.append({"collective": name, "gpus": key[0], "mode": r.mode, "ours_s": as_float(r.seconds),
+                            "db_s": db_s[key]})
+    return pd.DataFrame(out)
+
+
+def nccl_report(db) -> list[str]:
+    lines = ["| GPU | collective | GPUs | mode | sizes | median ours/db | min | max |", "|---|---|---|---|---|---|---|---|"]
+    for gpu in GPUS:
+        df = collective_pairs(db, gpu)
+        if df.empty:
+            continue
+        for (c, g, m), x in df.groupby(["collective", "gpus", "mode"]):
+            r = (x["ours_s"] / x["db_s"]).to_numpy()
+            lines.append(f"| {gpu} | {c} | {g} | {m} | {len(r)} | {np.median(r):.2f} | {r.min():.2f} | {r.max():.2f} |")
+    return lines
+
+
 def report(db) -> str:
     lines = ["| GPU | op | engine | shapes | median db/ours | p10 | p90 |", "|---|---|---|---|---|---|---|"]
     notable = []
@@ -88,7 +130,7 @@ def report(db) -> str:
                         notable.append(f"{gpu} {engine} prefill b1 32/8 heads {row.kv_len} tokens: ours "
                                        f"{row.ours_s * 1e3:.3f} ms, database {row.db_s * 1e3:.3f} ms, "
                                        f"ours/db {row.ours_s / row.db_s:.2f}x")
-    return "\n".join(lines + [""] + notable)
+    return "\n".join(lines + [""] + notable + [""] + nccl_report(db))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -46,7 +46,10 @@ TABLES = {"gemm": ("gemm", "gemm_perf.parquet"),
           "generation": ("attention", "generation_attention_perf.parquet"),
           "allreduce": ("comm", "custom_allreduce_perf.parquet"),
           "mla_generation": ("mla", "generation_mla_perf.parquet"),
-          "moe": ("moe", "moe_perf.parquet")}
+          "moe": ("moe", "moe_perf.parquet"),
+          "nccl": ("comm", "nccl_perf.parquet")}
+#: Frameworks whose tables are read: the engines, and NCCL (its collectives, ``comm/nccl/<version>``).
+LIBRARIES = (*ENGINES, "nccl")
 
 
 @dataclass(frozen=True)
@@ -59,7 +62,7 @@ class Database:
 class Table:
     """One Parquet table of the database and its rows."""
 
-    kind: str                  # gemm | context | generation | allreduce | mla_generation | moe
+    kind: str                  # gemm | context | generation | allreduce | mla_generation | moe | nccl
     version: str
     path: Path
     rel: str                   # path relative to the package folder
@@ -123,8 +126,8 @@ def sha256(path: Path) -> str:
 
 def read_table(db: Database, gpu: str, engine: str, kind: str, version: str | None = None) -> Table | None:
     """Table ``kind`` of (gpu, engine) at ``version`` (default: the newest that has it), or None."""
-    if engine not in ENGINES:
-        raise InputError("--engine", engine, f"allowed: {', '.join(ENGINES)}")
+    if engine not in LIBRARIES:
+        raise InputError("--engine", engine, f"allowed: {', '.join(LIBRARIES)}")
     found = versions(db, gpu, engine, kind)
     if version is not None and version not in found:
         return None

@@ -32,6 +32,7 @@ import yaml
 
 from simulator.catalog.gpus import list_gpus, load_gpu
 from simulator.catalog.kernels import load_kernel_profile
+from simulator.catalog.nccl import load_nccl_profile
 from simulator.errors import InputError
 from simulator.paths import calibration_data_dir, catalog_dir, hwprofiles_dir
 
@@ -64,12 +65,14 @@ def measured_gpus() -> list[str]:
 
 
 def _collectives_extra(gpu: str) -> dict[str, Any]:
-    """Collective fits from multi-GPU runs (calibration/data/<gpu>-x*/collective_fits.json), if any."""
-    out: dict[str, Any] = {"collectives": {}, "collectives_graph": {}, "notes": []}
+    """Collective fits from multi-GPU runs (calibration/data/<gpu>-x*/collective_fits.json), if any;
+    ``measured``: the group sizes they measured (not extrapolated)."""
+    out: dict[str, Any] = {"collectives": {}, "collectives_graph": {}, "notes": [], "measured": set()}
     for path in sorted(DATA.glob(f"{gpu}-x*/collective_fits.json")):
         data = json.loads(path.read_text())
         measured = sorted({int(k) for t in ("collectives", "collectives_graph") for f in data.get(t, {}).values()
                            for k in f} - {int(k) for k in data.get("extrapolated", [])})
+        out["measured"].update(measured)
         extra = ", ".join(str(k) for k in data.get("extrapolated", []))
         out["notes"].append(f"collectives for {', '.join(map(str, measured))} GPUs measured in "
                             f"calibration/data/{path.parent.name}" + (f"; for {extra} GPUs EXTRAPOLATED, not measured "
@@ -83,6 +86,7 @@ def _collectives_extra(gpu: str) -> dict[str, Any]:
 def fitted(gpu: str) -> dict[str, Any]:
     """The efficiency block of a measured GPU: the fit, merged over the profile's own collective defaults."""
     eff = fit(DATA / gpu, gpu, decode_feature=DECODE_FEATURE)["efficiency"]
+    fit_eff_tables = {t: eff.get(t, {}) for t in ("collectives", "collectives_graph")}   # our own runs'
     base = load_gpu(gpu).efficiency.model_dump(mode="json")
     extra = _collectives_extra(gpu)
     for table in ("collectives", "collectives_graph"):
@@ -91,9 +95,36 @@ def fitted(gpu: str) -> dict[str, Any]:
             for coll, fits in source.items():
                 merged.setdefault(coll, {}).update({int(k): v for k, v in fits.items()})
         eff[table] = merged
-    if extra["notes"]:
-        eff["source"] = f"{eff['source']}; " + "; ".join(extra["notes"])
+    own = extra["measured"] | {int(g) for t in ("collectives", "collectives_graph")
+                               for by_g in fit_eff_tables.get(t, {}).values() for g in by_g}
+    notes = extra["notes"] + [n for n in [with_nccl(gpu, eff, own)] if n]
+    if notes:
+        eff["source"] = f"{eff['source']}; " + "; ".join(notes)
     return eff
+
+
+def with_nccl(gpu: str, eff: dict[str, Any], own: set[int]) -> str | None:
+    """Put the kernel database's NCCL fits of ``gpu`` (hwprofiles/nccl/<gpu>.yaml) into the eager
+    ``collectives`` of ``eff``, for the group sizes our own runs did not measure (``own``); returns the
+    note for the profile's source, or None if the database has none."""
+    n = load_nccl_profile(gpu)
+    if n is None:
+        return None
+    sizes: set[int] = set()
+    table = eff.setdefault("collectives", {})
+    for coll, by_g in n.collectives.items():
+        for g, model in by_g.items():
+            if g not in own:
+                fits = model if isinstance(model, list) else [model]
+                table.setdefault(coll, {})[g] = [f.model_dump(mode="json") for f in fits]
+                sizes.add(g)
+    if not sizes:
+        return None
+    t = n.provenance.tables[0]
+    return (f"eager collectives ({', '.join(sorted(n.collectives))}) for {', '.join(map(str, sorted(sizes)))} GPUs, "
+            f"in place of any default or extrapolation, "
+            f"from the {n.provenance.package} {n.provenance.package_version} kernel database's NCCL {n.version} table "
+            f"({t.path}; hwprofiles/nccl/{gpu}.yaml, calibration/kerneldb/nccl.py)")
 
 
 def transfer_source(gpu: str, measured: list[str]) -> str | None:
@@ -151,8 +182,11 @@ def database_block(gpu: str, transferred: dict[str, Any]) -> dict[str, Any] | No
         + ("; fp8 GEMMs at the bf16 GEMM efficiency (calibration/profiles.py FP8_FROM_BF16)" if measured_fp8 else "")
         + ("; NVFP4 GEMMs on the database's NVFP4 GEMM curve (calibration/profiles.py FP4)" if FP4 in eff["curves"] else "")
         + "; " +
-        f"memory-bound curves transferred from {transferred['transferred_from']} (transfer rule); launch figures and "
-        "collectives are this profile's documented defaults"))
+        f"memory-bound curves transferred from {transferred['transferred_from']} (transfer rule)"))
+    eff["collectives"] = {c: {int(g): f for g, f in by_g.items()} for c, by_g in eff.get("collectives", {}).items()}
+    nccl = with_nccl(gpu, eff, set())
+    eff["source"] += (f"; {nccl}; launch figures and CUDA-graph collectives are this profile's documented defaults"
+                      if nccl else "; launch figures and collectives are this profile's documented defaults")
     return eff
 
 

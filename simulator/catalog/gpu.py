@@ -5,9 +5,9 @@ except ``sparse_tflops``, which is kept apart and used only by the 2:4 sparse we
 """
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, NonNegativeFloat, PositiveFloat, PositiveInt
+from pydantic import AfterValidator, Field, NonNegativeFloat, PositiveFloat, PositiveInt
 
 from ..schema import StrictModel
 
@@ -105,6 +105,19 @@ class CollectiveFit(StrictModel):
     max_bytes: PositiveFloat | None = None
 
 
+def _by_size(fits: list[CollectiveFit]) -> list[CollectiveFit]:
+    bounds = [f.max_bytes for f in fits]
+    if not fits or bounds[-1] is not None or any(b is None for b in bounds[:-1]) \
+            or any(a >= b for a, b in zip(bounds[:-2], bounds[1:-1])):
+        raise ValueError("fits by message size need ascending max_bytes, the last one unbounded (null)")
+    return fits
+
+
+#: A collective on one group size: one fit, or fits by message size (ascending ``max_bytes``, the last
+#: unbounded): NCCL changes protocol with the message, so one alpha-beta law misses the middle sizes.
+CollectiveModel = CollectiveFit | Annotated[list[CollectiveFit], AfterValidator(_by_size)]
+
+
 class FloorCurve(StrictModel):
     """A kernel family priced as a fixed time plus its roofline over an efficiency curve:
     ``floor_s + max(FLOPs / peak, bytes / bandwidth) / curve(x, y)`` (``simulator.perf.roofline.floor_curve_time``).
@@ -129,8 +142,8 @@ class Efficiency(StrictModel):
     attention_prefill_tiles: TileModel | None = None  # replaces the attention_prefill curve when set
     attention_decode_tiles: DecodeTileModel | None = None  # replaces the attention_decode curve when set
     kernels: dict[str, FloorCurve] = {}            # engine kernel families (attention_decode_mla, moe_bf16, moe_fp8)
-    collectives: dict[str, dict[int, CollectiveFit]] = {}  # "all-reduce" -> {gpus: fit}
-    collectives_graph: dict[str, dict[int, CollectiveFit]] = {}
+    collectives: dict[str, dict[int, CollectiveModel]] = {}  # "all-reduce" -> {gpus: fit(s)}
+    collectives_graph: dict[str, dict[int, CollectiveModel]] = {}
     # an engine's own collective kernels (custom all-reduce), set by catalog/kernels.apply_kernels:
     # used for messages up to their max_bytes, before the NCCL fits above
     engine_collectives: dict[str, dict[int, CollectiveFit]] = {}

@@ -6,6 +6,9 @@ shard. Profiles carry (latency, bandwidth) fits per group size, eager and CUDA-g
 all-reduce moves 2(G-1)/G * N bytes per GPU, an all-gather (G-1) * N, an all-to-all (G-1)/G * N;
 latency grows by 1.5 us per GPU beyond the first, as NCCL's small-message times do.
 
+A profile may carry several fits for one group size, by message size (``max_bytes`` ascending, the
+last unbounded): the kernel database's NCCL timings, fitted below and above 8 MiB.
+
 An engine's own kernels come first where the profile carries them (``engine_collectives``, set by a
 kernel overlay: vLLM's, SGLang's and TensorRT-LLM's custom all-reduce): a message of at most the
 fit's ``max_bytes`` (the kernel's buffer) runs on it, a larger one falls back to NCCL, as the
@@ -31,7 +34,10 @@ def _fit(gpu: GPUProfile, collective: str, nbytes: float, gpus: int, cuda_graph:
     if own is not None and (own.max_bytes is None or nbytes <= own.max_bytes):
         return own
     table = eff.collectives_graph if cuda_graph else eff.collectives
-    return table.get(collective, {}).get(gpus)
+    fit = table.get(collective, {}).get(gpus)
+    if isinstance(fit, list):   # fits by message size: the first whose range holds the message
+        return next(f for f in fit if f.max_bytes is None or nbytes <= f.max_bytes)
+    return fit
 
 
 def ring_factor(collective: str, gpus: int) -> float:

@@ -2,9 +2,10 @@
 from __future__ import annotations
 
 import pytest
+from pydantic import ValidationError
 
 from simulator.catalog.engines import load_engine
-from simulator.catalog.gpu import CollectiveFit
+from simulator.catalog.gpu import CollectiveFit, Efficiency
 from simulator.catalog.gpus import load_gpu
 from simulator.catalog.kernels import KernelFamilyProfile, apply_kernels
 from simulator.perf.comm import collective_time
@@ -26,7 +27,6 @@ def _overlay() -> KernelFamilyProfile:
 
 def test_custom_fit_below_the_limit_and_nccl_above() -> None:
     base = load_gpu("h100-sxm")
-    nccl = base.efficiency.collectives["all-reduce"][4]
     nccl_g = base.efficiency.collectives_graph["all-reduce"][4]
     gpu = apply_kernels(base, _overlay())
     # 1 MiB: 3 us + 1,048,576 B / 100 GB/s = 3 + 10.48576 = 13.48576 us (eager); 2 + 8.738 us (graph)
@@ -36,7 +36,7 @@ def test_custom_fit_below_the_limit_and_nccl_above() -> None:
     assert collective_time(gpu, "all-reduce", 8 * MIB, 4) == pytest.approx(3e-6 + 8 * MIB / 100e9)
     # one byte more goes to NCCL: the profile's own fit
     n = 8 * MIB + 16
-    assert collective_time(gpu, "all-reduce", n, 4) == pytest.approx(nccl.latency_s + n / nccl.bandwidth_Bps)
+    assert collective_time(gpu, "all-reduce", n, 4) == collective_time(base, "all-reduce", n, 4)
     assert collective_time(gpu, "all-reduce", n, 4, True) == pytest.approx(nccl_g.latency_s + n / nccl_g.bandwidth_Bps)
     # group sizes and collectives the overlay lacks keep the profile's fits
     assert collective_time(gpu, "all-reduce", MIB, 2) == collective_time(base, "all-reduce", MIB, 2)
@@ -61,3 +61,25 @@ def test_a_fit_without_a_limit_takes_every_size() -> None:
 def test_engines_with_tables_run_their_custom_all_reduce() -> None:
     for name in ("vllm", "sglang", "trtllm"):
         assert load_engine(name).kernels.all_reduce == "custom"
+
+
+def test_fits_by_message_size_take_the_range_that_holds_the_message() -> None:
+    base = load_gpu("h100-sxm")
+    fits = [CollectiveFit(latency_s=10e-6, bandwidth_Bps=100e9, max_bytes=8 * MIB),
+            CollectiveFit(latency_s=50e-6, bandwidth_Bps=200e9, max_bytes=64 * MIB),
+            CollectiveFit(latency_s=80e-6, bandwidth_Bps=300e9)]
+    eff = base.efficiency.model_copy(update={"collectives": {"all-reduce": {8: fits}}})
+    gpu = base.model_copy(update={"efficiency": eff})
+    for nbytes, f in ((MIB, fits[0]), (8 * MIB, fits[0]), (8 * MIB + 1, fits[1]), (64 * MIB, fits[1]),
+                      (2**30, fits[2])):
+        assert collective_time(gpu, "all-reduce", nbytes, 8) == pytest.approx(f.latency_s + nbytes / f.bandwidth_Bps)
+
+
+@pytest.mark.parametrize("bad", [[{"latency_s": 1e-5, "bandwidth_Bps": 1e11}, {"latency_s": 1e-5, "bandwidth_Bps": 1e11}],
+                                 [{"latency_s": 1e-5, "bandwidth_Bps": 1e11, "max_bytes": 8e6},
+                                  {"latency_s": 1e-5, "bandwidth_Bps": 1e11, "max_bytes": 4e6},
+                                  {"latency_s": 1e-5, "bandwidth_Bps": 1e11}],
+                                 [{"latency_s": 1e-5, "bandwidth_Bps": 1e11, "max_bytes": 8e6}]])
+def test_fits_by_size_must_ascend_and_end_unbounded(bad: list) -> None:
+    with pytest.raises(ValidationError, match="ascending max_bytes"):
+        Efficiency.model_validate({"collectives": {"all-reduce": {8: bad}}})
