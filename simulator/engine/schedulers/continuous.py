@@ -24,7 +24,7 @@ from ..decode_set import decode_set_type
 from ..kv import NO_HIT
 from ..recv_poll import RecvPoll
 from ..state import RUNNING
-from .base import Cutoff, joined_before
+from .base import Cutoff, Scheduler, joined_before
 from .continuous_steps import StepRunner
 
 if TYPE_CHECKING:
@@ -54,6 +54,8 @@ class ContinuousScheduler(StepRunner):
         self.holding = False                               # new prompts are held back this step
         n = replica.recv_interval
         self.poll = RecvPoll(n) if n is not None and n > 1 else None   # takes requests in every n steps
+        if self.poll is not None:
+            self.cutoff = self._polled_cutoff   # type: ignore[method-assign]   # (unpolled loops: no extra call)
         self.start()
 
     @property
@@ -70,7 +72,9 @@ class ContinuousScheduler(StepRunner):
             if self.poll is not None:
                 self.cutoff()   # a batch forms: a poll that is due takes the inbox in
             self.holding = self.wait is not None and not prefilling and self.wait.holds(dec.n, self.cutoff())
-            if not prefilling and dec.n and self._decodes_only():
+            # decodes only: the first waiting request may not join yet and will not until the next poll,
+            # or it may but does not fit
+            if not prefilling and dec.n and ((self.poll is not None) if self._head_waits() else not self._can_admit()):
                 if r.spec is not None:
                     done = yield from self._verify_run(self._poll_cap())
                     if done:
@@ -86,13 +90,6 @@ class ContinuousScheduler(StepRunner):
                 continue
             yield from self._mixed_step(chunks, swap_s)
 
-    def _decodes_only(self) -> bool:
-        """Whether the next steps decode only, none taking a prompt in: the first waiting request may
-        not join yet and will not until the next poll, or it may but does not fit."""
-        if self._head_waits():
-            return self.poll is not None
-        return not self._can_admit()
-
     def _run_cap(self) -> int | None:
         """Most steps the next decode run may take: the admission rule's cap, while prompts are held back
         (batch waiting) the steps they may still wait, and with polling the steps until the next poll."""
@@ -106,10 +103,9 @@ class ContinuousScheduler(StepRunner):
         """With polling and requests waiting: the decode steps until the next poll (None: no limit)."""
         return self.poll.steps_left() if self.poll is not None and self.r.waiting else None
 
-    def cutoff(self) -> Cutoff:
-        """As :meth:`Scheduler.cutoff`; with polling, as of the last poll (:class:`RecvPoll`)."""
-        formed = super().cutoff()
-        return formed if self.poll is None else self.poll.cutoff(formed, self.env.now, self.r.submits)
+    def _polled_cutoff(self) -> Cutoff:
+        """:meth:`Scheduler.cutoff` of a loop that polls for requests: as of the last poll (:class:`RecvPoll`)."""
+        return self.poll.cutoff(Scheduler.cutoff(self), self.env.now, self.r.submits)   # type: ignore[union-attr]
 
     # ---- admission and memory ------------------------------------------------------
     def _can_admit(self) -> bool:
