@@ -29,6 +29,7 @@ from .source import LICENSE, PACKAGE, Database, Table, read_table
 SPLITS = (8 * 1024 * 1024, 64 * 1024 * 1024)
 #: The database's op names -> servesim's collectives, and the divisor from its message to servesim's.
 OPS = {"all_reduce": ("all-reduce", False), "all_gather": ("all-gather", True), "alltoall": ("all-to-all", False)}
+OPS_BY_NAME = dict(OPS.values())   # servesim's name -> whether its message is one GPU's shard
 DTYPE, BYTES = "half", 2
 
 
@@ -64,15 +65,14 @@ def fit_nccl(t: Table) -> tuple[dict[str, dict[int, list[dict[str, Any]]]], dict
              for lo, hi in zip(bounds[:-1], bounds[1:])]
     out: dict[str, dict[int, list[dict[str, Any]]]] = {}
     for name, by_g in parts[0][0]["eager"].items():
-        div = 1.0
         for g in sorted(by_g):
             fits = [p[0]["eager"].get(name, {}).get(g) for p in parts]
             if any(f is None for f in fits):
                 continue
-            div = g if name == "all-gather" else 1
+            div = g if OPS_BY_NAME[name] else 1   # all-gather: the range's bounds in one GPU's shard
             out.setdefault(name, {})[g] = [
                 {**f.model_dump(exclude_none=True), **({"max_bytes": hi / div} if hi != float("inf") else {})}
-                for f, hi in zip(fits, bounds[1:])]
+                for f, hi in zip(fits, bounds[1:]) if f is not None]
     report: dict[str, Any] = {}
     for (_, rep), lo, hi in zip(parts, bounds[:-1], bounds[1:]):
         for k, v in rep.items():
