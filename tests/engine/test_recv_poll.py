@@ -11,6 +11,7 @@ from simulator.engine.recv_poll import RecvPoll
 from simulator.errors import InputError
 
 from .test_batch_wait import _waited
+from .test_decode_set import SCENARIOS
 
 
 def test_polling_counts_decode_steps_and_polls_after_a_prefill() -> None:
@@ -63,3 +64,16 @@ def test_polling_and_waiting_need_continuous_batching(key: str, value) -> None:
     with pytest.raises(InputError, match=f"{key} applies to continuous batching only"):
         scenario_from_dict({"model": "llama-3.1-8b",
                             "deployment": {"gpu": "h100-sxm", "batching": {"policy": "static", key: value}}})
+
+
+@pytest.mark.parametrize("name", list(SCENARIOS))
+def test_every_engine_path_finishes_with_polling(name: str) -> None:
+    """Preemption, swap, pipeline stages, speculative runs, prefix caching, disaggregated pools: with a
+    poll every 7 steps every request still finishes, with every token generated once, and none is
+    scheduled before it arrived."""
+    from simulator.engine.simulate import simulate
+
+    from .conftest import make_scenario
+    r = simulate(make_scenario(**{**SCENARIOS[name], "deployment.batching.recv_interval": 7})).requests
+    assert np.all(r.finish > 0) and r.generated.sum() == r.output.sum()
+    assert np.all(r.first_sched >= r.arrival)
