@@ -28,6 +28,9 @@ class KernelFamilies(StrictModel):
     gemm: str = "cublas"                    # e.g. cublas, cutlass-fp8
     moe: str | None = None                  # e.g. triton fused_moe, cutlass, trtllm-gen
     all_reduce: Literal["nccl", "custom"] = "nccl"   # custom: one-shot/two-shot NVLink all-reduce kernels
+    # how data-parallel attention ranks reach their experts: two bf16 all-to-alls, or an all-gather of
+    # the tokens in the experts' input format and a reduce-scatter (simulator/perf/moe_comm.py)
+    moe_dispatch: Literal["all-to-all", "all-gather"] = "all-to-all"
     tables: Literal["vllm", "sglang", "trtllm"] | None = None   # whose measured kernel tables price the ops
     tables_version: str | None = None       # that engine's version (None: the newest tables; deployment.engine_version)
     source: str = ""

@@ -23,6 +23,7 @@ from .roofline import (OpTime, curve_for, decode_attention_time, efficiency, flo
 from .packed import check_packed, packed_attention
 from .lean import memoised_sums_function, part_sums
 from .memo import PriceMemo
+from .moe_comm import dispatch_of, moe_comm_time
 from .moe_routing import layer_routing, runs_grouped_routing
 from .part import AttnSums, Part, StepCost, StepTime, add_op as _add, attn_key, seqs_key, step_time, tokens_key
 from .tiles import AttentionCall
@@ -57,6 +58,8 @@ class StepModel:
         self.routing = (ExpertRouting(model.moe.num_experts, model.moe.experts_per_token, plan, model.name)
                         if model.moe is not None else None)
         self.compute_dtype = cdt
+        self.dispatch = dispatch_of(engine.kernels.moe_dispatch, model, cdt, self.dp) \
+            if self.dp > 1 and model.moe is not None else None   # attention ranks to experts (moe_comm.py)
         self.act_dtype = "bf16" if gpu.has_dtype("bf16") else next(iter(gpu.dense_tflops))
         self.expert_tp = 1 if plan.ep > 1 else self.attn_tp
         self.gemms = layer_gemms(model, self.attn_tp, engine, expert_tp=self.expert_tp)
@@ -165,11 +168,8 @@ class StepModel:
             comm = 0.0
             if self.attn_tp > 1:
                 comm += collective_time(self.gpu, "all-reduce", act, self.attn_tp, graph) * (2 * L + 1)
-            if self.dp > 1 and self.routing is not None and self.model.moe is not None:
-                k = self.model.moe.experts_per_token
-                send = m * k * self.model.hidden_size * ACT_BYTES
-                recv = m_all * k * self.routing.share_max * self.model.hidden_size * ACT_BYTES
-                comm += 2 * collective_time(self.gpu, "all-to-all", max(send, recv), self.dp, graph) \
+            if self.dispatch is not None and self.routing is not None:
+                comm += moe_comm_time(self.gpu, self.dispatch, self.routing.share_max, m, m_all, graph) \
                     * self.model.num_moe_layers
             if self.pp > 1:
                 comm += (self.pp - 1) * transfer_time(act, self.gpu.link_bandwidth * 0.8, self.gpu.scaleup_latency_s)

@@ -179,3 +179,19 @@ def test_grouped_moe_streams_all_active_experts_in_one_kernel(dsv3, flat_gpu):
     assert times["per-expert"] == pytest.approx(nbytes / 2e12 / eff(k * n), rel=1e-6)
     assert times["grouped"] == pytest.approx(nbytes / 2e12 / eff(active * k * n), rel=1e-6)
     assert times["grouped"] < 0.6 * times["per-expert"]
+
+
+def test_trtllm_all_gathers_quantized_tokens_and_reduce_scatters_by_hand(mixtral, flat_gpu, fused):
+    """kernels.moe_dispatch all-gather (TensorRT-LLM): per MoE layer an all-gather of each GPU's tokens in
+    the experts' input format (fp8: 1 byte per value) plus 8 x (4 + 2) bytes of expert ids and weights per
+    token, and a reduce-scatter of bf16 results priced as the all-gather of the same shards."""
+    trt = fused.model_copy(update={"kernels": fused.kernels.model_copy(update={"moe_dispatch": "all-gather"})})
+    plan = ExpertPlan(ep=2, dp_attention=True)
+    shape = BatchShape.decode(16, 500)
+    m = 16 / 2
+    gather = collective_time(flat_gpu, "all-gather", m * (4096 * 1.0 + 2 * 6), 2, cuda_graph=True)
+    scatter = collective_time(flat_gpu, "all-gather", m * 4096 * 2, 2, cuda_graph=True)
+    t = StepModel(mixtral, flat_gpu, trt, tp=2, weight_dtype="fp8", experts=plan).price(shape, exact=True, detail=True)
+    assert t.breakdown["communication"] == pytest.approx((gather + scatter) * 32)
+    a2a = StepModel(mixtral, flat_gpu, fused, tp=2, weight_dtype="fp8", experts=plan).price(shape, exact=True, detail=True)
+    assert t.breakdown["communication"] < a2a.breakdown["communication"]   # fewer bytes than two bf16 all-to-alls
