@@ -47,6 +47,20 @@ class Protocol(NamedTuple):
     range_ratio: float | None = None
 
 
+#: The day a row was measured: ``measured=<date>`` in its source, else a dated row id (``2026_03_25_...``).
+_MEASURED = re.compile(r"measured=(\d{4}-\d{2}-\d{2})")
+_DATED_ID = re.compile(r"^(\d{4})_(\d{2})_(\d{2})_")
+
+
+def measured_on(source: str, row_id: str) -> str:
+    """The day (YYYY-MM-DD) a sample row was measured, as its source or id says; "" if neither does."""
+    m = _MEASURED.search(source)
+    if m:
+        return m.group(1)
+    d = _DATED_ID.match(row_id)
+    return "-".join(d.groups()) if d else ""
+
+
 def harness_of(source: str) -> str:
     """The benchmark harness a sample row's ``silicon_data_source`` names: ``inferencex`` for the
     InferenceX results database, else ``vllm-bench`` (the rows do not say)."""
@@ -108,16 +122,19 @@ class Benchmark(NamedTuple):
     concurrency: int
     isl: int
     osl: int
+    measured: str = ""   # YYYY-MM-DD, "" where the row does not say
 
 
 def inferencex_launch(b: Benchmark) -> dict[str, Any]:
     """``deployment`` keys of InferenceX's launch script for a row, where servesim knows that script
-    (Llama-70B FP8 on vLLM and TensorRT-LLM, DeepSeek-R1 on SGLang; empty otherwise: the engine's
-    defaults)."""
+    (Llama-70B FP8 on vLLM and TensorRT-LLM, DeepSeek-R1 on SGLang and TensorRT-LLM; empty otherwise:
+    the engine's defaults)."""
     if b.model == INFERENCEX_70B and b.weights == "fp8":
         return _llama_70b(b)
     if b.model == INFERENCEX_DSR1 and b.engine == "sglang":
         return _deepseek_r1_sglang(b)
+    if b.model == INFERENCEX_DSR1 and b.engine == "trtllm":
+        return _deepseek_r1_trtllm(b)
     return {}
 
 
@@ -175,3 +192,26 @@ def _deepseek_r1_sglang(b: Benchmark) -> dict[str, Any]:
     else:
         return {}
     return out if b.concurrency <= out["batching"]["max_batch_size"] else {}
+
+
+#: InferenceX's TensorRT-LLM scripts for DeepSeek-R1 (SemiAnalysisAI/InferenceX,
+#: ``benchmarks/[single_node/]dsr1_{fp8_b200,fp4_b200,fp8_h200}_trt[_slurm].sh``): the KV cache in fp8 (from
+#: 2025-09-18 on); ``--max_num_tokens`` the clients + isl + 64 rounded up to 64 tokens, at least 8,192 from
+#: 2026-01-21 (64af5a77, "Adding evals after throughput benchmarks"); and for FP8 on B200 at 1k/1k from 64
+#: clients batch waiting, ``batch_wait_timeout_iters: 40``, ``batch_wait_max_tokens_ratio: 0.8``, from
+#: 2026-01-29 (ec7bafaa, "dsr1 fp8 b200 agg update"; that day's rows are its run).
+TRT_DSR1_FLOOR_SINCE, TRT_DSR1_WAIT_SINCE = "2026-01-21", "2026-01-29"
+
+
+def _deepseek_r1_trtllm(b: Benchmark) -> dict[str, Any]:
+    if b.gpu not in ("b200", "h200-sxm") or b.weights not in ("fp8", "nvfp4") or not b.measured:
+        return {}
+    tokens = -(-(b.concurrency + b.isl + 64) // 64) * 64
+    if b.measured >= TRT_DSR1_FLOOR_SINCE:
+        tokens = max(tokens, 8192)
+    # trtllm-serve's default batch of 2,048 sequences, bounded by the step's tokens (one per decoding sequence)
+    batching: dict[str, Any] = {"max_batch_size": min(2048, tokens), "max_batched_tokens": tokens}
+    if (b.gpu, b.weights, b.isl, b.osl) == ("b200", "fp8", 1024, 1024) and b.concurrency >= 64 \
+            and b.measured >= TRT_DSR1_WAIT_SINCE:
+        batching["prefill_wait"] = {"steps": 40, "tokens_ratio": 0.8}
+    return {"kv_dtype": "fp8", "batching": batching, "kv_cache": {"prefix_caching": False}}

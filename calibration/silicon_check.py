@@ -58,7 +58,7 @@ import numpy as np
 import pandas as pd
 
 from calibration.benchmark_setup import (HARNESSES, Benchmark, Protocol, generator_launch, harness_of,
-                                        inferencex_launch, prompt_budget, protocol)
+                                        inferencex_launch, measured_on, prompt_budget, protocol)
 from simulator.catalog.engines import load_engine
 from simulator.catalog.gpus import load_gpu
 from simulator.config.loader import scenario_from_dict
@@ -115,6 +115,7 @@ class Case:
     tpot_ms: float
     model_file: str = ""    # a config.json path where the catalog lacks the model
     harness: str = "vllm-bench"   # the benchmark that measured it, as its source names it (harness_of)
+    measured: str = ""            # the day it was measured, YYYY-MM-DD, where its source says (measured_on)
 
 
 @dataclass(frozen=True)
@@ -206,7 +207,8 @@ def cases(table: pd.DataFrame, engines: Iterable[str] | None = None, configs: Pa
                  ep=int(r["moe_ep_size"]) if not pd.isna(r["moe_ep_size"]) else 1,
                  concurrency=int(r["batch_size"]), isl=int(r["isl"]), osl=int(r["osl"]),
                  ttft_ms=float(r["silicon_ttft_ms"]), tpot_ms=float(r["silicon_tpot_ms"]),
-                 harness=harness_of(str(r.get("silicon_data_source", ""))))
+                 harness=harness_of(str(r.get("silicon_data_source", ""))),
+                 measured=measured_on(str(r.get("silicon_data_source", "")), str(r["id"])))
         key = measurement_key(c)
         if key not in seen:   # the sample repeats some measurements under a second id (another source file)
             seen.add(key)
@@ -241,7 +243,7 @@ def scenario_of(c: Case, proto: Protocol, engine: str | None = None, launch: str
         dep["overlap_host"] = False    # that version's server ran host work and GPU steps in turn
     if launch == "inferencex" and engine is None and c.harness == "inferencex":
         dep.update(inferencex_launch(Benchmark(c.engine, c.model, c.weight_dtype, c.gpu, c.tp, c.concurrency,
-                                               c.isl, c.osl)))
+                                               c.isl, c.osl, c.measured)))
     return {"name": c.id, "model": c.model_file or c.model, "deployment": dep, "seed": 0,
             "workload": {"arrival": {"process": "closed_loop", "concurrency": c.concurrency}, "requests": n,
                          "prompt_tokens": lengths(c.isl, proto.range_ratio),

@@ -81,3 +81,24 @@ def test_inferencex_launch_scripts_of_deepseek_r1_on_sglang() -> None:
     assert bs.inferencex_launch(run._replace(gpu="gb200")) == {}                      # another (multi-node) script
     assert bs.inferencex_launch(run._replace(concurrency=256)) == {}   # beyond the script's sweep: another setup
     assert bs.inferencex_launch(run._replace(engine="trtllm")) == {}                  # not modelled
+
+
+def test_measurement_day_from_the_source_or_a_dated_id() -> None:
+    assert bs.measured_on("db-dump/2026-04-27; config_id=75; measured=2026-01-29T00:00:00.000Z", "x") == "2026-01-29"
+    assert bs.measured_on("source_file=2026-03-25.csv", "2026_03_25_deepseek_r1_b200") == "2026-03-25"
+    assert bs.measured_on("source_file=data/b200/vllm/0.12/x.csv", "dsr1_b200_c4") == ""
+
+
+def test_inferencex_launch_scripts_of_deepseek_r1_on_trtllm() -> None:
+    run = bs.Benchmark("trtllm", "deepseek-v3", "fp8", "b200", 8, 64, 1024, 1024, "2026-02-03")
+    # fp8 KV; max_num_tokens = clients + isl + 64 rounded up to 64, at least 8,192 from 2026-01-21
+    assert bs.inferencex_launch(run) == {"kv_dtype": "fp8", "kv_cache": {"prefix_caching": False},
+                                         "batching": {"max_batch_size": 2048, "max_batched_tokens": 8192,
+                                                      "prefill_wait": {"steps": 40, "tokens_ratio": 0.8}}}
+    before = bs.inferencex_launch(run._replace(measured="2025-12-15", concurrency=8))["batching"]
+    assert before == {"max_batch_size": 1152, "max_batched_tokens": 1152}   # (8 + 1024 + 64) -> 1152, no floor yet
+    assert "prefill_wait" not in bs.inferencex_launch(run._replace(concurrency=32))["batching"]   # below 64 clients
+    assert "prefill_wait" not in bs.inferencex_launch(run._replace(measured="2026-01-28"))["batching"]
+    assert "prefill_wait" not in bs.inferencex_launch(run._replace(weights="nvfp4"))["batching"]
+    assert bs.inferencex_launch(run._replace(isl=8192, concurrency=256))["batching"]["max_batched_tokens"] == 8512
+    assert bs.inferencex_launch(run._replace(measured="")) == {}        # the day decides: unknown, no script
