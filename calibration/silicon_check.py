@@ -201,14 +201,14 @@ def cases(table: pd.DataFrame, engines: Iterable[str] | None = None, configs: Pa
             continue
         if w == "nvfp4" and not load_gpu(GPUS[r["system"]]).has_dtype("fp4"):   # weight-only on Hopper
             continue
+        source = str(r.get("silicon_data_source", ""))
         c = Case(id=str(r["id"]), engine=str(r["backend"]), version=str(r["backend_version"]),
                  model=model[0], model_file=model[1], gpu=GPUS[r["system"]], weight_dtype=w,
                  tp=int(r["tp_size"]),
                  ep=int(r["moe_ep_size"]) if not pd.isna(r["moe_ep_size"]) else 1,
                  concurrency=int(r["batch_size"]), isl=int(r["isl"]), osl=int(r["osl"]),
                  ttft_ms=float(r["silicon_ttft_ms"]), tpot_ms=float(r["silicon_tpot_ms"]),
-                 harness=harness_of(str(r.get("silicon_data_source", ""))),
-                 measured=measured_on(str(r.get("silicon_data_source", "")), str(r["id"])))
+                 harness=harness_of(source), measured=measured_on(source, str(r["id"])))
         key = measurement_key(c)
         if key not in seen:   # the sample repeats some measurements under a second id (another source file)
             seen.add(key)

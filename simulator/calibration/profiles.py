@@ -86,17 +86,16 @@ def _collectives_extra(gpu: str) -> dict[str, Any]:
 def fitted(gpu: str) -> dict[str, Any]:
     """The efficiency block of a measured GPU: the fit, merged over the profile's own collective defaults."""
     eff = fit(DATA / gpu, gpu, decode_feature=DECODE_FEATURE)["efficiency"]
-    fit_eff_tables = {t: eff.get(t, {}) for t in ("collectives", "collectives_graph")}   # our own runs'
-    base = load_gpu(gpu).efficiency.model_dump(mode="json")
     extra = _collectives_extra(gpu)
+    own = extra["measured"] | {int(g) for t in ("collectives", "collectives_graph")   # sizes our runs measured
+                               for by_g in eff.get(t, {}).values() for g in by_g}
+    base = load_gpu(gpu).efficiency.model_dump(mode="json")
     for table in ("collectives", "collectives_graph"):
         merged = {c: {int(k): v for k, v in fits.items()} for c, fits in base.get(table, {}).items()}
         for source in (extra[table], eff.get(table, {})):
             for coll, fits in source.items():
                 merged.setdefault(coll, {}).update({int(k): v for k, v in fits.items()})
         eff[table] = merged
-    own = extra["measured"] | {int(g) for t in ("collectives", "collectives_graph")
-                               for by_g in fit_eff_tables.get(t, {}).values() for g in by_g}
     notes = extra["notes"] + [n for n in [with_nccl(gpu, eff, own)] if n]
     if notes:
         eff["source"] = f"{eff['source']}; " + "; ".join(notes)

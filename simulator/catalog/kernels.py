@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import functools
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import yaml
 from pydantic import Field, ValidationError
@@ -104,20 +104,28 @@ def available_kernel_profiles() -> list[tuple[str, str]]:
     return sorted((p.parent.name, p.stem) for p in root.glob("*/*.yaml") if "@" not in p.stem)
 
 
-@functools.lru_cache(maxsize=64)
-def _load(path_str: str) -> KernelFamilyProfile:
-    path = Path(path_str)
-    label = f"kernels/{path.parent.name}/{path.name}"
+M = TypeVar("M", bound=StrictModel)
+
+
+def read_model_file(path: Path, model: type[M], label: str) -> M:
+    """A file under ``hwprofiles/`` read as ``model``; errors in one line naming the file (``label``) and
+    the field."""
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError) as e:
         raise InputError(label, None, f"must be a readable YAML file ({' '.join(str(e).split())})") from None
     try:
-        return KernelFamilyProfile.model_validate(raw)
+        return model.model_validate(raw)
     except ValidationError as e:
         err = e.errors()[0]
         where = ".".join(str(p) for p in err["loc"])
         raise InputError(f"{label}:{where}", err.get("input"), err["msg"]) from None
+
+
+@functools.lru_cache(maxsize=64)
+def _load(path_str: str) -> KernelFamilyProfile:
+    path = Path(path_str)
+    return read_model_file(path, KernelFamilyProfile, f"kernels/{path.parent.name}/{path.name}")
 
 
 def load_kernel_profile(gpu_name: str, engine_name: str, version: str | None = None) -> KernelFamilyProfile | None:

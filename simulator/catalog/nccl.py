@@ -2,8 +2,8 @@
 
 Files live in ``hwprofiles/nccl/<gpu>.yaml`` and are written by ``python -m calibration.kerneldb nccl
 --write`` from the database's ``comm/nccl/<version>/nccl_perf.parquet`` tables, with their provenance.
-Each collective and group size has two alpha-beta fits, for messages up to 8 MiB and above (NCCL
-changes protocol with the message). They are read when GPU profiles are written
+Each collective and group size has one alpha-beta fit per range of message sizes (NCCL changes
+protocol with the message; the ranges are ``calibration/kerneldb/nccl.py`` ``SPLITS``). They are read when GPU profiles are written
 (``simulator/calibration/profiles.py``), which copies them into the profile's eager ``collectives``
 for the group sizes our own runs did not measure; the simulator never reads these files itself.
 """
@@ -12,14 +12,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-from pydantic import Field, ValidationError
+from pydantic import Field
 
 from ..errors import InputError
 from ..paths import hwprofiles_dir
 from ..schema import StrictModel
 from .gpu import CollectiveModel
-from .kernels import Provenance
+from .kernels import Provenance, read_model_file
 
 
 class NcclProfile(StrictModel):
@@ -43,13 +42,7 @@ def load_nccl_profile(gpu_name: str) -> NcclProfile | None:
     if not path.is_file():
         return None
     label = f"nccl/{path.name}"
-    try:
-        prof = NcclProfile.model_validate(yaml.safe_load(path.read_text(encoding="utf-8")))
-    except (OSError, yaml.YAMLError) as e:
-        raise InputError(label, None, f"must be a readable YAML file ({' '.join(str(e).split())})") from None
-    except ValidationError as e:
-        err = e.errors()[0]
-        raise InputError(f"{label}:{'.'.join(str(p) for p in err['loc'])}", err.get("input"), err["msg"]) from None
+    prof = read_model_file(path, NcclProfile, label)
     if prof.gpu != gpu_name:
         raise InputError(f"{label}:gpu", prof.gpu, "must match the file name")
     return prof

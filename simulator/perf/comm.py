@@ -7,7 +7,7 @@ all-reduce moves 2(G-1)/G * N bytes per GPU, an all-gather (G-1) * N, an all-to-
 latency grows by 1.5 us per GPU beyond the first, as NCCL's small-message times do.
 
 A profile may carry several fits for one group size, by message size (``max_bytes`` ascending, the
-last unbounded): the kernel database's NCCL timings, fitted below and above 8 MiB.
+last unbounded): the kernel database's NCCL timings, fitted per range of message sizes.
 
 An engine's own kernels come first where the profile carries them (``engine_collectives``, set by a
 kernel overlay: vLLM's, SGLang's and TensorRT-LLM's custom all-reduce): a message of at most the
