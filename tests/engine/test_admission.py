@@ -92,3 +92,23 @@ def test_long_prompt_offline_batch_does_not_storm(engine):
     assert res.requests.preemptions.sum() / 300 <= LONG_BOUNDS[engine]
     generic = _offline("fused", 300, 20_000, 2_000, **over)
     assert generic.requests.preemptions.sum() / 300 > 1.0       # the storm the rules remove
+
+
+def test_verify_steps_decay_the_new_token_ratio(monkeypatch):
+    """SGLang lowers its new-token ratio at every decode step, speculative verify steps included."""
+    from simulator.engine.admission import TokenRatio
+    counted: list[int] = []
+    stepped = TokenRatio.stepped
+
+    def count(self, steps: int) -> None:
+        counted.append(steps)
+        stepped(self, steps)
+
+    monkeypatch.setattr(TokenRatio, "stepped", count)
+    spec = {"method": "draft_model", "draft_model": "llama-3.2-1b", "k": 4, "acceptance": 0.7}
+    res = simulate(make_scenario(**{"deployment.engine": "sglang", "deployment.speculative": spec,
+                                    "workload.requests": 60}))
+    s = res.steps
+    decoding = s["decode_seqs"] > 0
+    assert int(s["steps"][decoding & (s["steps"] > 1)].sum()) > 0     # verify runs took place
+    assert sum(counted) == int(s["steps"][decoding].sum())

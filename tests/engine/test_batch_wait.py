@@ -62,3 +62,13 @@ def test_an_idle_replica_does_not_wait() -> None:
 def test_bad_batch_waiting_is_refused(bad: dict) -> None:
     with pytest.raises(InputError, match="prefill_wait"):
         scenario_from_dict({"model": "llama-3.1-8b", "deployment": {"gpu": "h100-sxm", "batching": {"prefill_wait": bad}}})
+
+
+SPECULATIVE = {"method": "draft_model", "draft_model": "llama-3.2-1b", "k": 4, "acceptance": 0.7}
+
+
+def test_verify_steps_count_towards_the_wait() -> None:
+    # speculative decoding runs verify steps instead of decode steps; the wait still ends after 20 of them
+    spec = {"deployment.speculative": SPECULATIVE}
+    assert np.all(_waited({"steps": 20, "tokens_ratio": 0.9}, first=True, **spec) == 21)
+    assert np.median(_waited(None, **spec)) == 1

@@ -76,7 +76,7 @@ class ContinuousScheduler(StepRunner):
             # or it may but does not fit
             if not prefilling and dec.n and ((self.poll is not None) if self._head_waits() else not self._can_admit()):
                 if r.spec is not None:
-                    done = yield from self._verify_run(self._poll_cap())
+                    done = yield from self._verify_run(self._run_cap())
                     if done:
                         continue
                 else:

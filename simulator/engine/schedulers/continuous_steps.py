@@ -55,8 +55,8 @@ class StepRunner(Scheduler):
 
     def _verify_run(self, cap: int | None):
         """Speculative decoding: a run of verify steps until the first completion (or until free blocks
-        run out, or ``cap`` steps), the accepted tokens drawn for all its steps at once; False if under 2
-        steps."""
+        run out, or ``cap`` steps: :meth:`_run_cap`), the accepted tokens drawn for all its steps at once;
+        False if under 2 steps. Its steps count as decode steps for batch waiting, polling and admission."""
         r, dec = self.r, self.dec
         spec = r.spec
         assert spec is not None
@@ -71,8 +71,11 @@ class StepRunner(Scheduler):
         t0, n = self.env.now, len(dec)
         done = yield from self.timed_run(plan.steps, d0, slope)
         self.stepped(t0 + run_seconds(done - 1, d0, slope), r.submits)
+        if self.holding:
+            self.wait.held(done)   # type: ignore[union-attr]
         if self.poll is not None:
             self.poll.stepped(done, False)
+        r.admission.stepped(done)
         dec.advance_tokens(spec.accepted(plan, done), self.env.now, t0 + d0, d0 + slope * (done - 1))
         self._close_run(t0, run, done, n)
         return True
