@@ -127,9 +127,9 @@ class Benchmark(NamedTuple):
 
 def inferencex_launch(b: Benchmark) -> dict[str, Any]:
     """``deployment`` keys of InferenceX's launch script for a row, where servesim knows that script
-    (Llama-70B FP8 on vLLM and TensorRT-LLM, DeepSeek-R1 on SGLang and TensorRT-LLM; empty otherwise:
+    (Llama-70B FP8 and FP4 on vLLM and TensorRT-LLM, DeepSeek-R1 on SGLang and TensorRT-LLM; empty otherwise:
     the engine's defaults)."""
-    if b.model == INFERENCEX_70B and b.weights == "fp8":
+    if b.model == INFERENCEX_70B and (b.weights == "fp8" or (b.weights == "nvfp4" and b.gpu == "b200")):
         return _llama_70b(b)
     if b.model == INFERENCEX_DSR1 and b.engine == "sglang":
         return _deepseek_r1_sglang(b)
@@ -138,13 +138,14 @@ def inferencex_launch(b: Benchmark) -> dict[str, Any]:
     return {}
 
 
-#: Launch settings of InferenceX's single-node scripts for Llama-3.3-70B FP8 (SemiAnalysisAI/InferenceX at
-#: c198b20e, the last commit before "remove llama 70b (#149)", 2025-10-29; its rows in the sample were
-#: measured that day): vLLM ``benchmarks/70b_fp8_{h100,h200}_slurm.sh`` / ``70b_fp8_b200_docker.sh``
+#: Launch settings of InferenceX's single-node scripts for Llama-3.3-70B FP8 and FP4 (SemiAnalysisAI/InferenceX
+#: at c198b20e, the last commit before "remove llama 70b (#149)", 2025-10-29; its rows in the sample were
+#: measured that day): vLLM ``benchmarks/70b_fp8_{h100,h200}_slurm.sh`` / ``70b_{fp8,fp4}_b200_docker.sh``
 #: (``kv-cache-dtype: fp8``, ``async-scheduling: true``, ``max-num-batched-tokens: 8192``,
-#: ``--max-num-seqs`` the benchmark's concurrency, 512 on B200) and TensorRT-LLM ``70b_fp8_*_trt_*.sh``
-#: (``--max_num_tokens 16384``, KV ``dtype: fp8``; for 1k/1k below TP 8 ``batch_wait_max_tokens_ratio:
-#: 0.9`` and ``batch_wait_timeout_iters: 20``).
+#: ``--max-num-seqs`` the benchmark's concurrency, 512 on B200) and TensorRT-LLM
+#: ``70b_{fp8,fp4}_*_trt_*.sh`` (``--max_num_tokens 16384``, KV ``dtype: fp8``; for 1k/1k below TP 8
+#: ``batch_wait_max_tokens_ratio: 0.9`` and ``batch_wait_timeout_iters: 20``). The FP4 scripts (B200
+#: only) set the same keys as the FP8 ones.
 INFERENCEX_70B = "llama-3.1-70b"
 
 

@@ -27,13 +27,14 @@ benchmark of TP times the row's batch of clients), pipeline 1, weights in bf16, 
 block) or NVFP4 on a GPU with fp4 tensor cores (NVFP4 rows on Hopper run weight-only kernels, not
 modelled). Rows whose experts use another format than the other weights (e.g. mxfp4) are left out,
 and a measurement the sample repeats under another id (same layout, load, TTFT and TPOT) is counted
-once. Each server runs with its engine's defaults, an engine whose chunked prefill is off (TensorRT-LLM)
-with a token budget of at least ``isl + concurrency`` per step, which such a benchmark must have been
-launched with; ``--launch generator`` runs the settings aiconfigurator's generator launches a benchmark
-with instead (``benchmark_setup.generator_launch``: the row's batch as the server's, at most batch + isl
-+ 1500 tokens a step, SGLang with mixed chunks), and ``--launch inferencex`` InferenceX's launch scripts
-for its rows where servesim knows them (``benchmark_setup.inferencex_launch``). The KV cache is taken in the model's dtype (the
-engines' ``auto`` default), since rows do not say.
+once. Each server runs with its engine's defaults (of the row's version where they changed, e.g. vLLM's
+async scheduling from 0.14 on; of the profile's where the row names no release), an engine whose chunked
+prefill is off (TensorRT-LLM) with a token budget of at least ``isl + concurrency`` per step, which such a
+benchmark must have been launched with; ``--launch generator`` runs the settings aiconfigurator's generator
+launches a benchmark with instead (``benchmark_setup.generator_launch``: the row's batch as the server's, at
+most batch + isl + 1500 tokens a step, SGLang with mixed chunks), and ``--launch inferencex`` InferenceX's
+launch scripts for its rows where servesim knows them (``benchmark_setup.inferencex_launch``). The KV cache
+is taken in the model's dtype (the engines' ``auto`` default), since rows do not say.
 
 Usage::
 
@@ -58,7 +59,7 @@ import numpy as np
 import pandas as pd
 
 from calibration.benchmark_setup import (HARNESSES, Benchmark, Protocol, generator_launch, harness_of,
-                                        inferencex_launch, measured_on, prompt_budget, protocol)
+                                        inferencex_launch, measured_on, prompt_budget, protocol, release)
 from simulator.catalog.engines import load_engine
 from simulator.catalog.gpus import load_gpu
 from simulator.config.loader import scenario_from_dict
@@ -239,7 +240,7 @@ def scenario_of(c: Case, proto: Protocol, engine: str | None = None, launch: str
         dep.update(generator_launch(c.engine, c.version, c.concurrency, c.isl))
     else:
         dep.update(prompt_budget(dep["engine"], c.isl, c.concurrency))
-    if engine is None and not load_engine(c.engine).overlaps_host_at(c.version):
+    if engine is None and release(c.version) is not None and not load_engine(c.engine).overlaps_host_at(c.version):
         dep["overlap_host"] = False    # that version's server ran host work and GPU steps in turn
     if launch == "inferencex" and engine is None and c.harness == "inferencex":
         dep.update(inferencex_launch(Benchmark(c.engine, c.model, c.weight_dtype, c.gpu, c.tp, c.concurrency,

@@ -60,7 +60,11 @@ def test_inferencex_launch_scripts_of_llama_70b() -> None:
     assert "prefill_wait" not in bs.inferencex_launch(bs.Benchmark("trtllm", "llama-3.1-70b", "fp8", "b200", 8, 16, 1024, 1024))["batching"]
     assert "prefill_wait" not in bs.inferencex_launch(bs.Benchmark("trtllm", "llama-3.1-70b", "fp8", "b200", 4, 16, 1024, 8192))["batching"]
     assert bs.inferencex_launch(bs.Benchmark("vllm", "gpt-oss-120b", "nvfp4", "b200", 1, 4, 1024, 1024)) == {}   # not modelled
-    assert bs.inferencex_launch(bs.Benchmark("vllm", "llama-3.1-70b", "nvfp4", "b200", 1, 4, 1024, 1024)) == {}  # another script
+    # the FP4 scripts (B200 only, 70b_fp4_b200_*.sh) set the same keys as the FP8 ones
+    assert bs.inferencex_launch(bs.Benchmark("vllm", "llama-3.1-70b", "nvfp4", "b200", 1, 4, 1024, 1024)) == \
+        bs.inferencex_launch(bs.Benchmark("vllm", "llama-3.1-70b", "fp8", "b200", 1, 4, 1024, 1024))
+    assert bs.inferencex_launch(bs.Benchmark("trtllm", "llama-3.1-70b", "nvfp4", "b200", 2, 4, 1024, 1024)) == t
+    assert bs.inferencex_launch(bs.Benchmark("trtllm", "llama-3.1-70b", "nvfp4", "h200-sxm", 2, 4, 1024, 1024)) == {}
 
 
 def test_inferencex_launch_scripts_of_deepseek_r1_on_sglang() -> None:

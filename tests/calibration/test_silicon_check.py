@@ -86,6 +86,17 @@ def test_a_case_is_a_closed_loop_of_the_tools_default_prompt_count() -> None:
     assert sc.scenario_of(c, P1000, launch="generator")["deployment"]["batching"] == {"max_batch_size": 600}
 
 
+def test_host_overlap_follows_the_rows_release() -> None:
+    # vLLM overlaps host work by default from 0.14 on; a row of an older release runs it in turn with the GPU
+    def dep(version: str) -> dict:
+        c = sc.cases(pd.DataFrame([_row(backend_version=version)], columns=COLS))[0]
+        return sc.scenario_of(c, P1000)["deployment"]
+    assert dep("0.12.0")["overlap_host"] is False
+    assert "overlap_host" not in dep("0.19.0")
+    # no release named (the sample's empty version, a nightly): the profile's own default, not the oldest
+    assert "overlap_host" not in dep(float("nan")) and "overlap_host" not in dep("nightly-5b8c30d6")
+
+
 def test_an_engine_without_chunked_prefill_gets_a_budget_its_prompt_fits() -> None:
     c = sc.cases(pd.DataFrame([_row(backend="trtllm", isl=20000, batch_size=8)], columns=COLS))[0]
     assert sc.scenario_of(c, P1000)["deployment"]["batching"] == {"max_batched_tokens": 20008}
