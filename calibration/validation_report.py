@@ -122,21 +122,67 @@ def target_lines(ktab: pd.DataFrame, wm_sum: pd.DataFrame) -> list[str]:
     return out
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m calibration.validation_report", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.parse_args(argv)
-    ktab = kernel_table()
-    wm = pd.concat([compare(g) for g in measured_gpus() if (DATA / g / "whole_model.csv").exists()])
-    wm_sum = summary(wm)
-    (DOCS / "validation").mkdir(parents=True, exist_ok=True)
-    wm.to_csv(DOCS / "validation" / "whole_model.csv", index=False)
-    ktab.to_csv(DOCS / "validation" / "kernels.csv", index=False)
-    charts = [g for g in measured_gpus() if roofline_png(g, DOCS / "img" / f"roofline-{g}.png")]
-    metas = {g: json.loads((DATA / g / "meta.json").read_text()) for g in measured_gpus() if (DATA / g / "meta.json").exists()}
-    today = dt.date.today().isoformat()
-    fmt = lambda v: f"{v * 100:.1f}%"  # noqa: E731
-    lines = [
+#: The page's method section (fixed text).
+METHOD = [
+    "## Method",
+    "",
+    "- **Kernels.** Every measured shape is predicted by the function the simulator calls for it, with",
+    "  parameters fitted on three quarters of the shapes; the table gives the absolute percentage error of",
+    "  predicted vs measured kernel time on the held-back quarter (every 4th shape). GEMMs and memory-bound",
+    "  kernels: efficiency curves (ideal time = max(FLOPs / dense datasheet peak, bytes / datasheet",
+    "  bandwidth), divided by a curve over log2 shape features). Prefill attention: FlashAttention-2's",
+    "  tiles dealt to the SMs (`simulator/perf/tiles.py`, 8 fitted numbers per GPU). Decode attention:",
+    "  FlashAttention-2's CTAs, one per (sequence, KV head), split over the keys by its split-KV heuristic,",
+    "  streaming the cache (`tiles.decode_tile_time`, 9 fitted numbers per GPU). Memory-bound kernels in",
+    "  three families, each with its own curve: copies (`memory`), RMSNorm (`memory_norm`) and element-wise",
+    "  kernels on strided operands (`memory_pointwise`, torch's two-kernel SiLU x mul at its true bytes).",
+    "  The models shipped in `hwprofiles/` are then fitted on all shapes (`servesim calibrate fit --write`;",
+    "  CI checks with `--check`).",
+    "- **Whole-model steps.** Hugging Face transformers models built from catalog configs with random weights",
+    "  (Llama-3.2-1B, Llama-3.1-8B, Qwen3-8B; Qwen3-30B-A3B on H200), eager, sdpa attention, DynamicCache,",
+    "  prefill and one decode step over a grid of batch × length, profiled with the torch profiler. Predicted",
+    "  with `servesim estimate --model ... --engine hf-eager`. Kernel time = summed CUDA kernel time; wall",
+    "  time includes the framework's host overhead (the `hf-eager` profile's host figures are fitted from",
+    "  these wall times, so wall errors are in-sample; kernel errors are out-of-sample except the eager",
+    "  element-wise kernel duration and the cache concatenation rate, measured from one profiled decode",
+    "  step per model).",
+    "",
+]
+#: The page's "where the model is weak" section (fixed text).
+WEAK = [
+    "## Where the model is weak",
+    "",
+    "- **Memory-bound kernels, few shapes**: each family has 16 measured sizes, so 4 held back per GPU; the",
+    "  p90 of 4 errors is nearly the largest of them. The largest errors sit next to steps where torch switches",
+    "  kernel configuration: RMSNorm's time jumps 49% (H100) and 67% (H200) from 2.1 to 4.2 MB, SiLU x mul's",
+    "  36% from 0.8 to 1.6 MB (H100); one octave between measured sizes cannot place such a step.",
+    "- **Decode attention** is measured at head dim 128 with query groups of 1-8 heads; the tile model",
+    "  takes FlashAttention-2's 128-key blocks and one CTA per KV head (groups up to 64). GPUs that take",
+    "  curves by transfer keep the decode curve (the transfer rule does not carry the decode tile model), which",
+    "  on H200 missed by 3.1% / 22.2% (few KV heads, where the split-KV choice changes between batches).",
+    "- **Prefill attention in the whole-model runs** is cuDNN's SDPA kernel (transformers' default on these",
+    "  GPUs), faster than the FlashAttention-2 kernel the micro-benchmarks force and the tile model describes:",
+    "  4 sequences × 512 tokens, 32/8 heads on H100, 35 µs per layer with cuDNN in the profiled Llama-3.1-8B",
+    "  step vs 61 µs with FlashAttention-2 in `attention_prefill.csv`. Attention is 2–3% of those steps, so",
+    "  the effect on whole-step time is small.",
+    "- **Eager element-wise kernels** of transformers (fp32-upcast norms, RoPE on transposed q / k) run",
+    "  torch's generic element-wise path: priced on the `memory_pointwise` curve, with the vectorized ones",
+    "  (residual adds, SiLU, multiply) on the copy curve. In the profiled 4 × 512 prefill steps the",
+    "  memory-bound kernels are predicted within +4% (Llama-3.1-8B) to +21% (Llama-3.2-1B).",
+    "- **GEMM p90** (11–14%) comes from mid-size M (64–512) where cuBLAS switches tile shapes and split-K.",
+    "- **Wall time** of eager transformers varies by 20–35% between repeats on the measurement VMs (host",
+    "  dispatch), so its error stays large; fused engines replaying CUDA graphs do not have this term.",
+    "- **Power**: under sustained load both GPUs sat at the 700 W limit with SM clocks near 1.3–1.5 GHz; the",
+    "  fit is to that sustained state, so isolated kernels on a cool GPU run faster than predicted.",
+    "- **Not measured here**: 8-GPU collectives and tensor-parallel steps (4 GPUs measured, 8 extrapolated:",
+    "  `docs/validation/multi-gpu.md`), AMD, TPU, Apple and CPU devices (documented default curves).",
+    "",
+]
+
+
+def header(metas: dict[str, dict], today: str) -> list[str]:
+    """The page's title, provenance and measured-on lines."""
+    return [
         "# Validation: how close servesim's time model comes to real GPUs",
         "",
         f"Generated {today} by `python -m calibration.validation_report` from the measurements committed in",
@@ -146,34 +192,15 @@ def main(argv: list[str] | None = None) -> int:
             f"{g}: {m['device']['name']}, torch {m['versions'].get('torch')}, CUDA {m['versions'].get('cuda')}, "
             f"transformers {m['versions'].get('transformers')}, {m['started_utc']}" for g, m in metas.items()) + ".",
         "",
-        "## Method",
-        "",
-        "- **Kernels.** Every measured shape is predicted by the function the simulator calls for it, with",
-        "  parameters fitted on three quarters of the shapes; the table gives the absolute percentage error of",
-        "  predicted vs measured kernel time on the held-back quarter (every 4th shape). GEMMs and memory-bound",
-        "  kernels: efficiency curves (ideal time = max(FLOPs / dense datasheet peak, bytes / datasheet",
-        "  bandwidth), divided by a curve over log2 shape features). Prefill attention: FlashAttention-2's",
-        "  tiles dealt to the SMs (`simulator/perf/tiles.py`, 8 fitted numbers per GPU). Decode attention:",
-        "  FlashAttention-2's CTAs, one per (sequence, KV head), split over the keys by its split-KV heuristic,",
-        "  streaming the cache (`tiles.decode_tile_time`, 9 fitted numbers per GPU). Memory-bound kernels in",
-        "  three families, each with its own curve: copies (`memory`), RMSNorm (`memory_norm`) and element-wise",
-        "  kernels on strided operands (`memory_pointwise`, torch's two-kernel SiLU x mul at its true bytes).",
-        "  The models shipped in `hwprofiles/` are then fitted on all shapes (`servesim calibrate fit --write`;",
-        "  CI checks with `--check`).",
-        "- **Whole-model steps.** Hugging Face transformers models built from catalog configs with random weights",
-        "  (Llama-3.2-1B, Llama-3.1-8B, Qwen3-8B; Qwen3-30B-A3B on H200), eager, sdpa attention, DynamicCache,",
-        "  prefill and one decode step over a grid of batch × length, profiled with the torch profiler. Predicted",
-        "  with `servesim estimate --model ... --engine hf-eager`. Kernel time = summed CUDA kernel time; wall",
-        "  time includes the framework's host overhead (the `hf-eager` profile's host figures are fitted from",
-        "  these wall times, so wall errors are in-sample; kernel errors are out-of-sample except the eager",
-        "  element-wise kernel duration and the cache concatenation rate, measured from one profiled decode",
-        "  step per model).",
-        "",
-        "## Kernels: held-back error per operation",
-        "",
-        "| GPU | operation | kernels | shapes | held back | median error | p90 error |",
-        "|---|---|---|---:|---:|---:|---:|",
     ]
+
+
+def result_lines(ktab: pd.DataFrame, wm_sum: pd.DataFrame, charts: list[str]) -> list[str]:
+    """The kernel and whole-model tables with their targets, and the roofline charts."""
+    fmt = lambda v: f"{v * 100:.1f}%"  # noqa: E731
+    lines = ["## Kernels: held-back error per operation", "",
+             "| GPU | operation | kernels | shapes | held back | median error | p90 error |",
+             "|---|---|---|---:|---:|---:|---:|"]
     lines += [f"| {r.gpu} | {r.op} | {r.kernels} | {r.points} | {r.held_out} | {r.median_ape_pct}% | {r.p90_ape_pct}% |"
               for r in ktab.itertuples()]
     lines += [""] + target_lines(ktab, wm_sum)[:1] + ["",
@@ -187,38 +214,26 @@ def main(argv: list[str] | None = None) -> int:
         lines += ["## Rooflines", ""]
         lines += [f"![roofline {g}](../img/roofline-{g}.png)" for g in charts]
         lines += [""]
-    lines += [
-        "## Where the model is weak",
-        "",
-        "- **Memory-bound kernels, few shapes**: each family has 16 measured sizes, so 4 held back per GPU; the",
-        "  p90 of 4 errors is nearly the largest of them. The largest errors sit next to steps where torch switches",
-        "  kernel configuration: RMSNorm's time jumps 49% (H100) and 67% (H200) from 2.1 to 4.2 MB, SiLU x mul's",
-        "  36% from 0.8 to 1.6 MB (H100); one octave between measured sizes cannot place such a step.",
-        "- **Decode attention** is measured at head dim 128 with query groups of 1-8 heads; the tile model",
-        "  takes FlashAttention-2's 128-key blocks and one CTA per KV head (groups up to 64). GPUs that take",
-        "  curves by transfer keep the decode curve (the transfer rule does not carry the decode tile model), which",
-        "  on H200 missed by 3.1% / 22.2% (few KV heads, where the split-KV choice changes between batches).",
-        "- **Prefill attention in the whole-model runs** is cuDNN's SDPA kernel (transformers' default on these",
-        "  GPUs), faster than the FlashAttention-2 kernel the micro-benchmarks force and the tile model describes:",
-        "  4 sequences × 512 tokens, 32/8 heads on H100, 35 µs per layer with cuDNN in the profiled Llama-3.1-8B",
-        "  step vs 61 µs with FlashAttention-2 in `attention_prefill.csv`. Attention is 2–3% of those steps, so",
-        "  the effect on whole-step time is small.",
-        "- **Eager element-wise kernels** of transformers (fp32-upcast norms, RoPE on transposed q / k) run",
-        "  torch's generic element-wise path: priced on the `memory_pointwise` curve, with the vectorized ones",
-        "  (residual adds, SiLU, multiply) on the copy curve. In the profiled 4 × 512 prefill steps the",
-        "  memory-bound kernels are predicted within +4% (Llama-3.1-8B) to +21% (Llama-3.2-1B).",
-        "- **GEMM p90** (11–14%) comes from mid-size M (64–512) where cuBLAS switches tile shapes and split-K.",
-        "- **Wall time** of eager transformers varies by 20–35% between repeats on the measurement VMs (host",
-        "  dispatch), so its error stays large; fused engines replaying CUDA graphs do not have this term.",
-        "- **Power**: under sustained load both GPUs sat at the 700 W limit with SM clocks near 1.3–1.5 GHz; the",
-        "  fit is to that sustained state, so isolated kernels on a cool GPU run faster than predicted.",
-        "- **Not measured here**: 8-GPU collectives and tensor-parallel steps (4 GPUs measured, 8 extrapolated:",
-        "  `docs/validation/multi-gpu.md`), AMD, TPU, Apple and CPU devices (documented default curves).",
-        "",
-    ]
-    lines += hand_kept_tail(DOCS / "validation" / "time-model.md")
-    (DOCS / "validation" / "time-model.md").write_text("\n".join(lines).rstrip("\n") + "\n")
-    print((DOCS / "validation" / "time-model.md").read_text()[:200])
+    return lines
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m calibration.validation_report", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.parse_args(argv)
+    ktab = kernel_table()
+    wm = pd.concat([compare(g) for g in measured_gpus() if (DATA / g / "whole_model.csv").exists()])
+    wm_sum = summary(wm)
+    (DOCS / "validation").mkdir(parents=True, exist_ok=True)
+    wm.to_csv(DOCS / "validation" / "whole_model.csv", index=False)
+    ktab.to_csv(DOCS / "validation" / "kernels.csv", index=False)
+    charts = [g for g in measured_gpus() if roofline_png(g, DOCS / "img" / f"roofline-{g}.png")]
+    metas = {g: json.loads((DATA / g / "meta.json").read_text()) for g in measured_gpus() if (DATA / g / "meta.json").exists()}
+    page = DOCS / "validation" / "time-model.md"
+    lines = header(metas, dt.date.today().isoformat()) + METHOD + result_lines(ktab, wm_sum, charts) + WEAK
+    lines += hand_kept_tail(page)
+    page.write_text("\n".join(lines).rstrip("\n") + "\n")
+    print(page.read_text()[:200])
     return 0
 
 
