@@ -51,10 +51,9 @@ DB_ENGINE = "vllm"
 #: they price them 54% / 70% too slow at the median, the bf16 curve of the same tables 7.0% / 7.1% fast
 #: (`python -m calibration.kerneldb.fp8_rule`, docs/guide/calibration.md "fp8 GEMMs of database GPUs").
 FP8_FROM_BF16 = ("gemm_fp8", "gemm_bf16")
-#: fp4 rule for database GPUs: the profile keeps the database's NVFP4 GEMM curve (the engines' whole linear
-#: call, activation quantization included). An engine that quantizes in each call takes it whole; one whose
-#: previous kernel wrote fp4 takes the slower of the weights streamed at the fp8 (there: bf16) efficiency and
-#: the FLOPs at that curve's efficiency (perf/roofline.py fp4_gemm_time). The bf16 efficiency alone is refuted
+#: fp4 rule for database GPUs: the profile keeps the database's NVFP4 GEMM curve, and an NVFP4 GEMM takes
+#: the slower of its weights streamed at the fp8 (there: bf16) efficiency and its FLOPs at that curve's
+#: efficiency (perf/roofline.py fp4_gemm_time). The bf16 efficiency alone, the rule before, is refuted
 #: where no per-call floor can explain it: on B200 at M >= 4096 the NVFP4 GEMMs reach about 41% of the fp4
 #: peak, the bf16 ones 68% of theirs (`python -m calibration.kerneldb.fp4_rule`).
 FP4 = "gemm_fp4"

@@ -31,10 +31,6 @@ class KernelFamilies(StrictModel):
     # how data-parallel attention ranks reach their experts: two bf16 all-to-alls, or an all-gather of
     # the tokens in the experts' input format and a reduce-scatter (simulator/perf/moe_comm.py)
     moe_dispatch: Literal["all-to-all", "all-gather"] = "all-to-all"
-    # NVFP4 linear layers: the activations quantized to fp4 by a kernel of each call's own, timed with
-    # the GEMM in the measured NVFP4 tables (per_call), or by the kernel that produced them (fused: the
-    # GEMM alone streams its weights; simulator/perf/roofline.py fp4_gemm_time)
-    fp4_act_quant: Literal["fused", "per_call"] = "fused"
     tables: Literal["vllm", "sglang", "trtllm"] | None = None   # whose measured kernel tables price the ops
     tables_version: str | None = None       # that engine's version (None: the newest tables; deployment.engine_version)
     source: str = ""

@@ -50,8 +50,7 @@ def rows(what: str) -> list[dict]:
         k = e.kernels
         out.append({"name": n, "version": e.version or "", "status": e.status,
                     "kernels": f"{k.attention_prefill}/{k.attention_decode}, {k.gemm}, all-reduce {k.all_reduce}, "
-                               f"MoE dispatch {k.moe_dispatch}, NVFP4 input quantization "
-                               f"{'per call' if k.fp4_act_quant == 'per_call' else 'fused'}",
+                               f"MoE dispatch {k.moe_dispatch}",
                     "scheduler": _scheduler(e.scheduler),
                     "host_overlap": e.overlap_host, "host_overlap_since": e.overlap_host_since,
                     "description": e.description, "source": e.source})

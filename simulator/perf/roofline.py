@@ -107,29 +107,24 @@ class OpTime:
 
 
 def op_time(gpu: GPUProfile, kind: str, flops: float, nbytes: float, dtype: str,
-            x: float, y: float | None = None, *, kernels: int = 1, fp4_per_call: bool = False) -> OpTime:
+            x: float, y: float | None = None, *, kernels: int = 1) -> OpTime:
     """Roofline time of ``kernels`` launches doing ``flops`` and ``nbytes`` in all, at features (x, y).
 
     ``attention_decode`` with the profile's decode tile model reads x = log2(sequences × KV heads),
-    y = log2(keys per sequence) and prices it as :func:`decode_attention_time` does. ``fp4_per_call``: an
-    NVFP4 GEMM quantizes its own activations (:func:`fp4_gemm_time`)."""
+    y = log2(keys per sequence) and prices it as :func:`decode_attention_time` does."""
     if kind == "attention_decode" and gpu.efficiency.attention_decode_tiles is not None:
         return decode_attention_time(gpu, flops, nbytes, dtype, 2.0 ** x, 2.0 ** (y or 0.0))[0]
     if kind == "gemm" and dtype == "fp4" and FP4_GEMM in gpu.efficiency.curves:
-        return fp4_gemm_time(gpu, flops, nbytes, x, y, per_call=fp4_per_call)
+        return fp4_gemm_time(gpu, flops, nbytes, x, y)
     return _over_curve(gpu, curve_for(gpu, kind, dtype), flops, nbytes, dtype, x, y)
 
 
-def fp4_gemm_time(gpu: GPUProfile, flops: float, nbytes: float, x: float, y: float | None,
-                  per_call: bool = False) -> OpTime:
-    """An NVFP4 linear call. The measured NVFP4 curve (``gemm_fp4``) times the engines' whole linear call,
-    the quantization of its activations included. ``per_call`` (an engine that quantizes in each call:
-    vLLM, SGLang): that curve over max(FLOPs, bytes) time. Else (the activations come quantized from the
-    kernel before: TensorRT-LLM) the slower of the weights streamed as the fp8 (on database GPUs: bf16)
-    curve streams them, and the FLOPs at the NVFP4 efficiency: the curve's memory-bound side, which holds
-    the quantization kernel, is not taken (docs/guide/calibration.md)."""
-    if per_call:
-        return _over_curve(gpu, gpu.efficiency.curves[FP4_GEMM], flops, nbytes, "fp4", x, y)
+def fp4_gemm_time(gpu: GPUProfile, flops: float, nbytes: float, x: float, y: float | None) -> OpTime:
+    """An NVFP4 GEMM: the slower of its weights streamed as the fp8 (on database GPUs: bf16) curve
+    streams them, and its FLOPs at the measured NVFP4 efficiency (``gemm_fp4``, the engine's whole
+    linear call). The measured curve is a share of max(FLOPs, bytes) time; only its compute side is
+    taken, since its memory-bound side carries per-call work (activation quantisation, launch) that
+    the engines' graph-captured decode steps do not show (docs/guide/calibration.md)."""
     stream = _over_curve(gpu, curve_for(gpu, "gemm", "fp8"), flops, nbytes, "fp4", x, y)
     tensor = stream.compute_s / efficiency(gpu.efficiency.curves[FP4_GEMM], x, y)
     return stream if tensor <= stream.seconds else OpTime(tensor, flops, nbytes, stream.compute_s, stream.memory_s)

@@ -53,7 +53,6 @@ class StepModel:
         self.tp, self.pp, self.cp, self.weight_dtype, self.kv_dtype = tp, pp, cp, weight_dtype, kv_dtype
         self.experts = plan
         self.grouped_moe = engine.kernels.moe is not None   # experts' GEMMs in one grouped kernel
-        self.fp4_per_call = engine.kernels.fp4_act_quant == "per_call"   # NVFP4 activations quantized per call
         self.dp = plan.ep if plan.dp_attention else 1        # attention ranks splitting the sequences
         self.attn_tp = 1 if plan.dp_attention else tp        # GPUs one attention / dense layer is split over
         self.routing = (ExpertRouting(model.moe.num_experts, model.moe.experts_per_token, plan, model.name)
@@ -97,7 +96,7 @@ class StepModel:
 
     def _gemm_time(self, fl: float, by: float, dt: str, x: float, y: float, sparse: bool) -> OpTime:
         if not sparse or self.sparse_peak is None:
-            return op_time(self.gpu, "gemm", fl, by, dt, x, y, fp4_per_call=self.fp4_per_call)
+            return op_time(self.gpu, "gemm", fl, by, dt, x, y)
         eff = efficiency(curve_for(self.gpu, "gemm", dt), x, y)
         compute, memory = fl / self.sparse_peak, by / self.gpu.memory_bandwidth
         return OpTime(max(compute, memory) / eff, fl, by, compute, memory)

@@ -1,6 +1,5 @@
 """NVFP4 GEMMs on a profile with a measured ``gemm_fp4`` curve: the slower of the weights streamed at the
-fp8 curve's efficiency and the FLOPs at the measured NVFP4 efficiency (activations quantized by the kernel
-before), or the measured whole call (quantized in each call), by hand on flat curves."""
+fp8 curve's efficiency and the FLOPs at the measured NVFP4 efficiency, by hand on flat curves."""
 from __future__ import annotations
 
 import pytest
@@ -61,36 +60,3 @@ def test_gpus_without_the_curve_keep_their_pricing():
     assert FP4_GEMM not in h100.efficiency.curves
     fl, by = cost(4096)
     assert op_time(h100, "gemm", fl, by, "fp8", 12.0, 26.0).seconds > 0
-
-
-@pytest.mark.parametrize("m", [1, 16, 4096])
-def test_an_engine_that_quantizes_per_call_takes_the_whole_measured_call(m):
-    # vLLM and SGLang quantize the activations in each NVFP4 linear call, as the measured tables time it:
-    # the NVFP4 curve over max(FLOPs, bytes), memory side included
-    g = b200(0.8, 0.4)
-    fl, by = cost(m)
-    x, y = log2(m), log2(8192 * 8192)
-    t = op_time(g, "gemm", fl, by, "fp4", x, y, fp4_per_call=True)
-    assert t.seconds == pytest.approx(max(fl / 9000e12, by / g.memory_bandwidth) / 0.4, rel=1e-12)
-    assert t.seconds >= op_time(g, "gemm", fl, by, "fp4", x, y).seconds    # never faster than fused quantization
-
-
-def test_engines_say_where_nvfp4_activations_are_quantized():
-    from simulator.catalog.engines import load_engine
-    assert [load_engine(e).kernels.fp4_act_quant for e in ("vllm", "sglang", "trtllm", "fused")] == \
-        ["per_call", "per_call", "fused", "fused"]
-
-
-def test_a_decode_step_of_nvfp4_weights_pays_the_quantization_where_the_engine_runs_it_per_call():
-    from simulator.catalog.engines import load_engine
-    from simulator.catalog.models import load_model
-    from simulator.perf.step import BatchShape, StepModel
-
-    shape = BatchShape.decode(8, 8 * 2048)
-    mlp = {e: StepModel(load_model("llama-3.1-70b"), load_gpu("b200"), load_engine(e), weight_dtype="nvfp4")
-           .price(shape, exact=True, detail=True).breakdown["mlp"] for e in ("vllm", "trtllm")}
-    vllm = load_engine("vllm")
-    fused = vllm.model_copy(update={"kernels": vllm.kernels.model_copy(update={"fp4_act_quant": "fused"})})
-    same = StepModel(load_model("llama-3.1-70b"), load_gpu("b200"), fused, weight_dtype="nvfp4")
-    assert mlp["vllm"] > mlp["trtllm"]
-    assert same.price(shape, exact=True, detail=True).breakdown["mlp"] < mlp["vllm"]

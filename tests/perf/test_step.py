@@ -207,12 +207,10 @@ def test_nvfp4_needs_fp4_tensor_cores():
     m, e = load_model("llama-3.1-70b"), load_engine("vllm")
     with pytest.raises(InputError, match="h100-sxm has no fp4 tensor cores"):
         StepModel(m, load_gpu("h100-sxm"), e, tp=4, weight_dtype="nvfp4")
-    # an engine whose NVFP4 GEMMs get their activations already quantized (TensorRT-LLM): a small decode
-    # batch streams weights, and 4.5-bit weights make the GEMMs of the step cheaper
-    trt = load_engine("trtllm")
-    fp8 = StepModel(m, load_gpu("b200"), trt, tp=4, weight_dtype="fp8")
-    fp4 = StepModel(m, load_gpu("b200"), trt, tp=4, weight_dtype="nvfp4")
+    fp8 = StepModel(m, load_gpu("b200"), e, tp=4, weight_dtype="fp8")
+    fp4 = StepModel(m, load_gpu("b200"), e, tp=4, weight_dtype="nvfp4")
     shape = BatchShape.decode_total(8, 8 * 2048.0)
+    # a small decode batch streams weights: 4.5-bit weights make the GEMMs of the step cheaper
     g8 = fp8.price(shape, detail=True).breakdown
     g4 = fp4.price(shape, detail=True).breakdown
     assert g4["mlp"] < 0.75 * g8["mlp"]
