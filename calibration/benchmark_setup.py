@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from typing import Any, NamedTuple
 
-from simulator.catalog.engine import version_key
+from simulator.catalog.engine import release_key
 from simulator.catalog.engines import load_engine
 
 #: The first vLLM version whose launch template in aiconfigurator's generator passes
@@ -87,12 +87,6 @@ def prompt_budget(engine: str, isl: int, running: int) -> dict[str, Any]:
     return {"batching": {"max_batched_tokens": isl + running}}
 
 
-def release(version: str) -> tuple[int, ...] | None:
-    """A version string's leading release numbers (``"0.14.1"`` -> (0, 14, 1), as the engine catalog orders
-    versions); None for a nightly or none."""
-    return version_key(version) if version[:1].isdigit() else None
-
-
 def generator_launch(engine: str, version: str, concurrency: int, isl: int) -> dict[str, Any]:
     """``deployment.batching`` as aiconfigurator's generator launches ``engine`` (at ``version``) for a
     benchmark of ``concurrency`` clients and ``isl``-token prompts (``generator/rule_plugin/benchmark/
@@ -102,7 +96,7 @@ def generator_launch(engine: str, version: str, concurrency: int, isl: int) -> d
     ``--max-prefill-tokens`` isl + 1500 beside the running decodes, and ``--enable-mixed-chunk``."""
     b: dict[str, Any] = {"max_batch_size": concurrency}
     budget = concurrency + isl + 1500
-    v = release(version)
+    v = release_key(version)
     if engine == "sglang":
         b.update(max_batched_tokens=budget, mixed_batches=True)
     elif engine == "trtllm" or (engine == "vllm" and (v is None or v >= VLLM_BUDGET_SINCE)):

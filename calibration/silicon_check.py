@@ -59,7 +59,7 @@ import numpy as np
 import pandas as pd
 
 from calibration.benchmark_setup import (HARNESSES, Benchmark, Protocol, generator_launch, harness_of,
-                                        inferencex_launch, measured_on, prompt_budget, protocol, release)
+                                        inferencex_launch, measured_on, prompt_budget, protocol)
 from simulator.catalog.engines import load_engine
 from simulator.catalog.gpus import load_gpu
 from simulator.config.loader import scenario_from_dict
@@ -240,7 +240,7 @@ def scenario_of(c: Case, proto: Protocol, engine: str | None = None, launch: str
         dep.update(generator_launch(c.engine, c.version, c.concurrency, c.isl))
     else:
         dep.update(prompt_budget(dep["engine"], c.isl, c.concurrency))
-    if engine is None and release(c.version) is not None and not load_engine(c.engine).overlaps_host_at(c.version):
+    if engine is None and not load_engine(c.engine).overlaps_host_at(c.version):
         dep["overlap_host"] = False    # that version's server ran host work and GPU steps in turn
     if launch == "inferencex" and engine is None and c.harness == "inferencex":
         dep.update(inferencex_launch(Benchmark(c.engine, c.model, c.weight_dtype, c.gpu, c.tp, c.concurrency,

@@ -16,6 +16,12 @@ def version_key(version: str) -> tuple[int, ...]:
     return tuple(int(x) for x in re.findall(r"\d+", version.split("rc")[0])[:3])
 
 
+def release_key(version: str) -> tuple[int, ...] | None:
+    """:func:`version_key` of a version that names a release (``"0.14.1"``); None for one that does not
+    (empty, ``nan``, a nightly build id)."""
+    return version_key(version) if version[:1].isdigit() else None
+
+
 class KernelFamilies(StrictModel):
     """Which kernel families an engine runs on NVIDIA GPUs (names as the engines' docs and code use
     them). With ``tables``, step prices use the efficiency fitted from that engine's own measured
@@ -85,10 +91,12 @@ class EngineProfile(StrictModel):
     source: str = ""
 
     def overlaps_host_at(self, version: str) -> bool:
-        """Whether the engine's server at ``version`` overlaps host work by default."""
-        if not self.overlap_host or self.overlap_host_since is None:
+        """Whether the engine's server at ``version`` overlaps host work by default (a version that names
+        no release: the profile's own default)."""
+        key = release_key(version)
+        if not self.overlap_host or self.overlap_host_since is None or key is None:
             return self.overlap_host
-        return version_key(version) >= version_key(self.overlap_host_since)
+        return key >= version_key(self.overlap_host_since)
 
     @model_validator(mode="after")
     def _packed_reads_pages(self) -> "EngineProfile":

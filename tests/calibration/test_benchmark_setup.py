@@ -3,6 +3,7 @@ benchmarks, against the figures of aiconfigurator's generator and evaluation scr
 from __future__ import annotations
 
 from calibration import benchmark_setup as bs
+from simulator.catalog.engine import release_key
 
 
 def test_benchmark_protocols_set_requests_and_warm_up() -> None:
@@ -36,9 +37,9 @@ def test_the_generators_launch_settings() -> None:
 
 
 def test_release_numbers() -> None:
-    assert bs.release("0.14.1") == (0, 14, 1) and bs.release("1.2.0rc6.post3") == (1, 2, 0)
-    assert bs.release("nightly-5b8c30d") is None and bs.release("") is None
-    assert bs.release("0.12.0") < bs.VLLM_BUDGET_SINCE <= bs.release("0.15.1")
+    assert release_key("0.14.1") == (0, 14, 1) and release_key("1.2.0rc6.post3") == (1, 2, 0)
+    assert release_key("nightly-5b8c30d") is None and release_key("") is None
+    assert release_key("0.12.0") < bs.VLLM_BUDGET_SINCE <= release_key("0.15.1")
 
 
 def test_an_engine_without_chunked_prefill_gets_a_budget_its_prompt_fits() -> None:

@@ -154,4 +154,6 @@ def test_vllm_overlaps_host_from_the_version_that_made_it_the_default() -> None:
     e = load_engine("vllm")
     assert e.overlap_host_since == "0.14"
     assert [e.overlaps_host_at(v) for v in ("0.12.0", "0.13.0", "0.14.0", "0.19.1")] == [False, False, True, True]
+    # a version that names no release (the sample's empty version, a nightly build): the profile's default
+    assert e.overlaps_host_at("nan") and e.overlaps_host_at("") and e.overlaps_host_at("nightly-0b1c2d3")
     assert load_engine("trtllm").overlaps_host_at("1.0.0rc3") and not load_engine("fused").overlaps_host_at("9")
