@@ -44,13 +44,9 @@ class StepRunner(Scheduler):
         t0 = self.env.now
         done = yield from self.timed_run(steps, d0, slope)
         self.stepped(t0 + run_seconds(done - 1, d0, slope), self.r.submits)
-        if self.holding:
-            self.wait.held(done)   # type: ignore[union-attr]
-        if self.poll is not None:
-            self.poll.stepped(done, False)
+        self._count_decode_steps(done)
         n = self.dec.n
         self.dec.advance(done, self.env.now, t0 + d0, d0 + slope * (done - 1))
-        self.r.admission.stepped(done)
         self._close_run(t0, run, done, n)
 
     def _verify_run(self, cap: int | None):
@@ -71,14 +67,19 @@ class StepRunner(Scheduler):
         t0, n = self.env.now, len(dec)
         done = yield from self.timed_run(plan.steps, d0, slope)
         self.stepped(t0 + run_seconds(done - 1, d0, slope), r.submits)
-        if self.holding:
-            self.wait.held(done)   # type: ignore[union-attr]
-        if self.poll is not None:
-            self.poll.stepped(done, False)
-        r.admission.stepped(done)
+        self._count_decode_steps(done)
         dec.advance_tokens(spec.accepted(plan, done), self.env.now, t0 + d0, d0 + slope * (done - 1))
         self._close_run(t0, run, done, n)
         return True
+
+    def _count_decode_steps(self, steps: int) -> None:
+        """A run of ``steps`` decode (or verify) steps ended: batch waiting, polling and the admission rule
+        count them (a single step does the same inline in :meth:`_mixed_step`, the hot path)."""
+        if self.holding:
+            self.wait.held(steps)   # type: ignore[union-attr]
+        if self.poll is not None:
+            self.poll.stepped(steps, False)
+        self.r.admission.stepped(steps)
 
     def _close_run(self, t0: float, run: DecodeRun, done: int, n: int) -> None:
         """A decode run of ``n`` sequences ended after ``done`` steps: log it, note its token gaps,
